@@ -1,0 +1,16 @@
+"""fmsim: Monte Carlo engine for the start of training in deep random ReLU nets.
+
+Quick start::
+
+    import fmsim
+    res = fmsim.simulate(fmsim.FullyConnected.constant(depth=50, width=50),
+                         fmsim.Init.scheme("he"), n_nets=100_000, seed=1)
+    res.summary.mean[-1]          # E[M_d], close to M_0 = 1 under He
+"""
+
+from .config import FullyConnected, Init, RunConfig
+from .simulate import SimulationResult, simulate
+
+__version__ = "0.1.0"
+
+__all__ = ["FullyConnected", "Init", "RunConfig", "SimulationResult", "simulate", "__version__"]

@@ -1,0 +1,300 @@
+"""Configuration: architectures, initializations and a run's full specification.
+
+All are frozen dataclasses, validated on construction; each error names the
+offending parameter and the allowed range. ``to_dict``/``from_dict`` give the
+JSON form stored in HDF5 attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE
+
+__all__ = ["FullyConnected", "Init", "RunConfig", "SCHEMES", "METHODS", "BACKENDS", "RECORDS"]
+
+METHODS = ("auto", "full", "exact")
+BACKENDS = ("auto", "cpu", "cuda")
+RECORDS = ("summary", "layers")
+MAX_NETS = 2**32 - 1
+#: Nets per summary block: summaries are merged block by block in net order.
+SUMMARY_BLOCK = 1024
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+@dataclass(frozen=True)
+class FullyConnected:
+    """A fully connected ReLU net ``n_0 -> n_1 -> ... -> n_d``, ReLU at every layer.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(n_0, n_1, ..., n_d)``: input width then the width of each layer;
+        ``d >= 1``; each width in ``[1, 2**21]``.
+    """
+
+    widths: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__"):
+            raise TypeError(f"widths must be a sequence of ints, got {self.widths!r}")
+        widths = tuple(_as_int("widths", w) for w in self.widths)
+        if len(widths) < 2:
+            raise ValueError(f"widths must hold n_0 and at least one layer (length >= 2), got {widths}")
+        for j, w in enumerate(widths):
+            if not 1 <= w <= MAX_FAN_IN:
+                raise ValueError(f"widths[{j}] must be in [1, {MAX_FAN_IN}], got {w}")
+        object.__setattr__(self, "widths", widths)
+
+    @classmethod
+    def constant(cls, depth: int, width: int, n0: int | None = None) -> FullyConnected:
+        """``depth`` layers of ``width`` units; input width ``n0`` (default ``width``)."""
+        depth = _as_int("depth", depth)
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        width = _as_int("width", width)
+        return cls((width if n0 is None else n0,) + (width,) * depth)
+
+    @property
+    def depth(self) -> int:
+        """Number of layers ``d``."""
+        return len(self.widths) - 1
+
+    @property
+    def beta(self) -> float:
+        """Sum of reciprocal layer widths, ``sum_{j=1..d} 1/n_j`` (FM2's constant)."""
+        return float(sum(1.0 / n for n in self.widths[1:]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "fully_connected", "widths": list(self.widths)}
+
+
+# name -> (law, c, fan)
+SCHEMES: dict[str, tuple[str, float, str]] = {
+    "he": ("gaussian", 2.0, "in"),
+    "he_uniform": ("uniform", 2.0, "in"),
+    "he_truncated_keras2018": ("truncated_normal", 2.0 * TRUNCATED_NORMAL_VARIANCE, "in"),
+    "lecun": ("gaussian", 1.0, "in"),
+    "lecun_uniform": ("uniform", 1.0, "in"),
+    "glorot": ("gaussian", 1.0, "avg"),
+    "glorot_uniform": ("uniform", 1.0, "avg"),
+    "2x_he": ("gaussian", 4.0, "in"),
+    "rademacher_he": ("rademacher", 2.0, "in"),
+}
+
+
+@dataclass(frozen=True)
+class Init:
+    """Weight initialization: i.i.d. symmetric weights of variance ``c / fan``.
+
+    Parameters
+    ----------
+    law : {"gaussian", "uniform", "rademacher", "laplace", "truncated_normal"}
+        Shape of the weight law (each standardized to unit variance;
+        ``truncated_normal`` is N(0, 1) cut at +-2 s.d. and rescaled).
+    c : float or sequence of float
+        Variance numerator, > 0; one value, or one per layer.
+    bias_var : float
+        Variance of the biases (same law as the weights), >= 0.
+    fan : {"in", "avg"}
+        ``fan_in`` (He, LeCun) or ``(fan_in + fan_out) / 2`` (Glorot).
+    name : str, optional
+        Label for plots and files.
+    """
+
+    law: str = "gaussian"
+    c: float | tuple[float, ...] = 2.0
+    bias_var: float = 0.0
+    fan: str = "in"
+    name: str | None = field(default=None, compare=True)
+
+    def __post_init__(self) -> None:
+        if self.law not in LAW_CODES:
+            raise ValueError(f"law must be one of {sorted(LAW_CODES)}, got {self.law!r}")
+        if isinstance(self.c, (list, tuple, np.ndarray)):
+            c: float | tuple[float, ...] = tuple(_as_float("c", v) for v in self.c)
+            if len(c) == 0 or min(c) <= 0:
+                raise ValueError(f"c must be > 0 (every layer's value), got {self.c!r}")
+        else:
+            c = _as_float("c", self.c)
+            if c <= 0:
+                raise ValueError(f"c must be > 0, got {c}")
+        object.__setattr__(self, "c", c)
+        bias_var = _as_float("bias_var", self.bias_var)
+        if bias_var < 0:
+            raise ValueError(f"bias_var must be >= 0, got {bias_var}")
+        object.__setattr__(self, "bias_var", bias_var)
+        if self.fan not in ("in", "avg"):
+            raise ValueError(f"fan must be 'in' or 'avg', got {self.fan!r}")
+
+    @classmethod
+    def scheme(cls, name: str, bias_var: float = 0.0) -> Init:
+        """A named scheme: one of :data:`SCHEMES` (``he``, ``lecun``, ``glorot``, ...)."""
+        if name not in SCHEMES:
+            raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {name!r}")
+        law, c, fan = SCHEMES[name]
+        return cls(law=law, c=c, bias_var=bias_var, fan=fan, name=name)
+
+    @property
+    def m4(self) -> float:
+        """Standardized fourth moment of the weight law."""
+        return float(LAW_M4[self.law])
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.law}, c={self.c}"
+
+    def layer_c(self, arch: FullyConnected) -> np.ndarray:
+        """Effective ``c_j = n_{j-1} Var(W_j)`` for each layer.
+
+        Returns
+        -------
+        ndarray, shape (d,), float64
+        """
+        d = arch.depth
+        if isinstance(self.c, tuple):
+            if len(self.c) != d:
+                raise ValueError(f"c has {len(self.c)} values but the net has depth {d}")
+            c = np.array(self.c, dtype=float)
+        else:
+            c = np.full(d, float(self.c))
+        if self.fan == "avg":
+            w = np.asarray(arch.widths, dtype=float)
+            c = c * w[:-1] / ((w[:-1] + w[1:]) / 2.0)
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        c = list(self.c) if isinstance(self.c, tuple) else self.c
+        return {"law": self.law, "c": c, "bias_var": self.bias_var, "fan": self.fan, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Init:
+        c = d["c"]
+        return cls(law=d["law"], c=tuple(c) if isinstance(c, list) else c, bias_var=d["bias_var"],
+                   fan=d["fan"], name=d.get("name"))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a simulation's output, resolved and validated.
+
+    A chunk ``k`` of the run is a pure function of ``(RunConfig, k)``.
+
+    Parameters
+    ----------
+    arch : FullyConnected
+    init : Init
+    n_nets : int
+        Number of random nets, ``1 <= n_nets <= 2**32 - 1``.
+    seed : int
+        ``0 <= seed < 2**64``.
+    method : {"full", "exact"}
+        ``"auto"`` is resolved by :func:`resolve_method` before construction.
+    record : {"summary", "layers"}
+        ``"layers"`` also keeps every net's trace ``M_0..M_d``.
+    x : tuple of float or None
+        Input vector (length ``n_0``); ``None`` = a random direction with
+        ``M_0 = 1`` drawn from the seed, the same for every net.
+    chunk_size : int
+        Nets per chunk, a positive multiple of 1024.
+    """
+
+    arch: FullyConnected
+    init: Init
+    n_nets: int
+    seed: int
+    method: str = "full"
+    record: str = "summary"
+    x: tuple[float, ...] | None = None
+    chunk_size: int = 16 * SUMMARY_BLOCK
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arch, FullyConnected):
+            raise TypeError(f"arch must be a FullyConnected, got {type(self.arch).__name__}")
+        if not isinstance(self.init, Init):
+            raise TypeError(f"init must be an Init, got {type(self.init).__name__}")
+        n = _as_int("n_nets", self.n_nets)
+        if not 1 <= n <= MAX_NETS:
+            raise ValueError(f"n_nets must be in [1, {MAX_NETS}], got {n}")
+        seed = _as_int("seed", self.seed)
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        if self.method not in ("full", "exact"):
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.record not in RECORDS:
+            raise ValueError(f"record must be one of {RECORDS}, got {self.record!r}")
+        cs = _as_int("chunk_size", self.chunk_size)
+        if cs < SUMMARY_BLOCK or cs % SUMMARY_BLOCK:
+            raise ValueError(f"chunk_size must be a positive multiple of {SUMMARY_BLOCK}, got {cs}")
+        self.init.layer_c(self.arch)  # validates per-layer c against depth
+        if self.method == "exact":
+            if self.init.law != "gaussian" or self.init.bias_var != 0.0:
+                raise ValueError(
+                    "method='exact' needs law='gaussian' and bias_var=0 "
+                    f"(got law={self.init.law!r}, bias_var={self.init.bias_var}); use method='full'"
+                )
+        if self.x is not None:
+            x = np.asarray(self.x, dtype=float)
+            if x.shape != (self.arch.widths[0],):
+                raise ValueError(f"x must have shape (n_0,) = ({self.arch.widths[0]},), got {x.shape}")
+            if not np.all(np.isfinite(x)):
+                raise ValueError("x must be finite")
+            object.__setattr__(self, "x", tuple(float(v) for v in x))
+        object.__setattr__(self, "n_nets", n)
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "chunk_size", cs)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_nets // self.chunk_size)
+
+    def chunk_bounds(self, k: int) -> tuple[int, int]:
+        """First net index and number of nets of chunk ``k``."""
+        start = k * self.chunk_size
+        return start, min(self.chunk_size, self.n_nets - start)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch.to_dict(), "init": self.init.to_dict(), "n_nets": self.n_nets,
+            "seed": self.seed, "method": self.method, "record": self.record,
+            "x": None if self.x is None else list(self.x), "chunk_size": self.chunk_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        arch = d["arch"]
+        if arch.get("kind") != "fully_connected":
+            raise ValueError(f"unknown architecture kind {arch.get('kind')!r}")
+        return cls(
+            arch=FullyConnected(tuple(arch["widths"])), init=Init.from_dict(d["init"]),
+            n_nets=d["n_nets"], seed=d["seed"], method=d["method"], record=d["record"],
+            x=None if d["x"] is None else tuple(d["x"]), chunk_size=d["chunk_size"],
+        )
+
+
+def resolve_method(method: str, init: Init) -> str:
+    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian, no bias), else ``"full"``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    return "exact" if (init.law == "gaussian" and init.bias_var == 0.0) else "full"
+

@@ -1,0 +1,1 @@
+"""Jit-compiled kernels. Drivers in :mod:`fmsim.simulate` validate and allocate."""

@@ -1,0 +1,162 @@
+"""Target-agnostic per-net building blocks, shared by the CPU and CUDA kernels.
+
+Plain ``numba.njit`` functions with no allocation and no target-specific code:
+the CPU kernels call them inside ``prange`` loops and numba-cuda recompiles
+them as device functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..laws import BIAS_BLOCK, _normal, standard_draw
+from ..rng import philox4x32, u01_from_words
+
+_GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
+_MAX_GAMMA_ATTEMPTS = 1000
+
+
+@njit(inline="always", cache=True)
+def row_dot(law, z, n_in, row, layer, net, k0, k1):
+    """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly.
+
+    Parameters
+    ----------
+    law : int
+    z : ndarray, shape (>= n_in,), float
+        Previous layer's activations.
+    n_in : int
+        Fan-in.
+    row, layer, net : uint64
+        Counter words ``c1, c2, c3``.
+    k0, k1 : uint64
+        Philox key.
+
+    Returns
+    -------
+    float
+    """
+    acc = 0.0
+    n_pairs = n_in // 2
+    for blk in range(n_pairs):
+        block = np.uint64(blk)
+        w0, w1, w2, w3 = philox4x32(block, row, layer, net, k0, k1)
+        acc += standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1) * z[2 * blk]
+        acc += standard_draw(law, w2, w3, block, 1, row, layer, net, k0, k1) * z[2 * blk + 1]
+    if n_in % 2:
+        block = np.uint64(n_pairs)
+        w0, w1, _, _ = philox4x32(block, row, layer, net, k0, k1)
+        acc += standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1) * z[n_in - 1]
+    return acc
+
+
+@njit(inline="always", cache=True)
+def bias_draw(law, row, layer, net, k0, k1):
+    """Unit-variance bias of one unit, from the row's reserved block ``BIAS_BLOCK``."""
+    w0, w1, _, _ = philox4x32(BIAS_BLOCK, row, layer, net, k0, k1)
+    return standard_draw(law, w0, w1, BIAS_BLOCK, 0, row, layer, net, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def mean_square(z, n):
+    """``||z[:n]||^2 / n``."""
+    s = 0.0
+    for i in range(n):
+        s += z[i] * z[i]
+    return s / n
+
+
+@njit(inline="always", cache=True)
+def across_layer_variance(lengths_row):
+    """Empirical variance of ``M_1..M_d`` (population form, two-pass).
+
+    Parameters
+    ----------
+    lengths_row : ndarray, shape (d + 1,)
+        ``M_0..M_d`` of one net; ``M_0`` is excluded.
+    """
+    d = lengths_row.shape[0] - 1
+    mean = 0.0
+    for j in range(1, d + 1):
+        mean += lengths_row[j]
+    mean /= d
+    ss = 0.0
+    for j in range(1, d + 1):
+        dev = lengths_row[j] - mean
+        ss += dev * dev
+    return ss / d
+
+
+# ------------------------------------------------------------ exact sampler
+@njit(inline="always", cache=True)
+def _popcount32(v):
+    v = v - ((v >> np.uint64(1)) & np.uint64(0x55555555))
+    v = (v & np.uint64(0x33333333)) + ((v >> np.uint64(2)) & np.uint64(0x33333333))
+    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F)
+    return np.intp(((v * np.uint64(0x01010101)) & np.uint64(0xFFFFFFFF)) >> np.uint64(24))
+
+
+@njit(inline="always", cache=True)
+def _masked_popcount(w, n_bits):
+    if n_bits <= 0:
+        return 0
+    if n_bits < 32:
+        w = w & ((np.uint64(1) << np.uint64(n_bits)) - np.uint64(1))
+    return _popcount32(w)
+
+
+@njit(cache=True)
+def binomial_half(n, layer, net, k0, k1):
+    """``K ~ Binomial(n, 1/2)`` as the popcount of ``n`` random bits (row 0 of the layer)."""
+    k = 0
+    zero = np.uint64(0)
+    for blk in range((n + 127) // 128):
+        w0, w1, w2, w3 = philox4x32(np.uint64(blk), zero, layer, net, k0, k1)
+        base = 128 * blk
+        k += _masked_popcount(w0, n - base)
+        k += _masked_popcount(w1, n - base - 32)
+        k += _masked_popcount(w2, n - base - 64)
+        k += _masked_popcount(w3, n - base - 96)
+    return k
+
+
+@njit(cache=True)
+def gamma_unit(shape, layer, net, k0, k1):
+    """``Gamma(shape, 1)`` by Marsaglia & Tsang (2000); shape >= 1/2.
+
+    Attempt ``t`` uses counter row ``1 + t`` of the layer; the ``shape < 1``
+    boost uses row ``2**32 - 1``.
+    """
+    a = shape if shape >= 1.0 else shape + 1.0
+    dd = a - 1.0 / 3.0
+    cc = 1.0 / math.sqrt(9.0 * dd)
+    zero = np.uint64(0)
+    g = dd
+    for t in range(_MAX_GAMMA_ATTEMPTS):
+        row = np.uint64(1 + t)
+        w0, w1, w2, w3 = philox4x32(zero, row, layer, net, k0, k1)
+        x = _normal(w0, w1, zero, 0, 0, row, layer, net, k0, k1)
+        v = 1.0 + cc * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = 1.0 - u01_from_words(w2, w3)
+        if math.log(u) < 0.5 * x * x + dd - dd * v + dd * math.log(v):
+            g = dd * v
+            break
+    if shape < 1.0:
+        w0, w1, _, _ = philox4x32(zero, _GAMMA_BOOST_ROW, layer, net, k0, k1)
+        g *= math.pow(1.0 - u01_from_words(w0, w1), 1.0 / shape)
+    return g
+
+
+@njit(inline="always", cache=True)
+def exact_layer_ratio(n, c, layer, net, k0, k1):
+    """``M_j / M_{j-1} = (c/n) chi2(K)``, ``K ~ Bin(n, 1/2)``: exact for Gaussian weights."""
+    k = binomial_half(n, layer, net, k0, k1)
+    if k == 0:
+        return 0.0
+    return (c / n) * 2.0 * gamma_unit(0.5 * k, layer, net, k0, k1)

@@ -1,0 +1,189 @@
+"""The driver: validate, allocate, run chunk by chunk, summarize.
+
+``run_chunk(config, k)`` is the unit of work; it depends only on
+``(config, k)``. :func:`simulate` runs every chunk in order into memory; the
+HDF5 store runs them into a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from .config import BACKENDS, RECORDS, FullyConnected, Init, RunConfig, resolve_method
+from .laws import LAW_CODES, draw_standard_array
+from .rng import seed_to_key
+from .summary import LayerSummary, SummaryAccumulator
+
+__all__ = ["simulate", "run_chunk", "input_vector", "SimulationResult", "make_config"]
+
+
+def input_vector(config: RunConfig) -> np.ndarray:
+    """The input ``x`` of every net: the user's, or a seeded random direction with ``M_0 = 1``.
+
+    Returns
+    -------
+    ndarray, shape (n_0,), float64
+    """
+    if config.x is not None:
+        return np.asarray(config.x, dtype=float)
+    n0 = config.arch.widths[0]
+    g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, 0, 0)  # layer 0 = input
+    norm = np.sqrt(g @ g)
+    if norm == 0.0:  # cannot happen for n0 >= 1 except with probability 0
+        g[0], norm = 1.0, 1.0
+    return g * (np.sqrt(n0) / norm)
+
+
+def resolve_backend(backend: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is usable, else ``"cpu"``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        from . import cuda_backend
+
+        return "cuda" if cuda_backend.is_available() else "cpu"
+    return backend
+
+
+def make_config(
+    arch: FullyConnected, init: Init, n_nets: int, seed: int, method: str = "auto",
+    record: str = "summary", x: Sequence[float] | np.ndarray | None = None, chunk_size: int = 16384,
+) -> RunConfig:
+    """Validate user arguments into a :class:`RunConfig` (resolving ``method="auto"``)."""
+    if not isinstance(init, Init):
+        raise TypeError(f"init must be an Init, got {type(init).__name__}")
+    if record not in RECORDS:
+        raise ValueError(f"record must be one of {RECORDS}, got {record!r}")
+    xt = None
+    if x is not None:
+        if np.ndim(x) != 1:
+            raise ValueError(f"x must be one vector of shape (n_0,), got shape {np.shape(x)}")
+        xt = tuple(np.asarray(x, dtype=float).tolist())
+    return RunConfig(arch=arch, init=init, n_nets=n_nets, seed=seed, method=resolve_method(method, init),
+                     record=record, x=xt, chunk_size=chunk_size)
+
+
+def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Simulate chunk ``k`` of a run.
+
+    Returns
+    -------
+    lengths : ndarray, shape (m, d + 1), float64
+        ``M_0..M_d`` of nets ``k*chunk_size .. k*chunk_size + m - 1``.
+    fm2 : ndarray, shape (m,), float64
+        Empirical variance of ``M_1..M_d`` of each net.
+    """
+    if not 0 <= k < config.n_chunks:
+        raise ValueError(f"chunk index must be in [0, {config.n_chunks}), got {k}")
+    start, m = config.chunk_bounds(k)
+    widths = np.asarray(config.arch.widths, dtype=np.int64)
+    cs = config.init.layer_c(config.arch)
+    k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
+    x = input_vector(config)
+    lengths = np.empty((m, widths.size))
+    fm2 = np.empty(m)
+    if backend == "cuda":
+        from . import cuda_backend
+
+        cuda_backend.run_chunk(config, x, widths, cs, k0, k1, start, lengths, fm2)
+        return lengths, fm2
+    from .kernels import cpu
+
+    if config.method == "exact":
+        cpu.fc_exact(float(x @ x / x.size), widths, cs, k0, k1, start, lengths, fm2)
+    else:
+        scales = np.sqrt(cs / widths[:-1])
+        cpu.fc_full(x, widths, scales, float(np.sqrt(config.init.bias_var)), LAW_CODES[config.init.law],
+                    k0, k1, start, lengths, fm2)
+    return lengths, fm2
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    config : RunConfig
+    final : ndarray, shape (n_nets,)
+        ``M_d`` of each net.
+    fm2 : ndarray, shape (n_nets,)
+        Empirical variance of ``M_1..M_d`` of each net (failure mode 2).
+    summary : LayerSummary
+        Per-layer streaming summaries.
+    lengths : ndarray, shape (n_nets, d + 1), or None
+        Every ``M_j``; only with ``record="layers"``.
+    """
+
+    config: RunConfig
+    final: np.ndarray
+    fm2: np.ndarray
+    summary: LayerSummary
+    lengths: np.ndarray | None = None
+
+    @property
+    def m0(self) -> float:
+        """``M_0`` of the input."""
+        return float(self.summary.mean[0])
+
+
+def iter_chunks(config: RunConfig, backend: str, first: int = 0) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(k, lengths, fm2)`` for chunks ``first, first + 1, ...``."""
+    for k in range(first, config.n_chunks):
+        lengths, fm2 = run_chunk(config, k, backend)
+        yield k, lengths, fm2
+
+
+def simulate(
+    arch: FullyConnected, init: Init, n_nets: int, seed: int, method: str = "auto",
+    backend: str = "cpu", record: str = "summary", x: Sequence[float] | np.ndarray | None = None,
+    chunk_size: int = 16384, progress: Callable[[int], None] | None = None,
+) -> SimulationResult:
+    """Run ``n_nets`` random ReLU nets and record their squared lengths ``M_j = ||z_j||^2 / n_j``.
+
+    Parameters
+    ----------
+    arch : FullyConnected
+    init : Init
+    n_nets : int
+        ``1 <= n_nets <= 2**32 - 1``.
+    seed : int
+        ``0 <= seed < 2**64``. Results depend on nothing else (not on
+        threads, chunk size or backend).
+    method : {"auto", "full", "exact"}
+        ``"full"`` draws every weight; ``"exact"`` samples the exact law of
+        ``M_j/M_{j-1}`` (Gaussian weights, no bias); ``"auto"`` picks exact
+        where valid.
+    backend : {"cpu", "cuda", "auto"}
+    record : {"summary", "layers"}
+        ``"layers"`` also returns every net's ``M_0..M_d``.
+    x : array_like, shape (n_0,), optional
+        Input; default a seeded random direction with ``M_0 = 1``.
+    chunk_size : int
+        Nets per chunk (a multiple of 1024); bounds memory, not results.
+    progress : callable, optional
+        Called with the number of nets finished after each chunk.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size)
+    backend = resolve_backend(backend)
+    acc = SummaryAccumulator(arch.depth)
+    final = np.empty(config.n_nets)
+    fm2_all = np.empty(config.n_nets)
+    lengths_all = np.empty((config.n_nets, arch.depth + 1)) if record == "layers" else None
+    for k, lengths, fm2 in iter_chunks(config, backend):
+        start, m = config.chunk_bounds(k)
+        acc.add(lengths, fm2)
+        final[start:start + m] = lengths[:, -1]
+        fm2_all[start:start + m] = fm2
+        if lengths_all is not None:
+            lengths_all[start:start + m] = lengths
+        if progress is not None:
+            progress(m)
+    return SimulationResult(config=config, final=final, fm2=fm2_all, summary=acc.result(), lengths=lengths_all)
