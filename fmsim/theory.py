@@ -1,0 +1,168 @@
+"""Closed forms for random fully connected ReLU nets, next to the Monte Carlo.
+
+Conventions match the simulator: ReLU at every layer, weights i.i.d.
+symmetric with variance ``c_j / n_{j-1}``, input ``x`` fixed,
+``M_j = ||z_j||^2 / n_j``. Derivations: ``shared/research/hanin_rolnick.md``
+sections 4.1 to 4.4 (Hanin & Rolnick 2018 give bounds of the form
+``exp(C sum_j 1/n_j)``; these are the exact finite-width values).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "mean_length",
+    "gaussian_ratio_moment",
+    "gaussian_moments",
+    "second_moment",
+    "expected_fm2",
+    "fm2_constant_width_limit",
+    "dead_probability",
+]
+
+
+def _layer_c(c: float | Sequence[float], depth: int) -> np.ndarray:
+    arr = np.broadcast_to(np.asarray(c, dtype=float), (depth,))
+    return np.array(arr)
+
+
+def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0,
+                bias_var: float = 0.0) -> np.ndarray:
+    """``E[M_j]``, exact for any symmetric law: ``E[M_j] = (c_j E[M_{j-1}] + bias_var) / 2``.
+
+    Parameters
+    ----------
+    widths : sequence of int, length d + 1
+    c : float or sequence of float (length d)
+    m0 : float
+        ``M_0 = ||x||^2 / n_0``.
+    bias_var : float
+
+    Returns
+    -------
+    ndarray, shape (d + 1,)
+        ``E[M_0], ..., E[M_d]``; with zero bias ``E[M_d] = M_0 prod_j (c_j / 2)``.
+    """
+    cs = _layer_c(c, len(widths) - 1)
+    out = np.empty(len(widths))
+    out[0] = m0
+    for j, cj in enumerate(cs, start=1):
+        out[j] = 0.5 * (cj * out[j - 1] + bias_var)
+    return out
+
+
+def gaussian_ratio_moment(n: int, k: int, c: float = 2.0) -> float:
+    """``E[Y^k]`` for ``Y = (c/n) chi2(K)``, ``K ~ Bin(n, 1/2)``: one Gaussian layer's ratio.
+
+    Uses ``E[chi2_K^k | K] = K (K+2) ... (K+2k-2)``. For ``k = 2``,
+    ``E[Y^2] = (c/2)^2 (1 + 5/n)``.
+    """
+    kk = np.arange(n + 1, dtype=float)
+    prod = np.ones_like(kk)
+    for i in range(k):
+        prod *= kk + 2 * i
+    return float((c / n) ** k * (stats.binom.pmf(np.arange(n + 1), n, 0.5) @ prod))
+
+
+def gaussian_moments(widths: Sequence[int], k: int, c: float | Sequence[float] = 2.0,
+                     m0: float = 1.0) -> np.ndarray:
+    """``E[M_j^k]`` for Gaussian weights, zero bias: ``M_0^k prod_{i<=j} E[Y_i^k]``.
+
+    Returns
+    -------
+    ndarray, shape (d + 1,)
+    """
+    cs = _layer_c(c, len(widths) - 1)
+    ratios = [gaussian_ratio_moment(int(n), k, float(cj)) for n, cj in zip(widths[1:], cs)]
+    return m0**k * np.concatenate([[1.0], np.cumprod(ratios)])
+
+
+def second_moment(x: np.ndarray, widths: Sequence[int], m4: float, c: float | Sequence[float] = 2.0,
+                  bias_var: float = 0.0, bias_m4: float = 3.0) -> np.ndarray:
+    """``E[M_j^2]`` for any symmetric weight law: the exact fourth-moment recursion.
+
+    Tracks ``s_j = E[M_j^2]``, ``q_j = E[sum_i z_j[i]^4]`` and ``m_j = E[M_j]``
+    (hanin_rolnick.md section 4.3). The law enters through its standardized
+    fourth moment ``m4`` (Gaussian 3, uniform 1.8, Rademacher 1, Laplace 6).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_0,)
+        The fixed input.
+    widths : sequence of int, length d + 1
+    m4 : float
+        Standardized fourth moment of the weights.
+    c : float or sequence of float
+    bias_var, bias_m4 : float
+        Bias variance and standardized fourth moment (same law as weights in fmsim).
+
+    Returns
+    -------
+    ndarray, shape (d + 1,)
+    """
+    x = np.asarray(x, dtype=float)
+    cs = _layer_c(c, len(widths) - 1)
+    s = (x @ x / x.size) ** 2
+    q = float((x**4).sum())
+    m = x @ x / x.size
+    mu4_b = bias_m4 * bias_var**2
+    out = [s]
+    n_prev = x.size
+    for n, cj in zip(widths[1:], cs):
+        kappa = (cj / n_prev) ** 2 * (m4 - 3.0)
+        e4 = 3 * cj * cj * s + kappa * q + 6 * cj * bias_var * m + mu4_b
+        e22 = cj * cj * s + 2 * cj * bias_var * m + bias_var**2
+        s = e4 / (2 * n) + (1 - 1 / n) * e22 / 4
+        q = n * e4 / 2
+        m = 0.5 * (cj * m + bias_var)
+        out.append(s)
+        n_prev = n
+    return np.array(out)
+
+
+def expected_fm2(second_moments: np.ndarray, c: float | Sequence[float] = 2.0) -> float:
+    """``E[Varhat]`` of ``M_1..M_d`` across layers, zero bias, any symmetric law.
+
+    Uses ``E[M_j M_k] = s_j prod_{i=j+1..k} (c_i/2)`` for ``j <= k`` (the
+    martingale property of section 4.4).
+
+    Parameters
+    ----------
+    second_moments : ndarray, shape (d + 1,)
+        ``E[M_0^2], ..., E[M_d^2]`` from :func:`second_moment` or :func:`gaussian_moments`.
+    c : float or sequence of float (length d)
+
+    Returns
+    -------
+    float
+    """
+    s = np.asarray(second_moments, dtype=float)[1:]
+    d = s.size
+    half = _layer_c(c, d) / 2.0
+    cross = 0.0
+    for j in range(d):
+        prod = 1.0
+        for k in range(j, d):
+            if k > j:
+                prod *= half[k]
+            cross += (1.0 if k == j else 2.0) * s[j] * prod
+    return float(s.mean() - cross / d**2)
+
+
+def fm2_constant_width_limit(beta: float) -> float:
+    """``lim E[Varhat]/M_0^2`` for He Gaussian nets of constant width ``n = d/beta``, ``d -> inf``.
+
+    ``(e^a + 1)/a - 2(e^a - 1)/a^2`` with ``a = 5 beta``: exponential in beta (FM2).
+    """
+    a = 5.0 * beta
+    return (math.exp(a) + 1) / a - 2 * (math.exp(a) - 1) / a**2
+
+
+def dead_probability(widths: Sequence[int]) -> float:
+    """``P(M_d = 0) = 1 - prod_j (1 - 2^{-n_j})`` for zero bias and any symmetric law without atoms."""
+    return float(1.0 - np.prod([1.0 - 2.0 ** (-int(n)) for n in widths[1:]]))

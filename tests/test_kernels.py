@@ -1,0 +1,113 @@
+"""Code paths that must agree: kernel vs NumPy reference, threads, chunks, record modes."""
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+import fmsim
+from fmsim.kernels.scalar import binomial_half, gamma_unit
+from fmsim.reference import reference_lengths
+
+LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
+
+
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("bias_var", [0.0, 0.25])
+def test_full_kernel_equals_numpy_reference(law, bias_var):
+    arch = fmsim.FullyConnected((7, 5, 9, 3, 6))  # odd fan-ins exercise the half block
+    init = fmsim.Init(law=law, c=(1.5, 2.0, 2.5, 2.0), bias_var=bias_var)
+    res = fmsim.simulate(arch, init, 2048, seed=42, method="full", record="layers")
+    nets = [0, 1, 777, 2047]
+    ref = reference_lengths(res.config, nets)
+    # Same draws, different summation order (dot loop vs BLAS): equal to float rounding.
+    np.testing.assert_allclose(res.lengths[nets], ref, rtol=1e-12, atol=1e-300)
+
+
+def test_user_input_is_used():
+    x = np.arange(1.0, 8.0)
+    res = fmsim.simulate(fmsim.FullyConnected((7, 5, 4)), fmsim.Init(), 1024, 3, method="full",
+                         record="layers", x=x)
+    np.testing.assert_allclose(res.lengths[:3], reference_lengths(res.config, [0, 1, 2]), rtol=1e-12)
+    assert res.m0 == pytest.approx(x @ x / 7)
+
+
+@pytest.mark.parametrize("method", ["full", "exact"])
+def test_bit_identical_across_thread_counts_and_chunk_sizes(method):
+    arch = fmsim.FullyConnected((10, 8, 12, 8))
+    init = fmsim.Init.scheme("he")
+    base = fmsim.simulate(arch, init, 5000, seed=9, method=method, record="layers", chunk_size=4096)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = fmsim.simulate(arch, init, 5000, seed=9, method=method, record="layers", chunk_size=1024)
+    finally:
+        numba.set_num_threads(old)
+    big = fmsim.simulate(arch, init, 5000, seed=9, method=method, record="summary", chunk_size=8192)
+    np.testing.assert_array_equal(base.lengths, serial.lengths)
+    np.testing.assert_array_equal(base.fm2, serial.fm2)
+    np.testing.assert_array_equal(base.final, big.final)
+    for field in ("mean", "var", "log_mean", "log_var", "n_zero"):
+        np.testing.assert_array_equal(getattr(base.summary, field), getattr(serial.summary, field))
+        np.testing.assert_array_equal(getattr(base.summary, field), getattr(big.summary, field))
+    assert base.summary.fm2_mean == big.summary.fm2_mean
+
+
+def test_streaming_summary_matches_numpy_on_the_traces():
+    res = fmsim.simulate(fmsim.FullyConnected((6, 4, 4, 4)), fmsim.Init(), 3000, 5, method="full",
+                         record="layers", chunk_size=1024)
+    L = res.lengths
+    np.testing.assert_allclose(res.summary.mean, L.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(res.summary.var, L.var(0, ddof=1), rtol=1e-10)
+    assert res.summary.n_zero.tolist() == (L == 0).sum(0).tolist()
+    logs = [np.log(col[col > 0]) for col in L.T]
+    np.testing.assert_allclose(res.summary.log_mean, [v.mean() for v in logs], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.summary.log_var, [v.var(ddof=1) for v in logs], rtol=1e-9)
+    np.testing.assert_allclose(res.fm2, L[:, 1:].var(1), rtol=1e-10, atol=1e-15)
+    np.testing.assert_array_equal(res.final, L[:, -1])
+
+
+def test_different_seeds_give_different_nets():
+    a = fmsim.simulate(fmsim.FullyConnected((5, 5)), fmsim.Init(), 1024, 1, method="full")
+    b = fmsim.simulate(fmsim.FullyConnected((5, 5)), fmsim.Init(), 1024, 2, method="full")
+    assert not np.array_equal(a.final, b.final)
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 100, 128, 129, 1000])
+def test_binomial_half_distribution(n):
+    k0, k1 = np.uint64(11), np.uint64(12)
+    draws = np.array([binomial_half(n, np.uint64(1), np.uint64(net), k0, k1) for net in range(20_000)])
+    assert draws.min() >= 0 and draws.max() <= n
+    # chi-square goodness of fit on the binomial pmf, bins with expected count >= 5
+    ks = np.arange(n + 1)
+    expected = stats.binom.pmf(ks, n, 0.5) * draws.size
+    observed = np.bincount(draws, minlength=n + 1)
+    keep = expected >= 5
+    obs = np.append(observed[keep], observed[~keep].sum())
+    exp = np.append(expected[keep], expected[~keep].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    exp *= obs.sum() / exp.sum()
+    if len(exp) > 1:
+        assert stats.chisquare(obs, exp).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("shape", [0.5, 1.0, 3.5, 50.0])
+def test_gamma_matches_scipy(shape):
+    k0, k1 = np.uint64(5), np.uint64(6)
+    draws = np.array([gamma_unit(shape, np.uint64(2), np.uint64(net), k0, k1) for net in range(20_000)])
+    assert stats.kstest(draws, stats.gamma(shape).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("widths", "c"),
+    [((6, 4, 5, 3), 2.0), ((20, 10, 10, 10, 10, 10), 1.5), ((50, 30, 30), 2.5), ((8, 1, 2, 8), 2.0)],
+)
+def test_exact_and_full_agree_in_distribution(widths, c):
+    arch = fmsim.FullyConnected(widths)
+    init = fmsim.Init(c=c)
+    full = fmsim.simulate(arch, init, 20_000, seed=101, method="full", record="layers")
+    exact = fmsim.simulate(arch, init, 20_000, seed=202, method="exact", record="layers")
+    for j in range(1, arch.depth + 1):
+        assert stats.ks_2samp(full.lengths[:, j], exact.lengths[:, j]).pvalue > 1e-3, f"layer {j}"
+    assert stats.ks_2samp(full.fm2, exact.fm2).pvalue > 1e-3
