@@ -10,7 +10,10 @@ Quick start::
 
 from .config import FullyConnected, Init, RunConfig
 from .simulate import SimulationResult, simulate
+from .store import open_result as open
+from .store import run_to_file
 
 __version__ = "0.1.0"
 
-__all__ = ["FullyConnected", "Init", "RunConfig", "SimulationResult", "simulate", "__version__"]
+__all__ = ["FullyConnected", "Init", "RunConfig", "SimulationResult", "simulate", "run_to_file", "open",
+           "__version__"]

@@ -1,0 +1,185 @@
+"""The ``fmsim`` command line: simulate, sweep, info, demo.
+
+Bad input prints one clear line and exits with status 2 before any file is
+touched. Ctrl-C stops between chunks and leaves a resumable file (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from typing import Sequence
+
+import h5py
+
+from .config import BACKENDS, METHODS, RECORDS, SCHEMES, FullyConnected, Init, RunConfig
+from .laws import LAW_CODES
+from .simulate import make_config, resolve_backend
+from .store import StoreError, list_runs, run_to_file
+
+
+class UsageError(ValueError):
+    """Raised for invalid command-line input (exit status 2)."""
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--law", choices=sorted(LAW_CODES), help="weight law (default: the scheme's, else gaussian)")
+    p.add_argument("--c", type=_floats, help="variance numerator c (Var = c/fan-in); one value or one per layer")
+    p.add_argument("--bias-var", type=float, default=0.0, help="bias variance (default 0)")
+    p.add_argument("--nets", type=int, default=100_000, help="number of random nets (default 1e5)")
+    p.add_argument("--seed", type=int, default=0, help="seed, 0 <= seed < 2**64 (default 0)")
+    p.add_argument("--method", choices=METHODS, default="auto")
+    p.add_argument("--record", choices=RECORDS, default="summary", help="'layers' also stores M_0..M_d per net")
+    p.add_argument("--chunk-size", type=int, default=16384, help="nets per chunk, a multiple of 1024")
+    p.add_argument("--backend", choices=BACKENDS, default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _init(args: argparse.Namespace, scheme: str | None) -> Init:
+    if scheme is not None:
+        if args.c is not None or args.law is not None:
+            raise UsageError("--scheme/--schemes cannot be combined with --c or --law")
+        return Init.scheme(scheme, bias_var=args.bias_var)
+    c = args.c if args.c is not None else [2.0]
+    return Init(law=args.law or "gaussian", c=c[0] if len(c) == 1 else tuple(c), bias_var=args.bias_var)
+
+
+def _arch(widths: Sequence[int] | None, depth: int | None, width: int | None, n0: int | None) -> FullyConnected:
+    if widths is not None:
+        if depth is not None or width is not None:
+            raise UsageError("give either --widths or --depth/--width, not both")
+        return FullyConnected(tuple(widths))
+    if depth is None:
+        raise UsageError("give --widths n0,n1,...,nd or --depth (and optionally --width, default = depth)")
+    return FullyConnected.constant(depth, depth if width is None else width, n0)
+
+
+def _progress_bar(total: int, quiet: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="net", unit_scale=True, desc=desc, disable=quiet, leave=False)
+
+
+def _run(config: RunConfig, out: str, group: str, backend: str, quiet: bool) -> None:
+    with _progress_bar(config.n_nets, quiet, group if group != "/" else "simulate") as bar:
+        res = run_to_file(config, out, group, backend, progress=bar.update)
+    s = res.summary
+    if not quiet:
+        print(f"{out}:{group}  E[M_d] = {s.mean[-1]:.6g} +- {s.sem[-1]:.2g}  "
+              f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    arch = _arch(args.widths, args.depth, args.width, args.n0)
+    config = make_config(arch, _init(args, args.scheme), args.nets, args.seed, args.method, args.record,
+                         None, args.chunk_size)
+    _run(config, args.out, args.group, resolve_backend(args.backend), args.quiet)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    schemes = args.schemes.split(",") if args.schemes else [None]
+    for s in schemes:
+        if s is not None and s not in SCHEMES:
+            raise UsageError(f"--schemes: unknown scheme {s!r}; choose from {sorted(SCHEMES)}")
+    backend = resolve_backend(args.backend)
+    configs = []
+    for depth, scheme in itertools.product(args.depths, schemes):
+        width = depth if args.width is None else args.width
+        arch = FullyConnected.constant(depth, width, args.n0)
+        cfg = make_config(arch, _init(args, scheme), args.nets, args.seed, args.method, args.record,
+                          None, args.chunk_size)
+        configs.append((f"{scheme or 'custom'}/depth_{depth}", cfg))  # all validated before any work
+    for group, cfg in configs:
+        _run(cfg, args.out, group, backend, args.quiet)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    runs = list_runs(args.file)
+    if not runs:
+        raise UsageError(f"{args.file} holds no fmsim run")
+    with h5py.File(args.file, "r", locking=False) as f:
+        for name in runs:
+            g = f[name]
+            cfg = json.loads(g.attrs["config"])
+            n_chunks = -(-cfg["n_nets"] // cfg["chunk_size"])
+            done = int(g["chunks_done"][()])
+            mean = g["summary/mean"][()]
+            print(f"{name}: {'complete' if done == n_chunks else f'{done}/{n_chunks} chunks'}; "
+                  f"widths {cfg['arch']['widths'][:4]}{'...' if len(cfg['arch']['widths']) > 4 else ''} "
+                  f"(d={len(cfg['arch']['widths']) - 1}), init {cfg['init']}, nets {cfg['n_nets']}, "
+                  f"seed {cfg['seed']}, method {cfg['method']}; E[M_d] = {mean[-1]:.6g}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .experiments import fig1a
+
+    fig1a.main(["--out", args.out] + (["--quick"] if args.quick else []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fmsim", description="Monte Carlo of random ReLU nets (Hanin & Rolnick 2018).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="one run into an HDF5 file (resumes if the file holds it)")
+    s.add_argument("--widths", type=_ints, help="n0,n1,...,nd")
+    s.add_argument("--depth", type=int)
+    s.add_argument("--width", type=int, help="layer width (default = depth)")
+    s.add_argument("--n0", type=int, help="input width (default = width)")
+    s.add_argument("--scheme", choices=sorted(SCHEMES), help="named initialization (he, lecun, glorot, ...)")
+    _add_run_options(s)
+    s.add_argument("--out", required=True, help="HDF5 file")
+    s.add_argument("--group", default="/", help="group inside the file (default /)")
+    s.set_defaults(func=cmd_simulate)
+
+    w = sub.add_parser("sweep", help="a grid of depths x schemes into one file, one group per run")
+    w.add_argument("--depths", type=_ints, required=True)
+    w.add_argument("--width", type=int, help="fixed width (default: width = depth)")
+    w.add_argument("--n0", type=int, help="input width (default = width)")
+    w.add_argument("--schemes", help="comma-separated scheme names")
+    _add_run_options(w)
+    w.add_argument("--out", required=True)
+    w.set_defaults(func=cmd_sweep)
+
+    i = sub.add_parser("info", help="describe the runs in a file")
+    i.add_argument("file")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="the main job: Hanin-Rolnick Fig. 1a into data/")
+    d.add_argument("--out", default="data")
+    d.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (UsageError, ValueError, TypeError, StoreError) as e:
+        print(f"fmsim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fmsim: interrupted; the file is resumable: rerun the same command", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
