@@ -79,7 +79,9 @@ _ZK, _ZW, _ZF = _ziggurat_tables()
 _MASK52 = np.uint64((1 << 52) - 1)
 
 
-@njit(inline="always", cache=True)
+# Not inlined at numba level: each inlined copy would carry its own copy of the tables
+# (on CUDA, constant memory is 64 KiB). LLVM still inlines it on the CPU.
+@njit(cache=True)
 def _zig_candidate(a, b):
     """First ziggurat step from one 64-bit word pair: (x, layer, accepted)."""
     r = (a << np.uint64(32)) | b

@@ -10,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .scalar import across_layer_variance, bias_draw, exact_layer_ratio, mean_square, row_dot
+from . import scalar
+
+# The shared njit helpers, compiled again as CUDA device functions from their Python source.
+# (Also what lets the CUDA simulator pass its device arrays to them.)
+row_dot = cuda.jit(device=True)(scalar.row_dot.py_func)
+bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
+mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
+across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
+exact_layer_ratio = cuda.jit(device=True)(scalar.exact_layer_ratio.py_func)
 
 
 @cuda.jit

@@ -1,0 +1,64 @@
+"""CUDA backend against the CPU with the same seed.
+
+Run in a separate process: ``NUMBA_ENABLE_CUDASIM=1 pytest -m cuda tests/test_cuda.py``
+(the variable must be set before numba is imported), or on a real GPU. Under
+the simulator the device code is the same Python run on the CPU, so results
+are bit-identical; on a GPU, fused multiply-adds change the last bits, so the
+comparison is to float64 rounding (rtol 1e-12).
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import fmsim
+from fmsim import cuda_backend
+from fmsim.simulate import make_config, run_chunk
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not cuda_backend.is_available(), reason="no CUDA device or simulator"),
+]
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+N = 1030 if SIM else 20_000  # tiny under the simulator: crosses one chunk boundary
+
+
+def _compare(a, b):
+    if SIM:
+        np.testing.assert_array_equal(a, b)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("widths", "init"),
+    [((5, 4, 3, 6), fmsim.Init(c=2.3)), ((30, 20, 20, 20, 20), fmsim.Init(c=(1.0, 2.0, 3.0, 2.0)))],
+)
+def test_exact_cuda_equals_cpu(widths, init):
+    cfg = make_config(fmsim.FullyConnected(widths), init, N, 7, method="exact", chunk_size=1024)
+    for k in range(cfg.n_chunks) if SIM else (0, cfg.n_chunks - 1):
+        cpu, gpu = run_chunk(cfg, k, "cpu"), run_chunk(cfg, k, "cuda")
+        _compare(cpu[0], gpu[0])
+        _compare(cpu[1], gpu[1])
+
+
+@pytest.mark.parametrize(
+    "init",
+    [fmsim.Init(law="laplace", c=(1.5, 2.0, 2.5), bias_var=0.2), fmsim.Init(law="truncated_normal"),
+     fmsim.Init(law="uniform"), fmsim.Init(law="rademacher", bias_var=0.1)],
+)
+def test_full_cuda_equals_cpu(init):
+    widths = (5, 4, 3, 6) if SIM else (33, 40, 17, 64)
+    cfg = make_config(fmsim.FullyConnected(widths), init, N, 11, method="full", chunk_size=1024)
+    cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
+    _compare(cpu[0], gpu[0])
+    _compare(cpu[1], gpu[1])
+
+
+def test_simulate_backend_cuda_and_auto():
+    arch = fmsim.FullyConnected((6, 5, 5))
+    cpu = fmsim.simulate(arch, fmsim.Init(), 2048, 3, method="exact", backend="cpu", record="layers")
+    gpu = fmsim.simulate(arch, fmsim.Init(), 2048, 3, method="exact", backend="auto", record="layers")
+    _compare(cpu.lengths, gpu.lengths)
+    np.testing.assert_allclose(cpu.summary.mean, gpu.summary.mean, rtol=1e-12)
