@@ -51,7 +51,8 @@ def main(argv=None) -> None:
     from numba import cuda
 
     n = a.size
-    print(f"device: {cuda.get_current_device().name.decode() if hasattr(cuda.get_current_device().name, 'decode') else cuda.get_current_device().name}; depth = width = {n}")
+    name = cuda.get_current_device().name
+    print(f"device: {name.decode() if isinstance(name, bytes) else name}; depth = width = {n}")
     arch = fmsim.FullyConnected.constant(n, n)
     init = fmsim.Init.scheme("he")
     draws = n**3

@@ -10,14 +10,12 @@ import argparse
 import itertools
 import json
 import sys
-from typing import Sequence
-
-import h5py
+from collections.abc import Sequence
 
 from .config import BACKENDS, METHODS, RECORDS, SCHEMES, FullyConnected, Init, RunConfig
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
-from .store import StoreError, list_runs, run_to_file
+from .store import StoreError, list_runs, open_h5, run_to_file
 
 
 class UsageError(ValueError):
@@ -113,7 +111,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     runs = list_runs(args.file)
     if not runs:
         raise UsageError(f"{args.file} holds no fmsim run")
-    with h5py.File(args.file, "r", locking=False) as f:
+    with open_h5(args.file) as f:
         for name in runs:
             g = f[name]
             cfg = json.loads(g.attrs["config"])

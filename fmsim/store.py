@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -33,7 +33,7 @@ from .config import RunConfig
 from .simulate import SimulationResult, iter_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
-__all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "StoreError", "list_runs"]
+__all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "list_runs"]
 
 SCHEMA_VERSION = 1
 _SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero")
@@ -96,13 +96,47 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
     try:
         f = h5py.File(path, "a" if exists else "w-", libver="latest", locking=True)
     except (OSError, BlockingIOError) as e:
-        if "lock" in str(e).lower():
+        msg = str(e).lower()
+        if "h5clear" in msg or "already open for" in msg:  # a killed SWMR writer left its flag
+            _recover(path)
+            f = h5py.File(path, "a", libver="latest", locking=True)
+        elif "lock" in msg:
             raise StoreError(f"{path} is open for writing by another process") from e
-        raise StoreError(f"cannot open {path} for writing: {e}") from e
+        else:
+            raise StoreError(f"cannot open {path} for writing: {e}") from e
     try:
         yield f
     finally:
         f.close()
+
+
+def _recover(path: str) -> None:
+    """Rebuild a file whose writer was killed, then replace it atomically.
+
+    HDF5 marks a file "open for SWMR write" until its writer closes it. A
+    killed writer leaves that mark (and a consistent file: SWMR orders its
+    metadata writes). The runs are read back in SWMR-read mode and written to
+    a fresh file with the same layout, counters included.
+    """
+    tmp = path + ".recovering"
+    try:
+        with h5py.File(path, "r", libver="latest", swmr=True, locking=False) as src, \
+                h5py.File(tmp, "w", libver="latest") as dst:
+            for name in _runs_in(src):
+                g_src = src[name]
+                g = dst.require_group(name)
+                _create_run(g, RunConfig.from_dict(json.loads(g_src.attrs["config"])))
+                for key in ("final", "fm2", "lengths"):
+                    if key in g_src:
+                        g[key][...] = g_src[key][()]
+                for key in _SUMMARY_FIELDS + ("moments",):
+                    g["summary"][key][...] = g_src["summary"][key][()]
+                g["chunks_done"][()] = g_src["chunks_done"][()]
+    except (OSError, KeyError) as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise StoreError(f"{path} was left open by a killed writer and could not be recovered: {e}") from e
+    os.replace(tmp, path)
 
 
 def run_to_file(
@@ -193,12 +227,19 @@ def _remove_if_no_run(path: str) -> None:
 
 def list_runs(path: str | os.PathLike) -> list[str]:
     """Names of the groups in ``path`` that hold a run."""
-    names: list[str] = []
-    with h5py.File(path, "r", locking=False) as f:
-        if "config" in f.attrs:
-            names.append("/")
-        f.visititems(lambda name, obj: names.append("/" + name)
-                     if isinstance(obj, h5py.Group) and "config" in obj.attrs else None)
+    with open_h5(path) as f:
+        return _runs_in(f)
+
+
+def open_h5(path: str | os.PathLike) -> h5py.File:
+    """Read-only, in SWMR-read mode: also opens a file whose writer was killed (or is running)."""
+    return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+
+
+def _runs_in(f: h5py.File) -> list[str]:
+    names = ["/"] if "config" in f.attrs else []
+    f.visititems(lambda name, obj: names.append("/" + name)
+                 if isinstance(obj, h5py.Group) and "config" in obj.attrs else None)
     return names
 
 
@@ -212,7 +253,7 @@ def open_result(path: str | os.PathLike, group: str = "/") -> SimulationResult:
     StoreError
         No run in ``group``, or the run is not finished (rerun to resume).
     """
-    with h5py.File(path, "r", locking=False) as f:
+    with open_h5(path) as f:
         if group not in f or "config" not in f[group].attrs:
             raise StoreError(f"{path}:{group} holds no fmsim run (runs: {list_runs(path)})")
         g = f[group]

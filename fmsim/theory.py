@@ -10,7 +10,7 @@ sections 4.1 to 4.4 (Hanin & Rolnick 2018 give bounds of the form
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats

@@ -13,7 +13,9 @@ def assert_within_se(estimate, truth, se, n_sigma=N_SIGMA, what=""):
         assert np.array_equal(estimate[se == 0], truth[se == 0]), f"{what}: {estimate} != {truth}"
         estimate, truth, se = estimate[se > 0], truth[se > 0], se[se > 0]
     z = (estimate - truth) / se
-    assert np.all(np.abs(z) <= n_sigma), f"{what}: z-scores {np.round(z, 2)} exceed {n_sigma} (est {estimate}, truth {truth})"
+    assert np.all(np.abs(z) <= n_sigma), (
+        f"{what}: z-scores {np.round(z, 2)} exceed {n_sigma} (est {estimate}, truth {truth})"
+    )
 
 
 def mean_and_se(values):

@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_within_se
 from scipy import stats
 
-from conftest import assert_within_se
 from fmsim.laws import LAW_M4, TRUNCATED_NORMAL_VARIANCE, draw_standard_array
 
 N = 400_000

@@ -3,9 +3,9 @@
 
 import numpy as np
 import pytest
+from conftest import assert_within_se, mean_and_se
 
 import fmsim
-from conftest import assert_within_se, mean_and_se
 from fmsim import theory
 
 LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
