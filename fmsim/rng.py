@@ -47,8 +47,10 @@ _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 
 @njit(inline="always", cache=True)
 def _round(c0, c1, c2, c3, k0, k1):
-    p0 = _M0 * c0
-    p1 = _M1 * c2
+    # Truncating to uint32 first tells LLVM the operands fit in 32 bits: the GPU then
+    # uses one 32x32->64 multiply (mul.wide.u32) instead of an emulated 64-bit one.
+    p0 = _M0 * np.uint64(np.uint32(c0))
+    p1 = _M1 * np.uint64(np.uint32(c2))
     hi0 = p0 >> _SHIFT32
     lo0 = p0 & _MASK32
     hi1 = p1 >> _SHIFT32
