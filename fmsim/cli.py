@@ -114,14 +114,14 @@ def cmd_info(args: argparse.Namespace) -> None:
     with open_h5(args.file) as f:
         for name in runs:
             g = f[name]
-            cfg = json.loads(g.attrs["config"])
-            n_chunks = -(-cfg["n_nets"] // cfg["chunk_size"])
+            cfg = RunConfig.from_dict(json.loads(g.attrs["config"]))
+            widths = cfg.arch.widths
             done = int(g["chunks_done"][()])
             mean = g["summary/mean"][()]
-            print(f"{name}: {'complete' if done == n_chunks else f'{done}/{n_chunks} chunks'}; "
-                  f"widths {cfg['arch']['widths'][:4]}{'...' if len(cfg['arch']['widths']) > 4 else ''} "
-                  f"(d={len(cfg['arch']['widths']) - 1}), init {cfg['init']}, nets {cfg['n_nets']}, "
-                  f"seed {cfg['seed']}, method {cfg['method']}; E[M_d] = {mean[-1]:.6g}")
+            print(f"{name}: {'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
+                  f"widths {list(widths[:4])}{'...' if len(widths) > 4 else ''} (d={cfg.arch.depth}), "
+                  f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}; "
+                  f"E[M_d] = {mean[-1]:.6g}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import RunConfig
-from .laws import LAW_CODES
-
 __all__ = ["is_available", "run_chunk"]
 
 _THREADS_EXACT = 128
@@ -33,9 +30,19 @@ def _threads_for(widths: np.ndarray) -> int:
     return int(min(256, max(32, -(-widest // 32) * 32)))
 
 
-def run_chunk(config: RunConfig, x: np.ndarray, widths: np.ndarray, cs: np.ndarray, k0: np.uint64,
-              k1: np.uint64, start: int, out_lengths: np.ndarray, out_fm2: np.ndarray) -> None:
-    """Fill ``out_lengths`` (m, d + 1) and ``out_fm2`` (m,) for nets ``start .. start + m - 1`` on the GPU."""
+def run_chunk(method: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.ndarray) -> None:
+    """Run one chunk on the GPU.
+
+    Parameters
+    ----------
+    method : {"full", "exact"}
+    args : tuple
+        The CPU kernel's inputs (:func:`fmsim.kernels.cpu.fc_full` or ``fc_exact``),
+        as built by :func:`fmsim.simulate.run_chunk`; arrays are copied to the device.
+    out_lengths : ndarray, shape (m, d + 1), float64
+    out_fm2 : ndarray, shape (m,), float64
+        Filled on return.
+    """
     if not is_available():
         raise RuntimeError("backend='cuda' needs a CUDA GPU and numba-cuda (pip install 'fmsim[cuda]')")
     from numba import cuda
@@ -45,16 +52,13 @@ def run_chunk(config: RunConfig, x: np.ndarray, widths: np.ndarray, cs: np.ndarr
     m = out_lengths.shape[0]
     d_lengths = cuda.device_array(out_lengths.shape, dtype=np.float64)
     d_fm2 = cuda.device_array(m, dtype=np.float64)
-    d_widths = cuda.to_device(widths)
-    if config.method == "exact":
+    d_args = tuple(cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args)
+    if method == "exact":
         blocks = -(-m // _THREADS_EXACT)
-        kernels.fc_exact_kernel[blocks, _THREADS_EXACT](
-            float(x @ x / x.size), d_widths, cuda.to_device(cs), k0, k1, start, d_lengths, d_fm2)
+        kernels.fc_exact_kernel[blocks, _THREADS_EXACT](*d_args, d_lengths, d_fm2)
     else:
+        widths = args[1]
         scratch = cuda.device_array((m, 2, int(widths.max())), dtype=np.float64)
-        scales = np.sqrt(cs / widths[:-1])
-        kernels.fc_full_kernel[m, _threads_for(widths)](
-            cuda.to_device(x), d_widths, cuda.to_device(scales), float(np.sqrt(config.init.bias_var)),
-            LAW_CODES[config.init.law], k0, k1, start, scratch, d_lengths, d_fm2)
+        kernels.fc_full_kernel[m, _threads_for(widths)](*d_args, scratch, d_lengths, d_fm2)
     d_lengths.copy_to_host(out_lengths)
     d_fm2.copy_to_host(out_fm2)

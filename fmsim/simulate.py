@@ -85,19 +85,20 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
     x = input_vector(config)
     lengths = np.empty((m, widths.size))
     fm2 = np.empty(m)
+    # Kernel arguments, the same for both backends (the kernels add their outputs).
+    if config.method == "exact":
+        args = (float(x @ x / x.size), widths, cs, k0, k1, start)
+    else:
+        args = (x, widths, np.sqrt(cs / widths[:-1]), float(np.sqrt(config.init.bias_var)),
+                LAW_CODES[config.init.law], k0, k1, start)
     if backend == "cuda":
         from . import cuda_backend
 
-        cuda_backend.run_chunk(config, x, widths, cs, k0, k1, start, lengths, fm2)
-        return lengths, fm2
-    from .kernels import cpu
-
-    if config.method == "exact":
-        cpu.fc_exact(float(x @ x / x.size), widths, cs, k0, k1, start, lengths, fm2)
+        cuda_backend.run_chunk(config.method, args, lengths, fm2)
     else:
-        scales = np.sqrt(cs / widths[:-1])
-        cpu.fc_full(x, widths, scales, float(np.sqrt(config.init.bias_var)), LAW_CODES[config.init.law],
-                    k0, k1, start, lengths, fm2)
+        from .kernels import cpu
+
+        (cpu.fc_exact if config.method == "exact" else cpu.fc_full)(*args, lengths, fm2)
     return lengths, fm2
 
 

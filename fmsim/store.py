@@ -120,8 +120,7 @@ def _recover(path: str) -> None:
     """
     tmp = path + ".recovering"
     try:
-        with h5py.File(path, "r", libver="latest", swmr=True, locking=False) as src, \
-                h5py.File(tmp, "w", libver="latest") as dst:
+        with open_h5(path) as src, h5py.File(tmp, "w", libver="latest") as dst:
             for name in _runs_in(src):
                 g_src = src[name]
                 g = dst.require_group(name)
