@@ -15,7 +15,8 @@ import numpy as np
 
 from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE
 
-__all__ = ["FullyConnected", "Init", "RunConfig", "SCHEMES", "METHODS", "BACKENDS", "RECORDS"]
+__all__ = ["FullyConnected", "Init", "RunConfig", "SCHEMES", "METHODS", "BACKENDS", "RECORDS", "PROFILES",
+           "width_profile"]
 
 METHODS = ("auto", "full", "exact")
 BACKENDS = ("auto", "cpu", "cuda")
@@ -85,6 +86,64 @@ class FullyConnected:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "fully_connected", "widths": list(self.widths)}
+
+
+#: Width-profile shapes: relative width of hidden layer j = 0..d-1 (d layers).
+PROFILES = ("constant", "increasing", "decreasing", "alternating", "bottleneck")
+
+
+def _profile_shape(shape: str, depth: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, depth) if depth > 1 else np.zeros(1)
+    if shape == "constant":
+        return np.ones(depth)
+    if shape == "increasing":
+        return 1.0 + 3.0 * t
+    if shape == "decreasing":
+        return 4.0 - 3.0 * t
+    if shape == "alternating":
+        return np.where(np.arange(depth) % 2 == 0, 1.0, 4.0)
+    if shape == "bottleneck":
+        return 1.0 + 3.0 * np.abs(2.0 * t - 1.0)
+    raise ValueError(f"shape must be one of {PROFILES}, got {shape!r}")
+
+
+def width_profile(shape: str, depth: int, beta: float) -> tuple[int, ...]:
+    """Integer hidden widths ``n_1..n_d`` of a given shape with ``sum_j 1/n_j`` as close to ``beta`` as rounding allows.
+
+    Used to compare nets with the same FM2 constant ``beta`` but different
+    width profiles (Hanin & Rolnick 2018, Sec. 3.3). Shapes (widths relative
+    to the narrowest layer): ``constant``; ``increasing`` 1 -> 4 linearly;
+    ``decreasing`` 4 -> 1; ``alternating`` 1, 4, 1, 4, ...; ``bottleneck`` 4 -> 1 -> 4.
+
+    Parameters
+    ----------
+    shape : str
+        One of :data:`PROFILES`.
+    depth : int
+        Number of hidden layers, >= 1.
+    beta : float
+        Target ``sum_j 1/n_j``, in ``(0, depth]`` (widths are >= 1).
+
+    Returns
+    -------
+    tuple of int, length ``depth``
+    """
+    depth = _as_int("depth", depth)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    rel = _profile_shape(shape, depth)
+    beta = _as_float("beta", beta)
+    if not 0 < beta <= depth:
+        raise ValueError(f"beta must be in (0, depth={depth}], got {beta}")
+    k0 = float(np.sum(1.0 / rel)) / beta
+    best: tuple[float, tuple[int, ...]] | None = None
+    for k in k0 * np.linspace(0.8, 1.25, 2001):
+        w = np.maximum(1, np.rint(k * rel)).astype(int)
+        err = abs(float(np.sum(1.0 / w)) - beta)
+        if best is None or err < best[0] - 1e-15:
+            best = (err, tuple(int(v) for v in w))
+    assert best is not None
+    return best[1]
 
 
 # name -> (law, c, fan)

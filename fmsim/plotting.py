@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_length_vs_depth"]
+__all__ = ["plot_length_vs_depth", "plot_onset_vs_depth"]
 
 
 def plot_length_vs_depth(
@@ -47,4 +47,50 @@ def plot_length_vs_depth(
     ax.set_yscale("log")
     ax.set_xlabel("depth d (width = depth)")
     ax.set_ylabel(r"$M_d = \|z_d\|^2 / n_d$")
+    return ax
+
+
+def plot_onset_vs_depth(
+    depths: np.ndarray, onsets: np.ndarray, cap: float, label: str = "", ax: Any = None, color: str | None = None,
+) -> Any:
+    """Epochs until training starts vs depth: mean +- s.e. over the runs that started.
+
+    Runs that never started within ``cap`` epochs are drawn as open triangles
+    at ``cap``, annotated with their count.
+
+    Parameters
+    ----------
+    depths : ndarray, shape (k,)
+    onsets : ndarray, shape (k, runs)
+        Onset epoch of each run; ``nan`` = never started.
+    cap : float
+        The epoch limit of the runs.
+    label : str
+    ax : matplotlib Axes, optional
+    color : str, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    onsets = np.asarray(onsets, dtype=float)
+    started = np.isfinite(onsets)
+    n = started.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.nansum(onsets, axis=1) / np.maximum(n, 1), np.nan)
+        var = np.nansum((onsets - mean[:, None]) ** 2, axis=1) / np.maximum(n - 1, 1)
+        sem = np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), 0.0)
+    line = ax.errorbar(depths, mean, yerr=sem, fmt="o-", ms=4, capsize=2, label=label, color=color)
+    c = line.lines[0].get_color()
+    never = n < onsets.shape[1]
+    if never.any():
+        ax.plot(np.asarray(depths)[never], np.full(never.sum(), cap), "^", mfc="none", color=c, ms=7)
+        for d, k in zip(np.asarray(depths)[never], onsets.shape[1] - n[never]):
+            ax.annotate(str(k), (d, cap), textcoords="offset points", xytext=(4, 4), fontsize=7, color=c)
+    ax.set_xlabel("depth")
+    ax.set_ylabel("epochs to 20% test accuracy")
     return ax
