@@ -24,7 +24,7 @@ import numpy as np
 from .config import Init, _as_float, _as_int
 from .mlp import MLP
 
-__all__ = ["SGDConfig", "TrainingRun", "train", "epoch_order", "write_run", "read_run"]
+__all__ = ["SGDConfig", "TrainingRun", "train", "sgd_steps", "epoch_order", "write_run", "read_run"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,30 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, 0x5EED, epoch]).permutation(n)
 
 
+def sgd_steps(mlp: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray], lr: float,
+              grad: np.ndarray | None = None) -> tuple[float, bool]:
+    """SGD steps in place, one per index array in ``batches``.
+
+    Returns
+    -------
+    mean_loss : float
+        Mean of the minibatch losses (before each step).
+    finite : bool
+        False as soon as a loss or the parameters stop being finite (the steps then stop).
+    """
+    grad = np.empty_like(theta) if grad is None else grad
+    step = theta.dtype.type(lr)
+    total = 0.0
+    for k, idx in enumerate(batches, start=1):
+        loss, _ = mlp.loss_and_grad(theta, x[idx], y[idx], out=grad)
+        grad *= step
+        theta -= grad
+        total += loss
+        if not math.isfinite(loss) or not np.isfinite(theta).all():
+            return total / k, False
+    return total / max(len(batches), 1), True
+
+
 def _eval_points(n_batches: int, per_epoch: int) -> set[int]:
     """Indices of the batches after which to evaluate (evenly spread, the last one included)."""
     return {math.ceil(k * n_batches / per_epoch) - 1 for k in range(1, per_epoch + 1)}
@@ -147,41 +171,33 @@ def train(
     n = len(x_train)
     n_batches = math.ceil(n / config.batch_size)
     dense = _eval_points(n_batches, config.evals_per_epoch)
-    lr = theta.dtype.type(config.lr)
     grad = np.empty_like(theta)
     epochs, accs, losses = [0.0], [mlp.accuracy(theta, x_test, y_test)], [math.nan]
     onset = 0.0 if accs[0] >= config.target_accuracy else math.nan
     diverged = False
-    loss_sum, loss_count = 0.0, 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(config.max_epochs):
-            if config.stop_at_target and not math.isnan(onset):
+            if diverged or (config.stop_at_target and not math.isnan(onset)):
                 break
             order = epoch_order(seed, epoch, n)
-            points = dense if epoch < config.dense_epochs else {n_batches - 1}
-            for i in range(n_batches):
-                idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-                loss, _ = mlp.loss_and_grad(theta, x_train[idx], y_train[idx], out=grad)
-                theta -= lr * grad
-                loss_sum, loss_count = loss_sum + loss, loss_count + 1
-                if not math.isfinite(loss) or not np.isfinite(theta).all():
-                    diverged = True
-                if i in points or diverged:
-                    seen = min((i + 1) * config.batch_size, n)
-                    epochs.append(epoch + seen / n)
-                    accs.append(mlp.accuracy(theta, x_test, y_test))
-                    losses.append(loss_sum / loss_count)
-                    loss_sum, loss_count = 0.0, 0
-                    if progress is not None:
-                        progress(epochs[-1], accs[-1])
-                    if math.isnan(onset) and accs[-1] >= config.target_accuracy:
-                        onset = epochs[-1]
-                        if config.stop_at_target:
-                            break
-                    if diverged:
+            batches = [order[i:i + config.batch_size] for i in range(0, n, config.batch_size)]
+            points = sorted(dense if epoch < config.dense_epochs else {n_batches - 1})
+            start = 0
+            for stop in (p + 1 for p in points):
+                loss, finite = sgd_steps(mlp, theta, x_train, y_train, batches[start:stop], config.lr, grad)
+                diverged = not finite
+                epochs.append(epoch + min(stop * config.batch_size, n) / n)
+                accs.append(mlp.accuracy(theta, x_test, y_test))
+                losses.append(loss)
+                start = stop
+                if progress is not None:
+                    progress(epochs[-1], accs[-1])
+                if math.isnan(onset) and accs[-1] >= config.target_accuracy:
+                    onset = epochs[-1]
+                    if config.stop_at_target:
                         break
-            if diverged:
-                break
+                if diverged:
+                    break
     return TrainingRun(np.array(epochs), np.array(accs), np.array(losses), onset, diverged,
                        time.perf_counter() - t0)
 
