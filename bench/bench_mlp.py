@@ -31,13 +31,13 @@ def torch_epoch_seconds(mlp: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndarra
     import torch
 
     layers = []
-    for l, (W, b) in enumerate(mlp.layers(theta), start=1):
+    for k, (W, b) in enumerate(mlp.layers(theta), start=1):
         lin = torch.nn.Linear(*W.shape)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(W.T.copy()))
             lin.bias.copy_(torch.from_numpy(b.copy()))
         layers.append(lin)
-        if l < mlp.n_layers:
+        if k < mlp.n_layers:
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)

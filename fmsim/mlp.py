@@ -151,14 +151,14 @@ class MLP:
         key = seed_to_key(seed)
         cs = init.layer_c(FullyConnected(self.widths))
         theta = np.empty(self.n_params, dtype=np.float64)
-        for l, (W, b) in enumerate(self.layers(theta), start=1):
+        for layer, (W, b) in enumerate(self.layers(theta), start=1):
             n_in, n_out = W.shape
-            scale = np.sqrt(cs[l - 1] / n_in)
+            scale = np.sqrt(cs[layer - 1] / n_in)
             for r in range(n_out):
-                W[:, r] = scale * draw_standard_array(init.law, n_in, key, r, l, net)
+                W[:, r] = scale * draw_standard_array(init.law, n_in, key, r, layer, net)
             if init.bias_var > 0:
                 sd = np.sqrt(init.bias_var)
-                b[:] = [sd * draw_standard_one(init.law, key, int(BIAS_BLOCK), 0, r, l, net) for r in range(n_out)]
+                b[:] = [sd * draw_standard_one(init.law, key, int(BIAS_BLOCK), 0, r, layer, net) for r in range(n_out)]
             else:
                 b[:] = 0.0
         return theta.astype(dtype)
@@ -187,11 +187,11 @@ class MLP:
             raise ValueError(f"x must have shape (B, {self.widths[0]}), got {x.shape}")
         pre, post, h = [], [x], x
         layers = self.layers(theta)
-        for l, (W, b) in enumerate(layers, start=1):
+        for k, (W, b) in enumerate(layers, start=1):
             a = h @ W
             a += b
             pre.append(a)
-            if l < len(layers):
+            if k < len(layers):
                 h = self.phi(a)
                 post.append(h)
         return Forward(pre, post)
@@ -228,13 +228,13 @@ class MLP:
         grad = np.empty_like(theta) if out is None else out
         layers = self.layers(theta)
         glayers = self.layers(grad)
-        for l in range(len(layers) - 1, -1, -1):
-            W, _ = layers[l]
-            gW, gb = glayers[l]
-            np.matmul(fwd.post[l].T, delta, out=gW)
+        for k in range(len(layers) - 1, -1, -1):
+            W, _ = layers[k]
+            gW, gb = glayers[k]
+            np.matmul(fwd.post[k].T, delta, out=gW)
             delta.sum(axis=0, out=gb)
-            if l > 0:
-                delta = (delta @ W.T) * self.dphi(fwd.pre[l - 1])
+            if k > 0:
+                delta = (delta @ W.T) * self.dphi(fwd.pre[k - 1])
         return grad
 
     def loss_and_grad(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None

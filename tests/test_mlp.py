@@ -5,13 +5,12 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from conftest import assert_within_se
 
 from fmsim import FullyConnected, Init, simulate
 from fmsim.mlp import MLP
 from fmsim.mnist import FILES, default_root, load_mnist
 from fmsim.train import SGDConfig, read_run, run_meta, train, write_run
-
-from conftest import assert_within_se
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import PROFILES, Init, width_profile
+from ..config import Init, width_profile
 from ..mlp import MLP
 from ..train import SGDConfig, read_run, run_meta, train, write_run
 
