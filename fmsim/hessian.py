@@ -231,11 +231,14 @@ def layer_block_frobenius(mlp: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndar
     else:
         U = np.transpose(P, (0, 2, 1))
     h = fwd.post[layer - 1]
+    K = U.shape[2]
+    Ut = np.ascontiguousarray(np.transpose(U, (0, 2, 1))).reshape(B * K, -1)  # rows (x, j): U_x[:, j]
     total = 0.0
     for i in range(0, B, chunk):
-        gram_h = h[i:i + chunk] @ h.T  # (c, B)
-        cross = np.einsum("anj,bnk->abjk", U[i:i + chunk], U)  # (c, B, K, K)
-        total += float(np.sum(gram_h**2 * np.sum(cross**2, axis=(2, 3))))
+        c = min(chunk, B - i)
+        gram_h = h[i:i + c] @ h.T  # (c, B)
+        cross = (Ut[i * K:(i + c) * K] @ Ut.T).reshape(c, K, B, K)  # U_x^T U_x' for all pairs
+        total += float(np.sum(gram_h**2 * np.einsum("ajbk,ajbk->ab", cross, cross)))
     return math.sqrt(total) / B
 
 
