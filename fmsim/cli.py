@@ -115,11 +115,13 @@ def cmd_info(args: argparse.Namespace) -> None:
         for name in runs:
             g = f[name]
             cfg = RunConfig.from_dict(json.loads(g.attrs["config"]))
-            widths = cfg.arch.widths
+            arch = cfg.arch.to_dict()
+            shape = ", ".join(f"{k} {v[:4]}{'...' if len(v) > 4 else ''}" if isinstance(v, list) else f"{k} {v}"
+                              for k, v in arch.items())
             done = int(g["chunks_done"][()])
             mean = g["summary/mean"][()]
             print(f"{name}: {'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
-                  f"widths {list(widths[:4])}{'...' if len(widths) > 4 else ''} (d={cfg.arch.depth}), "
+                  f"{shape} (d={cfg.arch.depth}), "
                   f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}; "
                   f"E[M_d] = {mean[-1]:.6g}")
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE
 
-__all__ = ["FullyConnected", "Init", "RunConfig", "SCHEMES", "METHODS", "BACKENDS", "RECORDS", "PROFILES",
+__all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES", "METHODS", "BACKENDS", "RECORDS", "PROFILES",
            "width_profile"]
 
 METHODS = ("auto", "full", "exact")
@@ -80,12 +80,194 @@ class FullyConnected:
         return len(self.widths) - 1
 
     @property
+    def input_size(self) -> int:
+        """Length of the input vector ``x``."""
+        return self.widths[0]
+
+    @property
     def beta(self) -> float:
         """Sum of reciprocal layer widths, ``sum_{j=1..d} 1/n_j`` (FM2's constant)."""
         return float(sum(1.0 / n for n in self.widths[1:]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "fully_connected", "widths": list(self.widths)}
+
+
+ETA_SCHEDULES = ("constant", "1/l", "1/sqrt(L)")
+MODULE_ENDINGS = ("linear", "relu")
+
+
+def eta_schedule(kind: str, n_modules: int, eta: float = 1.0) -> tuple[float, ...]:
+    """Residual scales ``eta_1..eta_L``: ``constant`` (eta), ``1/l`` (eta/l) or ``1/sqrt(L)`` (eta/sqrt(L))."""
+    n_modules = _as_int("n_modules", n_modules)
+    if n_modules < 1:
+        raise ValueError(f"n_modules must be >= 1, got {n_modules}")
+    eta = _as_float("eta", eta)
+    if kind == "constant":
+        return (eta,) * n_modules
+    if kind == "1/l":
+        return tuple(eta / l for l in range(1, n_modules + 1))  # noqa: E741
+    if kind == "1/sqrt(L)":
+        return (eta / math.sqrt(n_modules),) * n_modules
+    raise ValueError(f"schedule must be one of {ETA_SCHEDULES} (or pass a list of etas), got {kind!r}")
+
+
+@dataclass(frozen=True)
+class Residual:
+    """A residual net ``y_l = y_{l-1} + eta_l F_l(y_{l-1})`` on a stream of width ``n``.
+
+    Each module ``F_l`` has hidden ReLU layers of widths ``module_widths``
+    (weights of variance ``c / fan_in`` from the run's :class:`Init`), then an
+    output layer ``n x k_m`` of variance ``c_out / k_m``; the module ends
+    ``linear`` (``F = W_out h``) or ``relu`` (``F = ReLU(W_out h)``). With no
+    hidden layers, ``F = W_out y``. ``M_l = ||y_l||^2 / n`` is recorded after
+    every module (Hanin & Rolnick 2018, Sec. 2.2; module design from
+    ``shared/research/hanin_rolnick.md`` 4.6, since the paper's is unknown).
+
+    Parameters
+    ----------
+    width : int
+        Stream width ``n``, in ``[1, 2**21)``.
+    etas : sequence of float
+        ``eta_1..eta_L`` (``L >= 1``), each >= 0; see :func:`eta_schedule`.
+    module_widths : sequence of int, optional
+        Hidden widths ``k_1..k_m`` of every module; ``()`` for none
+        (``F = W_out y``); default one hidden layer of width ``n``.
+    ending : {"linear", "relu"}
+    c_out : float
+        Variance numerator of each module's output layer, > 0 (default 2).
+    """
+
+    width: int
+    etas: tuple[float, ...]
+    module_widths: tuple[int, ...] | None = None
+    ending: str = "linear"
+    c_out: float = 2.0
+
+    def __post_init__(self) -> None:
+        n = _as_int("width", self.width)
+        if not 1 <= n <= MAX_FAN_IN:
+            raise ValueError(f"width must be in [1, {MAX_FAN_IN}], got {n}")
+        if isinstance(self.etas, (str, bytes)) or not hasattr(self.etas, "__len__") or len(self.etas) == 0:
+            raise ValueError(f"etas must be a non-empty sequence of floats, got {self.etas!r}")
+        etas = tuple(_as_float("etas", e) for e in self.etas)
+        if min(etas) < 0:
+            raise ValueError(f"etas must be >= 0, got {etas}")
+        mw = (n,) if self.module_widths is None else tuple(_as_int("module_widths", k) for k in self.module_widths)
+        for i, k in enumerate(mw):
+            if not 1 <= k <= MAX_FAN_IN:
+                raise ValueError(f"module_widths[{i}] must be in [1, {MAX_FAN_IN}], got {k}")
+        if self.ending not in MODULE_ENDINGS:
+            raise ValueError(f"ending must be one of {MODULE_ENDINGS}, got {self.ending!r}")
+        c_out = _as_float("c_out", self.c_out)
+        if c_out <= 0:
+            raise ValueError(f"c_out must be > 0, got {c_out}")
+        object.__setattr__(self, "width", n)
+        object.__setattr__(self, "etas", etas)
+        object.__setattr__(self, "module_widths", mw)
+        object.__setattr__(self, "c_out", c_out)
+
+    @classmethod
+    def scheduled(cls, width: int, n_modules: int, schedule: str = "constant", eta: float = 1.0,
+                  **kw: Any) -> Residual:
+        """``n_modules`` modules with scales from :func:`eta_schedule`."""
+        return cls(width, eta_schedule(schedule, n_modules, eta), **kw)
+
+    @property
+    def depth(self) -> int:
+        """Number of modules ``L`` (``M_0..M_L`` are recorded)."""
+        return len(self.etas)
+
+    @property
+    def input_size(self) -> int:
+        return self.width
+
+    @property
+    def layers_per_module(self) -> int:
+        return len(self.module_widths) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "residual", "width": self.width, "etas": list(self.etas),
+                "module_widths": list(self.module_widths), "ending": self.ending, "c_out": self.c_out}
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolutional ReLU net: 1D or 2D, periodic padding, stride 1, no pooling.
+
+    Layer ``j`` maps ``C_{j-1}`` channels to ``C_j`` with kernels of ``kernel``
+    taps per spatial dimension (centered: offsets ``t - kernel // 2``);
+    ``fan_in = kernel**dim * C_{j-1}``. The input ``x`` is ``(C_0, *spatial)``
+    flattened (C order), and ``M_j = ||z_j||^2 / (C_j P)`` with ``P`` positions.
+
+    Parameters
+    ----------
+    channels : sequence of int
+        ``(C_0, C_1, ..., C_d)``, ``d >= 1``, each >= 1.
+    spatial : sequence of int
+        ``(P,)`` for 1D or ``(H, W)`` for 2D, each >= 1.
+    kernel : int
+        Taps per dimension, ``1 <= kernel <= min(spatial)``.
+    """
+
+    channels: tuple[int, ...]
+    spatial: tuple[int, ...]
+    kernel: int = 3
+
+    def __post_init__(self) -> None:
+        ch = FullyConnected(self.channels).widths  # same rules as widths
+        if isinstance(self.spatial, (int, np.integer)):
+            object.__setattr__(self, "spatial", (int(self.spatial),))
+        sp = tuple(_as_int("spatial", v) for v in self.spatial)
+        if len(sp) not in (1, 2) or min(sp) < 1:
+            raise ValueError(f"spatial must be (P,) or (H, W) with sizes >= 1, got {self.spatial!r}")
+        k = _as_int("kernel", self.kernel)
+        if not 1 <= k <= min(sp):
+            raise ValueError(f"kernel must be in [1, {min(sp)}] (the smallest spatial size), got {k}")
+        if k ** len(sp) * max(ch[:-1]) > MAX_FAN_IN:
+            raise ValueError(f"fan-in kernel**dim * C must be <= {MAX_FAN_IN}")
+        object.__setattr__(self, "channels", ch)
+        object.__setattr__(self, "spatial", sp)
+        object.__setattr__(self, "kernel", k)
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels) - 1
+
+    @property
+    def positions(self) -> int:
+        return int(np.prod(self.spatial))
+
+    @property
+    def taps(self) -> int:
+        return self.kernel ** len(self.spatial)
+
+    @property
+    def input_size(self) -> int:
+        return self.channels[0] * self.positions
+
+    def fan_in(self, j: int) -> int:
+        """``kernel**dim * C_{j-1}`` of layer ``j = 1..d``."""
+        return self.taps * self.channels[j - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "conv", "channels": list(self.channels), "spatial": list(self.spatial),
+                "kernel": self.kernel}
+
+
+Architecture = FullyConnected | Residual | Conv
+
+
+def arch_from_dict(d: dict[str, Any]) -> Architecture:
+    """Inverse of ``arch.to_dict()``."""
+    kind = d.get("kind")
+    if kind == "fully_connected":
+        return FullyConnected(tuple(d["widths"]))
+    if kind == "residual":
+        return Residual(d["width"], tuple(d["etas"]), tuple(d["module_widths"]), d["ending"], d["c_out"])
+    if kind == "conv":
+        return Conv(tuple(d["channels"]), tuple(d["spatial"]), d["kernel"])
+    raise ValueError(f"unknown architecture kind {kind!r}")
 
 
 #: Width-profile shapes: relative width of hidden layer j = 0..d-1 (d layers).
@@ -221,13 +403,25 @@ class Init:
     def label(self) -> str:
         return self.name or f"{self.law}, c={self.c}"
 
-    def layer_c(self, arch: FullyConnected) -> np.ndarray:
-        """Effective ``c_j = n_{j-1} Var(W_j)`` for each layer.
+    def layer_c(self, arch: FullyConnected | Residual | Conv) -> np.ndarray:
+        """Effective ``c_j = fan_in_j Var(W_j)`` for each layer.
+
+        For a :class:`Residual` net, ``c`` applies to the modules' hidden layers
+        (one value; their output layers use ``arch.c_out``) and the result has
+        one entry per hidden layer of a module. Residual and conv nets need
+        ``fan="in"``.
 
         Returns
         -------
-        ndarray, shape (d,), float64
+        ndarray, shape (d,) (FC, conv) or (m,) (residual), float64
         """
+        if not isinstance(arch, FullyConnected):
+            if self.fan != "in":
+                raise ValueError(f"fan must be 'in' for {type(arch).__name__} nets, got {self.fan!r}")
+            if isinstance(arch, Residual):
+                if isinstance(self.c, tuple):
+                    raise ValueError("c must be one value for residual nets (it applies to every module)")
+                return np.full(len(arch.module_widths), float(self.c))
         d = arch.depth
         if isinstance(self.c, tuple):
             if len(self.c) != d:
@@ -286,8 +480,8 @@ class RunConfig:
     chunk_size: int = 16 * SUMMARY_BLOCK
 
     def __post_init__(self) -> None:
-        if not isinstance(self.arch, FullyConnected):
-            raise TypeError(f"arch must be a FullyConnected, got {type(self.arch).__name__}")
+        if not isinstance(self.arch, (FullyConnected, Residual, Conv)):
+            raise TypeError(f"arch must be a FullyConnected, Residual or Conv, got {type(self.arch).__name__}")
         if not isinstance(self.init, Init):
             raise TypeError(f"init must be an Init, got {type(self.init).__name__}")
         n = _as_int("n_nets", self.n_nets)
@@ -310,10 +504,13 @@ class RunConfig:
                     "method='exact' needs law='gaussian' and bias_var=0 "
                     f"(got law={self.init.law!r}, bias_var={self.init.bias_var}); use method='full'"
                 )
+            if isinstance(self.arch, Conv) or (isinstance(self.arch, Residual) and self.arch.ending != "linear"):
+                raise ValueError("method='exact' exists for fully connected nets and linear-ending residual "
+                                 "modules only; use method='full'")
         if self.x is not None:
             x = np.asarray(self.x, dtype=float)
-            if x.shape != (self.arch.widths[0],):
-                raise ValueError(f"x must have shape (n_0,) = ({self.arch.widths[0]},), got {x.shape}")
+            if x.shape != (self.arch.input_size,):
+                raise ValueError(f"x must have shape ({self.arch.input_size},) (the input size), got {x.shape}")
             if not np.all(np.isfinite(x)):
                 raise ValueError("x must be finite")
             object.__setattr__(self, "x", tuple(float(v) for v in x))
@@ -339,21 +536,21 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        arch = d["arch"]
-        if arch.get("kind") != "fully_connected":
-            raise ValueError(f"unknown architecture kind {arch.get('kind')!r}")
         return cls(
-            arch=FullyConnected(tuple(arch["widths"])), init=Init.from_dict(d["init"]),
+            arch=arch_from_dict(d["arch"]), init=Init.from_dict(d["init"]),
             n_nets=d["n_nets"], seed=d["seed"], method=d["method"], record=d["record"],
             x=None if d["x"] is None else tuple(d["x"]), chunk_size=d["chunk_size"],
         )
 
 
-def resolve_method(method: str, init: Init) -> str:
-    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian, no bias), else ``"full"``."""
+def resolve_method(method: str, init: Init, arch: Architecture | None = None) -> str:
+    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian, no bias, an architecture with
+    an exact sampler), else ``"full"``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
+    if isinstance(arch, Conv) or (isinstance(arch, Residual) and arch.ending != "linear"):
+        return "full"
     return "exact" if (init.law == "gaussian" and init.bias_var == 0.0) else "full"
 

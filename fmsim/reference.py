@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import RunConfig
+from .config import Conv, Residual, RunConfig
 from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
 from .rng import seed_to_key
 from .simulate import input_vector
 
-__all__ = ["reference_lengths"]
+__all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths"]
 
 
 def _bias(law: str, n: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
@@ -51,4 +51,77 @@ def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
                 pre = pre + np.sqrt(config.init.bias_var) * _bias(config.init.law, widths[j], key, j, int(net))
             z = np.maximum(pre, 0.0)
             out[i, j] = z @ z / z.size
+    return out
+
+
+def _dense(law: str, n_out: int, n_in: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
+    """Unit-variance weight matrix ``(n_out, n_in)``: row ``r`` is the row stream ``(r, layer, net)``."""
+    return np.stack([draw_standard_array(law, n_in, key, r, layer, net) for r in range(n_out)])
+
+
+def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
+    """``M_0..M_L`` of residual nets (method ``"full"``), densely; shape (len(nets), L + 1)."""
+    arch, init = config.arch, config.init
+    assert isinstance(arch, Residual)
+    key = seed_to_key(config.seed)
+    x = input_vector(config)
+    m = len(arch.module_widths)
+    out = np.empty((len(nets), arch.depth + 1))
+    bsd = np.sqrt(init.bias_var)
+    for i, net in enumerate(nets):
+        y = x.copy()
+        out[i, 0] = y @ y / y.size
+        for mod, eta in enumerate(arch.etas):
+            base = mod * (m + 1) + 1
+            h = y
+            for j, k in enumerate(arch.module_widths):
+                pre = np.sqrt(float(init.c) / h.size) * (_dense(init.law, k, h.size, key, base + j, int(net)) @ h)
+                if bsd > 0:
+                    pre = pre + bsd * _bias(init.law, k, key, base + j, int(net))
+                h = np.maximum(pre, 0.0)
+            f = np.sqrt(arch.c_out / h.size) * (_dense(init.law, arch.width, h.size, key, base + m, int(net)) @ h)
+            if bsd > 0:
+                f = f + bsd * _bias(init.law, arch.width, key, base + m, int(net))
+            if arch.ending == "relu":
+                f = np.maximum(f, 0.0)
+            y = y + eta * f
+            out[i, mod + 1] = y @ y / y.size
+    return out
+
+
+def conv_weights(config: RunConfig, layer: int, net: int) -> np.ndarray:
+    """Unit-variance kernel of layer ``layer``: shape ``(C_j, C_{j-1}, kh, kw)`` (1D: ``kh = 1``)."""
+    arch = config.arch
+    assert isinstance(arch, Conv)
+    kh = 1 if len(arch.spatial) == 1 else arch.kernel
+    c_out, c_in = arch.channels[layer], arch.channels[layer - 1]
+    w = _dense(config.init.law, c_out, c_in * kh * arch.kernel, seed_to_key(config.seed), layer, net)
+    return w.reshape(c_out, c_in, kh, arch.kernel)
+
+
+def reference_conv_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
+    """``M_0..M_d`` of periodic conv nets, with ``np.roll``; shape (len(nets), d + 1)."""
+    arch, init = config.arch, config.init
+    assert isinstance(arch, Conv)
+    key = seed_to_key(config.seed)
+    shape2d = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
+    cs = init.layer_c(arch)
+    out = np.empty((len(nets), arch.depth + 1))
+    for i, net in enumerate(nets):
+        z = input_vector(config).reshape((arch.channels[0],) + shape2d)
+        out[i, 0] = np.mean(z**2)
+        for j in range(1, arch.depth + 1):
+            w = conv_weights(config, j, int(net))
+            kh, kw = w.shape[2:]
+            pre = np.zeros((arch.channels[j],) + shape2d)
+            for ty in range(kh):
+                for tx in range(kw):
+                    # tap (ty, tx) reads position p + (t - k//2): roll by -(t - k//2)
+                    shifted = np.roll(z, (-(ty - kh // 2), -(tx - kw // 2)), axis=(1, 2))
+                    pre += np.einsum("oc,chw->ohw", w[:, :, ty, tx], shifted)
+            pre *= np.sqrt(cs[j - 1] / arch.fan_in(j))
+            if init.bias_var > 0:
+                pre += np.sqrt(init.bias_var) * _bias(init.law, arch.channels[j], key, j, int(net))[:, None, None]
+            z = np.maximum(pre, 0.0)
+            out[i, j] = np.mean(z**2)
     return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import BACKENDS, RECORDS, FullyConnected, Init, RunConfig, resolve_method
+from .config import BACKENDS, RECORDS, Architecture, Conv, FullyConnected, Init, Residual, RunConfig, resolve_method
 from .laws import LAW_CODES, draw_standard_array
 from .rng import seed_to_key
 from .summary import LayerSummary, SummaryAccumulator
@@ -29,7 +29,7 @@ def input_vector(config: RunConfig) -> np.ndarray:
     """
     if config.x is not None:
         return np.asarray(config.x, dtype=float)
-    n0 = config.arch.widths[0]
+    n0 = config.arch.input_size
     g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, 0, 0)  # layer 0 = input
     norm = np.sqrt(g @ g)
     if norm == 0.0:  # cannot happen for n0 >= 1 except with probability 0
@@ -49,7 +49,7 @@ def resolve_backend(backend: str) -> str:
 
 
 def make_config(
-    arch: FullyConnected, init: Init, n_nets: int, seed: int, method: str = "auto",
+    arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     record: str = "summary", x: Sequence[float] | np.ndarray | None = None, chunk_size: int = 16384,
 ) -> RunConfig:
     """Validate user arguments into a :class:`RunConfig` (resolving ``method="auto"``)."""
@@ -62,7 +62,7 @@ def make_config(
         if np.ndim(x) != 1:
             raise ValueError(f"x must be one vector of shape (n_0,), got shape {np.shape(x)}")
         xt = tuple(np.asarray(x, dtype=float).tolist())
-    return RunConfig(arch=arch, init=init, n_nets=n_nets, seed=seed, method=resolve_method(method, init),
+    return RunConfig(arch=arch, init=init, n_nets=n_nets, seed=seed, method=resolve_method(method, init, arch),
                      record=record, x=xt, chunk_size=chunk_size)
 
 
@@ -79,15 +79,25 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
     if not 0 <= k < config.n_chunks:
         raise ValueError(f"chunk index must be in [0, {config.n_chunks}), got {k}")
     start, m = config.chunk_bounds(k)
-    widths = np.asarray(config.arch.widths, dtype=np.int64)
-    cs = config.init.layer_c(config.arch)
+    arch = config.arch
+    lengths = np.empty((m, arch.depth + 1))
+    fm2 = np.empty(m)
+    if not isinstance(arch, FullyConnected):
+        if backend == "cuda":
+            raise NotImplementedError(f"the CUDA backend runs fully connected nets only; use backend='cpu' "
+                                      f"for {type(arch).__name__} nets")
+        from .kernels import cpu
+
+        kernel, args = _kernel_args(config, start)
+        getattr(cpu, kernel)(*args, lengths, fm2)
+        return lengths, fm2
+    widths = np.asarray(arch.widths, dtype=np.int64)
+    cs = config.init.layer_c(arch)
     k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
     x = input_vector(config)
-    lengths = np.empty((m, widths.size))
-    fm2 = np.empty(m)
     # Kernel arguments, the same for both backends (the kernels add their outputs).
     if config.method == "exact":
-        args = (float(x @ x / x.size), widths, cs, k0, k1, start)
+        args = (_m0(x), widths, cs, k0, k1, start)
     else:
         args = (x, widths, np.sqrt(cs / widths[:-1]), float(np.sqrt(config.init.bias_var)),
                 LAW_CODES[config.init.law], k0, k1, start)
@@ -100,6 +110,38 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
 
         (cpu.fc_exact if config.method == "exact" else cpu.fc_full)(*args, lengths, fm2)
     return lengths, fm2
+
+
+def _m0(x: np.ndarray) -> float:
+    """``M_0`` summed exactly as the ``full`` kernels sum it (so both methods share it to the last bit)."""
+    from .kernels.scalar import mean_square
+
+    return float(mean_square(x, x.size))
+
+
+def _kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
+    """CPU kernel name and arguments for residual and conv nets."""
+    arch, init = config.arch, config.init
+    k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
+    x = input_vector(config)
+    bias_sd = float(np.sqrt(init.bias_var))
+    c = init.layer_c(arch)
+    if isinstance(arch, Residual):
+        mw = np.asarray(arch.module_widths, dtype=np.int64)
+        etas = np.asarray(arch.etas, dtype=float)
+        if config.method == "exact":
+            return "res_exact", (_m0(x), arch.width, mw, etas, float(init.c), arch.c_out, k0, k1, start)
+        fans = np.concatenate([[arch.width], mw[:-1]]) if mw.size else np.zeros(0)
+        k_last = mw[-1] if mw.size else arch.width
+        return "res_full", (x, mw, etas, np.sqrt(c / fans) if mw.size else np.zeros(0),
+                            float(np.sqrt(arch.c_out / k_last)), arch.ending == "relu", bias_sd,
+                            LAW_CODES[init.law], k0, k1, start)
+    assert isinstance(arch, Conv)
+    h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
+    kh = 1 if len(arch.spatial) == 1 else arch.kernel
+    fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
+    return "conv_full", (x, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel, np.sqrt(c / fans),
+                         bias_sd, LAW_CODES[init.law], k0, k1, start)
 
 
 @dataclass(frozen=True)
@@ -139,7 +181,7 @@ def iter_chunks(config: RunConfig, backend: str, first: int = 0) -> Iterator[tup
 
 
 def simulate(
-    arch: FullyConnected, init: Init, n_nets: int, seed: int, method: str = "auto",
+    arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     backend: str = "cpu", record: str = "summary", x: Sequence[float] | np.ndarray | None = None,
     chunk_size: int = 16384, progress: Callable[[int], None] | None = None,
 ) -> SimulationResult:
@@ -147,7 +189,7 @@ def simulate(
 
     Parameters
     ----------
-    arch : FullyConnected
+    arch : FullyConnected, Residual or Conv
     init : Init
     n_nets : int
         ``1 <= n_nets <= 2**32 - 1``.

@@ -166,3 +166,66 @@ def fm2_constant_width_limit(beta: float) -> float:
 def dead_probability(widths: Sequence[int]) -> float:
     """``P(M_d = 0) = 1 - prod_j (1 - 2^{-n_j})`` for zero bias and any symmetric law without atoms."""
     return float(1.0 - np.prod([1.0 - 2.0 ** (-int(n)) for n in widths[1:]]))
+
+
+# ------------------------------------------------------------ residual nets
+def residual_mean_length(etas: Sequence[float], module_widths: Sequence[int] = (), c: float = 2.0,
+                         c_out: float = 2.0, m0: float = 1.0) -> np.ndarray:
+    """``E[M_l]`` of a residual net with linear-ending modules, any symmetric law, no bias.
+
+    ``E[M_l] = E[M_{l-1}] (1 + c_out eta_l^2 (c/2)^m)``: the cross term
+    ``<y, W_out h>`` has mean 0, and each of the ``m`` hidden ReLU layers
+    multiplies the mean length by ``c/2`` (``(c/2)^m = 1`` under He).
+
+    Returns
+    -------
+    ndarray, shape (L + 1,)
+    """
+    g = (c / 2.0) ** len(module_widths)
+    factors = 1.0 + c_out * np.asarray(etas, dtype=float) ** 2 * g
+    return m0 * np.concatenate([[1.0], np.cumprod(factors)])
+
+
+def residual_second_moment(n: int, etas: Sequence[float], module_widths: Sequence[int] = (), c: float = 2.0,
+                           c_out: float = 2.0, m0: float = 1.0) -> np.ndarray:
+    """``E[M_l^2]`` of a residual net with linear-ending modules and Gaussian weights (exact).
+
+    With ``a^2 = eta^2 c_out R`` (``R`` the module's last hidden length),
+    ``E[M'^2 | M, R] = M^2 + 2 M a^2 (1 + 2/n) + a^4 (1 + 2/n)``, and
+    ``E[R | M] = M (c/2)^m``, ``E[R^2 | M] = M^2 prod_i (c^2/4)(1 + 5/k_i)``, so
+
+        E[M_l^2] = E[M_{l-1}^2] [1 + 2 eta^2 c_out (1 + 2/n)(c/2)^m + eta^4 c_out^2 (1 + 2/n) rho],
+
+    ``rho = prod_i (c^2/4)(1 + 5/k_i)``. For ``c = c_out = 2`` this is
+    hanin_rolnick.md 4.6: ``1 + 4 eta^2 (1 + 2/n) + 4 eta^4 (1 + 2/n) rho``.
+
+    Returns
+    -------
+    ndarray, shape (L + 1,)
+    """
+    g = (c / 2.0) ** len(module_widths)
+    rho = float(np.prod([(c * c / 4.0) * (1.0 + 5.0 / k) for k in module_widths]))
+    e2 = np.asarray(etas, dtype=float) ** 2
+    q = 1.0 + 2.0 / n
+    factors = 1.0 + 2.0 * e2 * c_out * q * g + e2**2 * c_out**2 * q * rho
+    return m0**2 * np.concatenate([[1.0], np.cumprod(factors)])
+
+
+# ------------------------------------------------------------- conv nets
+def conv_second_moment_bounds(channels: Sequence[int], positions: int, c: float = 2.0, m0: float = 1.0
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on ``E[M_j^2]`` of a periodic conv net with Gaussian weights (hanin_rolnick.md 4.7).
+
+    Per layer ``(c^2/4)(1 + 5/(C_j P)) <= E[M_j^2]/E[M_{j-1}^2] <= (c^2/4)(1 + 5/C_j)``;
+    the upper bound holds for every layer and is attained for a spatially
+    constant input; the lower bound holds for ``j >= 2`` (nonnegative inputs).
+    Returned as cumulative products from ``E[M_1^2]``'s own bounds: index 0 is ``M_0^2``.
+
+    Returns
+    -------
+    lower, upper : ndarray, shape (d + 1,)
+    """
+    ch = np.asarray(channels[1:], dtype=float)
+    up = (c * c / 4.0) * (1.0 + 5.0 / ch)
+    lo = (c * c / 4.0) * (1.0 + 5.0 / (ch * positions))
+    return (m0**2 * np.concatenate([[1.0], np.cumprod(lo)]), m0**2 * np.concatenate([[1.0], np.cumprod(up)]))

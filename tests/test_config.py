@@ -54,7 +54,7 @@ def test_unknown_scheme():
         (dict(method="fast"), "method"),
         (dict(record="all"), "record"),
         (dict(chunk_size=1000), "chunk_size"),
-        (dict(x=np.ones(5)), r"x must have shape \(n_0,\) = \(4,\)"),
+        (dict(x=np.ones(5)), r"x must have shape \(4,\) \(the input size\)"),
         (dict(x=np.ones((2, 4))), "x must be one vector"),
         (dict(x=[1, 2, np.inf, 0]), "x must be finite"),
         (dict(method="exact", init=fmsim.Init(law="uniform")), "method='exact' needs"),

@@ -7,10 +7,14 @@ threads.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
-from .scalar import across_layer_variance, bias_draw, exact_layer_ratio, mean_square, row_dot
+from ..laws import _fill_standard, standard_draw
+from ..rng import philox4x32
+from .scalar import across_layer_variance, bias_draw, exact_layer_ratio, gamma_unit, mean_square, row_dot
 
 
 @njit(parallel=True, cache=True)
@@ -87,4 +91,164 @@ def fc_exact(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
             if m > 0.0:
                 m *= exact_layer_ratio(widths[j], cs[j - 1], np.uint64(j), net, k0, k1)
             out_lengths[i, j] = m
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+# ------------------------------------------------------------------ residual
+@njit(parallel=True, cache=True)
+def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
+             out_lengths, out_fm2):
+    """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
+
+    Layer ``i = 0..m`` of module ``l = 1..L`` (``i = m`` is the output layer)
+    uses counter word ``layer = (l - 1)(m + 1) + i + 1``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,), float64
+    module_widths : ndarray, shape (m,), int64
+        Hidden widths of every module (``m`` may be 0).
+    etas : ndarray, shape (L,), float64
+    hidden_scale : ndarray, shape (m,), float64
+        ``sqrt(c / fan_in)`` of each hidden layer.
+    out_scales : float
+        ``sqrt(c_out / k_m)`` of the output layer.
+    relu_end : bool
+        Apply ReLU to the module output.
+    bias_sd, law, k0, k1, net0
+        As in :func:`fc_full`.
+    out_lengths : ndarray, shape (nets, L + 1)
+    out_fm2 : ndarray, shape (nets,)
+    """
+    nets = out_lengths.shape[0]
+    n = x.shape[0]
+    m = module_widths.shape[0]
+    L = etas.shape[0]
+    kmax = n
+    for i in range(m):
+        kmax = max(kmax, module_widths[i])
+    m0 = mean_square(x, n)
+    for i in prange(nets):
+        net = np.uint64(net0 + i)
+        y = x.copy()
+        h = np.zeros(kmax)
+        hnew = np.zeros(kmax)
+        out_lengths[i, 0] = m0
+        for mod in range(L):
+            base = mod * (m + 1) + 1
+            h[:n] = y
+            n_in = n
+            for j in range(m):
+                layer = np.uint64(base + j)
+                for r in range(module_widths[j]):
+                    pre = hidden_scale[j] * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
+                    if bias_sd > 0.0:
+                        pre += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+                    hnew[r] = pre if pre > 0.0 else 0.0
+                h, hnew = hnew, h
+                n_in = module_widths[j]
+            layer = np.uint64(base + m)
+            for r in range(n):
+                f = out_scales * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
+                if bias_sd > 0.0:
+                    f += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+                if relu_end and f < 0.0:
+                    f = 0.0
+                hnew[r] = f
+            for r in range(n):
+                y[r] += etas[mod] * hnew[r]
+            out_lengths[i, mod + 1] = mean_square(y, n)
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+@njit(parallel=True, cache=True)
+def res_exact(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_fm2):
+    """Exact sampler for residual nets with linear-ending modules and Gaussian weights.
+
+    Given ``M``, the module's last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
+    (``R = M`` without hidden layers), and ``n M' = (sqrt(n M) + eta sqrt(c_out R) g)^2
+    + eta^2 c_out R chi2_{n-1}`` with ``g ~ N(0, 1)``: ``W_out h`` is isotropic
+    Gaussian given ``h``. O(1 + k/128) per module. Counters as in :func:`res_full`.
+    """
+    nets = out_lengths.shape[0]
+    m = module_widths.shape[0]
+    L = etas.shape[0]
+    zero = np.uint64(0)
+    for i in prange(nets):
+        net = np.uint64(net0 + i)
+        mm = m0
+        out_lengths[i, 0] = mm
+        for mod in range(L):
+            base = mod * (m + 1) + 1
+            r = mm
+            for j in range(m):
+                if r > 0.0:
+                    r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
+            layer = np.uint64(base + m)
+            w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
+            g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
+            chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
+            a2 = etas[mod] * etas[mod] * c_out * r
+            if a2 > 0.0:  # else the module adds nothing and M stays exactly as it is
+                s = math.sqrt(n * mm) + math.sqrt(a2) * g
+                mm = (s * s + a2 * chi) / n
+            out_lengths[i, mod + 1] = mm
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+# ---------------------------------------------------------------- convolution
+@njit(parallel=True, cache=True)
+def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
+    """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
+
+    The weights of output channel ``r`` of layer ``j`` are one row of
+    ``C_{j-1} kh kw`` draws (counter ``(r, j, net)``), ordered
+    ``(c_in, ty, tx)``; tap ``(ty, tx)`` reads position
+    ``((py + ty - kh//2) mod H, (px + tx - kw//2) mod W)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (C_0 H W,), float64
+        Input, ``(C_0, H, W)`` flattened in C order.
+    channels : ndarray, shape (d + 1,), int64
+    height, width, kh, kw : int
+    scales : ndarray, shape (d,), float64
+        ``sqrt(c_j / (kh kw C_{j-1}))``.
+    bias_sd, law, k0, k1, net0, out_lengths, out_fm2
+        As in :func:`fc_full`.
+    """
+    nets = out_lengths.shape[0]
+    d = channels.shape[0] - 1
+    P = height * width
+    taps = kh * kw
+    cmax = 0
+    for j in range(d + 1):
+        cmax = max(cmax, channels[j])
+    m0 = mean_square(x, x.shape[0])
+    for i in prange(nets):
+        net = np.uint64(net0 + i)
+        z = np.zeros(cmax * P)
+        znew = np.zeros(cmax * P)
+        w = np.zeros(cmax * taps)
+        z[: x.shape[0]] = x
+        out_lengths[i, 0] = m0
+        for j in range(1, d + 1):
+            layer = np.uint64(j)
+            c_in = channels[j - 1]
+            for r in range(channels[j]):
+                _fill_standard(law, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
+                b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
+                for py in range(height):
+                    for px in range(width):
+                        acc = 0.0
+                        for ci in range(c_in):
+                            for ty in range(kh):
+                                qy = (py + ty - kh // 2) % height
+                                for tx in range(kw):
+                                    qx = (px + tx - kw // 2) % width
+                                    acc += w[(ci * kh + ty) * kw + tx] * z[(ci * height + qy) * width + qx]
+                        pre = scales[j - 1] * acc + b
+                        znew[(r * height + py) * width + px] = pre if pre > 0.0 else 0.0
+            z, znew = znew, z
+            out_lengths[i, j] = mean_square(z, channels[j] * P)
         out_fm2[i] = across_layer_variance(out_lengths[i])
