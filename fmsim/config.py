@@ -15,7 +15,8 @@ import numpy as np
 
 from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE
 
-__all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES", "METHODS", "BACKENDS", "RECORDS", "PROFILES",
+__all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
+           "METHODS", "BACKENDS", "RECORDS", "PROFILES",
            "width_profile"]
 
 METHODS = ("auto", "full", "exact")

@@ -152,7 +152,8 @@ def test_conv_second_moment_lies_between_the_bounds():
         a, b = sq[:, j], sq[:, j - 1]
         r = a.mean() / b.mean()
         cov = np.cov(a, b) / a.size
-        se = abs(r) * np.sqrt(cov[0, 0] / a.mean() ** 2 + cov[1, 1] / b.mean() ** 2 - 2 * cov[0, 1] / (a.mean() * b.mean()))
+        ma, mb = a.mean(), b.mean()
+        se = abs(r) * np.sqrt(cov[0, 0] / ma**2 + cov[1, 1] / mb**2 - 2 * cov[0, 1] / (ma * mb))
         assert lo[j] / lo[j - 1] - 5 * se <= r <= up[j] / up[j - 1] + 5 * se, (j, r, se)
 
 
