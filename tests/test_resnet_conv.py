@@ -181,3 +181,17 @@ def test_residual_and_conv_runs_round_trip_through_hdf5(tmp_path):
         np.testing.assert_array_equal(back.final, mem.final)
         np.testing.assert_array_equal(back.lengths, mem.lengths.astype(np.float32))
     assert input_vector(cfg).shape == (18,)
+
+
+@pytest.mark.parametrize("name,files,groups", [
+    ("resnet_scaling", ("resnet_scaling.h5", "resnet_scaling.png"), 18),
+    ("fm2_profiles", ("fm2_profiles.h5", "fm2_profiles.png"), 20),
+])
+def test_issue6_experiments_quick(tmp_path, name, files, groups):
+    import importlib
+
+    mod = importlib.import_module(f"fmsim.experiments.{name}")
+    mod.main(["--quick", "--quiet", "--out", str(tmp_path)])
+    assert (tmp_path / files[1]).stat().st_size > 10_000
+    assert len(fmsim.store.list_runs(tmp_path / files[0])) == groups
+    mod.main(["--quick", "--quiet", "--out", str(tmp_path)])  # resumes: every run already complete
