@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import BACKENDS, RECORDS, Architecture, Conv, FullyConnected, Init, Residual, RunConfig, resolve_method
+from .config import BACKENDS, RECORDS, Architecture, FullyConnected, Init, Residual, RunConfig, resolve_method
 from .laws import LAW_CODES, draw_standard_array
 from .rng import seed_to_key
 from .summary import LayerSummary, SummaryAccumulator
@@ -79,36 +79,17 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
     if not 0 <= k < config.n_chunks:
         raise ValueError(f"chunk index must be in [0, {config.n_chunks}), got {k}")
     start, m = config.chunk_bounds(k)
-    arch = config.arch
-    lengths = np.empty((m, arch.depth + 1))
+    lengths = np.empty((m, config.arch.depth + 1))
     fm2 = np.empty(m)
-    if not isinstance(arch, FullyConnected):
-        if backend == "cuda":
-            raise NotImplementedError(f"the CUDA backend runs fully connected nets only; use backend='cpu' "
-                                      f"for {type(arch).__name__} nets")
-        from .kernels import cpu
-
-        kernel, args = _kernel_args(config, start)
-        getattr(cpu, kernel)(*args, lengths, fm2)
-        return lengths, fm2
-    widths = np.asarray(arch.widths, dtype=np.int64)
-    cs = config.init.layer_c(arch)
-    k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
-    x = input_vector(config)
-    # Kernel arguments, the same for both backends (the kernels add their outputs).
-    if config.method == "exact":
-        args = (_m0(x), widths, cs, k0, k1, start)
-    else:
-        args = (x, widths, np.sqrt(cs / widths[:-1]), float(np.sqrt(config.init.bias_var)),
-                LAW_CODES[config.init.law], k0, k1, start)
+    kernel, args = kernel_args(config, start)
     if backend == "cuda":
         from . import cuda_backend
 
-        cuda_backend.run_chunk(config.method, args, lengths, fm2)
+        cuda_backend.run_chunk(kernel, args, lengths, fm2)
     else:
         from .kernels import cpu
 
-        (cpu.fc_exact if config.method == "exact" else cpu.fc_full)(*args, lengths, fm2)
+        getattr(cpu, kernel)(*args, lengths, fm2)
     return lengths, fm2
 
 
@@ -119,29 +100,38 @@ def _m0(x: np.ndarray) -> float:
     return float(mean_square(x, x.size))
 
 
-def _kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
-    """CPU kernel name and arguments for residual and conv nets."""
+def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
+    """The kernel that runs ``config`` and its inputs for the chunk starting at net ``start``.
+
+    One name and one tuple serve both backends: :mod:`fmsim.kernels.cpu` has a
+    function of that name and :func:`fmsim.cuda_backend.run_chunk` maps it to
+    its CUDA kernel; both append the outputs ``(lengths, fm2)``.
+    """
     arch, init = config.arch, config.init
     k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
     x = input_vector(config)
     bias_sd = float(np.sqrt(init.bias_var))
+    law = LAW_CODES[init.law]
     c = init.layer_c(arch)
+    if isinstance(arch, FullyConnected):
+        widths = np.asarray(arch.widths, dtype=np.int64)
+        if config.method == "exact":
+            return "fc_exact", (_m0(x), widths, c, k0, k1, start)
+        return "fc_full", (x, widths, np.sqrt(c / widths[:-1]), bias_sd, law, k0, k1, start)
     if isinstance(arch, Residual):
         mw = np.asarray(arch.module_widths, dtype=np.int64)
         etas = np.asarray(arch.etas, dtype=float)
         if config.method == "exact":
             return "res_exact", (_m0(x), arch.width, mw, etas, float(init.c), arch.c_out, k0, k1, start)
-        fans = np.concatenate([[arch.width], mw[:-1]]) if mw.size else np.zeros(0)
+        fans = np.concatenate([[arch.width], mw[:-1]]).astype(float)
         k_last = mw[-1] if mw.size else arch.width
-        return "res_full", (x, mw, etas, np.sqrt(c / fans) if mw.size else np.zeros(0),
-                            float(np.sqrt(arch.c_out / k_last)), arch.ending == "relu", bias_sd,
-                            LAW_CODES[init.law], k0, k1, start)
-    assert isinstance(arch, Conv)
+        return "res_full", (x, mw, etas, np.sqrt(c / fans[:mw.size]), float(np.sqrt(arch.c_out / k_last)),
+                            arch.ending == "relu", bias_sd, law, k0, k1, start)
     h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
     kh = 1 if len(arch.spatial) == 1 else arch.kernel
     fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
     return "conv_full", (x, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel, np.sqrt(c / fans),
-                         bias_sd, LAW_CODES[init.law], k0, k1, start)
+                         bias_sd, law, k0, k1, start)
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,18 @@ def test_simulate_backend_cuda_and_auto():
     gpu = fmsim.simulate(arch, fmsim.Init(), 2048, 3, method="exact", backend="auto", record="layers")
     _compare(cpu.lengths, gpu.lengths)
     np.testing.assert_allclose(cpu.summary.mean, gpu.summary.mean, rtol=1e-12)
+
+
+@pytest.mark.parametrize("arch,init,method", [
+    (fmsim.Residual(5, (0.7, 1.2), (4,), "linear"), fmsim.Init.scheme("he"), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (), "linear"), fmsim.Init.scheme("he"), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("uniform", 2.0, bias_var=0.1), "full"),
+    (fmsim.Conv((2, 3, 2), (5,), 3), fmsim.Init("laplace", 2.0, bias_var=0.1), "full"),
+    (fmsim.Conv((1, 2, 3), (3, 4), 2), fmsim.Init.scheme("he"), "full"),
+])
+def test_residual_and_conv_cuda_equal_cpu(arch, init, method):
+    n = 1030 if SIM else 5000
+    cfg = make_config(arch, init, n, 13, method=method, chunk_size=1024)
+    cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
+    _compare(cpu[0], gpu[0])
+    _compare(cpu[1], gpu[1])

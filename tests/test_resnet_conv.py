@@ -9,7 +9,7 @@ import fmsim
 from fmsim import FullyConnected, Init, simulate, theory
 from fmsim.config import Conv, Residual, eta_schedule
 from fmsim.reference import conv_weights, reference_conv_lengths, reference_residual_lengths
-from fmsim.simulate import input_vector, make_config, run_chunk
+from fmsim.simulate import input_vector, make_config
 
 
 # ------------------------------------------------------------------ residual
@@ -157,7 +157,7 @@ def test_conv_second_moment_lies_between_the_bounds():
         assert lo[j] / lo[j - 1] - 5 * se <= r <= up[j] / up[j - 1] + 5 * se, (j, r, se)
 
 
-def test_conv_bad_input_and_cuda_refusal():
+def test_conv_bad_input():
     with pytest.raises(ValueError, match="kernel must be in"):
         Conv((2, 3), (4,), 5)
     with pytest.raises(ValueError, match="spatial"):
@@ -166,9 +166,6 @@ def test_conv_bad_input_and_cuda_refusal():
         make_config(Conv((2, 3), (4,), 3), Init.scheme("he"), 10, 1, x=np.ones(4))
     with pytest.raises(ValueError, match="fan must be 'in'"):
         make_config(Conv((2, 3), (4,), 3), Init.scheme("glorot"), 10, 1)
-    cfg = make_config(Conv((2, 3), (4,), 3), Init.scheme("he"), 10, 1)
-    with pytest.raises(NotImplementedError, match="fully connected nets only"):
-        run_chunk(cfg, 0, backend="cuda")
 
 
 def test_residual_and_conv_runs_round_trip_through_hdf5(tmp_path):

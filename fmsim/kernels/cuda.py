@@ -7,9 +7,13 @@ to float rounding (the GPU may fuse multiply-adds).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import cuda
 
+from ..laws import _fill_standard, standard_draw
+from ..rng import philox4x32
 from . import scalar
 
 # The shared njit helpers, compiled again as CUDA device functions from their Python source.
@@ -70,6 +74,148 @@ def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, out_l
         cuda.syncthreads()
         if t == 0:
             out_lengths[i, j] = mean_square(znew, widths[j])
+        z, znew = znew, z
+        cuda.syncthreads()
+    if t == 0:
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+gamma_unit = cuda.jit(device=True)(scalar.gamma_unit.py_func)
+fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
+
+
+@cuda.jit
+def res_exact_kernel(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_fm2):
+    """One thread per net; arguments as :func:`fmsim.kernels.cpu.res_exact`."""
+    i = cuda.grid(1)
+    if i >= out_lengths.shape[0]:
+        return
+    net = np.uint64(net0 + i)
+    m = module_widths.shape[0]
+    zero = np.uint64(0)
+    mm = m0
+    out_lengths[i, 0] = mm
+    for mod in range(etas.shape[0]):
+        base = mod * (m + 1) + 1
+        r = mm
+        for j in range(m):
+            if r > 0.0:
+                r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
+        layer = np.uint64(base + m)
+        w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
+        g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
+        chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
+        a2 = etas[mod] * etas[mod] * c_out * r
+        if a2 > 0.0:
+            s = math.sqrt(n * mm) + math.sqrt(a2) * g
+            mm = (s * s + a2 * chi) / n
+        out_lengths[i, mod + 1] = mm
+    out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+@cuda.jit
+def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
+                    scratch, out_lengths, out_fm2):
+    """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
+
+    ``scratch`` : device array, shape (nets, 3, max(n, k_max)): the stream and two hidden buffers.
+    """
+    i = cuda.blockIdx.x
+    if i >= out_lengths.shape[0]:
+        return
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    net = np.uint64(net0 + i)
+    n = x.shape[0]
+    m = module_widths.shape[0]
+    y = scratch[i, 0]
+    h = scratch[i, 1]
+    hnew = scratch[i, 2]
+    for k in range(t, n, nt):
+        y[k] = x[k]
+    if t == 0:
+        out_lengths[i, 0] = mean_square(x, n)
+    cuda.syncthreads()
+    for mod in range(etas.shape[0]):
+        base = mod * (m + 1) + 1
+        for k in range(t, n, nt):
+            h[k] = y[k]
+        cuda.syncthreads()
+        n_in = n
+        for j in range(m):
+            layer = np.uint64(base + j)
+            for r in range(t, module_widths[j], nt):
+                pre = hidden_scale[j] * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
+                if bias_sd > 0.0:
+                    pre += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+                hnew[r] = pre if pre > 0.0 else 0.0
+            cuda.syncthreads()
+            h, hnew = hnew, h
+            n_in = module_widths[j]
+        layer = np.uint64(base + m)
+        for r in range(t, n, nt):
+            f = out_scale * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
+            if bias_sd > 0.0:
+                f += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+            if relu_end and f < 0.0:
+                f = 0.0
+            hnew[r] = f
+        cuda.syncthreads()
+        for r in range(t, n, nt):
+            y[r] += etas[mod] * hnew[r]
+        cuda.syncthreads()
+        if t == 0:
+            out_lengths[i, mod + 1] = mean_square(y, n)
+        cuda.syncthreads()
+    if t == 0:
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+@cuda.jit
+def conv_full_kernel(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch, wscratch,
+                     out_lengths, out_fm2):
+    """One thread block per net, threads over output channels; arguments as :func:`fmsim.kernels.cpu.conv_full`.
+
+    ``scratch`` : shape (nets, 2, C_max H W), the activations; ``wscratch`` :
+    shape (nets, C_max, C_max kh kw), each channel's kernel row.
+    """
+    i = cuda.blockIdx.x
+    if i >= out_lengths.shape[0]:
+        return
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    net = np.uint64(net0 + i)
+    d = channels.shape[0] - 1
+    P = height * width
+    taps = kh * kw
+    z = scratch[i, 0]
+    znew = scratch[i, 1]
+    for k in range(t, x.shape[0], nt):
+        z[k] = x[k]
+    if t == 0:
+        out_lengths[i, 0] = mean_square(x, x.shape[0])
+    cuda.syncthreads()
+    for j in range(1, d + 1):
+        layer = np.uint64(j)
+        c_in = channels[j - 1]
+        for r in range(t, channels[j], nt):
+            w = wscratch[i, r]
+            fill_standard(law, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
+            b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
+            for py in range(height):
+                for px in range(width):
+                    acc = 0.0
+                    for ci in range(c_in):
+                        for ty in range(kh):
+                            qy = (py + ty - kh // 2) % height
+                            for tx in range(kw):
+                                qx = (px + tx - kw // 2) % width
+                                acc += w[(ci * kh + ty) * kw + tx] * z[(ci * height + qy) * width + qx]
+                    pre = scales[j - 1] * acc + b
+                    znew[(r * height + py) * width + px] = pre if pre > 0.0 else 0.0
+        cuda.syncthreads()
+        if t == 0:
+            out_lengths[i, j] = mean_square(znew, channels[j] * P)
         z, znew = znew, z
         cuda.syncthreads()
     if t == 0:
