@@ -229,3 +229,34 @@ def conv_second_moment_bounds(channels: Sequence[int], positions: int, c: float 
     up = (c * c / 4.0) * (1.0 + 5.0 / ch)
     lo = (c * c / 4.0) * (1.0 + 5.0 / (ch * positions))
     return (m0**2 * np.concatenate([[1.0], np.cumprod(lo)]), m0**2 * np.concatenate([[1.0], np.cumprod(up)]))
+
+
+def gaussian_log_length_moments(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``log M_j`` given ``M_j > 0``, Gaussian weights, zero bias (exact).
+
+    Given the net is alive, the layer ratios ``Y_j = (c_j/n_j) chi2(K_j)`` are
+    independent with ``K_j ~ Bin(n_j, 1/2)`` conditioned on ``K_j >= 1``, and
+    ``log chi2_k`` has mean ``psi(k/2) + log 2`` and variance ``psi'(k/2)``.
+    Unlike the moments of ``M_j`` these are light-tailed, so a Monte Carlo
+    pins them down even when ``beta = sum 1/n_j`` is large. To leading order
+    ``Var[log M_d] ~ 4 beta``: set by ``beta`` alone, not by the width profile.
+
+    Returns
+    -------
+    mean, var : ndarray, shape (d + 1,)
+    """
+    from scipy import special, stats
+
+    cs = _layer_c(c, len(widths) - 1)
+    means, variances = [math.log(m0)], [0.0]
+    for n, cj in zip(widths[1:], cs):
+        k = np.arange(1, int(n) + 1)
+        p = stats.binom.pmf(k, int(n), 0.5)
+        p = p / p.sum()
+        mu_k = special.digamma(k / 2) + math.log(2.0)
+        mu = float(p @ mu_k)
+        var = float(p @ special.polygamma(1, k / 2) + p @ (mu_k - mu) ** 2)
+        means.append(means[-1] + math.log(cj / n) + mu)
+        variances.append(variances[-1] + var)
+    return np.array(means), np.array(variances)

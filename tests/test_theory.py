@@ -138,3 +138,20 @@ def test_fm2_limit_values():
     err = {d: abs(theory.expected_fm2(theory.gaussian_moments((d,) * (d + 1), 2)) / limit - 1) for d in (100, 400)}
     assert err[400] < 0.05
     assert 3.0 < err[100] / err[400] < 5.0
+
+
+def test_log_length_moments_match_monte_carlo_for_any_profile():
+    """Exact E and Var of log M_j (alive nets) against the exact sampler, 5 s.e. from the sample."""
+    from fmsim import width_profile
+
+    for profile in ("constant", "alternating"):
+        widths = (30,) + width_profile(profile, 12, 1.5)
+        res = fmsim.simulate(fmsim.FullyConnected(widths), fmsim.Init.scheme("he"), 200_000, seed=21,
+                             method="exact", record="layers")
+        mean, var = fmsim.theory.gaussian_log_length_moments(widths, m0=res.m0)
+        logs = np.log(res.lengths[res.lengths[:, -1] > 0])
+        dev = logs - logs.mean(0)
+        se_mean = logs.std(0, ddof=1) / np.sqrt(len(logs))
+        se_var = np.sqrt(np.maximum((dev**4).mean(0) - dev.var(0) ** 2, 1e-300) / len(logs))
+        assert_within_se(logs.mean(0)[1:], mean[1:], se_mean[1:], what=f"E log M_j {profile}")
+        assert_within_se(logs.var(0, ddof=1)[1:], var[1:], se_var[1:], what=f"Var log M_j {profile}")
