@@ -8,6 +8,7 @@ Quick start::
     res.summary.mean[-1]          # E[M_d], close to M_0 = 1 under He
 """
 
+from . import theory
 from .config import Conv, FullyConnected, Init, Residual, RunConfig, eta_schedule, width_profile
 from .simulate import SimulationResult, simulate
 from .store import open_result as open
@@ -16,4 +17,4 @@ from .store import run_to_file
 __version__ = "0.1.0"
 
 __all__ = ["FullyConnected", "Residual", "Conv", "eta_schedule", "width_profile", "Init", "RunConfig",
-           "SimulationResult", "simulate", "run_to_file", "open", "__version__"]
+           "SimulationResult", "simulate", "run_to_file", "open", "theory", "__version__"]
