@@ -7,14 +7,19 @@ threads.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
-from ..laws import _fill_standard, standard_draw
-from ..rng import philox4x32
-from .scalar import across_layer_variance, bias_draw, exact_layer_ratio, gamma_unit, mean_square, row_dot
+from ..laws import _fill_standard
+from .scalar import (
+    across_layer_variance,
+    bias_draw,
+    conv_channel,
+    exact_layer_ratio,
+    mean_square,
+    residual_exact_module,
+    row_dot,
+)
 
 
 @njit(parallel=True, cache=True)
@@ -172,26 +177,12 @@ def res_exact(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, o
     """
     nets = out_lengths.shape[0]
     m = module_widths.shape[0]
-    L = etas.shape[0]
-    zero = np.uint64(0)
     for i in prange(nets):
         net = np.uint64(net0 + i)
         mm = m0
         out_lengths[i, 0] = mm
-        for mod in range(L):
-            base = mod * (m + 1) + 1
-            r = mm
-            for j in range(m):
-                if r > 0.0:
-                    r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
-            layer = np.uint64(base + m)
-            w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
-            g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
-            chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
-            a2 = etas[mod] * etas[mod] * c_out * r
-            if a2 > 0.0:  # else the module adds nothing and M stays exactly as it is
-                s = math.sqrt(n * mm) + math.sqrt(a2) * g
-                mm = (s * s + a2 * chi) / n
+        for mod in range(etas.shape[0]):
+            mm = residual_exact_module(mm, n, module_widths, mod * (m + 1) + 1, etas[mod], c, c_out, net, k0, k1)
             out_lengths[i, mod + 1] = mm
         out_fm2[i] = across_layer_variance(out_lengths[i])
 
@@ -238,17 +229,7 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
             for r in range(channels[j]):
                 _fill_standard(law, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
                 b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
-                for py in range(height):
-                    for px in range(width):
-                        acc = 0.0
-                        for ci in range(c_in):
-                            for ty in range(kh):
-                                qy = (py + ty - kh // 2) % height
-                                for tx in range(kw):
-                                    qx = (px + tx - kw // 2) % width
-                                    acc += w[(ci * kh + ty) * kw + tx] * z[(ci * height + qy) * width + qx]
-                        pre = scales[j - 1] * acc + b
-                        znew[(r * height + py) * width + px] = pre if pre > 0.0 else 0.0
+                conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
             z, znew = znew, z
             out_lengths[i, j] = mean_square(z, channels[j] * P)
         out_fm2[i] = across_layer_variance(out_lengths[i])

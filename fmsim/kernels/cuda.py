@@ -7,13 +7,10 @@ to float rounding (the GPU may fuse multiply-adds).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import cuda
 
-from ..laws import _fill_standard, standard_draw
-from ..rng import philox4x32
+from ..laws import _fill_standard
 from . import scalar
 
 # The shared njit helpers, compiled again as CUDA device functions from their Python source.
@@ -80,7 +77,8 @@ def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, out_l
         out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
-gamma_unit = cuda.jit(device=True)(scalar.gamma_unit.py_func)
+residual_exact_module = cuda.jit(device=True)(scalar.residual_exact_module.py_func)
+conv_channel = cuda.jit(device=True)(scalar.conv_channel.py_func)
 fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
 
 
@@ -92,23 +90,10 @@ def res_exact_kernel(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_len
         return
     net = np.uint64(net0 + i)
     m = module_widths.shape[0]
-    zero = np.uint64(0)
     mm = m0
     out_lengths[i, 0] = mm
     for mod in range(etas.shape[0]):
-        base = mod * (m + 1) + 1
-        r = mm
-        for j in range(m):
-            if r > 0.0:
-                r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
-        layer = np.uint64(base + m)
-        w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
-        g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
-        chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
-        a2 = etas[mod] * etas[mod] * c_out * r
-        if a2 > 0.0:
-            s = math.sqrt(n * mm) + math.sqrt(a2) * g
-            mm = (s * s + a2 * chi) / n
+        mm = residual_exact_module(mm, n, module_widths, mod * (m + 1) + 1, etas[mod], c, c_out, net, k0, k1)
         out_lengths[i, mod + 1] = mm
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
@@ -202,17 +187,7 @@ def conv_full_kernel(x, channels, height, width, kh, kw, scales, bias_sd, law, k
             w = wscratch[i, r]
             fill_standard(law, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
             b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
-            for py in range(height):
-                for px in range(width):
-                    acc = 0.0
-                    for ci in range(c_in):
-                        for ty in range(kh):
-                            qy = (py + ty - kh // 2) % height
-                            for tx in range(kw):
-                                qx = (px + tx - kw // 2) % width
-                                acc += w[(ci * kh + ty) * kw + tx] * z[(ci * height + qy) * width + qx]
-                    pre = scales[j - 1] * acc + b
-                    znew[(r * height + py) * width + px] = pre if pre > 0.0 else 0.0
+            conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
         cuda.syncthreads()
         if t == 0:
             out_lengths[i, j] = mean_square(znew, channels[j] * P)

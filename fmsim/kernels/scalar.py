@@ -160,3 +160,52 @@ def exact_layer_ratio(n, c, layer, net, k0, k1):
     if k == 0:
         return 0.0
     return (c / n) * 2.0 * gamma_unit(0.5 * k, layer, net, k0, k1)
+
+
+# ------------------------------------------------------------ residual nets
+@njit(cache=True)
+def residual_exact_module(mm, n, module_widths, base, eta, c, c_out, net, k0, k1):
+    """``M`` after one linear-ending Gaussian module, sampled exactly.
+
+    ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))`` is the module's last hidden
+    length (``R = M`` without hidden layers); then
+    ``n M' = (sqrt(n M) + eta sqrt(c_out R) g)^2 + eta^2 c_out R chi2_{n-1}``.
+    Hidden layer ``j`` uses counter layer ``base + j``, the output layer ``base + m``.
+    """
+    m = module_widths.shape[0]
+    r = mm
+    for j in range(m):
+        if r > 0.0:
+            r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
+    a2 = eta * eta * c_out * r
+    if a2 <= 0.0:  # the module adds nothing: M stays exactly as it is
+        return mm
+    zero = np.uint64(0)
+    layer = np.uint64(base + m)
+    w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
+    g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
+    chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
+    s = math.sqrt(n * mm) + math.sqrt(a2) * g
+    return (s * s + a2 * chi) / n
+
+
+# ---------------------------------------------------------------- conv nets
+@njit(inline="always", cache=True)
+def conv_channel(w, z, c_in, height, width, kh, kw, scale, bias, r, out):
+    """One output channel ``r`` of a periodic, stride-1 convolution followed by ReLU.
+
+    ``w`` holds the channel's ``c_in kh kw`` weights ordered ``(c_in, ty, tx)``;
+    ``z`` and ``out`` are ``(C, height, width)`` flattened. Tap ``(ty, tx)``
+    reads position ``((py + ty - kh//2) mod height, (px + tx - kw//2) mod width)``.
+    """
+    for py in range(height):
+        for px in range(width):
+            acc = 0.0
+            for ci in range(c_in):
+                for ty in range(kh):
+                    qy = (py + ty - kh // 2) % height
+                    for tx in range(kw):
+                        qx = (px + tx - kw // 2) % width
+                        acc += w[(ci * kh + ty) * kw + tx] * z[(ci * height + qy) * width + qx]
+            pre = scale * acc + bias
+            out[(r * height + py) * width + px] = pre if pre > 0.0 else 0.0
