@@ -12,7 +12,21 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .config import BACKENDS, METHODS, RECORDS, SCHEMES, FullyConnected, Init, RunConfig
+from .config import (
+    BACKENDS,
+    ETA_SCHEDULES,
+    METHODS,
+    MODULE_ENDINGS,
+    RECORDS,
+    SCHEMES,
+    Architecture,
+    Conv,
+    FullyConnected,
+    Init,
+    Residual,
+    RunConfig,
+    eta_schedule,
+)
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
 from .store import StoreError, list_runs, open_h5, run_to_file
@@ -83,8 +97,32 @@ def _run(config: RunConfig, out: str, group: str, backend: str, quiet: bool) -> 
               f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
 
 
+def _simulate_arch(args: argparse.Namespace) -> Architecture:
+    """The architecture of ``fmsim simulate``: residual (--modules/--etas), conv (--channels) or FC."""
+    if args.modules is not None or args.etas is not None:
+        if args.widths is not None or args.depth is not None or args.channels is not None:
+            raise UsageError("a residual net (--modules/--etas) takes --width, not --widths/--depth/--channels")
+        if args.width is None:
+            raise UsageError("a residual net needs --width (the stream width n)")
+        if args.etas is not None:
+            if args.modules is not None and args.modules != len(args.etas):
+                raise UsageError(f"--modules {args.modules} but --etas has {len(args.etas)} values")
+            etas = tuple(args.etas)
+        else:
+            etas = eta_schedule(args.schedule, args.modules, args.eta)
+        mw = None if args.module_widths is None else tuple(args.module_widths)
+        return Residual(args.width, etas, mw, args.ending, args.c_out)
+    if args.channels is not None:
+        if args.widths is not None or args.depth is not None or args.width is not None:
+            raise UsageError("a conv net (--channels) takes --spatial and --kernel, not --widths/--depth/--width")
+        if args.spatial is None:
+            raise UsageError("a conv net needs --spatial P or H,W")
+        return Conv(tuple(args.channels), tuple(args.spatial), args.kernel)
+    return _arch(args.widths, args.depth, args.width, args.n0)
+
+
 def cmd_simulate(args: argparse.Namespace) -> None:
-    arch = _arch(args.widths, args.depth, args.width, args.n0)
+    arch = _simulate_arch(args)
     config = make_config(arch, _init(args, args.scheme), args.nets, args.seed, args.method, args.record,
                          None, args.chunk_size)
     _run(config, args.out, args.group, resolve_backend(args.backend), args.quiet)
@@ -139,9 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="one run into an HDF5 file (resumes if the file holds it)")
     s.add_argument("--widths", type=_ints, help="n0,n1,...,nd")
     s.add_argument("--depth", type=int)
-    s.add_argument("--width", type=int, help="layer width (default = depth)")
+    s.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
     s.add_argument("--n0", type=int, help="input width (default = width)")
     s.add_argument("--scheme", choices=sorted(SCHEMES), help="named initialization (he, lecun, glorot, ...)")
+    r = s.add_argument_group("residual net (y_l = y_{l-1} + eta_l F_l(y_{l-1}))")
+    r.add_argument("--modules", type=int, help="number of modules L")
+    r.add_argument("--schedule", choices=ETA_SCHEDULES, default="constant", help="eta_l schedule (default constant)")
+    r.add_argument("--eta", type=float, default=1.0, help="eta of the schedule (default 1)")
+    r.add_argument("--etas", type=_floats, help="explicit eta_1,...,eta_L (instead of a schedule)")
+    r.add_argument("--module-widths", type=_ints, help="hidden widths of each module (default: one of --width)")
+    r.add_argument("--ending", choices=MODULE_ENDINGS, default="linear", help="module output (default linear)")
+    r.add_argument("--c-out", type=float, default=2.0, help="variance numerator of module outputs (default 2)")
+    cv = s.add_argument_group("convolutional net (periodic padding, stride 1)")
+    cv.add_argument("--channels", type=_ints, help="C0,C1,...,Cd")
+    cv.add_argument("--spatial", type=_ints, help="P (1D) or H,W (2D)")
+    cv.add_argument("--kernel", type=int, default=3, help="taps per dimension (default 3)")
     _add_run_options(s)
     s.add_argument("--out", required=True, help="HDF5 file")
     s.add_argument("--group", default="/", help="group inside the file (default /)")

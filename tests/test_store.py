@@ -162,6 +162,12 @@ def test_kill9_at_random_moments_then_resume_is_bit_identical(tmp_path):
         (["simulate", "--depth", "3", "--chunk-size", "100"], "chunk_size"),
         (["simulate", "--depth", "3", "--c", "1,2"], "depth 3"),
         (["sweep", "--depths", "2,3", "--schemes", "he,nope"], "unknown scheme"),
+        (["simulate", "--modules", "3"], "needs --width"),
+        (["simulate", "--width", "4", "--etas", "0.5,-1"], "etas must be >= 0"),
+        (["simulate", "--width", "4", "--modules", "2", "--etas", "1,1,1"], "--modules 2 but --etas has 3"),
+        (["simulate", "--width", "4", "--modules", "2", "--ending", "relu", "--method", "exact"], "exact"),
+        (["simulate", "--channels", "2,3", "--spatial", "3", "--kernel", "5"], "kernel must be in [1, 3]"),
+        (["simulate", "--channels", "2,3"], "needs --spatial"),
     ],
 )
 def test_cli_bad_input_exit_2_and_no_file(tmp_path, args, match):
@@ -196,3 +202,20 @@ def test_demo_quick_writes_h5_and_png(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "fig1a.png").stat().st_size > 10_000
     assert len(fmsim.store.list_runs(tmp_path / "fig1a.h5")) == 15
+
+
+def test_cli_residual_and_conv_runs(tmp_path):
+    from fmsim.cli import main
+
+    out = tmp_path / "rc.h5"
+    assert main(["simulate", "--width", "6", "--modules", "4", "--schedule", "1/sqrt(L)", "--module-widths", "5,7",
+                 "--nets", "2048", "--seed", "2", "--out", str(out), "--group", "res", "--quiet"]) == 0
+    assert main(["simulate", "--channels", "2,3,3", "--spatial", "4,5", "--kernel", "3", "--law", "uniform",
+                 "--nets", "1024", "--out", str(out), "--group", "conv", "--quiet"]) == 0
+    res = fmsim.open(out, "res")
+    assert res.config.arch == fmsim.Residual(6, fmsim.eta_schedule("1/sqrt(L)", 4), (5, 7))
+    assert res.config.method == "exact"
+    mem = fmsim.simulate(res.config.arch, fmsim.Init(), 2048, 2)
+    np.testing.assert_array_equal(res.final, mem.final)
+    conv = fmsim.open(out, "conv")
+    assert conv.config.arch == fmsim.Conv((2, 3, 3), (4, 5), 3) and conv.config.init.law == "uniform"
