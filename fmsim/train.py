@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 from .config import Init, _as_float, _as_int
 from .mlp import MLP
 
-__all__ = ["SGDConfig", "TrainingRun", "train", "sgd_steps", "epoch_order", "write_run", "read_run"]
+__all__ = ["SGDConfig", "TrainingRun", "train", "sgd_steps", "epoch_order", "write_run", "read_run", "run_meta"]
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,6 @@ def train(
     progress : callable, optional
         Called as ``progress(epoch, accuracy)`` after each evaluation.
     """
-    import time
-
     if not isinstance(config, SGDConfig):
         raise TypeError(f"config must be an SGDConfig, got {type(config).__name__}")
     for name, x, y in (("x_train", x_train, y_train), ("x_test", x_test, y_test)):
