@@ -153,7 +153,7 @@ def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> lis
     twin.set_ylabel(r"$\|H_{W_1}\|_F$ (dotted)")
     twin.set_yscale("log")
     ax.set_title("notebook sweep: 784-30-30-10, first-layer sd", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(png, dpi=130)
     plt.close(fig)
