@@ -17,6 +17,7 @@ from .config import (
     ETA_SCHEDULES,
     METHODS,
     MODULE_ENDINGS,
+    PRECISIONS,
     RECORDS,
     SCHEMES,
     Architecture,
@@ -60,6 +61,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", choices=RECORDS, default="summary", help="'layers' also stores M_0..M_d per net")
     p.add_argument("--chunk-size", type=int, default=16384, help="nets per chunk, a multiple of 1024")
     p.add_argument("--backend", choices=BACKENDS, default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="float64",
+                   help="arithmetic of method 'full' (float32: fully connected nets only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -124,7 +127,7 @@ def _simulate_arch(args: argparse.Namespace) -> Architecture:
 def cmd_simulate(args: argparse.Namespace) -> None:
     arch = _simulate_arch(args)
     config = make_config(arch, _init(args, args.scheme), args.nets, args.seed, args.method, args.record,
-                         None, args.chunk_size)
+                         None, args.chunk_size, args.precision)
     _run(config, args.out, args.group, resolve_backend(args.backend), args.quiet)
 
 
@@ -139,7 +142,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         width = depth if args.width is None else args.width
         arch = FullyConnected.constant(depth, width, args.n0)
         cfg = make_config(arch, _init(args, scheme), args.nets, args.seed, args.method, args.record,
-                          None, args.chunk_size)
+                          None, args.chunk_size, args.precision)
         configs.append((f"{scheme or 'custom'}/depth_{depth}", cfg))  # all validated before any work
     for group, cfg in configs:
         _run(cfg, args.out, group, backend, args.quiet)

@@ -35,7 +35,7 @@ def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.nda
 
     Parameters
     ----------
-    kernel : {"fc_exact", "fc_full", "res_exact", "res_full", "conv_full"}
+    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_full", "conv_full"}
         Name of the CPU kernel in :mod:`fmsim.kernels.cpu` whose CUDA twin runs.
     args : tuple
         That kernel's inputs, as built by :func:`fmsim.simulate.kernel_args`;
@@ -59,10 +59,12 @@ def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.nda
         kernels.fc_exact_kernel[one_thread_per_net](*d_args, d_lengths, d_fm2)
     elif kernel == "res_exact":
         kernels.res_exact_kernel[one_thread_per_net](*d_args, d_lengths, d_fm2)
-    elif kernel == "fc_full":
+    elif kernel in ("fc_full", "fc_full_f32"):
         widths = args[1]
-        scratch = cuda.device_array((m, 2, int(widths.max())), dtype=np.float64)
-        kernels.fc_full_kernel[m, _threads_for(widths)](*d_args, scratch, d_lengths, d_fm2)
+        f32 = kernel == "fc_full_f32"
+        scratch = cuda.device_array((m, 2, int(widths.max())), dtype=np.float32 if f32 else np.float64)
+        fn = kernels.fc_full_kernel_f32 if f32 else kernels.fc_full_kernel
+        fn[m, _threads_for(widths)](*d_args, scratch, d_lengths, d_fm2)
     elif kernel == "res_full":
         x, mw = args[0], args[1]
         widest = max([x.size] + [int(k) for k in mw])

@@ -51,8 +51,9 @@ def resolve_backend(backend: str) -> str:
 def make_config(
     arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     record: str = "summary", x: Sequence[float] | np.ndarray | None = None, chunk_size: int = 16384,
+    precision: str = "float64",
 ) -> RunConfig:
-    """Validate user arguments into a :class:`RunConfig` (resolving ``method="auto"``)."""
+    """Validate user arguments into a :class:`RunConfig` (resolving ``method="auto"``; float32 means ``full``)."""
     if not isinstance(init, Init):
         raise TypeError(f"init must be an Init, got {type(init).__name__}")
     if record not in RECORDS:
@@ -62,8 +63,10 @@ def make_config(
         if np.ndim(x) != 1:
             raise ValueError(f"x must be one vector of shape (n_0,), got shape {np.shape(x)}")
         xt = tuple(np.asarray(x, dtype=float).tolist())
+    if precision == "float32" and method == "auto":
+        method = "full"
     return RunConfig(arch=arch, init=init, n_nets=n_nets, seed=seed, method=resolve_method(method, init, arch),
-                     record=record, x=xt, chunk_size=chunk_size)
+                     record=record, x=xt, chunk_size=chunk_size, precision=precision)
 
 
 def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +120,8 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
         widths = np.asarray(arch.widths, dtype=np.int64)
         if config.method == "exact":
             return "fc_exact", (_m0(x), widths, c, k0, k1, start)
-        return "fc_full", (x, widths, np.sqrt(c / widths[:-1]), bias_sd, law, k0, k1, start)
+        name = "fc_full" if config.precision == "float64" else "fc_full_f32"
+        return name, (x, widths, np.sqrt(c / widths[:-1]), bias_sd, law, k0, k1, start)
     if isinstance(arch, Residual):
         mw = np.asarray(arch.module_widths, dtype=np.int64)
         etas = np.asarray(arch.etas, dtype=float)
@@ -173,7 +177,7 @@ def iter_chunks(config: RunConfig, backend: str, first: int = 0) -> Iterator[tup
 def simulate(
     arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     backend: str = "cpu", record: str = "summary", x: Sequence[float] | np.ndarray | None = None,
-    chunk_size: int = 16384, progress: Callable[[int], None] | None = None,
+    chunk_size: int = 16384, progress: Callable[[int], None] | None = None, precision: str = "float64",
 ) -> SimulationResult:
     """Run ``n_nets`` random ReLU nets and record their squared lengths ``M_j = ||z_j||^2 / n_j``.
 
@@ -199,12 +203,14 @@ def simulate(
         Nets per chunk (a multiple of 1024); bounds memory, not results.
     progress : callable, optional
         Called with the number of nets finished after each chunk.
+    precision : {"float64", "float32"}
+        Arithmetic of the ``full`` method (fully connected nets); see :class:`RunConfig`.
 
     Returns
     -------
     SimulationResult
     """
-    config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size)
+    config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size, precision)
     backend = resolve_backend(backend)
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)

@@ -16,6 +16,7 @@ from . import scalar
 # The shared njit helpers, compiled again as CUDA device functions from their Python source.
 # (Also what lets the CUDA simulator pass its device arrays to them.)
 row_dot = cuda.jit(device=True)(scalar.row_dot.py_func)
+row_dot_f32 = cuda.jit(device=True)(scalar.row_dot_f32.py_func)
 bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
 mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
 across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
@@ -39,42 +40,51 @@ def fc_exact_kernel(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
-@cuda.jit
-def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, out_lengths, out_fm2):
-    """One thread block per net, threads over the rows of each layer.
+def _make_fc_full_kernel(ftype, dot):
+    """The ``full`` FC kernel with activations and dot products in ``ftype`` (as the CPU kernel)."""
 
-    ``scratch`` : device array, shape (n, 2, max width), float64: the two
-    activation buffers of each net. Other arguments as :func:`fmsim.kernels.cpu.fc_full`.
-    """
-    i = cuda.blockIdx.x
-    if i >= out_lengths.shape[0]:
-        return
-    t = cuda.threadIdx.x
-    n_threads = cuda.blockDim.x
-    net = np.uint64(net0 + i)
-    d = widths.shape[0] - 1
-    z = scratch[i, 0]
-    znew = scratch[i, 1]
-    for k in range(t, widths[0], n_threads):
-        z[k] = x[k]
-    if t == 0:
-        out_lengths[i, 0] = mean_square(x, widths[0])
-    cuda.syncthreads()
-    for j in range(1, d + 1):
-        layer = np.uint64(j)
-        for r in range(t, widths[j], n_threads):
-            row = np.uint64(r)
-            pre = scales[j - 1] * row_dot(law, z, widths[j - 1], row, layer, net, k0, k1)
-            if bias_sd > 0.0:
-                pre += bias_sd * bias_draw(law, row, layer, net, k0, k1)
-            znew[r] = pre if pre > 0.0 else 0.0
-        cuda.syncthreads()
+    @cuda.jit
+    def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, out_lengths, out_fm2):
+        """One thread block per net, threads over the rows of each layer.
+
+        ``scratch`` : device array, shape (n, 2, max width), ``ftype``: the two
+        activation buffers of each net. Other arguments as :func:`fmsim.kernels.cpu.fc_full`.
+        """
+        i = cuda.blockIdx.x
+        if i >= out_lengths.shape[0]:
+            return
+        t = cuda.threadIdx.x
+        n_threads = cuda.blockDim.x
+        net = np.uint64(net0 + i)
+        d = widths.shape[0] - 1
+        z = scratch[i, 0]
+        znew = scratch[i, 1]
+        for k in range(t, widths[0], n_threads):
+            z[k] = x[k]
         if t == 0:
-            out_lengths[i, j] = mean_square(znew, widths[j])
-        z, znew = znew, z
+            out_lengths[i, 0] = mean_square(x, widths[0])
         cuda.syncthreads()
-    if t == 0:
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+        for j in range(1, d + 1):
+            layer = np.uint64(j)
+            for r in range(t, widths[j], n_threads):
+                row = np.uint64(r)
+                pre = ftype(scales[j - 1]) * dot(law, z, widths[j - 1], row, layer, net, k0, k1)
+                if bias_sd > 0.0:
+                    pre += ftype(bias_sd * bias_draw(law, row, layer, net, k0, k1))
+                znew[r] = pre if pre > 0.0 else ftype(0.0)
+            cuda.syncthreads()
+            if t == 0:
+                out_lengths[i, j] = mean_square(znew, widths[j])
+            z, znew = znew, z
+            cuda.syncthreads()
+        if t == 0:
+            out_fm2[i] = across_layer_variance(out_lengths[i])
+
+    return fc_full_kernel
+
+
+fc_full_kernel = _make_fc_full_kernel(np.float64, row_dot)
+fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, row_dot_f32)
 
 
 residual_exact_module = cuda.jit(device=True)(scalar.residual_exact_module.py_func)

@@ -19,38 +19,48 @@ _GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
 _MAX_GAMMA_ATTEMPTS = 1000
 
 
-@njit(inline="always", cache=True)
-def row_dot(law, z, n_in, row, layer, net, k0, k1):
-    """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly.
+def _make_row_dot(ftype):
+    """``row_dot`` accumulating in ``ftype`` (weights rounded to ``ftype`` before the multiply)."""
 
-    Parameters
-    ----------
-    law : int
-    z : ndarray, shape (>= n_in,), float
-        Previous layer's activations.
-    n_in : int
-        Fan-in.
-    row, layer, net : uint64
-        Counter words ``c1, c2, c3``.
-    k0, k1 : uint64
-        Philox key.
+    @njit(inline="always", cache=True)
+    def row_dot(law, z, n_in, row, layer, net, k0, k1):
+        """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly.
 
-    Returns
-    -------
-    float
-    """
-    acc = 0.0
-    n_pairs = n_in // 2
-    for blk in range(n_pairs):
-        block = np.uint64(blk)
-        w0, w1, w2, w3 = philox4x32(block, row, layer, net, k0, k1)
-        acc += standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1) * z[2 * blk]
-        acc += standard_draw(law, w2, w3, block, 1, row, layer, net, k0, k1) * z[2 * blk + 1]
-    if n_in % 2:
-        block = np.uint64(n_pairs)
-        w0, w1, _, _ = philox4x32(block, row, layer, net, k0, k1)
-        acc += standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1) * z[n_in - 1]
-    return acc
+        Parameters
+        ----------
+        law : int
+        z : ndarray, shape (>= n_in,), float
+            Previous layer's activations.
+        n_in : int
+            Fan-in.
+        row, layer, net : uint64
+            Counter words ``c1, c2, c3``.
+        k0, k1 : uint64
+            Philox key.
+
+        Returns
+        -------
+        float (``ftype``)
+        """
+        acc = ftype(0.0)
+        n_pairs = n_in // 2
+        for blk in range(n_pairs):
+            block = np.uint64(blk)
+            w0, w1, w2, w3 = philox4x32(block, row, layer, net, k0, k1)
+            acc += ftype(standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1)) * z[2 * blk]
+            acc += ftype(standard_draw(law, w2, w3, block, 1, row, layer, net, k0, k1)) * z[2 * blk + 1]
+        if n_in % 2:
+            block = np.uint64(n_pairs)
+            w0, w1, _, _ = philox4x32(block, row, layer, net, k0, k1)
+            acc += ftype(standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1)) * z[n_in - 1]
+        return acc
+
+    return row_dot
+
+
+#: Float64 (the default) and float32 (``precision="float32"``) versions.
+row_dot = _make_row_dot(np.float64)
+row_dot_f32 = _make_row_dot(np.float32)
 
 
 @njit(inline="always", cache=True)
@@ -62,10 +72,11 @@ def bias_draw(law, row, layer, net, k0, k1):
 
 @njit(inline="always", cache=True)
 def mean_square(z, n):
-    """``||z[:n]||^2 / n``."""
+    """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``."""
     s = 0.0
     for i in range(n):
-        s += z[i] * z[i]
+        v = np.float64(z[i])  # explicit: NumPy 2 would keep float32 (CUDA simulator) where numba widens
+        s += v * v
     return s / n
 
 
