@@ -145,9 +145,8 @@ def plot_fm2(path: str, depths: Sequence[int], betas: Sequence[float], runs: int
         ax.set_title(f"He init, width profiles with sum 1/n_j = {beta:g}", fontsize=9)
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-    fig.suptitle("FM2 (Hanin & Rolnick 2018): epochs to 20% MNIST test accuracy for width profiles with equal "
-                 f"sum 1/n_j, {runs} runs each; triangles: runs that never reached 20% in {cap} epochs (count)",
-                 fontsize=9)
+    fig.suptitle(f"FM2: epochs to 20% MNIST test accuracy, width profiles of equal sum 1/n_j ({runs} runs each;\n"
+                 f"triangles: runs that never reached 20% in {cap} epochs, with their count)", fontsize=9)
     fig.tight_layout()
     fig.savefig(png, dpi=130)
     plt.close(fig)
