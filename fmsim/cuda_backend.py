@@ -1,16 +1,17 @@
 """CUDA backend: the same nets on an NVIDIA GPU through numba-cuda (optional extra ``fmsim[cuda]``).
 
 Importing fmsim never needs a GPU; this module touches ``numba.cuda`` only
-when a chunk is run. Each chunk is computed on the device and only its
-``(chunk, d + 1)`` lengths come back, so host memory does not grow with
-``n_nets``.
+when a chunk is run. Each chunk is computed and reduced on the device: only
+each net's ``M_d`` and fm2 and the per-block summary moments come back (the
+full ``(chunk, d + 1)`` traces only with ``record="layers"``), so host memory
+and bus traffic do not grow with depth or ``n_nets``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_available", "run_chunk"]
+__all__ = ["is_available", "run_chunk", "run_chunk_reduced"]
 
 _THREADS_EXACT = 128
 
@@ -30,28 +31,13 @@ def _threads_for(widths: np.ndarray) -> int:
     return int(min(256, max(32, -(-widest // 32) * 32)))
 
 
-def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.ndarray) -> None:
-    """Run one chunk on the GPU.
-
-    Parameters
-    ----------
-    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_full", "conv_full"}
-        Name of the CPU kernel in :mod:`fmsim.kernels.cpu` whose CUDA twin runs.
-    args : tuple
-        That kernel's inputs, as built by :func:`fmsim.simulate.kernel_args`;
-        arrays are copied to the device.
-    out_lengths : ndarray, shape (m, d + 1), float64
-    out_fm2 : ndarray, shape (m,), float64
-        Filled on return.
-    """
-    if not is_available():
-        raise RuntimeError("backend='cuda' needs a CUDA GPU and numba-cuda (pip install 'fmsim[cuda]')")
+def _launch(kernel: str, args: tuple, m: int, n_layers: int):
+    """Run ``kernel`` for ``m`` nets; return the device arrays ``(lengths (m, n_layers), fm2 (m,))``."""
     from numba import cuda
 
     from .kernels import cuda as kernels
 
-    m = out_lengths.shape[0]
-    d_lengths = cuda.device_array(out_lengths.shape, dtype=np.float64)
+    d_lengths = cuda.device_array((m, n_layers), dtype=np.float64)
     d_fm2 = cuda.device_array(m, dtype=np.float64)
     d_args = tuple(cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args)
     one_thread_per_net = -(-m // _THREADS_EXACT), _THREADS_EXACT
@@ -79,5 +65,60 @@ def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.nda
         kernels.conv_full_kernel[m, threads](*d_args, scratch, wscratch, d_lengths, d_fm2)
     else:
         raise ValueError(f"unknown kernel {kernel!r}")
+    return d_lengths, d_fm2
+
+
+def _require_gpu() -> None:
+    if not is_available():
+        raise RuntimeError("backend='cuda' needs a CUDA GPU and numba-cuda (pip install 'fmsim[cuda]')")
+
+
+def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.ndarray) -> None:
+    """Run one chunk on the GPU and bring back every net's trace.
+
+    Parameters
+    ----------
+    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_full", "conv_full"}
+        Name of the CPU kernel in :mod:`fmsim.kernels.cpu` whose CUDA twin runs.
+    args : tuple
+        That kernel's inputs, as built by :func:`fmsim.simulate.kernel_args`;
+        arrays are copied to the device.
+    out_lengths : ndarray, shape (m, d + 1), float64
+    out_fm2 : ndarray, shape (m,), float64
+        Filled on return.
+    """
+    _require_gpu()
+    d_lengths, d_fm2 = _launch(kernel, args, out_lengths.shape[0], out_lengths.shape[1])
     d_lengths.copy_to_host(out_lengths)
     d_fm2.copy_to_host(out_fm2)
+
+
+def run_chunk_reduced(kernel: str, args: tuple, m: int, n_layers: int, keep_lengths: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Run one chunk and reduce it on the device.
+
+    Only ``M_d`` and fm2 of each net and the per-block moments (shape
+    ``(ceil(m / 1024), d + 2, 6)``, the summary's input) cross the bus; the
+    ``(m, d + 1)`` traces stay on the GPU unless ``keep_lengths``.
+
+    Returns
+    -------
+    final, fm2 : ndarray, shape (m,)
+    moments : ndarray, shape (n_blocks, d + 2, 6)
+    lengths : ndarray, shape (m, d + 1), or None
+    """
+    _require_gpu()
+    from numba import cuda
+
+    from .config import SUMMARY_BLOCK
+    from .kernels import cuda as kernels
+
+    d_lengths, d_fm2 = _launch(kernel, args, m, n_layers)
+    n_blocks = -(-m // SUMMARY_BLOCK)
+    d_moments = cuda.device_array((n_blocks, n_layers + 1, 6), dtype=np.float64)
+    tasks = n_blocks * (n_layers + 1)
+    kernels.block_moments_kernel[-(-tasks // 128), 128](d_lengths, d_fm2, SUMMARY_BLOCK, d_moments)
+    d_final = cuda.device_array(m, dtype=np.float64)
+    kernels.last_column_kernel[-(-m // 256), 256](d_lengths, d_final)
+    lengths = d_lengths.copy_to_host() if keep_lengths else None
+    return d_final.copy_to_host(), d_fm2.copy_to_host(), d_moments.copy_to_host(), lengths

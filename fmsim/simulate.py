@@ -15,9 +15,10 @@ import numpy as np
 from .config import BACKENDS, RECORDS, Architecture, FullyConnected, Init, Residual, RunConfig, resolve_method
 from .laws import LAW_CODES, draw_standard_array
 from .rng import seed_to_key
-from .summary import LayerSummary, SummaryAccumulator
+from .summary import LayerSummary, SummaryAccumulator, block_moments
 
-__all__ = ["simulate", "run_chunk", "input_vector", "SimulationResult", "make_config"]
+__all__ = ["simulate", "run_chunk", "reduce_chunk", "Chunk", "kernel_args", "input_vector", "SimulationResult",
+           "make_config"]
 
 
 def input_vector(config: RunConfig) -> np.ndarray:
@@ -167,11 +168,53 @@ class SimulationResult:
         return float(self.summary.mean[0])
 
 
-def iter_chunks(config: RunConfig, backend: str, first: int = 0) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield ``(k, lengths, fm2)`` for chunks ``first, first + 1, ...``."""
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """One chunk of a run, reduced: what the drivers keep.
+
+    Attributes
+    ----------
+    k : int
+        Chunk index.
+    final, fm2 : ndarray, shape (m,)
+        ``M_d`` and the across-layer variance of each net.
+    moments : ndarray, shape (ceil(m / 1024), d + 2, 6)
+        Per-block summary moments (:func:`fmsim.summary.block_moments`).
+    lengths : ndarray, shape (m, d + 1), or None
+        The traces, only when asked for.
+    """
+
+    k: int
+    final: np.ndarray
+    fm2: np.ndarray
+    moments: np.ndarray
+    lengths: np.ndarray | None
+
+
+def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: bool | None = None) -> Chunk:
+    """Simulate chunk ``k`` and reduce it to per-net ``M_d``, fm2 and block moments.
+
+    On CUDA the reduction runs on the device and the traces stay there unless
+    ``keep_lengths`` (default: ``config.record == "layers"``).
+    """
+    keep = config.record == "layers" if keep_lengths is None else keep_lengths
+    if backend == "cuda":
+        from . import cuda_backend
+
+        if not 0 <= k < config.n_chunks:
+            raise ValueError(f"chunk index must be in [0, {config.n_chunks}), got {k}")
+        start, m = config.chunk_bounds(k)
+        kernel, args = kernel_args(config, start)
+        final, fm2, moments, lengths = cuda_backend.run_chunk_reduced(kernel, args, m, config.arch.depth + 1, keep)
+        return Chunk(k, final, fm2, moments, lengths)
+    lengths, fm2 = run_chunk(config, k, backend)
+    return Chunk(k, lengths[:, -1].copy(), fm2, block_moments(lengths, fm2), lengths if keep else None)
+
+
+def iter_chunks(config: RunConfig, backend: str, first: int = 0) -> Iterator[Chunk]:
+    """Yield the reduced chunks ``first, first + 1, ...`` in order."""
     for k in range(first, config.n_chunks):
-        lengths, fm2 = run_chunk(config, k, backend)
-        yield k, lengths, fm2
+        yield reduce_chunk(config, k, backend)
 
 
 def simulate(
@@ -216,13 +259,13 @@ def simulate(
     final = np.empty(config.n_nets)
     fm2_all = np.empty(config.n_nets)
     lengths_all = np.empty((config.n_nets, arch.depth + 1)) if record == "layers" else None
-    for k, lengths, fm2 in iter_chunks(config, backend):
-        start, m = config.chunk_bounds(k)
-        acc.add(lengths, fm2)
-        final[start:start + m] = lengths[:, -1]
-        fm2_all[start:start + m] = fm2
+    for chunk in iter_chunks(config, backend):
+        start, m = config.chunk_bounds(chunk.k)
+        acc.add_moments(chunk.moments)
+        final[start:start + m] = chunk.final
+        fm2_all[start:start + m] = chunk.fm2
         if lengths_all is not None:
-            lengths_all[start:start + m] = lengths
+            lengths_all[start:start + m] = chunk.lengths
         if progress is not None:
             progress(m)
     return SimulationResult(config=config, final=final, fm2=fm2_all, summary=acc.result(), lengths=lengths_all)

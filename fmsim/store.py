@@ -196,13 +196,14 @@ def _write_chunks(g: h5py.Group, config: RunConfig, backend: str, progress) -> N
     acc.moments[:] = g["summary/moments"][()] if done else 0.0
     if progress is not None and done:
         progress(min(done * config.chunk_size, config.n_nets))
-    for k, lengths, fm2 in iter_chunks(config, backend, first=done):
+    for chunk in iter_chunks(config, backend, first=done):
+        k = chunk.k
         start, m = config.chunk_bounds(k)
-        g["final"][start:start + m] = lengths[:, -1]
-        g["fm2"][start:start + m] = fm2
+        g["final"][start:start + m] = chunk.final
+        g["fm2"][start:start + m] = chunk.fm2
         if config.record == "layers":
-            g["lengths"][start:start + m] = lengths.astype(np.float32)
-        acc.add(lengths, fm2)
+            g["lengths"][start:start + m] = chunk.lengths.astype(np.float32)
+        acc.add_moments(chunk.moments)
         summary = acc.result()
         for name in _SUMMARY_FIELDS:
             g["summary"][name][:] = getattr(summary, name)

@@ -11,6 +11,7 @@ counts the dead ones (a net whose layer is all zeros stays dead).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,10 +19,42 @@ from numba import njit, prange
 
 from .config import SUMMARY_BLOCK
 
-__all__ = ["LayerSummary", "SummaryAccumulator"]
+__all__ = ["LayerSummary", "SummaryAccumulator", "block_moments", "welford_range"]
 
 # Columns of the per-block moment table, for each layer.
 _N, _MEAN, _M2, _NLOG, _LMEAN, _LM2 = range(6)
+
+
+@njit(inline="always", cache=True)
+def welford_range(v, r0, r1, out):
+    """Welford moments of ``v[r0:r1]``: count, mean, M2 of the values and of the log of the positive ones.
+
+    Shared by the CPU reduction and the CUDA one (``out`` has 6 entries).
+    """
+    cnt = 0.0
+    mean = 0.0
+    m2 = 0.0
+    lcnt = 0.0
+    lmean = 0.0
+    lm2 = 0.0
+    for r in range(r0, r1):
+        x = v[r]
+        cnt += 1.0
+        dv = x - mean
+        mean += dv / cnt
+        m2 += dv * (x - mean)
+        if x > 0.0:
+            lx = math.log(x)
+            lcnt += 1.0
+            dl = lx - lmean
+            lmean += dl / lcnt
+            lm2 += dl * (lx - lmean)
+    out[0] = cnt
+    out[1] = mean
+    out[2] = m2
+    out[3] = lcnt
+    out[4] = lmean
+    out[5] = lm2
 
 
 @njit(parallel=True, cache=True)
@@ -41,30 +74,15 @@ def _block_moments(values, block, out):
     for t in prange(n_blocks * n_cols):
         b = t // n_cols
         col = t % n_cols
-        cnt = 0.0
-        mean = 0.0
-        m2 = 0.0
-        lcnt = 0.0
-        lmean = 0.0
-        lm2 = 0.0
-        for r in range(b * block, min(n, (b + 1) * block)):
-            v = values[r, col]
-            cnt += 1.0
-            dv = v - mean
-            mean += dv / cnt
-            m2 += dv * (v - mean)
-            if v > 0.0:
-                lv = np.log(v)
-                lcnt += 1.0
-                dl = lv - lmean
-                lmean += dl / lcnt
-                lm2 += dl * (lv - lmean)
-        out[b, col, 0] = cnt
-        out[b, col, 1] = mean
-        out[b, col, 2] = m2
-        out[b, col, 3] = lcnt
-        out[b, col, 4] = lmean
-        out[b, col, 5] = lm2
+        welford_range(values[:, col], b * block, min(n, (b + 1) * block), out[b, col])
+
+
+def block_moments(lengths: np.ndarray, fm2: np.ndarray) -> np.ndarray:
+    """Per-block moments of a chunk: shape (n_blocks, d + 2, 6), the last column being fm2."""
+    values = np.concatenate([lengths, fm2[:, None]], axis=1)
+    parts = np.empty((-(-values.shape[0] // SUMMARY_BLOCK), values.shape[1], 6))
+    _block_moments(values, SUMMARY_BLOCK, parts)
+    return parts
 
 
 @njit(cache=True)
@@ -145,11 +163,11 @@ class SummaryAccumulator:
 
     def add(self, lengths: np.ndarray, fm2: np.ndarray) -> None:
         """Add a chunk: ``lengths`` (n, d + 1) and ``fm2`` (n,), n a multiple of the block unless last."""
-        values = np.concatenate([lengths, fm2[:, None]], axis=1)
-        n_blocks = -(-values.shape[0] // SUMMARY_BLOCK)
-        parts = np.empty((n_blocks, values.shape[1], 6))
-        _block_moments(values, SUMMARY_BLOCK, parts)
-        for b in range(n_blocks):
+        self.add_moments(block_moments(lengths, fm2))
+
+    def add_moments(self, parts: np.ndarray) -> None:
+        """Add a chunk already reduced to block moments, shape (n_blocks, d + 2, 6), in net order."""
+        for b in range(parts.shape[0]):
             _merge(self.moments, parts[b])
 
     def result(self) -> LayerSummary:

@@ -14,7 +14,7 @@ import pytest
 
 import fmsim
 from fmsim import cuda_backend
-from fmsim.simulate import make_config, run_chunk
+from fmsim.simulate import make_config, reduce_chunk, run_chunk
 
 pytestmark = [
     pytest.mark.cuda,
@@ -88,3 +88,22 @@ def test_float32_full_cuda_equals_cpu():
     cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
     _compare(cpu[0], gpu[0], rtol=1e-4)
     _compare(cpu[1], gpu[1], rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch,method", [(fmsim.FullyConnected((6, 5, 7, 4)), "full"),
+                                         (fmsim.FullyConnected((6, 5, 7, 4)), "exact"),
+                                         (fmsim.Residual(4, (0.5, 0.8), (3,), "relu"), "full")])
+def test_device_reduction_equals_cpu_reduction(arch, method):
+    """The chunk reduced on the device (block moments, M_d, fm2) equals the CPU's; traces stay on the
+    device unless asked for."""
+    # under the simulator, full runs only a 6-net chunk (each simulated block is a Python thread group)
+    n = (2500 if method == "exact" else 1030) if SIM else 50_000
+    cfg = make_config(arch, fmsim.Init.scheme("he"), n, 3, method=method, chunk_size=1024)
+    chunks = range(cfg.n_chunks) if (method == "exact" or not SIM) else [cfg.n_chunks - 1]
+    for k in chunks:
+        cpu, gpu = reduce_chunk(cfg, k, "cpu"), reduce_chunk(cfg, k, "cuda")
+        assert gpu.lengths is None and gpu.moments.shape == cpu.moments.shape
+        for field in ("final", "fm2", "moments"):
+            _compare(getattr(cpu, field), getattr(gpu, field))
+    kept = reduce_chunk(cfg, chunks[-1], "cuda", keep_lengths=True)
+    _compare(kept.lengths, run_chunk(cfg, chunks[-1], "cpu")[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from .. import summary as _summary
 from ..laws import _fill_standard
 from . import scalar
 
@@ -205,3 +206,37 @@ def conv_full_kernel(x, channels, height, width, kh, kw, scales, bias_sd, law, k
         cuda.syncthreads()
     if t == 0:
         out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+# ----------------------------------------------------------------- reduction
+welford_range = cuda.jit(device=True)(_summary.welford_range.py_func)
+
+
+@cuda.jit
+def block_moments_kernel(lengths, fm2, block, out):
+    """Per-block Welford moments on the device, as :func:`fmsim.summary.block_moments`.
+
+    One thread per (block, column); columns ``0..d`` are ``M_0..M_d``, column ``d + 1`` is fm2.
+    ``out`` : shape (n_blocks, d + 2, 6).
+    """
+    t = cuda.grid(1)
+    n, n_layers = lengths.shape
+    n_cols = n_layers + 1
+    if t >= out.shape[0] * n_cols:
+        return
+    b = t // n_cols
+    col = t % n_cols
+    r0 = b * block
+    r1 = min(n, r0 + block)
+    if col < n_layers:
+        welford_range(lengths[:, col], r0, r1, out[b, col])
+    else:
+        welford_range(fm2, r0, r1, out[b, col])
+
+
+@cuda.jit
+def last_column_kernel(lengths, out):
+    """``out[i] = lengths[i, -1]`` (a contiguous copy of ``M_d`` to send back)."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = lengths[i, lengths.shape[1] - 1]
