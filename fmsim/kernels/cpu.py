@@ -15,15 +15,15 @@ from .scalar import (
     across_layer_variance,
     bias_draw,
     conv_channel,
-    exact_layer_ratio,
+    fc_exact_trace,
     mean_square,
     residual_exact_module,
-    row_dot,
-    row_dot_f32,
+    unit_preactivation,
+    unit_preactivation_f32,
 )
 
 
-def _make_fc_full(ftype, dot):
+def _make_fc_full(ftype, preact):
     """The ``full`` FC kernel with activations and dot products in ``ftype``."""
 
     @njit(parallel=True, cache=True)
@@ -64,12 +64,8 @@ def _make_fc_full(ftype, dot):
             out_lengths[i, 0] = m0
             for j in range(1, d + 1):
                 layer = np.uint64(j)
-                n_in = widths[j - 1]
                 for r in range(widths[j]):
-                    row = np.uint64(r)
-                    pre = ftype(scales[j - 1]) * dot(law, z, n_in, row, layer, net, k0, k1)
-                    if bias_sd > 0.0:
-                        pre += ftype(bias_sd * bias_draw(law, row, layer, net, k0, k1))
+                    pre = preact(law, z, widths[j - 1], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0, k1)
                     znew[r] = pre if pre > 0.0 else ftype(0.0)
                 z, znew = znew, z
                 out_lengths[i, j] = mean_square(z, widths[j])
@@ -78,9 +74,9 @@ def _make_fc_full(ftype, dot):
     return fc_full
 
 
-fc_full = _make_fc_full(np.float64, row_dot)
+fc_full = _make_fc_full(np.float64, unit_preactivation)
 #: ``precision="float32"``: activations, weights and dot products in float32; ``M_j`` summed in float64.
-fc_full_f32 = _make_fc_full(np.float32, row_dot_f32)
+fc_full_f32 = _make_fc_full(np.float32, unit_preactivation_f32)
 
 
 @njit(parallel=True, cache=True)
@@ -97,16 +93,8 @@ def fc_exact(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
     k0, k1, net0, out_lengths, out_fm2
         As in :func:`fc_full`.
     """
-    n = out_lengths.shape[0]
-    d = widths.shape[0] - 1
-    for i in prange(n):
-        net = np.uint64(net0 + i)
-        m = m0
-        out_lengths[i, 0] = m
-        for j in range(1, d + 1):
-            if m > 0.0:
-                m *= exact_layer_ratio(widths[j], cs[j - 1], np.uint64(j), net, k0, k1)
-            out_lengths[i, j] = m
+    for i in prange(out_lengths.shape[0]):
+        fc_exact_trace(m0, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i])
         out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
@@ -157,17 +145,13 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             for j in range(m):
                 layer = np.uint64(base + j)
                 for r in range(module_widths[j]):
-                    pre = hidden_scale[j] * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
-                    if bias_sd > 0.0:
-                        pre += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+                    pre = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, hidden_scale[j], bias_sd, k0, k1)
                     hnew[r] = pre if pre > 0.0 else 0.0
                 h, hnew = hnew, h
                 n_in = module_widths[j]
             layer = np.uint64(base + m)
             for r in range(n):
-                f = out_scales * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
-                if bias_sd > 0.0:
-                    f += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+                f = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, out_scales, bias_sd, k0, k1)
                 if relu_end and f < 0.0:
                     f = 0.0
                 hnew[r] = f

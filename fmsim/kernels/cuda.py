@@ -21,7 +21,9 @@ row_dot_f32 = cuda.jit(device=True)(scalar.row_dot_f32.py_func)
 bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
 mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
 across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
-exact_layer_ratio = cuda.jit(device=True)(scalar.exact_layer_ratio.py_func)
+fc_exact_trace = cuda.jit(device=True)(scalar.fc_exact_trace.py_func)
+unit_preactivation = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float64, row_dot, bias_draw))
+unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float32, row_dot_f32, bias_draw))
 
 
 @cuda.jit
@@ -30,18 +32,11 @@ def fc_exact_kernel(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    net = np.uint64(net0 + i)
-    d = widths.shape[0] - 1
-    m = m0
-    out_lengths[i, 0] = m
-    for j in range(1, d + 1):
-        if m > 0.0:
-            m *= exact_layer_ratio(widths[j], cs[j - 1], np.uint64(j), net, k0, k1)
-        out_lengths[i, j] = m
+    fc_exact_trace(m0, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i])
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
-def _make_fc_full_kernel(ftype, dot):
+def _make_fc_full_kernel(ftype, preact):
     """The ``full`` FC kernel with activations and dot products in ``ftype`` (as the CPU kernel)."""
 
     @cuda.jit
@@ -68,10 +63,7 @@ def _make_fc_full_kernel(ftype, dot):
         for j in range(1, d + 1):
             layer = np.uint64(j)
             for r in range(t, widths[j], n_threads):
-                row = np.uint64(r)
-                pre = ftype(scales[j - 1]) * dot(law, z, widths[j - 1], row, layer, net, k0, k1)
-                if bias_sd > 0.0:
-                    pre += ftype(bias_sd * bias_draw(law, row, layer, net, k0, k1))
+                pre = preact(law, z, widths[j - 1], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0, k1)
                 znew[r] = pre if pre > 0.0 else ftype(0.0)
             cuda.syncthreads()
             if t == 0:
@@ -84,8 +76,8 @@ def _make_fc_full_kernel(ftype, dot):
     return fc_full_kernel
 
 
-fc_full_kernel = _make_fc_full_kernel(np.float64, row_dot)
-fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, row_dot_f32)
+fc_full_kernel = _make_fc_full_kernel(np.float64, unit_preactivation)
+fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, unit_preactivation_f32)
 
 
 residual_exact_module = cuda.jit(device=True)(scalar.residual_exact_module.py_func)
@@ -141,18 +133,14 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
         for j in range(m):
             layer = np.uint64(base + j)
             for r in range(t, module_widths[j], nt):
-                pre = hidden_scale[j] * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
-                if bias_sd > 0.0:
-                    pre += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+                pre = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, hidden_scale[j], bias_sd, k0, k1)
                 hnew[r] = pre if pre > 0.0 else 0.0
             cuda.syncthreads()
             h, hnew = hnew, h
             n_in = module_widths[j]
         layer = np.uint64(base + m)
         for r in range(t, n, nt):
-            f = out_scale * row_dot(law, h, n_in, np.uint64(r), layer, net, k0, k1)
-            if bias_sd > 0.0:
-                f += bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1)
+            f = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, out_scale, bias_sd, k0, k1)
             if relu_end and f < 0.0:
                 f = 0.0
             hnew[r] = f

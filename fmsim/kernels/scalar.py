@@ -70,6 +70,28 @@ def bias_draw(law, row, layer, net, k0, k1):
     return standard_draw(law, w0, w1, BIAS_BLOCK, 0, row, layer, net, k0, k1)
 
 
+def make_unit_preactivation(ftype, dot, bias):
+    """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in ``ftype``, before the nonlinearity.
+
+    Returns a plain function over the given ``dot`` (:data:`row_dot` or
+    :data:`row_dot_f32`) and ``bias`` (:func:`bias_draw`): the CPU kernels use
+    it under ``njit``, the CUDA kernels rebuild it over their device versions.
+    """
+
+    def unit_preactivation(law, z, n_in, row, layer, net, scale, bias_sd, k0, k1):
+        pre = ftype(scale) * dot(law, z, n_in, row, layer, net, k0, k1)
+        if bias_sd > 0.0:
+            pre += ftype(bias_sd * bias(law, row, layer, net, k0, k1))
+        return pre
+
+    return unit_preactivation
+
+
+unit_preactivation = njit(inline="always", cache=True)(make_unit_preactivation(np.float64, row_dot, bias_draw))
+unit_preactivation_f32 = njit(inline="always", cache=True)(
+    make_unit_preactivation(np.float32, row_dot_f32, bias_draw))
+
+
 @njit(inline="always", cache=True)
 def mean_square(z, n):
     """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``."""
@@ -171,6 +193,17 @@ def exact_layer_ratio(n, c, layer, net, k0, k1):
     if k == 0:
         return 0.0
     return (c / n) * 2.0 * gamma_unit(0.5 * k, layer, net, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def fc_exact_trace(m0, widths, cs, net, k0, k1, out):
+    """``M_0..M_d`` of one fully connected net by the exact sampler, written into ``out`` (shape (d + 1,))."""
+    m = m0
+    out[0] = m
+    for j in range(1, widths.shape[0]):
+        if m > 0.0:
+            m *= exact_layer_ratio(widths[j], cs[j - 1], np.uint64(j), net, k0, k1)
+        out[j] = m
 
 
 # ------------------------------------------------------------ residual nets
