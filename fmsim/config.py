@@ -535,7 +535,9 @@ class RunConfig:
         return -(-self.n_nets // self.chunk_size)
 
     def chunk_bounds(self, k: int) -> tuple[int, int]:
-        """First net index and number of nets of chunk ``k``."""
+        """First net index and number of nets of chunk ``k``, ``0 <= k < n_chunks``."""
+        if not 0 <= k < self.n_chunks:
+            raise ValueError(f"chunk index must be in [0, {self.n_chunks}), got {k}")
         start = k * self.chunk_size
         return start, min(self.chunk_size, self.n_nets - start)
 

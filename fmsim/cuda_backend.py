@@ -26,9 +26,9 @@ def is_available() -> bool:
         return False
 
 
-def _threads_for(widths: np.ndarray) -> int:
-    widest = int(widths[1:].max())
-    return int(min(256, max(32, -(-widest // 32) * 32)))
+def _threads_for(widest: int) -> int:
+    """Threads per block when threads share out ``widest`` rows (or channels): whole warps, 32 to 256."""
+    return int(min(256, max(32, -(-int(widest) // 32) * 32)))
 
 
 def _launch(kernel: str, args: tuple, m: int, n_layers: int):
@@ -50,19 +50,18 @@ def _launch(kernel: str, args: tuple, m: int, n_layers: int):
         f32 = kernel == "fc_full_f32"
         scratch = cuda.device_array((m, 2, int(widths.max())), dtype=np.float32 if f32 else np.float64)
         fn = kernels.fc_full_kernel_f32 if f32 else kernels.fc_full_kernel
-        fn[m, _threads_for(widths)](*d_args, scratch, d_lengths, d_fm2)
+        fn[m, _threads_for(widths[1:].max())](*d_args, scratch, d_lengths, d_fm2)
     elif kernel == "res_full":
         x, mw = args[0], args[1]
         widest = max([x.size] + [int(k) for k in mw])
         scratch = cuda.device_array((m, 3, widest), dtype=np.float64)
-        kernels.res_full_kernel[m, _threads_for(np.array([0, widest]))](*d_args, scratch, d_lengths, d_fm2)
+        kernels.res_full_kernel[m, _threads_for(widest)](*d_args, scratch, d_lengths, d_fm2)
     elif kernel == "conv_full":
         channels, height, width, kh, kw = args[1:6]
         cmax = int(channels.max())
         scratch = cuda.device_array((m, 2, cmax * height * width), dtype=np.float64)
         wscratch = cuda.device_array((m, cmax, cmax * kh * kw), dtype=np.float64)
-        threads = int(min(256, max(32, -(-int(channels[1:].max()) // 32) * 32)))
-        kernels.conv_full_kernel[m, threads](*d_args, scratch, wscratch, d_lengths, d_fm2)
+        kernels.conv_full_kernel[m, _threads_for(channels[1:].max())](*d_args, scratch, wscratch, d_lengths, d_fm2)
     else:
         raise ValueError(f"unknown kernel {kernel!r}")
     return d_lengths, d_fm2

@@ -35,9 +35,9 @@ __all__ = ["hvp", "power_iteration", "hutchinson", "HutchinsonEstimate", "layer_
            "dense_hessian", "hessian_norm_variance", "hessian_norm_init", "mean_dphi_squared"]
 
 
-def _output_curvature(mlp: MLP, logits: np.ndarray, rz: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
-    """``R(delta_L)``: the per-sample output Hessian applied to ``R(z)``, divided by ``B``."""
-    B = logits.shape[0]
+def _output_curvature(mlp: MLP, rz: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
+    """``R(delta_L)``: the per-sample output Hessian applied to ``R(z)`` (shape (B, K)), divided by ``B``."""
+    B = rz.shape[0]
     if mlp.loss == "xent":
         pr = probs * rz
         return (pr - probs * pr.sum(axis=1, keepdims=True)) / B
@@ -81,7 +81,7 @@ def hvp(mlp: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray
     # backward R-pass
     out = np.empty_like(theta)
     olayers = mlp.layers(out)
-    r_delta = _output_curvature(mlp, fwd.logits, r_pre[-1], probs)
+    r_delta = _output_curvature(mlp, r_pre[-1], probs)
     for k in range(L - 1, -1, -1):
         (W, _), (V, _), (oW, ob) = layers[k], vlayers[k], olayers[k]
         np.matmul(fwd.post[k].T, r_delta, out=oW)
