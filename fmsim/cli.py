@@ -37,14 +37,14 @@ class UsageError(ValueError):
     """Raised for invalid command-line input (exit status 2)."""
 
 
-def _ints(text: str) -> list[int]:
+def int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _floats(text: str) -> list[float]:
+def float_list(text: str) -> list[float]:
     try:
         return [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
@@ -53,7 +53,7 @@ def _floats(text: str) -> list[float]:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", choices=sorted(LAW_CODES), help="weight law (default: the scheme's, else gaussian)")
-    p.add_argument("--c", type=_floats, help="variance numerator c (Var = c/fan-in); one value or one per layer")
+    p.add_argument("--c", type=float_list, help="variance numerator c (Var = c/fan-in); one value or one per layer")
     p.add_argument("--bias-var", type=float, default=0.0, help="bias variance (default 0)")
     p.add_argument("--nets", type=int, default=100_000, help="number of random nets (default 1e5)")
     p.add_argument("--seed", type=int, default=0, help="seed, 0 <= seed < 2**64 (default 0)")
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="one run into an HDF5 file (resumes if the file holds it)")
-    s.add_argument("--widths", type=_ints, help="n0,n1,...,nd")
+    s.add_argument("--widths", type=int_list, help="n0,n1,...,nd")
     s.add_argument("--depth", type=int)
     s.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
     s.add_argument("--n0", type=int, help="input width (default = width)")
@@ -187,13 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--modules", type=int, help="number of modules L")
     r.add_argument("--schedule", choices=ETA_SCHEDULES, default="constant", help="eta_l schedule (default constant)")
     r.add_argument("--eta", type=float, default=1.0, help="eta of the schedule (default 1)")
-    r.add_argument("--etas", type=_floats, help="explicit eta_1,...,eta_L (instead of a schedule)")
-    r.add_argument("--module-widths", type=_ints, help="hidden widths of each module (default: one of --width)")
+    r.add_argument("--etas", type=float_list, help="explicit eta_1,...,eta_L (instead of a schedule)")
+    r.add_argument("--module-widths", type=int_list, help="hidden widths of each module (default: one of --width)")
     r.add_argument("--ending", choices=MODULE_ENDINGS, default="linear", help="module output (default linear)")
     r.add_argument("--c-out", type=float, default=2.0, help="variance numerator of module outputs (default 2)")
     cv = s.add_argument_group("convolutional net (periodic padding, stride 1)")
-    cv.add_argument("--channels", type=_ints, help="C0,C1,...,Cd")
-    cv.add_argument("--spatial", type=_ints, help="P (1D) or H,W (2D)")
+    cv.add_argument("--channels", type=int_list, help="C0,C1,...,Cd")
+    cv.add_argument("--spatial", type=int_list, help="P (1D) or H,W (2D)")
     cv.add_argument("--kernel", type=int, default=3, help="taps per dimension (default 3)")
     _add_run_options(s)
     s.add_argument("--out", required=True, help="HDF5 file")
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     w = sub.add_parser("sweep", help="a grid of depths x schemes into one file, one group per run")
-    w.add_argument("--depths", type=_ints, required=True)
+    w.add_argument("--depths", type=int_list, required=True)
     w.add_argument("--width", type=int, help="fixed width (default: width = depth)")
     w.add_argument("--n0", type=int, help="input width (default = width)")
     w.add_argument("--schemes", help="comma-separated scheme names")

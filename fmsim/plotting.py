@@ -12,6 +12,17 @@ import numpy as np
 __all__ = ["plot_length_vs_depth", "plot_onset_vs_depth"]
 
 
+def _mean_with_errors(ax: Any, x: np.ndarray, y: np.ndarray, yerr: np.ndarray, label: str, color: str | None
+                      ) -> tuple[Any, str]:
+    """Points joined by a line with error bars, on ``ax`` (a new Axes if None); returns ``(ax, their color)``."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    line = ax.errorbar(x, y, yerr=yerr, fmt="o-", ms=4, capsize=2, label=label, color=color)
+    return ax, line.lines[0].get_color()
+
+
 def plot_length_vs_depth(
     depths: np.ndarray, mean: np.ndarray, sem: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     theory: np.ndarray | None = None, label: str = "", ax: Any = None, color: str | None = None,
@@ -35,12 +46,7 @@ def plot_length_vs_depth(
     -------
     matplotlib Axes
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
-    line = ax.errorbar(depths, mean, yerr=sem, fmt="o-", ms=4, label=label, color=color, capsize=2)
-    c = line.lines[0].get_color()
+    ax, c = _mean_with_errors(ax, depths, mean, sem, label, color)
     ax.fill_between(depths, lo, hi, color=c, alpha=0.15, lw=0)
     if theory is not None:
         ax.plot(depths, theory, "--", color=c, lw=1)
@@ -73,10 +79,6 @@ def plot_onset_vs_depth(
     -------
     matplotlib Axes
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
     onsets = np.asarray(onsets, dtype=float)
     started = np.isfinite(onsets)
     n = started.sum(axis=1)
@@ -84,8 +86,7 @@ def plot_onset_vs_depth(
         mean = np.where(n > 0, np.nansum(onsets, axis=1) / np.maximum(n, 1), np.nan)
         var = np.nansum((onsets - mean[:, None]) ** 2, axis=1) / np.maximum(n - 1, 1)
         sem = np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), 0.0)
-    line = ax.errorbar(depths, mean, yerr=sem, fmt="o-", ms=4, capsize=2, label=label, color=color)
-    c = line.lines[0].get_color()
+    ax, c = _mean_with_errors(ax, depths, mean, sem, label, color)
     never = n < onsets.shape[1]
     if never.any():
         ax.plot(np.asarray(depths)[never], np.full(never.sum(), cap), "^", mfc="none", color=c, ms=7)

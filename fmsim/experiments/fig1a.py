@@ -24,6 +24,7 @@ from ..config import FullyConnected, Init
 from ..plotting import plot_length_vs_depth
 from ..simulate import make_config, resolve_backend
 from ..store import run_to_file
+from ._common import int_list, pyplot, save
 
 SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he"]
 LABELS = {"he": "He", "he_truncated_keras2018": "He, truncated (Keras 2018)", "lecun": "LeCun",
@@ -66,10 +67,7 @@ def summarize(path: str, depths: Sequence[int]) -> dict[str, dict[str, np.ndarra
 
 
 def plot(table: dict[str, dict[str, np.ndarray]], png: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for s, t in table.items():
@@ -77,15 +75,13 @@ def plot(table: dict[str, dict[str, np.ndarray]], png: str) -> None:
     ax.set_title("Fig. 1a (Hanin & Rolnick 2018): mean length vs depth\n"
                  "points: Monte Carlo mean +- s.e.; band: 10-90% of M_d; dashed: exact E[M_d]", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save(fig, png)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="data", help="output folder (default data/)")
-    p.add_argument("--depths", type=lambda t: [int(v) for v in t.split(",")], default=DEPTHS)
+    p.add_argument("--depths", type=int_list, default=DEPTHS)
     p.add_argument("--nets", type=int, default=100_000, help="nets per point (default 1e5)")
     p.add_argument("--seed", type=int, default=2018)
     p.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto")

@@ -26,6 +26,7 @@ import numpy as np
 from ..config import Init, width_profile
 from ..mlp import MLP
 from ..train import SGDConfig, read_run, run_meta, train, write_run
+from ._common import float_list, int_list, pyplot, save
 
 SCHEMES = ["he", "lecun", "glorot", "2x_he"]
 LABELS = {"he": "He", "lecun": "LeCun", "glorot": "Glorot", "2x_he": "2x He"}
@@ -103,10 +104,7 @@ def onsets(path: str, prefix: str, depths: Sequence[int], runs: int) -> np.ndarr
 
 
 def plot_fm1(path: str, depths: Sequence[int], runs: int, cap: int, png: str) -> dict[str, np.ndarray]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from ..plotting import plot_onset_vs_depth
 
@@ -120,18 +118,13 @@ def plot_fm1(path: str, depths: Sequence[int], runs: int, cap: int, png: str) ->
                  fontsize=9)
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save(fig, png)
     return table
 
 
 def plot_fm2(path: str, depths: Sequence[int], betas: Sequence[float], runs: int, cap: int, png: str
              ) -> dict[tuple[float, str], np.ndarray]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from ..plotting import plot_onset_vs_depth
 
@@ -147,23 +140,18 @@ def plot_fm2(path: str, depths: Sequence[int], betas: Sequence[float], runs: int
         ax.legend(fontsize=8)
     fig.suptitle(f"FM2: epochs to 20% MNIST test accuracy, width profiles of equal sum 1/n_j ({runs} runs each;\n"
                  f"triangles: runs that never reached 20% in {cap} epochs, with their count)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save(fig, png)
     return table
 
-
-def _ints(t: str) -> list[int]:
-    return [int(v) for v in t.split(",")]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="data", help="output folder (default data/)")
     p.add_argument("--part", choices=["fm1", "fm2", "both"], default="both")
-    p.add_argument("--depths", type=_ints, default=DEPTHS, help=f"FM1 depth grid (default {DEPTHS})")
-    p.add_argument("--fm2-depths", type=_ints, default=FM2_DEPTHS)
-    p.add_argument("--betas", type=lambda t: [float(v) for v in t.split(",")], default=FM2_BETAS)
+    p.add_argument("--depths", type=int_list, default=DEPTHS, help=f"FM1 depth grid (default {DEPTHS})")
+    p.add_argument("--fm2-depths", type=int_list, default=FM2_DEPTHS)
+    p.add_argument("--betas", type=float_list, default=FM2_BETAS)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=2018)

@@ -27,6 +27,7 @@ from .. import theory
 from ..config import PROFILES, FullyConnected, Init, width_profile
 from ..simulate import make_config
 from ..store import open_result, run_to_file
+from ._common import float_list, int_list, pyplot, save
 
 N0 = 784
 DEPTHS = [10, 20, 40, 80]
@@ -82,10 +83,7 @@ def summarize(path: str, depths: Sequence[int], betas: Sequence[float]) -> dict:
 
 
 def plot(table: dict, betas: Sequence[float], png: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     styles = dict(zip(PROFILES, ["o-", "s-", "v-", "^-", "d-"]))
@@ -120,16 +118,14 @@ def plot(table: dict, betas: Sequence[float], png: str) -> None:
     axes[2].set_title("FM2 vs beta at the largest depth: 90% (filled) and 50% (open) quantiles;\n"
                       "dashed: exact E[fm2], dominated by rare nets", fontsize=9)
     axes[2].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save(fig, png)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="data")
-    p.add_argument("--depths", type=lambda t: [int(v) for v in t.split(",")], default=DEPTHS)
-    p.add_argument("--betas", type=lambda t: [float(v) for v in t.split(",")], default=BETAS)
+    p.add_argument("--depths", type=int_list, default=DEPTHS)
+    p.add_argument("--betas", type=float_list, default=BETAS)
     p.add_argument("--nets", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--quick", action="store_true")

@@ -32,6 +32,7 @@ from ..config import Init
 from ..hessian import hessian_norm_init, layer_block_frobenius
 from ..mlp import MLP
 from ..train import sgd_steps
+from ._common import int_list, pyplot, save
 
 C_VALUES = (1.0, 2.0, 4.0)
 DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12)
@@ -110,10 +111,7 @@ def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep
 
 
 def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> list[float]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ax = axes[0]
@@ -154,20 +152,15 @@ def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> lis
     twin.set_yscale("log")
     ax.set_title("notebook sweep: 784-30-30-10, first-layer sd", fontsize=9)
     ax.legend(fontsize=8, loc="center right")
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save(fig, png)
     return slopes
 
-
-def _ints(t: str) -> list[int]:
-    return [int(v) for v in t.split(",")]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="data")
-    p.add_argument("--depths", type=_ints, default=list(DEPTHS))
+    p.add_argument("--depths", type=int_list, default=list(DEPTHS))
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--batch", type=int, default=64, help="images for the depth sweep's loss")
     p.add_argument("--nets", type=int, default=5)

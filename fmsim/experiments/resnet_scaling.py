@@ -27,6 +27,7 @@ from .. import theory
 from ..config import Init, Residual
 from ..simulate import make_config
 from ..store import open_result, run_to_file
+from ._common import int_list, pyplot, save
 
 SCHEDULES = ["constant", "1/l", "1/sqrt(L)"]
 DEPTHS = [1, 2, 4, 8, 16, 32, 64]
@@ -72,10 +73,7 @@ def summarize(path: str, width: int, depths: Sequence[int]) -> dict:
 
 
 def plot(table: dict, png: str, width: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     colors = dict(zip(SCHEDULES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
@@ -98,16 +96,14 @@ def plot(table: dict, png: str, width: int) -> None:
     axes[1].set_ylabel(r"Var$[M_L]/E[M_L]^2$")
     axes[1].set_title("FM2: relative variance stays bounded when sum eta^2 is\ndashed: exact recursion",
                       fontsize=9)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save(fig, png)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="data")
     p.add_argument("--width", type=int, default=32)
-    p.add_argument("--depths", type=lambda t: [int(v) for v in t.split(",")], default=DEPTHS)
+    p.add_argument("--depths", type=int_list, default=DEPTHS)
     p.add_argument("--nets", type=int, default=200_000, help="nets per point, linear-ending (exact sampler)")
     p.add_argument("--relu-nets", type=int, default=10_000, help="nets per point, ReLU-ending (full)")
     p.add_argument("--seed", type=int, default=4)
