@@ -17,7 +17,7 @@ from .scalar import (
     conv_channel,
     fc_exact_trace,
     mean_square,
-    residual_exact_module,
+    residual_exact_trace,
     unit_preactivation,
     unit_preactivation_f32,
 )
@@ -170,15 +170,8 @@ def res_exact(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, o
     + eta^2 c_out R chi2_{n-1}`` with ``g ~ N(0, 1)``: ``W_out h`` is isotropic
     Gaussian given ``h``. O(1 + k/128) per module. Counters as in :func:`res_full`.
     """
-    nets = out_lengths.shape[0]
-    m = module_widths.shape[0]
-    for i in prange(nets):
-        net = np.uint64(net0 + i)
-        mm = m0
-        out_lengths[i, 0] = mm
-        for mod in range(etas.shape[0]):
-            mm = residual_exact_module(mm, n, module_widths, mod * (m + 1) + 1, etas[mod], c, c_out, net, k0, k1)
-            out_lengths[i, mod + 1] = mm
+    for i in prange(out_lengths.shape[0]):
+        residual_exact_trace(m0, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1, out_lengths[i])
         out_fm2[i] = across_layer_variance(out_lengths[i])
 
 

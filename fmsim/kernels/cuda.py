@@ -80,7 +80,7 @@ fc_full_kernel = _make_fc_full_kernel(np.float64, unit_preactivation)
 fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, unit_preactivation_f32)
 
 
-residual_exact_module = cuda.jit(device=True)(scalar.residual_exact_module.py_func)
+residual_exact_trace = cuda.jit(device=True)(scalar.residual_exact_trace.py_func)
 conv_channel = cuda.jit(device=True)(scalar.conv_channel.py_func)
 fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
 
@@ -91,13 +91,7 @@ def res_exact_kernel(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_len
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    net = np.uint64(net0 + i)
-    m = module_widths.shape[0]
-    mm = m0
-    out_lengths[i, 0] = mm
-    for mod in range(etas.shape[0]):
-        mm = residual_exact_module(mm, n, module_widths, mod * (m + 1) + 1, etas[mod], c, c_out, net, k0, k1)
-        out_lengths[i, mod + 1] = mm
+    residual_exact_trace(m0, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1, out_lengths[i])
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
 

@@ -208,29 +208,34 @@ def fc_exact_trace(m0, widths, cs, net, k0, k1, out):
 
 # ------------------------------------------------------------ residual nets
 @njit(cache=True)
-def residual_exact_module(mm, n, module_widths, base, eta, c, c_out, net, k0, k1):
-    """``M`` after one linear-ending Gaussian module, sampled exactly.
+def residual_exact_trace(m0, n, module_widths, etas, c, c_out, net, k0, k1, out):
+    """``M_0..M_L`` of one residual net with linear-ending Gaussian modules, sampled exactly, into ``out``.
 
-    ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))`` is the module's last hidden
-    length (``R = M`` without hidden layers); then
+    Per module, given ``M``: the last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
+    (``R = M`` without hidden layers), and
     ``n M' = (sqrt(n M) + eta sqrt(c_out R) g)^2 + eta^2 c_out R chi2_{n-1}``.
-    Hidden layer ``j`` uses counter layer ``base + j``, the output layer ``base + m``.
+    Module ``l`` (0-based) uses counter layers ``l (m + 1) + 1 + j`` for hidden layer ``j``
+    and ``l (m + 1) + 1 + m`` for its output layer, as the ``full`` kernel does.
     """
     m = module_widths.shape[0]
-    r = mm
-    for j in range(m):
-        if r > 0.0:
-            r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
-    a2 = eta * eta * c_out * r
-    if a2 <= 0.0:  # the module adds nothing: M stays exactly as it is
-        return mm
     zero = np.uint64(0)
-    layer = np.uint64(base + m)
-    w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
-    g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
-    chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
-    s = math.sqrt(n * mm) + math.sqrt(a2) * g
-    return (s * s + a2 * chi) / n
+    mm = m0
+    out[0] = mm
+    for mod in range(etas.shape[0]):
+        base = mod * (m + 1) + 1
+        r = mm
+        for j in range(m):
+            if r > 0.0:
+                r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
+        a2 = etas[mod] * etas[mod] * c_out * r
+        if a2 > 0.0:  # else the module adds nothing: M stays exactly as it is
+            layer = np.uint64(base + m)
+            w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
+            g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
+            chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
+            s = math.sqrt(n * mm) + math.sqrt(a2) * g
+            mm = (s * s + a2 * chi) / n
+        out[mod + 1] = mm
 
 
 # ---------------------------------------------------------------- conv nets
