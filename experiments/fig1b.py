@@ -3,7 +3,10 @@
 See fmsim/experiments/fig1b.py; ``python experiments/fig1b.py --help``.
 """
 
+import sys
+
+from fmsim.commandline import run_main
 from fmsim.experiments.fig1b import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, prog="fig1b"))

@@ -1,7 +1,8 @@
 """The ``fmsim`` command line: simulate, sweep, info, demo.
 
-Bad input prints one clear line and exits with status 2 before any file is
-touched. Ctrl-C stops between chunks and leaves a resumable file (exit 130).
+Bad input, and a damaged, foreign or busy file, print one clear line and
+exit with status 2 before any file is touched. Ctrl-C stops between chunks
+and leaves a resumable file (exit 130).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .commandline import UsageError, float_list, int_list, run_main
 from .config import (
     BACKENDS,
     ETA_SCHEDULES,
@@ -28,27 +30,10 @@ from .config import (
     RunConfig,
     eta_schedule,
 )
+from .h5io import writer_alive
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
-from .store import StoreError, list_runs, open_h5, run_to_file
-
-
-class UsageError(ValueError):
-    """Raised for invalid command-line input (exit status 2)."""
-
-
-def int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def float_list(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+from .store import list_runs, open_h5, run_to_file
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -152,6 +137,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     runs = list_runs(args.file)
     if not runs:
         raise UsageError(f"{args.file} holds no fmsim run")
+    status = "being written by a live process; " if writer_alive(args.file) else ""
     with open_h5(args.file) as f:
         for name in runs:
             g = f[name]
@@ -161,7 +147,7 @@ def cmd_info(args: argparse.Namespace) -> None:
                               for k, v in arch.items())
             done = int(g["chunks_done"][()])
             mean = g["summary/mean"][()]
-            print(f"{name}: {'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
+            print(f"{name}: {status}{'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
                   f"{shape} (d={cfg.arch.depth}), "
                   f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}; "
                   f"E[M_d] = {mean[-1]:.6g}")
@@ -221,17 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (UsageError, ValueError, TypeError, StoreError) as e:
-        print(f"fmsim: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("fmsim: interrupted; the file is resumable: rerun the same command", file=sys.stderr)
-        return 130
-    return 0
+    """Parse ``argv`` and run the command; returns the exit status (see :mod:`fmsim.commandline`)."""
+    args = build_parser().parse_args(argv)
+    return run_main(lambda _: args.func(args))
 
 
 if __name__ == "__main__":

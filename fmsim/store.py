@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -30,17 +31,16 @@ import h5py
 import numpy as np
 
 from .config import RunConfig
+from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
 from .simulate import SimulationResult, iter_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
-__all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "list_runs"]
+__all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
+           "FileBusyError", "list_runs", "reading", "rewrite_atomically", "check_writable"]
 
 SCHEMA_VERSION = 1
+CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
 _SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero")
-
-
-class StoreError(RuntimeError):
-    """A file that cannot be used for this run (other config, locked, incomplete, damaged)."""
 
 
 def _version() -> str:
@@ -91,23 +91,82 @@ def _create_run(g: h5py.Group, config: RunConfig) -> None:
 
 
 @contextmanager
-def _open_for_writing(path: str) -> Iterator[h5py.File]:
-    exists = os.path.exists(path)
+def reading(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """:func:`~fmsim.h5io.open_read`, with HDF5 errors met while reading turned into :class:`DamagedFileError`."""
+    f = open_read(path)
     try:
-        f = h5py.File(path, "a" if exists else "w-", libver="latest", locking=True)
-    except (OSError, BlockingIOError) as e:
-        msg = str(e).lower()
-        if "h5clear" in msg or "already open for" in msg:  # a killed SWMR writer left its flag
-            _recover(path)
+        yield f
+    except (OSError, KeyError) as e:
+        raise DamagedFileError(f"{os.fspath(path)} is damaged or not an fmsim file ({e}); "
+                               "fmsim left it as it is") from None
+    finally:
+        f.close()
+
+
+def _check_target(path: str, group: str, config: RunConfig) -> None:
+    """Refuse, before opening ``path`` for writing, anything that would make this run write into it wrongly.
+
+    Raises
+    ------
+    DamagedFileError, FileBusyError, StoreError
+        Damaged or not HDF5; written by another live process; an HDF5 file
+        of someone else's (no fmsim run, no fmsim mark); ``group`` holding
+        another configuration, or other data.
+    """
+    check_file(path)
+    if writer_alive(path):
+        raise FileBusyError(f"{path} is open for writing by another process; wait for it to finish or "
+                            "choose another file")
+    with reading(path) as f:
+        if not _runs_in(f) and f.attrs.get("creator") != CREATOR:
+            raise StoreError(f"{path} is an HDF5 file that fmsim did not write (no fmsim run in it); fmsim "
+                             "adds runs only to new files or to its own: choose another file")
+        if group in f:
+            g = f[group]
+            if not isinstance(g, h5py.Group):
+                raise StoreError(f"{path}:{group} is a dataset, not a group; choose another group")
+            if "config" in g.attrs:
+                if g.attrs["config"] != _config_json(config):
+                    raise StoreError(
+                        f"{path}:{group} holds a run with a different configuration:\n  file: "
+                        f"{g.attrs['config']}\n  this: {_config_json(config)}\n"
+                        "use another file or group to start a new run"
+                    )
+            elif len(g):
+                raise StoreError(f"group {group} of {path} is not empty but holds no fmsim run; "
+                                 "choose another group or file")
+
+
+@contextmanager
+def _open_for_writing(path: str) -> Iterator[h5py.File]:
+    """Take the writer lock, recover a file a killed writer left open, and open it for writing."""
+    if not os.path.exists(path):
+        try:
+            f = h5py.File(path, "w-", libver="latest", locking=True)
+        except (OSError, FileExistsError) as e:
+            raise FileBusyError(f"{path} was created by another process meanwhile: {e}") from None
+        f.attrs["creator"] = CREATOR
+        lock = WriterLock(path).acquire()
+    else:
+        lock = WriterLock(path).acquire()
+        try:
+            if check_file(path).swmr_flag:  # flagged, yet we hold the lock: its writer was killed
+                _recover(path)
+                lock.acquire()  # the recovered file replaced the old one
             f = h5py.File(path, "a", libver="latest", locking=True)
-        elif "lock" in msg:
-            raise StoreError(f"{path} is open for writing by another process") from e
-        else:
-            raise StoreError(f"cannot open {path} for writing: {e}") from e
+        except OSError as e:
+            lock.release()
+            if "lock" in str(e).lower():
+                raise FileBusyError(f"{path} is open for writing by another process") from None
+            raise DamagedFileError(f"cannot open {path} for writing: {e}") from None
+        except BaseException:
+            lock.release()
+            raise
     try:
         yield f
     finally:
         f.close()
+        lock.release()
 
 
 def _recover(path: str) -> None:
@@ -120,7 +179,8 @@ def _recover(path: str) -> None:
     """
     tmp = path + ".recovering"
     try:
-        with open_h5(path) as src, h5py.File(tmp, "w", libver="latest") as dst:
+        with open_read(path) as src, h5py.File(tmp, "w", libver="latest") as dst:
+            dst.attrs["creator"] = CREATOR
             for name in _runs_in(src):
                 g_src = src[name]
                 g = dst.require_group(name)
@@ -164,21 +224,20 @@ def run_to_file(
     Raises
     ------
     StoreError
-        The group holds a different configuration, or another writer has the file.
+        The group holds a different configuration or other data, the file is
+        not fmsim's, or another writer has it (:class:`FileBusyError`);
+        checked before the file is opened for writing, so it is left as it was.
+    DamagedFileError
+        Not an HDF5 file, truncated or otherwise unreadable; never modified.
     """
     path = os.fspath(path)
     created = not os.path.exists(path)
+    if not created:
+        _check_target(path, group, config)  # read-only: a refused file is left byte-identical
     try:
         with _open_for_writing(path) as f:
             g = f.require_group(group)
-            if "config" in g.attrs:
-                if g.attrs["config"] != _config_json(config):
-                    raise StoreError(
-                        f"{path}:{group} holds a run with a different configuration:\n  file: "
-                        f"{g.attrs['config']}\n  this: {_config_json(config)}\n"
-                        "use another file or group to start a new run"
-                    )
-            else:
+            if "config" not in g.attrs:
                 _create_run(g, config)
             f.flush()
             f.swmr_mode = True
@@ -219,7 +278,7 @@ def _remove_if_no_run(path: str) -> None:
     """Delete a file this process created if it holds no run (failed before the layout was complete)."""
     try:
         keep = bool(list_runs(path))
-    except OSError:
+    except (OSError, StoreError):
         keep = False
     if not keep and os.path.exists(path):
         os.remove(path)
@@ -227,19 +286,22 @@ def _remove_if_no_run(path: str) -> None:
 
 def list_runs(path: str | os.PathLike) -> list[str]:
     """Names of the groups in ``path`` that hold a run."""
-    with open_h5(path) as f:
+    with reading(path) as f:
         return _runs_in(f)
 
 
 def open_h5(path: str | os.PathLike) -> h5py.File:
-    """Read-only, in SWMR-read mode: also opens a file whose writer was killed (or is running)."""
-    return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+    """Read-only; checked first, and bounded in SWMR-read mode (see :func:`fmsim.h5io.open_read`)."""
+    return open_read(path)
+
+
+def _is_run(obj) -> bool:
+    return isinstance(obj, h5py.Group) and "config" in obj.attrs and "schema_version" in obj.attrs
 
 
 def _runs_in(f: h5py.File) -> list[str]:
-    names = ["/"] if "config" in f.attrs else []
-    f.visititems(lambda name, obj: names.append("/" + name)
-                 if isinstance(obj, h5py.Group) and "config" in obj.attrs else None)
+    names = ["/"] if _is_run(f) else []
+    f.visititems(lambda name, obj: names.append("/" + name) if _is_run(obj) else None)
     return names
 
 
@@ -252,9 +314,12 @@ def open_result(path: str | os.PathLike, group: str = "/") -> SimulationResult:
     ------
     StoreError
         No run in ``group``, or the run is not finished (rerun to resume).
+    DamagedFileError
+        Not an HDF5 file, truncated or otherwise unreadable.
+    FileNotFoundError
     """
-    with open_h5(path) as f:
-        if group not in f or "config" not in f[group].attrs:
+    with reading(path) as f:
+        if group not in f or not _is_run(f[group]):
             raise StoreError(f"{path}:{group} holds no fmsim run (runs: {list_runs(path)})")
         g = f[group]
         config = RunConfig.from_dict(json.loads(g.attrs["config"]))
@@ -265,3 +330,104 @@ def open_result(path: str | os.PathLike, group: str = "/") -> SimulationResult:
         lengths = g["lengths"][()] if "lengths" in g else None
         return SimulationResult(config=config, final=g["final"][()], fm2=g["fm2"][()],
                                 summary=LayerSummary.from_moments(g["summary/moments"][()]), lengths=lengths)
+
+
+# ------------------------------------------- files rewritten whole (experiments)
+def _is_fmsim_file(f: h5py.File) -> bool:
+    """Marked by fmsim, or holding anything fmsim stores with a ``config`` attribute (older files)."""
+    if f.attrs.get("creator") == CREATOR or "config" in f.attrs:
+        return True
+    found = []
+    f.visititems(lambda name, obj: found.append(name) if "config" in obj.attrs else None)
+    return bool(found)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse, before any work, a file that :func:`rewrite_atomically` must not touch.
+
+    Raises
+    ------
+    DamagedFileError, FileBusyError, StoreError
+        Damaged or not HDF5, written by another live process, or an HDF5
+        file that fmsim did not write. A missing file is fine.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return
+    check_file(path)
+    if writer_alive(path):
+        raise FileBusyError(f"{path} is open for writing by another process; wait for it to finish or "
+                            "choose another file")
+    with reading(path) as f:
+        if not _is_fmsim_file(f):
+            raise StoreError(f"{path} is an HDF5 file that fmsim did not write; choose another file")
+
+
+def _create_marked(path: str) -> None:
+    """Create ``path`` as an empty fmsim file, atomically (a hard link fails if another process was first)."""
+    tmp = f"{path}.creating-{os.getpid()}"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["creator"] = CREATOR
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.remove(tmp)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def rewrite_atomically(path: str | os.PathLike, fresh: bool = False) -> Iterator[h5py.File]:
+    """Change an fmsim file crash-safely: edit a copy, then rename the copy over ``path``.
+
+    For files that grow by new groups (training runs, experiment tables),
+    where SWMR cannot help (a SWMR writer cannot create objects). A
+    ``kill -9`` at any moment leaves the old file or the new one, never a
+    mix; a stale ``<path>.rewriting`` is overwritten by the next rewrite.
+    The writer lock is held throughout, so a second writer is refused.
+
+    Parameters
+    ----------
+    path : path-like
+        Created (marked as fmsim's) if absent.
+    fresh : bool
+        Start from an empty file instead of a copy (the whole content is rewritten).
+
+    Yields
+    ------
+    h5py.File
+        The copy, open for writing. If the block raises, ``path`` is unchanged.
+    """
+    path = os.fspath(path)
+    check_writable(path)
+    if not os.path.exists(path):
+        _create_marked(path)
+    tmp = path + ".rewriting"
+    with WriterLock(path) as lock:
+        if check_file(path).swmr_flag:  # a killed SWMR writer's file (we hold the lock)
+            _recover(path)
+            lock.acquire()
+        if fresh:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["creator"] = CREATOR
+        else:
+            shutil.copyfile(path, tmp)
+        try:
+            with h5py.File(tmp, "a") as f:
+                f.attrs["creator"] = CREATOR
+                yield f
+            _fsync(tmp)
+            os.replace(tmp, path)
+            _fsync(os.path.dirname(os.path.abspath(path)))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cli import float_list, int_list
+from ..commandline import float_list, int_list
 
 __all__ = ["pyplot", "save", "int_list", "float_list"]
 

@@ -10,8 +10,8 @@ FM2 part: He-initialized MLPs whose hidden widths follow different profiles
 (constant, increasing, decreasing, alternating) with the same
 ``beta = sum_j 1/n_j``, at several depths.
 
-Writes ``<out>/fig1b.h5`` (one group per run; resumable: finished runs are
-skipped) and ``<out>/fig1b.png`` (FM1) and ``<out>/fig1b_fm2.png`` (FM2).
+Writes ``<out>/fig1b.h5`` (one group per run, each added crash-safely; resumable:
+finished runs are skipped) and ``<out>/fig1b.png`` (FM1) and ``<out>/fig1b_fm2.png`` (FM2).
 """
 
 from __future__ import annotations
@@ -66,23 +66,30 @@ def fm2_jobs(depths: Sequence[int], betas: Sequence[float], runs: int,
 
 
 def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: bool = False) -> None:
-    """Train every job not yet in ``path``; refuse if a stored run has a different configuration."""
-    import h5py
+    """Train every job not yet in ``path``; refuse if a stored run has a different configuration.
+
+    Each finished run is added with :func:`fmsim.store.rewrite_atomically`, so a
+    ``kill -9`` at any moment loses at most the run in progress, and a rerun
+    resumes at the first missing run with the same results.
+    """
     from tqdm.auto import tqdm
 
     from ..mnist import load_mnist
+    from ..store import check_writable, reading, rewrite_atomically
 
+    check_writable(path)  # damaged, foreign or busy: refused before any work
     todo = []
-    with h5py.File(path, "a") as f:
-        for job in jobs:
-            meta = run_meta(job.mlp, job.init, sgd, seed, job.net, seed + job.net)
-            if job.name in f:
-                stored = read_run(f[job.name])[1]
-                if stored != meta:
-                    raise ValueError(f"{path}:{job.name} holds a run with a different configuration; "
-                                     f"use another --out or delete the file")
-            else:
-                todo.append((job, meta))
+    stored = {}
+    if os.path.exists(path):
+        with reading(path) as f:
+            stored = {job.name: read_run(f[job.name])[1] for job in jobs if job.name in f}
+    for job in jobs:
+        meta = run_meta(job.mlp, job.init, sgd, seed, job.net, seed + job.net)
+        if job.name not in stored:
+            todo.append((job, meta))
+        elif stored[job.name] != meta:
+            raise ValueError(f"{path}:{job.name} holds a run with a different configuration; "
+                             f"use another --out or delete the file")
     if not todo:
         return
     data = load_mnist()
@@ -90,15 +97,15 @@ def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: b
         theta = job.mlp.init_params(job.init, seed, job.net)
         run = train(job.mlp, theta, data.x_train, data.y_train, data.x_test, data.y_test, sgd,
                     seed=meta["order_seed"])
-        with h5py.File(path, "a") as f:
+        with rewrite_atomically(path) as f:
             write_run(f, job.name, run, meta)
 
 
 def onsets(path: str, prefix: str, depths: Sequence[int], runs: int) -> np.ndarray:
     """Onset epochs of ``prefix/depth_{d}/run_{k}``, shape (len(depths), runs); nan = never."""
-    import h5py
+    from ..store import reading
 
-    with h5py.File(path, "r") as f:
+    with reading(path) as f:
         return np.array([[f[f"{prefix}/depth_{d}/run_{k}"].attrs["onset_epoch"] for k in range(runs)]
                          for d in depths])
 
@@ -192,4 +199,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from ..commandline import run_main
+
+    sys.exit(run_main(main, prog="fig1b"))

@@ -150,4 +150,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from ..commandline import run_main
+
+    sys.exit(run_main(main, prog="fm2_profiles"))

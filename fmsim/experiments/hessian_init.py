@@ -93,10 +93,9 @@ def sd_sweep(data, iters: int, nets: int, seed: int, every: int = 50, hess_batch
 
 
 def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep: dict, meta: dict) -> None:
-    import h5py
+    from ..store import rewrite_atomically
 
-    tmp = path + ".partial"
-    with h5py.File(tmp, "w") as f:
+    with rewrite_atomically(path, fresh=True) as f:
         f.attrs["config"] = json.dumps(meta)
         g = f.create_group("depth_sweep")
         g["block_norm"] = norms
@@ -107,7 +106,6 @@ def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep
             s = f.create_group(f"sd_sweep/{label}")
             for k, v in r.items():
                 s[k] = v
-    os.replace(tmp, path)
 
 
 def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> list[float]:
@@ -174,13 +172,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if min(a.depths) < 1 or min(a.width, a.batch, a.iters, a.hess_batch) < 1 or a.nets < 2:
         p.error("--depths, --width, --batch, --iters, --hess-batch must be >= 1 and --nets >= 2")
     from ..mnist import load_mnist
+    from ..store import check_writable
 
+    path, png = os.path.join(a.out, "hessian_init.h5"), os.path.join(a.out, "hessian_init.png")
+    check_writable(path)  # damaged, foreign or busy: refused before minutes of work
     data = load_mnist()
     x = data.x_train[:a.batch].astype(np.float64)
     norms = block_norms_vs_depth(x, data.y_train[:a.batch], a.depths, a.width, a.nets, a.seed)
     sweep = sd_sweep(data, a.iters, a.nets, a.seed, every=max(1, min(50, a.iters // 4)), hess_batch=a.hess_batch)
     os.makedirs(a.out, exist_ok=True)
-    path, png = os.path.join(a.out, "hessian_init.h5"), os.path.join(a.out, "hessian_init.png")
     write(path, norms, a.depths, a.width, sweep, vars(a))
     slopes = plot(norms, a.depths, sweep, png)
     for c, s in zip(C_VALUES, slopes):
@@ -192,4 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from ..commandline import run_main
+
+    sys.exit(run_main(main, prog="hessian_init"))

@@ -1,0 +1,74 @@
+"""What every fmsim command shares: list-valued options and one error policy.
+
+Used by :mod:`fmsim.cli` and by the experiment scripts (which therefore do
+not import the CLI). Exit statuses: 0 done, 2 bad input or an unusable file
+(one line on stderr, no traceback), 130 interrupted (the file is resumable),
+141 the reader of stdout went away (``fmsim info FILE | head -1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .h5io import StoreError
+
+__all__ = ["UsageError", "int_list", "float_list", "run_main"]
+
+
+class UsageError(ValueError):
+    """Raised for invalid command-line input (exit status 2)."""
+
+
+def int_list(text: str) -> list[int]:
+    """``"1,2, 3"`` -> ``[1, 2, 3]`` (an argparse type)."""
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def float_list(text: str) -> list[float]:
+    """``"0.5,1"`` -> ``[0.5, 1.0]`` (an argparse type)."""
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None,
+             prog: str = "fmsim") -> int:
+    """Run ``main(argv)`` under fmsim's error policy and return the exit status.
+
+    Bad input (``UsageError``, ``ValueError``, ``TypeError``), an unusable
+    file (:class:`~fmsim.h5io.StoreError`, ``FileNotFoundError``,
+    ``IsADirectoryError``, ``PermissionError``) print ``prog: error: ...``
+    and give 2; Ctrl-C gives 130; a closed stdout pipe gives 141 quietly.
+    """
+    try:
+        main(argv)
+    except (UsageError, ValueError, TypeError, StoreError, FileNotFoundError, IsADirectoryError,
+            PermissionError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the file is resumable: rerun the same command", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    try:
+        sys.stdout.flush()  # a broken pipe may only show here, at the last write
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush raises nothing (Python docs, 'SIGPIPE')."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
