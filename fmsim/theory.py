@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from .exact_law import LengthLaw, length_law, residual_length_law
+
 __all__ = [
     "mean_length",
     "gaussian_ratio_moment",
@@ -23,6 +25,9 @@ __all__ = [
     "expected_fm2",
     "fm2_constant_width_limit",
     "dead_probability",
+    "length_law",
+    "residual_length_law",
+    "LengthLaw",
 ]
 
 
