@@ -511,14 +511,12 @@ class RunConfig:
         if self.precision == "float32" and (self.method != "full" or not isinstance(self.arch, FullyConnected)):
             raise ValueError("precision='float32' exists for fully connected nets with method='full' only")
         if self.method == "exact":
-            if self.init.law != "gaussian" or self.init.bias_var != 0.0:
-                raise ValueError(
-                    "method='exact' needs law='gaussian' and bias_var=0 "
-                    f"(got law={self.init.law!r}, bias_var={self.init.bias_var}); use method='full'"
-                )
-            if isinstance(self.arch, Conv) or (isinstance(self.arch, Residual) and self.arch.ending != "linear"):
-                raise ValueError("method='exact' exists for fully connected nets and linear-ending residual "
-                                 "modules only; use method='full'")
+            if self.init.law != "gaussian":
+                raise ValueError(f"method='exact' needs law='gaussian' (got law={self.init.law!r}); "
+                                 "use method='full'")
+            if isinstance(self.arch, Conv):
+                raise ValueError("method='exact' exists for fully connected and residual nets, not conv nets; "
+                                 "use method='full'")
         if self.x is not None:
             x = np.asarray(self.x, dtype=float)
             if x.shape != (self.arch.input_size,):
@@ -559,13 +557,13 @@ class RunConfig:
 
 
 def resolve_method(method: str, init: Init, arch: Architecture | None = None) -> str:
-    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian, no bias, an architecture with
-    an exact sampler), else ``"full"``."""
+    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian weights and biases; fully connected
+    or residual nets, either module ending), else ``"full"``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
-    if isinstance(arch, Conv) or (isinstance(arch, Residual) and arch.ending != "linear"):
+    if isinstance(arch, Conv):
         return "full"
-    return "exact" if (init.law == "gaussian" and init.bias_var == 0.0) else "full"
+    return "exact" if init.law == "gaussian" else "full"
 

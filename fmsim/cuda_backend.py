@@ -45,6 +45,9 @@ def _launch(kernel: str, args: tuple, m: int, n_layers: int):
         kernels.fc_exact_kernel[one_thread_per_net](*d_args, d_lengths, d_fm2)
     elif kernel == "res_exact":
         kernels.res_exact_kernel[one_thread_per_net](*d_args, d_lengths, d_fm2)
+    elif kernel == "res_relu_exact":
+        scratch = cuda.device_array((m, args[0].size), dtype=np.float64)
+        kernels.res_relu_exact_kernel[one_thread_per_net](*d_args, scratch, d_lengths, d_fm2)
     elif kernel in ("fc_full", "fc_full_f32"):
         widths = args[1]
         f32 = kernel == "fc_full_f32"
@@ -77,7 +80,7 @@ def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_fm2: np.nda
 
     Parameters
     ----------
-    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_full", "conv_full"}
+    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_relu_exact", "res_full", "conv_full"}
         Name of the CPU kernel in :mod:`fmsim.kernels.cpu` whose CUDA twin runs.
     args : tuple
         That kernel's inputs, as built by :func:`fmsim.simulate.kernel_args`;

@@ -118,14 +118,17 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
     if isinstance(arch, FullyConnected):
         widths = np.asarray(arch.widths, dtype=np.int64)
         if config.method == "exact":
-            return "fc_exact", (_m0(x), widths, c, k0, k1, start)
+            return "fc_exact", (_m0(x), widths, c, float(init.bias_var), k0, k1, start)
         name = "fc_full" if config.precision == "float64" else "fc_full_f32"
         return name, (x, widths, np.sqrt(c / widths[:-1]), bias_sd, law, k0, k1, start)
     if isinstance(arch, Residual):
         mw = np.asarray(arch.module_widths, dtype=np.int64)
         etas = np.asarray(arch.etas, dtype=float)
+        if config.method == "exact" and arch.ending == "linear":
+            return "res_exact", (_m0(x), arch.width, mw, etas, float(init.c), arch.c_out, float(init.bias_var),
+                                 k0, k1, start)
         if config.method == "exact":
-            return "res_exact", (_m0(x), arch.width, mw, etas, float(init.c), arch.c_out, k0, k1, start)
+            return "res_relu_exact", (x, mw, etas, float(init.c), arch.c_out, float(init.bias_var), k0, k1, start)
         fans = np.concatenate([[arch.width], mw[:-1]]).astype(float)
         k_last = mw[-1] if mw.size else arch.width
         return "res_full", (x, mw, etas, np.sqrt(c / fans[:mw.size]), float(np.sqrt(arch.c_out / k_last)),

@@ -33,7 +33,8 @@ def _compare(a, b, rtol=1e-12):
 
 @pytest.mark.parametrize(
     ("widths", "init"),
-    [((5, 4, 3, 6), fmsim.Init(c=2.3)), ((30, 20, 20, 20, 20), fmsim.Init(c=(1.0, 2.0, 3.0, 2.0)))],
+    [((5, 4, 3, 6), fmsim.Init(c=2.3)), ((30, 20, 20, 20, 20), fmsim.Init(c=(1.0, 2.0, 3.0, 2.0))),
+     ((5, 4, 3, 6), fmsim.Init(c=2.0, bias_var=0.3))],
 )
 def test_exact_cuda_equals_cpu(widths, init):
     cfg = make_config(fmsim.FullyConnected(widths), init, N, 7, method="exact", chunk_size=1024)
@@ -67,6 +68,9 @@ def test_simulate_backend_cuda_and_auto():
 @pytest.mark.parametrize("arch,init,method", [
     (fmsim.Residual(5, (0.7, 1.2), (4,), "linear"), fmsim.Init.scheme("he"), "exact"),
     (fmsim.Residual(5, (0.7, 1.2), (), "linear"), fmsim.Init.scheme("he"), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (4,), "linear"), fmsim.Init("gaussian", 2.0, bias_var=0.2), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("gaussian", 2.0, bias_var=0.1), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (), "relu"), fmsim.Init.scheme("he"), "exact"),
     (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("uniform", 2.0, bias_var=0.1), "full"),
     (fmsim.Conv((2, 3, 2), (5,), 3), fmsim.Init("laplace", 2.0, bias_var=0.1), "full"),
     (fmsim.Conv((1, 2, 3), (3, 4), 2), fmsim.Init.scheme("he"), "full"),

@@ -3,6 +3,7 @@
 import numba
 import numpy as np
 import pytest
+from conftest import assert_within_se
 from scipy import stats
 
 import fmsim
@@ -101,12 +102,16 @@ def test_gamma_matches_scipy(shape):
 
 
 @pytest.mark.parametrize(
-    ("widths", "c"),
-    [((6, 4, 5, 3), 2.0), ((20, 10, 10, 10, 10, 10), 1.5), ((50, 30, 30), 2.5), ((8, 1, 2, 8), 2.0)],
+    ("widths", "c", "bias_var"),
+    [((6, 4, 5, 3), 2.0, 0.0), ((20, 10, 10, 10, 10, 10), 1.5, 0.0), ((50, 30, 30), 2.5, 0.0),
+     ((8, 1, 2, 8), 2.0, 0.0), ((6, 4, 5, 3), 2.0, 0.5), ((8, 1, 2, 8), (1.0, 3.0, 2.0), 0.1),
+     ((20, 10, 10, 10, 10, 10), 1.5, 2.0)],
 )
-def test_exact_and_full_agree_in_distribution(widths, c):
+def test_exact_and_full_agree_in_distribution(widths, c, bias_var):
+    """Two-sample KS on every layer; with Gaussian biases the exact sampler draws
+    M_j = (c_j M_{j-1} + bias_var)/n_j chi2(Bin(n_j, 1/2))."""
     arch = fmsim.FullyConnected(widths)
-    init = fmsim.Init(c=c)
+    init = fmsim.Init(c=c, bias_var=bias_var)
     full = fmsim.simulate(arch, init, 20_000, seed=101, method="full", record="layers")
     exact = fmsim.simulate(arch, init, 20_000, seed=202, method="exact", record="layers")
     for j in range(1, arch.depth + 1):
@@ -131,3 +136,11 @@ def test_float32_mode_agrees_with_float64_to_the_documented_tolerance():
         fmsim.simulate(fmsim.FullyConnected((4, 4)), fmsim.Init(), 10, 1, method="exact", precision="float32")
     with pytest.raises(ValueError, match="precision must be one of"):
         fmsim.simulate(fmsim.FullyConnected((4, 4)), fmsim.Init(), 10, 1, precision="float16")
+
+
+def test_exact_sampler_with_bias_matches_the_mean_recursion():
+    widths, init = (10, 6, 3, 8, 5), fmsim.Init(c=(1.0, 3.0, 2.0, 2.5), bias_var=0.4)
+    res = fmsim.simulate(fmsim.FullyConnected(widths), init, 400_000, seed=8, method="exact")
+    truth = fmsim.theory.mean_length(widths, init.c, m0=res.m0, bias_var=0.4)
+    # 5 s.e. of the sample mean, s.e. from the sample
+    assert_within_se(res.summary.mean, truth, res.summary.sem, what="E[M_j]")

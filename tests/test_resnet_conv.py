@@ -45,10 +45,14 @@ def test_residual_second_moment_matches_exact_recursion():
         assert_within_se(res.summary.mean[1:], mean[1:], res.summary.sem[1:], what=f"E[M_l] {method}")
 
 
-@pytest.mark.parametrize("n,module_widths", [(1, ()), (5, ()), (6, (3,)), (10, (1, 12))])
-def test_residual_exact_sampler_agrees_with_full_in_law(n, module_widths):
-    arch = Residual(n, (0.9, 0.4, 1.3), module_widths)
-    init = Init.scheme("he")
+@pytest.mark.parametrize("n,module_widths,ending,bias_var", [
+    (1, (), "linear", 0.0), (5, (), "linear", 0.0), (6, (3,), "linear", 0.0), (10, (1, 12), "linear", 0.0),
+    (6, (3,), "linear", 0.3), (1, (), "relu", 0.0), (5, (), "relu", 0.0), (6, (3,), "relu", 0.0),
+    (10, (1, 12), "relu", 0.0), (7, (4,), "relu", 0.2),
+])
+def test_residual_exact_sampler_agrees_with_full_in_law(n, module_widths, ending, bias_var):
+    arch = Residual(n, (0.9, 0.4, 1.3), module_widths, ending)
+    init = Init("gaussian", 2.0, bias_var=bias_var)
     x = np.linspace(-1.0, 1.5, n)  # the same input for both seeds (dead modules leave atoms at M_0)
     full = simulate(arch, init, 20_000, seed=1, method="full", record="layers", x=x).lengths
     exact = simulate(arch, init, 20_000, seed=2, method="exact", record="layers", x=x).lengths
@@ -83,7 +87,7 @@ def test_residual_bad_input_names_the_parameter():
     with pytest.raises(ValueError, match="schedule"):
         eta_schedule("linear", 4)
     with pytest.raises(ValueError, match="exact"):
-        make_config(Residual(4, (0.5,), ending="relu"), Init.scheme("he"), 10, 1, method="exact")
+        make_config(Residual(4, (0.5,), ending="relu"), Init("uniform", 2.0), 10, 1, method="exact")
     with pytest.raises(ValueError, match="one value"):
         make_config(Residual(4, (0.5,)), Init(c=(2.0,)), 10, 1)
 

@@ -18,6 +18,7 @@ from .scalar import (
     fc_exact_trace,
     mean_square,
     residual_exact_trace,
+    residual_relu_exact_trace,
     unit_preactivation,
     unit_preactivation_f32,
 )
@@ -80,8 +81,8 @@ fc_full_f32 = _make_fc_full(np.float32, unit_preactivation_f32)
 
 
 @njit(parallel=True, cache=True)
-def fc_exact(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
-    """Exact Gaussian sampler: ``M_j = M_{j-1} (c_j/n_j) chi2(K_j)``, O(n_j/128 + 1) per layer.
+def fc_exact(m0, widths, cs, bias_var, k0, k1, net0, out_lengths, out_fm2):
+    """Exact Gaussian sampler: ``M_j = (c_j M_{j-1} + bias_var)/n_j chi2(K_j)``, O(n_j/128 + 1) per layer.
 
     Parameters
     ----------
@@ -90,11 +91,13 @@ def fc_exact(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
     widths : ndarray, shape (d + 1,), int64
     cs : ndarray, shape (d,), float64
         ``c_j`` per layer.
+    bias_var : float
+        Variance of the Gaussian biases (0 for none).
     k0, k1, net0, out_lengths, out_fm2
         As in :func:`fc_full`.
     """
     for i in prange(out_lengths.shape[0]):
-        fc_exact_trace(m0, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i])
+        fc_exact_trace(m0, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i])
         out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
@@ -162,16 +165,33 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
 
 
 @njit(parallel=True, cache=True)
-def res_exact(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_fm2):
+def res_exact(m0, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_fm2):
     """Exact sampler for residual nets with linear-ending modules and Gaussian weights.
 
     Given ``M``, the module's last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
     (``R = M`` without hidden layers), and ``n M' = (sqrt(n M) + eta sqrt(c_out R) g)^2
     + eta^2 c_out R chi2_{n-1}`` with ``g ~ N(0, 1)``: ``W_out h`` is isotropic
     Gaussian given ``h``. O(1 + k/128) per module. Counters as in :func:`res_full`.
+    With Gaussian biases (every layer of a module), see :func:`~fmsim.kernels.scalar.residual_exact_trace`.
     """
     for i in prange(out_lengths.shape[0]):
-        residual_exact_trace(m0, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1, out_lengths[i])
+        residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+                             out_lengths[i])
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+@njit(parallel=True, cache=True)
+def res_relu_exact(x, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_fm2):
+    """Sampler for residual nets with ReLU-ending Gaussian modules, O(n + k/128) per module (not O(n k)).
+
+    The hidden lengths are drawn by the chi-square-binomial law from the
+    stream's length; the ``n`` output coordinates are drawn directly
+    (:func:`~fmsim.kernels.scalar.residual_relu_exact_trace`).
+    """
+    for i in prange(out_lengths.shape[0]):
+        y = np.empty(x.shape[0])
+        residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1, y,
+                                  out_lengths[i])
         out_fm2[i] = across_layer_variance(out_lengths[i])
 
 

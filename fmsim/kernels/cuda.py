@@ -27,12 +27,12 @@ unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np
 
 
 @cuda.jit
-def fc_exact_kernel(m0, widths, cs, k0, k1, net0, out_lengths, out_fm2):
+def fc_exact_kernel(m0, widths, cs, bias_var, k0, k1, net0, out_lengths, out_fm2):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.fc_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    fc_exact_trace(m0, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i])
+    fc_exact_trace(m0, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i])
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
@@ -81,17 +81,33 @@ fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, unit_preactivation_f32)
 
 
 residual_exact_trace = cuda.jit(device=True)(scalar.residual_exact_trace.py_func)
+residual_relu_exact_trace = cuda.jit(device=True)(scalar.residual_relu_exact_trace.py_func)
 conv_channel = cuda.jit(device=True)(scalar.conv_channel.py_func)
 fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
 
 
 @cuda.jit
-def res_exact_kernel(m0, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_fm2):
+def res_exact_kernel(m0, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_fm2):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.res_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    residual_exact_trace(m0, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1, out_lengths[i])
+    residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+                         out_lengths[i])
+    out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+@cuda.jit
+def res_relu_exact_kernel(x, module_widths, etas, c, c_out, bias_var, k0, k1, net0, scratch, out_lengths, out_fm2):
+    """One thread per net; ``scratch`` (nets, n) holds each net's stream.
+
+    Other arguments as :func:`fmsim.kernels.cpu.res_relu_exact`.
+    """
+    i = cuda.grid(1)
+    if i >= out_lengths.shape[0]:
+        return
+    residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1, scratch[i],
+                              out_lengths[i])
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
 

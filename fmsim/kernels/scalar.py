@@ -196,24 +196,41 @@ def exact_layer_ratio(n, c, layer, net, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def fc_exact_trace(m0, widths, cs, net, k0, k1, out):
+def exact_layer(m, n, c, bias_var, layer, net, k0, k1):
+    """``M_j`` given ``M_{j-1} = m``: ``(c m + bias_var)/n chi2(K)``, ``K ~ Bin(n, 1/2)``, Gaussian weights and biases.
+
+    Given the previous layer, the pre-activations are i.i.d. ``N(0, c m + bias_var)``
+    (``c m`` from ``w . z`` with ``Var(w) = c/n_{j-1}``, plus the bias), and ReLU
+    keeps ``K`` of them. Without bias this is ``m`` times :func:`exact_layer_ratio`
+    (the same floating-point operations as before biases were supported).
+    """
+    if bias_var == 0.0:
+        return m * exact_layer_ratio(n, c, layer, net, k0, k1) if m > 0.0 else 0.0
+    k = binomial_half(n, layer, net, k0, k1)
+    if k == 0:
+        return 0.0
+    return ((c * m + bias_var) / n) * 2.0 * gamma_unit(0.5 * k, layer, net, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def fc_exact_trace(m0, widths, cs, bias_var, net, k0, k1, out):
     """``M_0..M_d`` of one fully connected net by the exact sampler, written into ``out`` (shape (d + 1,))."""
     m = m0
     out[0] = m
     for j in range(1, widths.shape[0]):
-        if m > 0.0:
-            m *= exact_layer_ratio(widths[j], cs[j - 1], np.uint64(j), net, k0, k1)
+        m = exact_layer(m, widths[j], cs[j - 1], bias_var, np.uint64(j), net, k0, k1)
         out[j] = m
 
 
 # ------------------------------------------------------------ residual nets
 @njit(cache=True)
-def residual_exact_trace(m0, n, module_widths, etas, c, c_out, net, k0, k1, out):
+def residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, net, k0, k1, out):
     """``M_0..M_L`` of one residual net with linear-ending Gaussian modules, sampled exactly, into ``out``.
 
-    Per module, given ``M``: the last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
-    (``R = M`` without hidden layers), and
-    ``n M' = (sqrt(n M) + eta sqrt(c_out R) g)^2 + eta^2 c_out R chi2_{n-1}``.
+    Per module, given ``M``: the hidden lengths follow :func:`exact_layer` from
+    ``M``, ending in ``R`` (``R = M`` without hidden layers); the output
+    ``W_out h + b`` is ``N(0, a^2 I_n)`` with ``a^2 = c_out R + bias_var``, so
+    ``n M' = (sqrt(n M) + eta a g)^2 + eta^2 a^2 chi2_{n-1}``.
     Module ``l`` (0-based) uses counter layers ``l (m + 1) + 1 + j`` for hidden layer ``j``
     and ``l (m + 1) + 1 + m`` for its output layer, as the ``full`` kernel does.
     """
@@ -225,9 +242,9 @@ def residual_exact_trace(m0, n, module_widths, etas, c, c_out, net, k0, k1, out)
         base = mod * (m + 1) + 1
         r = mm
         for j in range(m):
-            if r > 0.0:
-                r *= exact_layer_ratio(module_widths[j], c, np.uint64(base + j), net, k0, k1)
-        a2 = etas[mod] * etas[mod] * c_out * r
+            r = exact_layer(r, module_widths[j], c, bias_var, np.uint64(base + j), net, k0, k1)
+        # (no bias: the operations of the bias-free sampler, so earlier files resume bit-identically)
+        a2 = etas[mod] * etas[mod] * c_out * r if bias_var == 0.0 else etas[mod] * etas[mod] * (c_out * r + bias_var)
         if a2 > 0.0:  # else the module adds nothing: M stays exactly as it is
             layer = np.uint64(base + m)
             w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
@@ -235,6 +252,60 @@ def residual_exact_trace(m0, n, module_widths, etas, c, c_out, net, k0, k1, out)
             chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
             s = math.sqrt(n * mm) + math.sqrt(a2) * g
             mm = (s * s + a2 * chi) / n
+        out[mod + 1] = mm
+
+
+@njit(cache=True)
+def residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, net, k0, k1, y, out):
+    """``M_0..M_L`` of one residual net with ReLU-ending Gaussian modules, O(n + m) per module, into ``out``.
+
+    ``y_l = y_{l-1} + eta_l ReLU(W_out h + b)``. The hidden layers see the
+    stream only through its length, so their lengths follow
+    :func:`exact_layer` from ``M = |y|^2/n``, ending in ``R`` (``R = M``
+    without hidden layers); given ``h``, the output pre-activations are
+    i.i.d. ``N(0, c_out R + bias_var)``, independent of ``y``, and are drawn
+    directly: coordinate ``i`` is the standard normal of counter block
+    ``i // 2``, slot ``i % 2``, row 0, layer ``l (m + 1) + 1 + m``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+        Input (the stream at ``l = 0``).
+    y : ndarray, shape (n,)
+        Scratch: the stream.
+    out : ndarray, shape (L + 1,)
+    """
+    n = x.shape[0]
+    m = module_widths.shape[0]
+    zero = np.uint64(0)
+    ss = 0.0  # (sums written out: the CUDA simulator cannot pass its arrays to the CPU-compiled mean_square)
+    for i in range(n):
+        y[i] = x[i]
+        ss += x[i] * x[i]
+    mm = ss / n
+    out[0] = mm
+    for mod in range(etas.shape[0]):
+        base = mod * (m + 1) + 1
+        r = mm
+        for j in range(m):
+            r = exact_layer(r, module_widths[j], c, bias_var, np.uint64(base + j), net, k0, k1)
+        scale = etas[mod] * math.sqrt(c_out * r + bias_var)
+        if scale > 0.0:
+            layer = np.uint64(base + m)
+            for blk in range((n + 1) // 2):
+                block = np.uint64(blk)
+                w0, w1, w2, w3 = philox4x32(block, zero, layer, net, k0, k1)
+                g = standard_draw(0, w0, w1, block, 0, zero, layer, net, k0, k1)
+                if g > 0.0:
+                    y[2 * blk] += scale * g
+                if 2 * blk + 1 < n:
+                    g = standard_draw(0, w2, w3, block, 1, zero, layer, net, k0, k1)
+                    if g > 0.0:
+                        y[2 * blk + 1] += scale * g
+            ss = 0.0
+            for i in range(n):
+                ss += y[i] * y[i]
+            mm = ss / n
         out[mod + 1] = mm
 
 
