@@ -1,4 +1,4 @@
-"""The ``fmsim`` command line: simulate, sweep, info, demo.
+"""The ``fmsim`` command line: simulate, sweep, info, law, demo.
 
 Bad input, and a damaged, foreign or busy file, print one clear line and
 exit with status 2 before any file is touched. Ctrl-C stops between chunks
@@ -12,6 +12,8 @@ import itertools
 import json
 import sys
 from collections.abc import Sequence
+
+import numpy as np
 
 from .commandline import UsageError, float_list, int_list, run_main
 from .config import (
@@ -153,6 +155,54 @@ def cmd_info(args: argparse.Namespace) -> None:
                   f"E[M_d] = {mean[-1]:.6g}")
 
 
+LAW_QUANTILES = (1e-6, 1e-3, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1 - 1e-6)
+LAW_MOMENTS = (0.5, 1.0, 2.0, 3.0)
+
+
+def cmd_law(args: argparse.Namespace) -> None:
+    """Print the exact law of M_d: P(dead), moments, the law of log M_d, quantiles (no Monte Carlo)."""
+    from . import theory
+
+    if args.modules is not None or args.etas is not None:
+        if args.widths is not None or args.depth is not None:
+            raise UsageError("a residual law (--modules/--etas) takes --width, not --widths/--depth")
+        if args.width is None:
+            raise UsageError("a residual law needs --width (the stream width n)")
+        etas = tuple(args.etas) if args.etas is not None else eta_schedule(args.schedule, args.modules, args.eta)
+        arch = Residual(args.width, etas, (), "linear", args.c_out)
+        law = theory.residual_length_law(args.width, etas, args.c_out, args.m0)
+        what = f"linear-ending residual net, n = {args.width}, L = {len(etas)}, c_out = {args.c_out:g}"
+    else:
+        arch = _arch(args.widths, args.depth, args.width, args.n0)
+        init = _init(args, args.scheme)
+        if init.law != "gaussian" or init.bias_var != 0.0:
+            raise UsageError(f"the exact law needs Gaussian weights without bias, got law {init.law!r}, "
+                             f"bias_var {init.bias_var}; simulate other laws with 'fmsim simulate'")
+        c = init.layer_c(arch)
+        law = theory.length_law(arch.widths, c, args.m0)
+        ws = arch.widths[1:]
+        shape = f"{ws[0]} x {len(ws)}" if len(set(ws)) == 1 else ",".join(map(str, ws))
+        cs = f"{c[0]:g}" if np.all(c == c[0]) else ",".join(f"{v:g}" for v in c)
+        what = f"fully connected, widths {shape} (d = {arch.depth}), {init.label}, c = {cs}"
+    q, q_err = law.quantile(np.array(LAW_QUANTILES), return_error=True)
+    moments = {p: law.moment(p) for p in LAW_MOMENTS}
+    log_mean, log_var = law.log_mean_var()
+    if args.json:
+        print(json.dumps({"architecture": arch.to_dict(), "m0": args.m0, "p_dead": law.p_dead,
+                          "moments": {f"{p:g}": v for p, v in moments.items()},
+                          "log_given_alive": {"mean": log_mean, "var": log_var},
+                          "quantiles": {f"{p:g}": [v, e] for p, v, e in zip(LAW_QUANTILES, q, q_err)}}, indent=1))
+        return
+    print(f"exact law of M_d = |z_d|^2 / n_d: {what}, M_0 = {args.m0:g}")
+    print(f"  P(dead) = P(M_d = 0) = {law.p_dead:.6g}")
+    print("  " + "  ".join(f"E[M_d^{p:g}] = {v:.8g}" for p, v in moments.items()))
+    print(f"  Var[M_d] = {moments[2.0] - moments[1.0] ** 2:.8g};  log M_d given M_d > 0: mean {log_mean:.8g}, "
+          f"variance {log_var:.8g}")
+    print(f"  {'q':>10s}  {'quantile of M_d':>18s}  {'error estimate':>14s}")
+    for p, v, e in zip(LAW_QUANTILES, q, q_err):
+        print(f"  {p:10.6g}  {v:18.10g}  {e:14.2g}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .experiments import fig1a
 
@@ -198,6 +248,26 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe the runs in a file")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
+
+    lw = sub.add_parser("law", help="the exact law of M_d (Gaussian weights, no bias): quantiles, P(dead), "
+                                    "moments; no Monte Carlo")
+    lw.add_argument("--widths", type=int_list, help="n0,n1,...,nd")
+    lw.add_argument("--depth", type=int)
+    lw.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
+    lw.add_argument("--n0", type=int, help="input width (default = width)")
+    lw.add_argument("--scheme", choices=sorted(SCHEMES), help="named initialization (Gaussian ones: he, lecun, ...)")
+    lw.add_argument("--c", type=float_list, help="variance numerator c; one value or one per layer (default 2)")
+    lw.add_argument("--law", choices=["gaussian"], help=argparse.SUPPRESS)
+    lw.add_argument("--bias-var", type=float, default=0.0, help=argparse.SUPPRESS)
+    lw.add_argument("--m0", type=float, default=1.0, help="M_0 = |x|^2/n_0 of the input (default 1)")
+    lr = lw.add_argument_group("linear-ending residual net without hidden layers")
+    lr.add_argument("--modules", type=int, help="number of modules L")
+    lr.add_argument("--schedule", choices=ETA_SCHEDULES, default="constant")
+    lr.add_argument("--eta", type=float, default=1.0)
+    lr.add_argument("--etas", type=float_list)
+    lr.add_argument("--c-out", type=float, default=2.0)
+    lw.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lw.set_defaults(func=cmd_law)
 
     d = sub.add_parser("demo", help="the main job: Hanin-Rolnick Fig. 1a into data/")
     d.add_argument("--out", default="data")

@@ -60,6 +60,13 @@ _PMF_CUT = 1e-22  # binomial / Poisson terms below this are dropped (their total
 _TAIL = 1e-17  # mass left outside the inversion window, and |phi| at the last frequency
 
 
+def _log_chi2_mixture_mean_var(dof: np.ndarray, weights: np.ndarray, log_scale: float) -> tuple[float, float]:
+    """Mean and variance of ``log_scale + log chi2_k`` with ``k`` drawn from ``weights`` over ``dof``."""
+    mu = special.digamma(dof / 2) + math.log(2.0)
+    mean = float(weights @ mu)
+    return log_scale + mean, float(weights @ special.polygamma(1, dof / 2) + weights @ (mu - mean) ** 2)
+
+
 @dataclass(frozen=True)
 class ChiSquareBinomialFactor:
     """One fully connected layer: ``Y = (c/n) chi2(K)``, ``K ~ Bin(n, 1/2)``; ``K = 0`` is death."""
@@ -88,6 +95,10 @@ class ChiSquareBinomialFactor:
         z = special.loggamma(k[None, :] / 2 + 1j * t[:, None]) - special.gammaln(k / 2)[None, :]
         mix = np.exp(z) @ p
         return 1j * t * (self.log_scale + math.log(2.0)) + np.log(mix)
+
+    def log_mean_var(self) -> tuple[float, float]:
+        """Mean and variance of ``log Y`` given ``K >= 1`` (``log chi2_k``: ``psi(k/2) + log 2``, ``psi'(k/2)``)."""
+        return _log_chi2_mixture_mean_var(*self._terms(), self.log_scale)
 
     def log_moment_alive(self, p: float, truncated: bool = False) -> float:
         """``log E[Y^p | K >= 1]``; ``inf`` where infinite (``p <= -1/2``).
@@ -127,6 +138,9 @@ class NoncentralFactor:
         w = stats.poisson.pmf(j, mu)
         keep = w >= _PMF_CUT * w.max()
         return self.n + 2.0 * j[keep], w[keep] / w[keep].sum()
+
+    def log_mean_var(self) -> tuple[float, float]:
+        return _log_chi2_mixture_mean_var(*self._terms(), math.log(self.s))
 
     def log_cf_alive(self, t: np.ndarray) -> np.ndarray:
         dof, w = self._terms()
@@ -198,19 +212,20 @@ class LengthLaw:
         """
         if p == 0:
             return 1.0
-        alive = math.exp(self.log_moment_alive(p)) if math.isfinite(self.log_moment_alive(p)) else math.inf
+        log_alive = self.log_moment_alive(p)
+        alive = math.exp(log_alive) if math.isfinite(log_alive) else math.inf
         if given_alive:
             return alive
         if p < 0 and self.p_dead > 0:
             return math.inf
         return (1.0 - self.p_dead) * alive
 
-    def _log_mean_var(self) -> tuple[float, float]:
-        """Mean and variance of ``log M`` given ``M > 0``: the first two cumulants, ``d/dp log E[M^p]`` at 0."""
-        h = 1e-4
-        f = [self.log_moment_alive(p) for p in (-2 * h, -h, h, 2 * h)]
-        mean = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
-        var = (-f[0] + 16 * f[1] - 30 * 0.0 + 16 * f[2] - f[3]) / (12 * h * h)
+    def log_mean_var(self) -> tuple[float, float]:
+        """Mean and variance of ``log M`` given ``M > 0`` (sums over the independent layers)."""
+        mean, var = math.log(self.m0), 0.0
+        for f, count in self._groups.items():
+            fm, fv = f.log_mean_var()
+            mean, var = mean + count * fm, var + count * fv
         return mean, var
 
     # -------------------------------------------------- characteristic fn
@@ -224,7 +239,7 @@ class LengthLaw:
 
     def _inversion_window(self) -> tuple[float, float]:
         """``[a, b]`` holding all but ``_TAIL`` of ``log M``'s mass (given alive), by Chernoff bounds."""
-        mean, var = self._log_mean_var()
+        mean, var = self.log_mean_var()
         sd = math.sqrt(max(var, 1e-300))
         left = 0.02 * 1.3 ** np.arange(40)
         right = 0.05 * 1.3 ** np.arange(40)
@@ -357,8 +372,12 @@ class LengthLaw:
         scale = np.where(pos, (1 - self.p_dead) / np.where(pos, m, 1.0), 0.0)
         return (f * scale, err * scale) if return_error else f * scale
 
-    def quantile(self, q) -> np.ndarray:
-        """``inf{m : P(M <= m) >= q}``: 0 for ``q <= P(dead)``."""
+    def quantile(self, q, return_error: bool = False):
+        """``inf{m : P(M <= m) >= q}``: 0 for ``q <= P(dead)``.
+
+        With ``return_error``, also the CDF's error estimate at the quantile
+        divided by the density there (0 where the quantile is the atom).
+        """
         q = np.asarray(q, dtype=float)
         if np.any((q <= 0) | (q >= 1)):
             raise ValueError(f"q must lie in (0, 1), got {q}")
@@ -366,7 +385,13 @@ class LengthLaw:
         live = q > self.p_dead
         if np.any(live):
             out[live] = np.exp(self.log_quantile((q[live] - self.p_dead) / (1 - self.p_dead)))
-        return out
+        if not return_error:
+            return out
+        err = np.zeros(q.shape)
+        if np.any(live):
+            _, cdf_err = self.cdf(out[live], return_error=True)
+            err[live] = cdf_err / np.maximum(self.pdf(out[live]), 1e-300)
+        return out, err
 
 
 def length_law(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0) -> LengthLaw:

@@ -26,6 +26,7 @@ def _mean_with_errors(ax: Any, x: np.ndarray, y: np.ndarray, yerr: np.ndarray, l
 def plot_length_vs_depth(
     depths: np.ndarray, mean: np.ndarray, sem: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     theory: np.ndarray | None = None, label: str = "", ax: Any = None, color: str | None = None,
+    exact_band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Any:
     """Mean ``M_d`` vs depth on a log axis, with its standard error, a spread band and theory.
 
@@ -41,6 +42,9 @@ def plot_length_vs_depth(
     label : str
     ax : matplotlib Axes, optional
     color : str, optional
+    exact_band : (lower, median, upper), each ndarray of shape (k,), optional
+        Exact quantiles of the same band (e.g. from :func:`fmsim.theory.length_law`),
+        drawn as dotted lines (the median thicker) over the simulated band.
 
     Returns
     -------
@@ -50,6 +54,9 @@ def plot_length_vs_depth(
     ax.fill_between(depths, lo, hi, color=c, alpha=0.15, lw=0)
     if theory is not None:
         ax.plot(depths, theory, "--", color=c, lw=1)
+    if exact_band is not None:
+        for edge, width in zip(exact_band, (0.8, 1.4, 0.8)):
+            ax.plot(depths, edge, ":", color=c, lw=width)
     ax.set_yscale("log")
     ax.set_xlabel("depth d (width = depth)")
     ax.set_ylabel(r"$M_d = \|z_d\|^2 / n_d$")

@@ -104,6 +104,7 @@ def test_moments_against_closed_forms_and_quadrature():
         quad = np.trapezoid(np.exp(p * x) * one.log_pdf(x), x)
         assert one.moment(p, given_alive=True) == pytest.approx(quad, rel=1e-8)
     mean, var = theory.gaussian_log_length_moments(widths, c, m0=1.3)
+    assert law.log_mean_var() == pytest.approx((mean[-1], var[-1]), rel=1e-12)
     x = np.linspace(*law._window, 40001)
     f = law.log_pdf(x)
     assert np.trapezoid(x * f, x) == pytest.approx(mean[-1], abs=1e-8)
@@ -179,3 +180,26 @@ def test_residual_exact_sampler_against_residual_law():
     res = fmsim.simulate(arch, fmsim.Init.scheme("he"), 1_000_000, seed=5, method="exact")
     law = residual_length_law(8, etas, 2.0, m0=res.m0)
     assert _ks_against_law(np.log(res.final), law).pvalue > 1e-5
+
+
+# ---------------------------------------------------------------- the command line
+def test_cli_law_prints_the_exact_law(capsys):
+    import json
+
+    from fmsim import cli
+
+    assert cli.main(["law", "--depth", "20", "--width", "10", "--scheme", "he", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    law = length_law([10] * 21)
+    assert out["p_dead"] == pytest.approx(theory.dead_probability([10] * 21), rel=1e-12)
+    assert out["moments"]["2"] == pytest.approx(theory.gaussian_moments([10] * 21, 2)[-1], rel=1e-11)
+    assert out["quantiles"]["0.5"][0] == pytest.approx(law.quantile([0.5])[0], rel=1e-12)
+    assert cli.main(["law", "--widths", "784,100,10", "--scheme", "glorot"]) == 0
+    text = capsys.readouterr().out
+    assert "P(dead)" in text and "quantile of M_d" in text
+    assert cli.main(["law", "--width", "16", "--modules", "8", "--schedule", "1/l"]) == 0
+    assert "residual" in capsys.readouterr().out
+    for bad in (["law", "--depth", "5", "--scheme", "he_uniform"], ["law", "--depth", "5", "--m0", "-1"],
+                ["law", "--modules", "3"]):
+        assert cli.main(bad) == 2
+        assert capsys.readouterr().err.startswith("fmsim: error: ")

@@ -6,7 +6,8 @@ full simulation). Input: a fixed random direction in R^784 (vectorized MNIST
 size) with M_0 = 1. Each point: ``--nets`` nets (default 1e5). Writes
 ``<out>/fig1a.h5`` (one group per scheme and depth; resumable) and
 ``<out>/fig1a.png``: mean +- s.e., a 10%-90% quantile band of M_d (over
-nets with M_d > 0), and the exact E[M_d] = M_0 prod_j c_j / 2 dashed.
+nets with M_d > 0) with the exact 10/50/90% quantiles of the law of M_d
+dotted beside it, and the exact E[M_d] = M_0 prod_j c_j / 2 dashed.
 The Gaussian schemes share the seed, so they use common random numbers: the
 exact sampler draws the same chi-square ratios for each, rescaled by c_j/2.
 """
@@ -47,8 +48,12 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
     return path
 
 
+COLUMNS = ("depth", "mean", "sem", "q10", "q50", "q90", "theory", "exact_q10", "exact_q50", "exact_q90")
+
+
 def summarize(path: str, depths: Sequence[int]) -> dict[str, dict[str, np.ndarray]]:
-    """Per scheme: depth, mean, sem, q10, q90 (of M_d > 0), theory."""
+    """Per scheme: depth, mean, sem, simulated q10/q50/q90 of M_d given M_d > 0, exact E[M_d], and the
+    exact q10/q50/q90 of M_d given M_d > 0 from :func:`fmsim.theory.length_law` (Gaussian schemes; nan else)."""
     from ..store import open_result
 
     table = {}
@@ -57,12 +62,17 @@ def summarize(path: str, depths: Sequence[int]) -> dict[str, dict[str, np.ndarra
         for d in depths:
             res = open_result(path, f"{s}/depth_{d}")
             alive = res.final[res.final > 0]
-            q10, q90 = np.quantile(alive, [0.1, 0.9]) if alive.size else (np.nan, np.nan)
-            arch = res.config.arch
-            exact = theory.mean_length(arch.widths, res.config.init.layer_c(arch), m0=res.m0)[-1]
-            rows.append((d, res.summary.mean[-1], res.summary.sem[-1], q10, q90, exact))
+            sim_q = np.quantile(alive, [0.1, 0.5, 0.9]) if alive.size else np.full(3, np.nan)
+            arch, init = res.config.arch, res.config.init
+            c = init.layer_c(arch)
+            exact = theory.mean_length(arch.widths, c, m0=res.m0)[-1]
+            if init.law == "gaussian" and init.bias_var == 0.0:
+                exact_q = np.exp(theory.length_law(arch.widths, c, m0=res.m0).log_quantile([0.1, 0.5, 0.9]))
+            else:
+                exact_q = np.full(3, np.nan)
+            rows.append((d, res.summary.mean[-1], res.summary.sem[-1], *sim_q, exact, *exact_q))
         cols = np.array(rows).T
-        table[s] = dict(zip(("depth", "mean", "sem", "q10", "q90", "theory"), cols))
+        table[s] = dict(zip(COLUMNS, cols))
     return table
 
 
@@ -71,9 +81,12 @@ def plot(table: dict[str, dict[str, np.ndarray]], png: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for s, t in table.items():
-        plot_length_vs_depth(t["depth"], t["mean"], t["sem"], t["q10"], t["q90"], t["theory"], LABELS[s], ax=ax)
+        band = (t["exact_q10"], t["exact_q50"], t["exact_q90"]) if np.all(np.isfinite(t["exact_q50"])) else None
+        plot_length_vs_depth(t["depth"], t["mean"], t["sem"], t["q10"], t["q90"], t["theory"], LABELS[s], ax=ax,
+                             exact_band=band)
     ax.set_title("Fig. 1a (Hanin & Rolnick 2018): mean length vs depth\n"
-                 "points: Monte Carlo mean +- s.e.; band: 10-90% of M_d; dashed: exact E[M_d]", fontsize=9)
+                 "points: Monte Carlo mean +- s.e.; band: simulated 10-90% of M_d; dotted: exact 10/50/90% "
+                 "(law of M_d); dashed: exact E[M_d]", fontsize=8)
     ax.legend(fontsize=8)
     save(fig, png)
 
@@ -95,8 +108,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     png = os.path.join(a.out, "fig1a.png")
     plot(table, png)
     for s, t in table.items():
+        q = "  10/50/90% of M_d: " + "/".join(f"{v:.4g}" for v in (t["q10"][-1], t["q50"][-1], t["q90"][-1]))
+        if np.isfinite(t["exact_q50"][-1]):
+            q += " (exact " + "/".join(f"{t[k][-1]:.4g}" for k in ("exact_q10", "exact_q50", "exact_q90")) + ")"
         print(f"{LABELS[s]:28s} E[M_d]/theory at d={int(t['depth'][-1])}: {t['mean'][-1] / t['theory'][-1]:.4f}"
-              f"  (s.e. {t['sem'][-1] / t['theory'][-1]:.4f})")
+              f"  (s.e. {t['sem'][-1] / t['theory'][-1]:.4f}){q}")
     print(f"wrote {path} and {png}")
 
 

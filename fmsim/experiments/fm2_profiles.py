@@ -78,7 +78,10 @@ def summarize(path: str, depths: Sequence[int], betas: Sequence[float]) -> dict:
                 rows.append((d, sum(1.0 / n for n in w[1:]), logs.var(ddof=1), var_log_se, var_log_exact[-1],
                              m.var(ddof=1), s2[-1] - res.m0**2, res.fm2.mean(), theory.expected_fm2(s2), q50, q90))
             cols = np.array(rows).T
-            table[(b, p)] = dict(zip(COLUMNS, cols)) | {"log_final": logs}
+            law = theory.length_law(w, m0=res.m0)  # the largest depth's: its exact law of log M_d
+            table[(b, p)] = dict(zip(COLUMNS, cols)) | {"log_final": logs, "law": law,
+                                                        "log_q": np.quantile(logs, [0.1, 0.5, 0.9]),
+                                                        "exact_log_q": law.log_quantile([0.1, 0.5, 0.9])}
     return table
 
 
@@ -100,10 +103,17 @@ def plot(table: dict, betas: Sequence[float], png: str) -> None:
     axes[0].legend(fontsize=6, ncol=2)
     bmax = max(betas)
     for p in PROFILES:
-        axes[1].hist(table[(bmax, p)]["log_final"], bins=120, histtype="step", density=True, label=p)
+        t = table[(bmax, p)]
+        counts, edges, patch = axes[1].hist(t["log_final"], bins=120, histtype="step", density=True, label=p)
+        grid = np.linspace(edges[0], edges[-1], 400)
+        axes[1].plot(grid, t["law"].log_pdf(grid), "--", lw=0.8, color=patch[0].get_edgecolor())
+    exact_q = table[(bmax, PROFILES[0])]["exact_log_q"]  # the band of the first profile; others differ by < s.e.
+    axes[1].axvspan(exact_q[0], exact_q[2], color="0.85", zorder=0, label="exact 10-90%")
+    axes[1].axvline(exact_q[1], color="0.5", lw=0.8, ls=":", label="exact median")
     depth = int(table[(bmax, PROFILES[0])]["depth"][-1])
     axes[1].set_xlabel(r"$\log M_d$")
-    axes[1].set_title(f"distribution of log M_d, beta = {bmax:g}, d = {depth}", fontsize=9)
+    axes[1].set_title(f"distribution of log M_d, beta = {bmax:g}, d = {depth}; dashed: exact densities,\n"
+                      f"grey: exact 10-90% band ({PROFILES[0]} profile)", fontsize=9)
     axes[1].legend(fontsize=7)
     for p in PROFILES:
         pts = sorted((t["beta"][-1], t["fm2_q50"][-1], t["fm2_q90"][-1], t["fm2_exact"][-1])
@@ -145,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"beta={b:g} (actual {r['beta']:.3f}) {prof:12s} d={int(r['depth']):3d}: Var[log M_d] "
               f"{r['var_log']:.4f} +- {r['var_log_se']:.4f} (exact {r['var_log_exact']:.4f}); Var[M_d] "
               f"{r['var']:.4g} (exact {r['var_exact']:.4g}); fm2 median {r['fm2_q50']:.4g}, 90% {r['fm2_q90']:.4g}, "
-              f"mean {r['fm2_mean']:.4g} (exact {r['fm2_exact']:.4g})")
+              f"mean {r['fm2_mean']:.4g} (exact {r['fm2_exact']:.4g}); 10/50/90% of log M_d "
+              + "/".join(f"{v:.3f}" for v in t["log_q"]) + " (exact " + "/".join(f"{v:.3f}" for v in t["exact_log_q"])
+              + ")")
     print(f"wrote {path} and {png}")
 
 

@@ -2,9 +2,10 @@
 
 Stream width ``--width`` (default 32); each module has one hidden ReLU layer
 of the same width (He) and an output layer with ``c_out = 2``; modules end
-linear (exact sampler, ``--nets`` nets) or in a ReLU (full simulation,
-``--relu-nets`` nets; the input is then made nonnegative, as the paper's
-stream of ReLU outputs). Schedules: eta = 1 (constant), 1/l, 1/sqrt(L).
+linear (exact O(1)-per-module sampler, ``--nets`` nets) or in a ReLU
+(exact O(n)-per-module sampler: hidden lengths by the chi-square-binomial law,
+output coordinates drawn directly; ``--relu-nets`` nets; the input is then
+made nonnegative, as the paper's stream of ReLU outputs). Schedules: eta = 1 (constant), 1/l, 1/sqrt(L).
 
 For linear-ending modules E[M_L] = M_0 prod_l (1 + 2 eta_l^2): with eta = 1
 it explodes as 3^L (FM1); with 1/l it stays bounded (sum eta^2 < inf); with
@@ -48,7 +49,7 @@ def run(path: str, width: int, depths: Sequence[int], nets: int, relu_nets: int,
         if ending == "linear":
             cfg = make_config(arch, Init.scheme("he"), nets, seed, method="exact", record="layers")
         else:
-            cfg = make_config(arch, Init.scheme("he"), relu_nets, seed, method="full", x=x_relu)
+            cfg = make_config(arch, Init.scheme("he"), relu_nets, seed, method="exact", x=x_relu)
         run_to_file(cfg, path, _group(ending, schedule, L))
 
 
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--depths", type=int_list, default=DEPTHS)
     p.add_argument("--nets", type=int, default=200_000, help="nets per point, linear-ending (exact sampler)")
-    p.add_argument("--relu-nets", type=int, default=10_000, help="nets per point, ReLU-ending (full)")
+    p.add_argument("--relu-nets", type=int, default=100_000, help="nets per point, ReLU-ending (exact sampler)")
     p.add_argument("--seed", type=int, default=4)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--quiet", action="store_true")
