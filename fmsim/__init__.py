@@ -9,6 +9,7 @@ Quick start::
 """
 
 from . import theory
+from .analysis import open_dataset, open_sweep
 from .config import Conv, FullyConnected, Init, Residual, RunConfig, eta_schedule, width_profile
 from .simulate import SimulationResult, simulate
 from .store import open_result as open
@@ -17,4 +18,5 @@ from .store import run_to_file
 __version__ = "0.1.0"
 
 __all__ = ["FullyConnected", "Residual", "Conv", "eta_schedule", "width_profile", "Init", "RunConfig",
-           "SimulationResult", "simulate", "run_to_file", "open", "theory", "__version__"]
+           "SimulationResult", "simulate", "run_to_file", "open", "open_dataset", "open_sweep", "theory",
+           "__version__"]

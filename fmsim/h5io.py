@@ -290,19 +290,27 @@ def open_read(path: str | os.PathLike) -> h5py.File:
                                 "choose another file")
         raise _damaged(path, "was left open by a writer that stopped outside SWMR mode, so its content "
                        "cannot be trusted")
-    try:
-        if not state.write_flag:
-            try:
-                return h5py.File(path, "r", locking=False)
-            except OSError as e:
-                if "already open for" not in str(e):  # else a writer started since the check
-                    raise
-        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-        fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-        fapl.set_file_locking(False, True)
-        fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
-        _set_metadata_read_attempts(fapl, SWMR_READ_ATTEMPTS)
-        fid = h5py.h5f.open(path.encode(), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
-        return h5py.File(fid)
-    except OSError as e:
-        raise _damaged(path, f"cannot be read by HDF5 ({e})") from None
+    for locking in (False, True):  # True only if this process has the file open elsewhere with locking on
+        try:
+            return _open_read(path, state.write_flag, locking)
+        except OSError as e:
+            if "locking flag values don't match" in str(e) and not locking:
+                continue
+            raise _damaged(path, f"cannot be read by HDF5 ({e})") from None
+    raise AssertionError("unreachable")
+
+
+def _open_read(path: str, write_flag: bool, locking: bool) -> h5py.File:
+    if not write_flag:
+        try:
+            return h5py.File(path, "r", locking=locking)
+        except OSError as e:
+            if "already open for" not in str(e):  # else a writer started since the check
+                raise
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fapl.set_file_locking(locking, True)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    _set_metadata_read_attempts(fapl, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(path.encode(), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)

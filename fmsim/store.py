@@ -4,13 +4,20 @@ Layout of a run group (readable with plain h5py; dimension names are HDF5
 dimension scales/labels, so xarray's ``h5netcdf`` engine sees ``net`` and
 ``layer``)::
 
-    attrs: config (JSON), schema_version, fmsim_version
+    attrs: config (JSON), the same flattened (config_attrs), schema_version, fmsim_version
+    net        (net,)            uint32    dimension scale: global net index
+    layer      (layer,)          int64     dimension scale 0..d
     final      (net,)            float64   M_d of each net
     fm2        (net,)            float64   variance of M_1..M_d across layers
     lengths    (net, layer)      float32   M_0..M_d traces (record="layers"; gzip)
-    layer      (layer,)          int64     dimension scale 0..d
-    summary/   mean, var, log_mean, log_var, n_zero (layer,); moments (layer+1, 6)
+    summary/   mean, var, log_mean, log_var, n_zero (layer,);
+               moments (quantity, moment) with scales quantity = M_0..M_d, fm2 and
+               moment = count, mean, M2, log_count, log_mean, log_M2
     chunks_done ()               int64     progress counter, written last
+
+Every dataset's dimensions are HDF5 dimension scales, so netCDF-4 readers
+(``xr.open_dataset(path, engine="h5netcdf", group=...)``) see named
+dimensions.
 
 Per chunk: the data, then the summary, then ``chunks_done``, then a flush.
 The file is opened in SWMR mode after creation, so HDF5 keeps its metadata
@@ -38,7 +45,7 @@ from .summary import LayerSummary, SummaryAccumulator
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
            "FileBusyError", "list_runs", "reading", "rewrite_atomically", "check_writable"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: net/quantity/moment dimension scales, flat config attributes
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
 _SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero")
 
@@ -63,28 +70,72 @@ def _early_alloc_dataset(g: h5py.Group, name: str, shape: tuple[int, ...], dtype
     return h5py.Dataset(dsid)
 
 
+MOMENT_COLUMNS = ("count", "mean", "M2", "log_count", "log_mean", "log_M2")  # of summary/moments (Welford)
+
+
+def config_attrs(config: RunConfig) -> dict[str, object]:
+    """The configuration as flat HDF5/netCDF attributes (the JSON ``config`` attribute stays the reference).
+
+    Keys: ``arch_kind``, ``depth``, the architecture's own fields (``widths``;
+    ``width``, ``etas``, ``module_widths``, ``ending``, ``c_out``; ``channels``,
+    ``spatial``, ``kernel``), ``scheme`` ("" if none), ``law``, ``c``,
+    ``bias_var``, ``fan``, ``n_nets``, ``seed``, ``method``, ``record``,
+    ``chunk_size``, ``precision``.
+    """
+    arch = config.arch.to_dict()
+    out: dict[str, object] = {"arch_kind": arch.pop("kind"), "depth": config.arch.depth}
+    for k, v in arch.items():
+        out[k] = np.asarray(v) if isinstance(v, list) else v
+    init = config.init.to_dict()
+    out["scheme"] = init["name"] or ""
+    out["law"], out["bias_var"], out["fan"] = init["law"], float(init["bias_var"]), init["fan"]
+    out["c"] = np.asarray(init["c"], dtype=float)
+    out.update(n_nets=config.n_nets, seed=np.uint64(config.seed), method=config.method, record=config.record,
+               chunk_size=config.chunk_size, precision=config.precision)
+    return out
+
+
 def _create_run(g: h5py.Group, config: RunConfig) -> None:
+    """The layout of a run: data allocated, dimension scales attached (netCDF-4 readable), config last."""
     n, d = config.n_nets, config.arch.depth
     if len(g):
         raise StoreError(f"group {g.name} is not empty but holds no fmsim run; choose another group or file")
     layer = g.create_dataset("layer", data=np.arange(d + 1, dtype=np.int64))
     layer.make_scale("layer")
+    layer.attrs["long_name"] = "layer j (0 = input); for residual nets, module l"
+    net = g.create_dataset("net", data=np.arange(n, dtype=np.uint32))
+    net.make_scale("net")
+    net.attrs["long_name"] = "global net index (its random stream)"
     per_net = [_early_alloc_dataset(g, "final", (n,), np.float64), _early_alloc_dataset(g, "fm2", (n,), np.float64)]
+    per_net[0].attrs["long_name"] = "M_d = |z_d|^2 / n_d of each net"
+    per_net[1].attrs["long_name"] = "variance of M_1..M_d across layers, per net (failure mode 2)"
     if config.record == "layers":
         rows = min(config.chunk_size, n)
         per_net.append(g.create_dataset("lengths", (n, d + 1), dtype=np.float32, chunks=(rows, d + 1),
                                         compression="gzip", compression_opts=4, shuffle=True))
         per_net[-1].dims[1].attach_scale(layer)
+        per_net[-1].attrs["long_name"] = "M_j of each net and layer"
     for ds in per_net:
+        ds.dims[0].attach_scale(net)
         ds.dims[0].label = "net"
     s = g.create_group("summary")
     for name in _SUMMARY_FIELDS:
         ds = _early_alloc_dataset(s, name, (d + 1,), np.int64 if name == "n_zero" else np.float64)
         ds.dims[0].attach_scale(layer)
-    _early_alloc_dataset(s, "moments", (d + 2, 6), np.float64)
+    quantity = s.create_dataset("quantity", data=[f"M_{j}" for j in range(d + 1)] + ["fm2"],
+                                dtype=h5py.string_dtype())
+    quantity.make_scale("quantity")
+    moment = s.create_dataset("moment", data=list(MOMENT_COLUMNS), dtype=h5py.string_dtype())
+    moment.make_scale("moment")
+    moments = _early_alloc_dataset(s, "moments", (d + 2, 6), np.float64)
+    moments.dims[0].attach_scale(quantity)
+    moments.dims[1].attach_scale(moment)
+    moments.attrs["long_name"] = "merged Welford moments (count, mean, M2; of log over M > 0) of M_0..M_d and fm2"
     s.attrs["description"] = "per-layer statistics of M_j across nets; log_* over nets with M_j > 0"
     done = _early_alloc_dataset(g, "chunks_done", (), np.int64)
     done[()] = 0
+    for key, value in config_attrs(config).items():
+        g.attrs[key] = value
     g.attrs["schema_version"] = SCHEMA_VERSION
     g.attrs["fmsim_version"] = _version()
     g.attrs["config"] = _config_json(config)  # last: a group with a config is a complete layout

@@ -85,8 +85,8 @@ def plot(table: dict[str, dict[str, np.ndarray]], png: str) -> None:
         plot_length_vs_depth(t["depth"], t["mean"], t["sem"], t["q10"], t["q90"], t["theory"], LABELS[s], ax=ax,
                              exact_band=band)
     ax.set_title("Fig. 1a (Hanin & Rolnick 2018): mean length vs depth\n"
-                 "points: Monte Carlo mean +- s.e.; band: simulated 10-90% of M_d; dotted: exact 10/50/90% "
-                 "(law of M_d); dashed: exact E[M_d]", fontsize=8)
+                 "points: Monte Carlo mean +- s.e.; dashed: exact E[M_d]\n"
+                 "band: simulated 10-90% of M_d > 0; dotted: its exact 10/50/90% (law of M_d)", fontsize=9)
     ax.legend(fontsize=8)
     save(fig, png)
 
