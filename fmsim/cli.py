@@ -1,4 +1,4 @@
-"""The ``fmsim`` command line: simulate, sweep, info, law, demo.
+"""The ``fmsim`` command line: simulate, sweep, info, law, schemes, demo, report.
 
 Bad input, and a damaged, foreign or busy file, print one clear line and
 exit with status 2 before any file is touched. Ctrl-C stops between chunks
@@ -203,6 +203,15 @@ def cmd_law(args: argparse.Namespace) -> None:
         print(f"  {p:10.6g}  {v:18.10g}  {e:14.2g}")
 
 
+def cmd_schemes(args: argparse.Namespace) -> None:
+    """List every named initialization with its law, c and fan."""
+    from .config import SCHEME_NOTES
+
+    print(f"{'scheme':24s} {'law':17s} {'c':>8s} {'fan':4s} Var(W) = c / fan;  note")
+    for name, (law, c, fan) in SCHEMES.items():
+        print(f"{name:24s} {law:17s} {c:8.4g} {fan:4s} {SCHEME_NOTES.get(name, '')}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .experiments import fig1a
 
@@ -269,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     lw.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lw.set_defaults(func=cmd_law)
 
+    rp = sub.add_parser("report", add_help=False,
+                        help="run (or reuse) every experiment and write report.md: the papers' claims, checked")
+    rp.set_defaults(func=None)
+
+    sc = sub.add_parser("schemes", help="list the named initializations (law, c, fan)")
+    sc.set_defaults(func=cmd_schemes)
+
     d = sub.add_parser("demo", help="the main job: Hanin-Rolnick Fig. 1a into data/")
     d.add_argument("--out", default="data")
     d.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
@@ -278,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status (see :mod:`fmsim.commandline`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:  # the report has its own options (fmsim.experiments.report)
+        from .experiments import report
+
+        return run_main(report.main, argv[1:], prog="fmsim report")
     args = build_parser().parse_args(argv)
     return run_main(lambda _: args.func(args))
 

@@ -125,6 +125,8 @@ class Residual:
     hidden layers, ``F = W_out y``. ``M_l = ||y_l||^2 / n`` is recorded after
     every module (Hanin & Rolnick 2018, Sec. 2.2; module design from
     ``shared/research/hanin_rolnick.md`` 4.6, since the paper's is unknown).
+    With ``bias_var > 0`` every layer of a module gets a bias of that
+    variance, its output layer included.
 
     Parameters
     ----------
@@ -201,6 +203,8 @@ class Conv:
     taps per spatial dimension (centered: offsets ``t - kernel // 2``);
     ``fan_in = kernel**dim * C_{j-1}``. The input ``x`` is ``(C_0, *spatial)``
     flattened (C order), and ``M_j = ||z_j||^2 / (C_j P)`` with ``P`` positions.
+    With ``bias_var > 0`` a layer has one bias per output channel, shared by
+    all positions (as in ``nn.Conv2d``).
 
     Parameters
     ----------
@@ -341,6 +345,21 @@ SCHEMES: dict[str, tuple[str, float, str]] = {
     "glorot_uniform": ("uniform", 1.0, "avg"),
     "2x_he": ("gaussian", 4.0, "in"),
     "rademacher_he": ("rademacher", 2.0, "in"),
+    # nn.Linear's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in) (weights only)
+    "pytorch_default": ("uniform", 1.0 / 3.0, "in"),
+}
+
+SCHEME_NOTES: dict[str, str] = {
+    "he": "He et al. 2015, normal",
+    "he_uniform": "He et al. 2015, uniform",
+    "he_truncated_keras2018": "Keras/TF he_normal before April 2018: normal cut at 2 s.d., not rescaled",
+    "lecun": "LeCun 1998, normal",
+    "lecun_uniform": "LeCun 1998, uniform",
+    "glorot": "Glorot & Bengio 2010, normal, Var = 2/(fan_in + fan_out)",
+    "glorot_uniform": "Glorot & Bengio 2010, uniform",
+    "2x_he": "twice He (explodes: Hanin & Rolnick Fig. 1a)",
+    "rademacher_he": "+-sqrt(2/fan_in) signs",
+    "pytorch_default": "PyTorch nn.Linear/Conv default weights: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in))",
 }
 
 

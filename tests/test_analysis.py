@@ -69,3 +69,45 @@ def test_open_sweep_is_one_tidy_table_with_exact_columns(sweep_file):
     ds = fmsim.open_sweep(sweep_file, as_xarray=True)
     assert ds["mean"].dims == ("run", "layer") and ds["scheme"].dims == ("run",)
     assert np.isnan(ds["mean"].sel(run="/he/depth_3", layer=6))  # shorter runs padded with nan
+
+
+def test_pytorch_default_scheme_is_uniform_one_over_sqrt_fan_in(capsys):
+    """nn.Linear's default: U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in)."""
+    from fmsim.mlp import MLP
+
+    mlp = MLP((784, 300, 10))
+    theta = mlp.init_params(fmsim.Init.scheme("pytorch_default"), seed=4, net=0, dtype=np.float64)
+    w = theta[: 784 * 300]  # the first weight matrix
+    bound = 1 / np.sqrt(784)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.999 * bound
+    var, se = w.var(), w.var() * np.sqrt(0.8 / w.size)  # s.e. of the variance of a uniform sample (m4 = 1.8)
+    assert abs(var - 1 / (3 * 784)) <= 5 * se
+    assert cli.main(["schemes"]) == 0
+    out = capsys.readouterr().out
+    for name in fmsim.config.SCHEMES:
+        assert name in out
+    assert "pytorch_default          uniform" in out
+
+
+def test_report_quick_writes_claims_and_reuses_stored_files(tmp_path):
+    import h5py
+
+    out = tmp_path / "rep"
+    assert cli.main(["report", "--quick", "--quiet", "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert text.count("| H&R 2018 |") >= 15 and text.count("| STT 2020 |") == 3
+    for png in ("fig1a_report.png", "fig1b.png", "fm2_profiles.png", "resnet_scaling.png", "hessian_init.png"):
+        assert f"]({png})" in text and (out / png).exists()
+    # 'agrees' rows must really be within 5 s.e.
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 7 and cells[-2] == "agrees" and cells[-3]:
+            assert abs(float(cells[-3])) <= 5
+    with h5py.File(out / "fig1b.h5", "r") as f:
+        seconds = f["fm1/he/depth_2/run_0"].attrs["seconds"]
+    hess = (out / "hessian_init.h5").read_bytes()
+    assert cli.main(["report", "--quick", "--quiet", "--out", str(out)]) == 0  # again: nothing recomputed
+    with h5py.File(out / "fig1b.h5", "r") as f:
+        assert f["fm1/he/depth_2/run_0"].attrs["seconds"] == seconds
+    assert (out / "hessian_init.h5").read_bytes() == hess
+    assert (out / "report.md").read_text().split("\n", 3)[3] == text.split("\n", 3)[3]  # same table, new timings

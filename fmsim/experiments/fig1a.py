@@ -29,18 +29,27 @@ from ._common import int_list, pyplot, save
 
 SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he"]
 LABELS = {"he": "He", "he_truncated_keras2018": "He, truncated (Keras 2018)", "lecun": "LeCun",
-          "glorot": "Glorot", "2x_he": "2x He"}
+          "glorot": "Glorot", "2x_he": "2x He", "he_uniform": "He uniform", "pytorch_default": "PyTorch default",
+          "lecun_uniform": "LeCun uniform", "glorot_uniform": "Glorot uniform", "rademacher_he": "Rademacher He"}
 DEPTHS = [5, 10, 15, 20, 30, 40, 50]
 N0 = 784
 
 
-def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: str, quiet: bool = False) -> str:
-    """Simulate every (scheme, depth) into ``out_dir/fig1a.h5``; return its path."""
+def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: str, quiet: bool = False,
+        schemes: Sequence[str] = SCHEMES, full_nets: int | None = None, name: str = "fig1a") -> str:
+    """Simulate every (scheme, depth) into ``out_dir/<name>.h5``; return its path.
+
+    ``full_nets``: nets per point for schemes that need the full simulation
+    (non-Gaussian laws), default ``n_nets``.
+    """
     from tqdm.auto import tqdm
 
-    path = os.path.join(out_dir, "fig1a.h5")
-    configs = [(s, d, make_config(FullyConnected.constant(d, d, N0), Init.scheme(s), n_nets, seed))
-               for s in SCHEMES for d in depths]
+    path = os.path.join(out_dir, f"{name}.h5")
+    configs = []
+    for s in schemes:
+        init = Init.scheme(s)
+        nets = n_nets if (init.law == "gaussian" or full_nets is None) else full_nets
+        configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed)) for d in depths)
     with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet) as bar:
         for s, d, cfg in configs:
             bar.set_description(f"{s} d={d} ({cfg.method})")
@@ -51,13 +60,13 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
 COLUMNS = ("depth", "mean", "sem", "q10", "q50", "q90", "theory", "exact_q10", "exact_q50", "exact_q90")
 
 
-def summarize(path: str, depths: Sequence[int]) -> dict[str, dict[str, np.ndarray]]:
+def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES) -> dict[str, dict[str, np.ndarray]]:
     """Per scheme: depth, mean, sem, simulated q10/q50/q90 of M_d given M_d > 0, exact E[M_d], and the
     exact q10/q50/q90 of M_d given M_d > 0 from :func:`fmsim.theory.length_law` (Gaussian schemes; nan else)."""
     from ..store import open_result
 
     table = {}
-    for s in SCHEMES:
+    for s in schemes:
         rows = []
         for d in depths:
             res = open_result(path, f"{s}/depth_{d}")
@@ -82,7 +91,7 @@ def plot(table: dict[str, dict[str, np.ndarray]], png: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 5))
     for s, t in table.items():
         band = (t["exact_q10"], t["exact_q50"], t["exact_q90"]) if np.all(np.isfinite(t["exact_q50"])) else None
-        plot_length_vs_depth(t["depth"], t["mean"], t["sem"], t["q10"], t["q90"], t["theory"], LABELS[s], ax=ax,
+        plot_length_vs_depth(t["depth"], t["mean"], t["sem"], t["q10"], t["q90"], t["theory"], LABELS.get(s, s), ax=ax,
                              exact_band=band)
     ax.set_title("Fig. 1a (Hanin & Rolnick 2018): mean length vs depth\n"
                  "points: Monte Carlo mean +- s.e.; dashed: exact E[M_d]\n"
@@ -96,22 +105,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", default="data", help="output folder (default data/)")
     p.add_argument("--depths", type=int_list, default=DEPTHS)
     p.add_argument("--nets", type=int, default=100_000, help="nets per point (default 1e5)")
+    p.add_argument("--full-nets", type=int, help="nets per point for non-Gaussian schemes (full simulation; "
+                   "default --nets)")
+    p.add_argument("--schemes", default=",".join(SCHEMES), help=f"comma-separated (default {','.join(SCHEMES)})")
+    p.add_argument("--name", default="fig1a", help="file name stem of the .h5 and .png (default fig1a)")
     p.add_argument("--seed", type=int, default=2018)
     p.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--quick", action="store_true", help="tiny grid for smoke tests")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    depths, nets = ([2, 4, 6], 2048) if a.quick else (a.depths, a.nets)
+    from ..config import SCHEMES as ALL_SCHEMES
+
+    schemes = [s for s in a.schemes.split(",") if s]
+    for s in schemes:
+        if s not in ALL_SCHEMES:
+            p.error(f"--schemes: unknown scheme {s!r}; choose from {sorted(ALL_SCHEMES)}")
+    depths, nets, full_nets = ([2, 4, 6], 2048, 2048) if a.quick else (a.depths, a.nets, a.full_nets)
+    if min(depths) < 1 or nets < 2 or (full_nets is not None and full_nets < 2):
+        p.error("--depths must be >= 1 and --nets, --full-nets >= 2")
     os.makedirs(a.out, exist_ok=True)
-    path = run(a.out, depths, nets, a.seed, resolve_backend(a.backend), a.quiet)
-    table = summarize(path, depths)
-    png = os.path.join(a.out, "fig1a.png")
+    path = run(a.out, depths, nets, a.seed, resolve_backend(a.backend), a.quiet, schemes, full_nets, a.name)
+    table = summarize(path, depths, schemes)
+    png = os.path.join(a.out, f"{a.name}.png")
     plot(table, png)
     for s, t in table.items():
         q = "  10/50/90% of M_d: " + "/".join(f"{v:.4g}" for v in (t["q10"][-1], t["q50"][-1], t["q90"][-1]))
         if np.isfinite(t["exact_q50"][-1]):
             q += " (exact " + "/".join(f"{t[k][-1]:.4g}" for k in ("exact_q10", "exact_q50", "exact_q90")) + ")"
-        print(f"{LABELS[s]:28s} E[M_d]/theory at d={int(t['depth'][-1])}: {t['mean'][-1] / t['theory'][-1]:.4f}"
+        print(f"{LABELS.get(s, s):28s} E[M_d]/theory at d={int(t['depth'][-1])}: {t['mean'][-1] / t['theory'][-1]:.4f}"
               f"  (s.e. {t['sem'][-1] / t['theory'][-1]:.4f}){q}")
     print(f"wrote {path} and {png}")
 

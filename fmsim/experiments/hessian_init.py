@@ -108,6 +108,36 @@ def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep
                 s[k] = v
 
 
+def read(path: str) -> tuple[np.ndarray, list[int], int, dict, dict]:
+    """Inverse of :func:`write`: ``(norms, depths, width, sweep, meta)``."""
+    from ..store import reading
+
+    with reading(path) as f:
+        g = f["depth_sweep"]
+        sweep = {label: {k: v[()] for k, v in grp.items()} for label, grp in f["sd_sweep"].items()}
+        return (g["block_norm"][()], [int(d) for d in g["depth"][()]], int(g.attrs["width"]), sweep,
+                json.loads(f.attrs["config"]))
+
+
+def slopes_with_se(norms: np.ndarray, depths: Sequence[int]) -> list[tuple[float, float]]:
+    """Per c: least-squares slope of the mean log |H_W1| over depth and its standard error.
+
+    The s.e. comes from the residuals of the fit (``np.polyfit(cov=True)``) and is
+    at least the one from the nets' spread (mean log norm s.e. over sqrt(sum (d - dbar)^2)).
+    """
+    d = np.asarray(depths, dtype=float)
+    out = []
+    for i in range(norms.shape[0]):
+        logn = np.log(norms[i, :, :, 0])
+        mean = logn.mean(axis=1)
+        se_mean = logn.std(axis=1, ddof=1) / np.sqrt(logn.shape[1])
+        (slope, _), cov = np.polyfit(d, mean, 1, cov=True) if d.size > 2 else (np.polyfit(d, mean, 1), None)
+        se_fit = float(np.sqrt(cov[0, 0])) if cov is not None else np.nan
+        se_nets = float(np.sqrt(np.sum(se_mean**2 * (d - d.mean()) ** 2)) / np.sum((d - d.mean()) ** 2))
+        out.append((float(slope), float(np.nanmax([se_fit, se_nets]))))
+    return out
+
+
 def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> list[float]:
     plt = pyplot()
 
@@ -166,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--hess-batch", type=int, default=1024, help="images for the sd sweep's Hessian norm")
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="accepted for symmetry with the other experiments")
     a = p.parse_args(argv)
     if a.quick:
         a.depths, a.width, a.batch, a.nets, a.iters, a.hess_batch = [1, 2, 3], 16, 8, 2, 20, 64
@@ -176,12 +207,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     path, png = os.path.join(a.out, "hessian_init.h5"), os.path.join(a.out, "hessian_init.png")
     check_writable(path)  # damaged, foreign or busy: refused before minutes of work
-    data = load_mnist()
-    x = data.x_train[:a.batch].astype(np.float64)
-    norms = block_norms_vs_depth(x, data.y_train[:a.batch], a.depths, a.width, a.nets, a.seed)
-    sweep = sd_sweep(data, a.iters, a.nets, a.seed, every=max(1, min(50, a.iters // 4)), hess_batch=a.hess_batch)
-    os.makedirs(a.out, exist_ok=True)
-    write(path, norms, a.depths, a.width, sweep, vars(a))
+    meta = {k: v for k, v in vars(a).items() if k not in ("out", "quiet")}
+    if os.path.exists(path) and read(path)[4] == json.loads(json.dumps(meta)):
+        norms, _, _, sweep, _ = read(path)  # this configuration is stored: reuse it
+    else:
+        data = load_mnist()
+        x = data.x_train[:a.batch].astype(np.float64)
+        norms = block_norms_vs_depth(x, data.y_train[:a.batch], a.depths, a.width, a.nets, a.seed)
+        sweep = sd_sweep(data, a.iters, a.nets, a.seed, every=max(1, min(50, a.iters // 4)),
+                         hess_batch=a.hess_batch)
+        os.makedirs(a.out, exist_ok=True)
+        write(path, norms, a.depths, a.width, sweep, meta)
     slopes = plot(norms, a.depths, sweep, png)
     for c, s in zip(C_VALUES, slopes):
         print(f"c = {c:g}: slope of log|H_W1| per layer {s:+.3f} (rule's prediction log(c/2) = {np.log(c / 2):+.3f})")

@@ -1,0 +1,284 @@
+"""``fmsim report``: run (or reuse) every experiment and write ``report.md``, one row per checkable claim.
+
+Claims of Hanin & Rolnick (2018) and of Skorski, Temperoni & Theobald
+(2020), each with its configuration, the simulated value +- its standard
+error (from the sample), the exact value or bound, the z-score and a
+verdict: "agrees" when |z| <= 5 (about 5 standard errors, as the tests),
+"holds"/"fails" for bounds and orderings. The figures are embedded.
+
+Every experiment is resumable, so a second run reads the stored HDF5 and
+only redraws (the Hessian experiment reuses its file when the stored
+configuration matches). ``--quick`` runs tiny versions into ``data/quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Z_MAX = 5.0
+FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he"]
+FIG1A_DEPTHS = [5, 10, 20, 30, 50, 75, 100]
+FM1_CLAIMS = {
+    "he": "Var(W) = 2/fan-in keeps the mean length: E[M_d] = M_0 (no FM1)",
+    "he_uniform": "FM1 depends on Var(W) only: He uniform also keeps E[M_d] = M_0",
+    "he_truncated_keras2018": "an unrescaled truncated normal shrinks E[M_d] by 0.7737^d (FM1)",
+    "lecun": "Var(W) = 1/fan-in: E[M_d] = 2^-d M_0 vanishes (FM1)",
+    "glorot": "Glorot (width = depth, so Var = 1/fan-in past layer 1): E[M_d] vanishes (FM1)",
+    "pytorch_default": "PyTorch's default Var(W) = 1/(3 fan-in): E[M_d] = 6^-d M_0 vanishes (FM1)",
+    "2x_he": "Var(W) = 4/fan-in: E[M_d] = 2^d M_0 explodes (FM1)",
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of the report."""
+
+    paper: str
+    claim: str
+    config: str
+    simulated: str
+    exact: str
+    z: float | None
+    verdict: str
+
+
+def _z_verdict(sim: float, se: float, exact: float) -> tuple[float | None, str]:
+    if not (se > 0 and math.isfinite(se)):
+        return None, "agrees" if sim == exact else "disagrees"
+    z = (sim - exact) / se
+    return z, "agrees" if abs(z) <= Z_MAX else "disagrees"
+
+
+def _fmt(v: float, se: float | None = None) -> str:
+    return f"{v:.4g}" if se is None else f"{v:.4g} +- {se:.2g}"
+
+
+# ----------------------------------------------------------------------------- claims
+def fm1_claims(path: str, depths: Sequence[int]) -> list[Claim]:
+    from ..store import open_result
+    from . import fig1a
+
+    table = fig1a.summarize(path, depths, FIG1A_SCHEMES)
+    d = depths[-1]
+    rows = []
+    for s in FIG1A_SCHEMES:
+        t = table[s]
+        mean, se, exact = t["mean"][-1], t["sem"][-1], t["theory"][-1]
+        z, verdict = _z_verdict(mean, se, exact)
+        n = open_result(path, f"{s}/depth_{d}").config.n_nets
+        rows.append(Claim("H&R 2018", FM1_CLAIMS[s], f"{s}, depth = width = {d}, {n} nets", _fmt(mean, se),
+                          _fmt(exact), z, verdict))
+    # the whole law, not only the mean: the He median against the exact law of M_d
+    from .. import theory
+
+    res = open_result(path, f"he/depth_{d}")
+    law = theory.length_law(res.config.arch.widths, res.config.init.layer_c(res.config.arch), m0=res.m0)
+    alive = res.final[res.final > 0]
+    med = float(np.median(alive))
+    exact_med = float(np.exp(law.log_quantile([0.5])[0]))
+    density = float(law.pdf(np.array([exact_med]))[0]) / (1 - law.p_dead)
+    se = math.sqrt(0.25 / alive.size) / density  # s.e. of a sample median
+    z, verdict = _z_verdict(med, se, exact_med)
+    rows.append(Claim("fmsim", "the median of M_d follows the exact law (chi-square-binomial product)",
+                      f"he, depth = width = {d}, {res.config.n_nets} nets", _fmt(med, se), _fmt(exact_med), z,
+                      verdict))
+    return rows
+
+
+def fm2_claims(path: str, depths: Sequence[int], betas: Sequence[float]) -> list[Claim]:
+    from .. import theory
+    from . import fm2_profiles
+
+    table = fm2_profiles.summarize(path, depths, betas)
+    rows = []
+    for b in betas:
+        ts = [t for (bb, _), t in table.items() if bb == b]
+        d = int(ts[0]["depth"][-1])
+        sims = np.array([t["var_log"][-1] for t in ts])
+        ses = np.array([t["var_log_se"][-1] for t in ts])
+        exact = np.array([t["var_log_exact"][-1] for t in ts])
+        zs = (sims - exact) / ses
+        worst = int(np.argmax(np.abs(zs)))
+        rows.append(Claim(
+            "H&R 2018", f"FM2: the spread of log M_d is set by beta = sum 1/n_j = {b:g}, not by the width profile",
+            f"He, depth {d}, {len(ts)} width profiles", f"{sims.min():.4g} to {sims.max():.4g} (s.e. {ses.max():.2g})",
+            f"{exact.min():.4g} to {exact.max():.4g}", float(zs[worst]),
+            "agrees" if np.all(np.abs(zs) <= Z_MAX) else "disagrees"))
+    for b in betas:  # the exponential growth in beta (exact; the sample moment is too heavy-tailed to test)
+        n = max(1, round(max(depths) / b))
+        widths = [n] * (max(depths) + 1)
+        second = theory.gaussian_moments(widths, 2)[-1]
+        beta = sum(1.0 / w for w in widths[1:])
+        bound = math.exp(5 * beta)
+        rows.append(Claim("H&R 2018", "FM2: E[M_d^2]/M_0^2 grows exponentially in beta, below exp(5 beta)",
+                          f"He, constant width {n}, depth {max(depths)} (beta = {beta:.3g})", "(exact law)",
+                          f"{second:.4g} <= {bound:.4g}", None, "holds" if second <= bound else "fails"))
+    return rows
+
+
+def resnet_claims(path: str, width: int, depths: Sequence[int]) -> list[Claim]:
+    from ..store import open_result
+    from . import resnet_scaling
+
+    table = resnet_scaling.summarize(path, width, depths)
+    L = depths[-1]
+    rows = []
+    text = {"1/l": "eta_l = 1/l (sum eta^2 finite): E[M_L] stays bounded (no FM1)",
+            "1/sqrt(L)": "eta_l = 1/sqrt(L): E[M_L] stays bounded (tends to e^2)",
+            "constant": "eta = 1: E[M_L] explodes as 3^L (FM1)"}
+    for s in ("1/l", "1/sqrt(L)", "constant"):
+        _, mean, se, rel, tmean, trel = (c[-1] for c in table[("linear", s)])
+        z, verdict = _z_verdict(mean, se, tmean)
+        rows.append(Claim("H&R 2018", f"ResNet, linear-ending modules, {text[s]}",
+                          f"width {width}, L = {L}, He", _fmt(mean, se), _fmt(tmean), z, verdict))
+    _, mean, se, rel, tmean, trel = (c[-1] for c in table[("linear", "1/l")])
+    m = open_result(path, resnet_scaling._group("linear", "1/l", L)).final
+    batches = [b.var(ddof=1) / b.mean() ** 2 for b in np.array_split(m, 20)]  # batch means give its s.e.
+    se_rel = float(np.std(batches, ddof=1) / math.sqrt(len(batches)))
+    z, verdict = _z_verdict(rel, se_rel, trel)
+    rows.append(Claim("H&R 2018", "ResNet: no FM2 once FM1 is avoided (Var[M_L]/E[M_L]^2 stays bounded: exact value)",
+                      f"width {width}, L = {L}, eta = 1/l", _fmt(rel, se_rel), _fmt(trel), z, verdict))
+    for s in ("1/l", "1/sqrt(L)"):  # ReLU-ending: between prod (1 + eta^2) and prod (1 + eta)^2
+        res = open_result(path, resnet_scaling._group("relu", s, L))
+        etas = np.asarray(res.config.arch.etas)
+        lo, hi = float(np.prod(1 + etas**2)), float(np.prod((1 + etas) ** 2))
+        _, mean, se, *_ = (c[-1] for c in table[("relu", s)])
+        ok = lo - Z_MAX * se <= mean <= hi + Z_MAX * se
+        rows.append(Claim("H&R 2018", f"ResNet, ReLU-ending modules, eta = {s}: growth set by sum eta (first order)",
+                          f"width {width}, L = {L}, {res.config.n_nets} nets", _fmt(mean, se),
+                          f"in [{lo:.4g}, {hi:.4g}]", None, "holds" if ok else "fails"))
+    return rows
+
+
+def fig1b_claims(path: str, depths: Sequence[int], runs: int, cap: int) -> list[Claim]:
+    from . import fig1b
+
+    d = depths[-1]
+    on = {s: fig1b.onsets(path, f"fm1/{s}", [d], runs)[0] for s in fig1b.SCHEMES}
+    filled = {s: np.where(np.isnan(v), cap, v) for s, v in on.items()}  # a run that never starts counts as the cap
+    stats = {s: (v.mean(), v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else np.nan) for s, v in filled.items()}
+    rows = []
+    for other in ("lecun", "glorot"):
+        (mh, sh), (mo, so) = stats["he"], stats[other]
+        se = math.hypot(sh, so)
+        z = (mo - mh) / se if se > 0 else None
+        verdict = "holds" if mh < mo else ("inconclusive (tie)" if mh == mo else "fails")
+        rows.append(Claim("H&R 2018", f"Fig. 1b: He starts training sooner than {fig1b.LABELS[other]} in deep nets",
+                          f"depth = width = {d}, {runs} runs, at most {cap} epochs (never = {cap})",
+                          f"He {_fmt(mh, sh)}, {fig1b.LABELS[other]} {_fmt(mo, so)} epochs", "He < other", z,
+                          verdict))
+    never = int(np.isnan(on["2x_he"]).sum())
+    rows.append(Claim("H&R 2018", "Fig. 1b: 2x He (exploding mean length) does not start training in deep nets",
+                      f"depth = width = {d}, {runs} runs", f"{never} of {runs} never started",
+                      f"all {runs}", None, "holds" if never == runs else "fails"))
+    return rows
+
+
+def hessian_claims(path: str) -> list[Claim]:
+    from . import hessian_init
+
+    norms, depths, width, _, meta = hessian_init.read(path)
+    rows = []
+    for c, (slope, se) in zip(hessian_init.C_VALUES, hessian_init.slopes_with_se(norms, depths)):
+        exact = math.log(c / 2)
+        z, verdict = _z_verdict(slope, se, exact)
+        what = ("the Hessian-norm rule (c = 2, He) keeps the first layer's Hessian block flat in depth" if c == 2
+                else f"c = {c:g}: log |H_W1| changes by log(c/2) per layer")
+        rows.append(Claim("STT 2020", what, f"width {width}, depths {depths[0]}..{depths[-1]}, {norms.shape[2]} nets",
+                          _fmt(slope, se), f"{exact:+.4g}", z, verdict))
+    return rows
+
+
+# ----------------------------------------------------------------------------- running
+def _run(name: str, main, argv: list[str], quiet: bool) -> float:
+    t = time.perf_counter()
+    if not quiet:
+        print(f"== {name} {' '.join(argv)}", flush=True)
+    main(argv)
+    return time.perf_counter() - t
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def write_markdown(path: str, claims: list[Claim], figures: list[tuple[str, str]], timings: dict[str, float],
+                   quick: bool) -> None:
+    from .. import __version__
+
+    lines = [f"# fmsim report{' (quick)' if quick else ''}", "",
+             f"fmsim {__version__}; {_cpu()}, {os.cpu_count()} cores; "
+             + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()), "",
+             "Verdicts: *agrees* = |z| <= 5 (z = (simulated - exact) / s.e., s.e. from the sample); "
+             "*holds* / *fails* for bounds and orderings. H&R 2018 = Hanin & Rolnick, *How to Start Training*; "
+             "STT 2020 = Skorski, Temperoni & Theobald, *Revisiting Initialization of Neural Networks*.", "",
+             "| paper | claim | configuration | simulated | exact or bound | z | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for c in claims:
+        z = "" if c.z is None else f"{c.z:+.2f}"
+        lines.append(f"| {c.paper} | {c.claim} | {c.config} | {c.simulated} | {c.exact} | {z} | {c.verdict} |")
+    lines.append("")
+    for title, png in figures:
+        lines += [f"## {title}", "", f"![{title}]({png})", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from . import fig1a, fig1b, fm2_profiles, hessian_init, resnet_scaling
+
+    p = argparse.ArgumentParser(prog="fmsim report", description=__doc__.splitlines()[0])
+    p.add_argument("--out", help="folder of the experiments' files and report.md (default data/, "
+                                 "with --quick data/quick/)")
+    p.add_argument("--quick", action="store_true", help="tiny versions of every experiment (about 1 minute)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    out = a.out or (os.path.join("data", "quick") if a.quick else "data")
+    os.makedirs(out, exist_ok=True)
+    q = ["--quick"] if a.quick else []
+    quiet = ["--quiet"] if a.quiet else []
+    fig1a_depths = [2, 4, 6] if a.quick else FIG1A_DEPTHS
+    fig1a_args = ["--out", out, "--name", "fig1a_report", "--schemes", ",".join(FIG1A_SCHEMES), *q, *quiet]
+    if not a.quick:
+        fig1a_args += ["--depths", ",".join(map(str, FIG1A_DEPTHS)), "--nets", "100000", "--full-nets", "10000"]
+    timings = {
+        "fig1a": _run("fig1a", fig1a.main, fig1a_args, a.quiet),
+        "fig1b": _run("fig1b", fig1b.main, ["--out", out, *q, *quiet], a.quiet),
+        "fm2_profiles": _run("fm2_profiles", fm2_profiles.main, ["--out", out, *q, *quiet], a.quiet),
+        "resnet_scaling": _run("resnet_scaling", resnet_scaling.main, ["--out", out, *q, *quiet], a.quiet),
+        "hessian_init": _run("hessian_init", hessian_init.main, ["--out", out, *q], a.quiet),
+    }
+    fm2_depths, betas = ([4, 8], [0.5, 1.0]) if a.quick else (fm2_profiles.DEPTHS, fm2_profiles.BETAS)
+    res_width, res_depths = (8, [1, 2, 4]) if a.quick else (32, resnet_scaling.DEPTHS)
+    b_depths, runs, cap = ([2, 4], 1, 1) if a.quick else (fig1b.DEPTHS, 5, 100)
+    claims = (fm1_claims(os.path.join(out, "fig1a_report.h5"), fig1a_depths)
+              + fm2_claims(os.path.join(out, "fm2_profiles.h5"), fm2_depths, betas)
+              + resnet_claims(os.path.join(out, "resnet_scaling.h5"), res_width, res_depths)
+              + fig1b_claims(os.path.join(out, "fig1b.h5"), b_depths, runs, cap)
+              + hessian_claims(os.path.join(out, "hessian_init.h5")))
+    figures = [("Fig. 1a: mean length vs depth (FM1), with exact quantile bands", "fig1a_report.png"),
+               ("Fig. 1b: epochs until training starts", "fig1b.png"),
+               ("Fig. 1b, FM2 variant: width profiles of equal beta", "fig1b_fm2.png"),
+               ("FM2: width profiles of equal beta", "fm2_profiles.png"),
+               ("ResNets: eta schedules", "resnet_scaling.png"),
+               ("Hessian norm at initialization", "hessian_init.png")]
+    report = os.path.join(out, "report.md")
+    write_markdown(report, claims, figures, timings, a.quick)
+    bad = [c for c in claims if c.verdict in ("disagrees", "fails")]
+    print(f"wrote {report}: {len(claims)} claims, {len(claims) - len(bad)} agree or hold"
+          + (f"; not confirmed: {'; '.join(c.claim for c in bad)}" if bad else ""))
