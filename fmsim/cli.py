@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .commandline import UsageError, float_list, int_list, run_main
+from .commandline import UsageError, add_cluster_options, cluster_from_args, float_list, int_list, run_main
 from .config import (
     BACKENDS,
     ETA_SCHEDULES,
@@ -35,7 +35,7 @@ from .config import (
 from .h5io import writer_alive
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
-from .store import list_runs, open_h5, run_to_file
+from .store import list_runs, open_h5, open_result, run_many_to_file
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -78,13 +78,17 @@ def _progress_bar(total: int, quiet: bool, desc: str):
     return tqdm(total=total, unit="net", unit_scale=True, desc=desc, disable=quiet, leave=False)
 
 
-def _run(config: RunConfig, out: str, group: str, backend: str, quiet: bool) -> None:
-    with _progress_bar(config.n_nets, quiet, group if group != "/" else "simulate") as bar:
-        res = run_to_file(config, out, group, backend, progress=bar.update)
-    s = res.summary
+def _run(runs: list[tuple[RunConfig, str]], out: str, backend: str, args: argparse.Namespace) -> None:
+    """All ``(config, group)`` runs into ``out``, on the cluster of ``--workers``/``--scheduler`` if given."""
+    quiet = args.quiet
+    desc = runs[0][1] if len(runs) == 1 and runs[0][1] != "/" else ("simulate" if len(runs) == 1 else "sweep")
+    with cluster_from_args(args, quiet) as client, _progress_bar(sum(c.n_nets for c, _ in runs), quiet, desc) as bar:
+        run_many_to_file(runs, out, backend, progress=bar.update, client=client)
     if not quiet:
-        print(f"{out}:{group}  E[M_d] = {s.mean[-1]:.6g} +- {s.sem[-1]:.2g}  "
-              f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
+        for _, group in runs:
+            s = open_result(out, group).summary
+            print(f"{out}:{group}  E[M_d] = {s.mean[-1]:.6g} +- {s.sem[-1]:.2g}  "
+                  f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
 
 
 def _simulate_arch(args: argparse.Namespace) -> Architecture:
@@ -115,7 +119,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     arch = _simulate_arch(args)
     config = make_config(arch, _init(args, args.scheme), args.nets, args.seed, args.method, args.record,
                          None, args.chunk_size, args.precision)
-    _run(config, args.out, args.group, resolve_backend(args.backend), args.quiet)
+    _run([(config, args.group)], args.out, resolve_backend(args.backend), args)
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -130,9 +134,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         arch = FullyConnected.constant(depth, width, args.n0)
         cfg = make_config(arch, _init(args, scheme), args.nets, args.seed, args.method, args.record,
                           None, args.chunk_size, args.precision)
-        configs.append((f"{scheme or 'custom'}/depth_{depth}", cfg))  # all validated before any work
-    for group, cfg in configs:
-        _run(cfg, args.out, group, backend, args.quiet)
+        configs.append((cfg, f"{scheme or 'custom'}/depth_{depth}"))  # all validated before any work
+    _run(configs, args.out, backend, args)  # one task stream: a cluster stays busy across runs
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -215,7 +218,9 @@ def cmd_schemes(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .experiments import fig1a
 
-    fig1a.main(["--out", args.out] + (["--quick"] if args.quick else []))
+    cluster = (["--workers", str(args.workers)] if args.workers is not None else []) + \
+        (["--scheduler", args.scheduler] if args.scheduler is not None else [])
+    fig1a.main(["--out", args.out] + (["--quick"] if args.quick else []) + cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--spatial", type=int_list, help="P (1D) or H,W (2D)")
     cv.add_argument("--kernel", type=int, default=3, help="taps per dimension (default 3)")
     _add_run_options(s)
+    add_cluster_options(s)
     s.add_argument("--out", required=True, help="HDF5 file")
     s.add_argument("--group", default="/", help="group inside the file (default /)")
     s.set_defaults(func=cmd_simulate)
@@ -251,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--n0", type=int, help="input width (default = width)")
     w.add_argument("--schemes", help="comma-separated scheme names")
     _add_run_options(w)
+    add_cluster_options(w)
     w.add_argument("--out", required=True)
     w.set_defaults(func=cmd_sweep)
 
@@ -288,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job: Hanin-Rolnick Fig. 1a into data/")
     d.add_argument("--out", default="data")
     d.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
+    add_cluster_options(d)
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -13,9 +13,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from .execution import ClusterError
 from .h5io import StoreError
 
-__all__ = ["UsageError", "int_list", "float_list", "run_main"]
+__all__ = ["UsageError", "int_list", "float_list", "run_main", "add_cluster_options", "cluster_from_args"]
 
 
 class UsageError(ValueError):
@@ -38,18 +39,38 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """``--workers N`` / ``--scheduler ADDRESS``: run the work on a Dask cluster (:mod:`fmsim.execution`)."""
+    g = p.add_argument_group("cluster (Dask distributed; pip install -e '.[dask]')")
+    g.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    g.add_argument("--scheduler", help="use the running Dask cluster at this scheduler address (tcp://host:8786)")
+
+
+def cluster_from_args(args: argparse.Namespace, quiet: bool = False):
+    """The client of ``--workers`` / ``--scheduler`` as a context manager (``None``: run in this process)."""
+    from .execution import cluster
+
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers is not None and scheduler is not None:
+        raise UsageError("give --workers (a local cluster) or --scheduler (a running one), not both")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    return cluster(workers, scheduler, announce=None if quiet else (lambda msg: print(msg, file=sys.stderr)))
+
+
 def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None,
              prog: str = "fmsim") -> int:
     """Run ``main(argv)`` under fmsim's error policy and return the exit status.
 
     Bad input (``UsageError``, ``ValueError``, ``TypeError``), an unusable
     file (:class:`~fmsim.h5io.StoreError`, ``FileNotFoundError``,
-    ``IsADirectoryError``, ``PermissionError``) print ``prog: error: ...``
+    ``IsADirectoryError``, ``PermissionError``) or cluster
+    (:class:`~fmsim.execution.ClusterError`) print ``prog: error: ...``
     and give 2; Ctrl-C gives 130; a closed stdout pipe gives 141 quietly.
     """
     try:
         main(argv)
-    except (UsageError, ValueError, TypeError, StoreError, FileNotFoundError, IsADirectoryError,
+    except (UsageError, ValueError, TypeError, StoreError, ClusterError, FileNotFoundError, IsADirectoryError,
             PermissionError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -210,16 +211,37 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
     return Chunk(k, lengths[:, -1].copy(), fm2, block_moments(lengths, fm2), lengths if keep else None)
 
 
-def iter_chunks(config: RunConfig, backend: str, first: int = 0) -> Iterator[Chunk]:
-    """Yield the reduced chunks ``first, first + 1, ...`` in order."""
-    for k in range(first, config.n_chunks):
-        yield reduce_chunk(config, k, backend)
+def iter_chunks(config: RunConfig, backend: str, first: int = 0, client: Any = None) -> Iterator[Chunk]:
+    """Yield the reduced chunks ``first, first + 1, ...`` in order (computed here, or on ``client``)."""
+    yield from map_chunks([(config, k, backend) for k in range(first, config.n_chunks)], client)
+
+
+def chunk_task(config: RunConfig, k: int, backend: str, threads: int = 0) -> Chunk:
+    """:func:`reduce_chunk` as a cluster task: ``threads`` numba threads (0 = leave as is)."""
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return reduce_chunk(config, k, backend)
+
+
+def map_chunks(tasks: Sequence[tuple[RunConfig, int, str]], client: Any = None) -> Iterator[Chunk]:
+    """Reduced chunks for ``(config, k, backend)`` tasks, in order: here, or on a Dask ``client``.
+
+    On a cluster each task runs single-threaded in its worker (a worker's
+    thread is one core); results do not depend on it.
+    """
+    from .execution import ordered_map
+
+    threads = 1 if client is not None else 0
+    yield from ordered_map(chunk_task, ((c, k, b, threads) for c, k, b in tasks), client)
 
 
 def simulate(
     arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     backend: str = "cpu", record: str = "summary", x: Sequence[float] | np.ndarray | None = None,
     chunk_size: int = 16384, progress: Callable[[int], None] | None = None, precision: str = "float64",
+    client: Any = None,
 ) -> SimulationResult:
     """Run ``n_nets`` random ReLU nets and record their squared lengths ``M_j = ||z_j||^2 / n_j``.
 
@@ -247,6 +269,9 @@ def simulate(
         Called with the number of nets finished after each chunk.
     precision : {"float64", "float32"}
         Arithmetic of the ``full`` method (fully connected nets); see :class:`RunConfig`.
+    client : dask.distributed.Client, optional
+        Run the chunks on this cluster (:func:`fmsim.execution.connect`);
+        the result is the same as without.
 
     Returns
     -------
@@ -258,7 +283,7 @@ def simulate(
     final = np.empty(config.n_nets)
     fm2_all = np.empty(config.n_nets)
     lengths_all = np.empty((config.n_nets, arch.depth + 1)) if record == "layers" else None
-    for chunk in iter_chunks(config, backend):
+    for chunk in iter_chunks(config, backend, client=client):
         start, m = config.chunk_bounds(chunk.k)
         acc.add_moments(chunk.moments)
         final[start:start + m] = chunk.final

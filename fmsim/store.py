@@ -31,19 +31,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import h5py
 import numpy as np
 
 from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
-from .simulate import SimulationResult, iter_chunks
+from .simulate import SimulationResult, map_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
-           "FileBusyError", "list_runs", "reading", "rewrite_atomically", "check_writable"]
+           "FileBusyError", "list_runs", "run_many_to_file", "reading", "rewrite_atomically", "check_writable"]
 
 SCHEMA_VERSION = 2  # 2: net/quantity/moment dimension scales, flat config attributes
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
@@ -251,7 +252,7 @@ def _recover(path: str) -> None:
 
 def run_to_file(
     config: RunConfig, path: str | os.PathLike, group: str = "/", backend: str = "cpu",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, client: Any = None,
 ) -> SimulationResult:
     """Run ``config`` into ``group`` of the HDF5 file ``path``, resuming if it is already there.
 
@@ -266,6 +267,10 @@ def run_to_file(
     progress : callable, optional
         Called with the number of nets finished by each new chunk (and once
         with the number already done when resuming).
+    client : dask.distributed.Client, optional
+        Run the chunks on this cluster (:mod:`fmsim.execution`); this process
+        alone writes the file, in chunk order, so the file is the same as a
+        serial run's.
 
     Returns
     -------
@@ -281,48 +286,89 @@ def run_to_file(
     DamagedFileError
         Not an HDF5 file, truncated or otherwise unreadable; never modified.
     """
+    run_many_to_file([(config, group)], path, backend, progress, client)
+    return open_result(path, group)
+
+
+def run_many_to_file(
+    runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, backend: str = "cpu",
+    progress: Callable[[int], None] | None = None, client: Any = None,
+) -> None:
+    """Run several configurations into groups of one file; their chunks share one task stream (and pool).
+
+    Parameters
+    ----------
+    runs : sequence of (RunConfig, group)
+        Distinct groups. Finished runs are skipped, started ones resumed.
+    path, backend, progress, client
+        As in :func:`run_to_file`; the chunks of all runs go through one
+        window of tasks, so a cluster stays busy across runs.
+
+    Raises
+    ------
+    StoreError, DamagedFileError
+        As :func:`run_to_file`; every group is checked before the file is opened.
+    """
     path = os.fspath(path)
+    groups = [g for _, g in runs]
+    if len(set(groups)) != len(groups):
+        raise ValueError(f"groups must be distinct, got {groups}")
     created = not os.path.exists(path)
     if not created:
-        _check_target(path, group, config)  # read-only: a refused file is left byte-identical
+        for config, group in runs:
+            _check_target(path, group, config)  # read-only: a refused file is left byte-identical
     try:
         with _open_for_writing(path) as f:
-            g = f.require_group(group)
-            if "config" not in g.attrs:
-                _create_run(g, config)
+            for config, group in runs:
+                g = f.require_group(group)
+                if "config" not in g.attrs:
+                    _create_run(g, config)
             f.flush()
             f.swmr_mode = True
-            _write_chunks(g, config, backend, progress)
+            writers = [_RunWriter(f[group], config) for config, group in runs]
+            if progress is not None:
+                for w in writers:
+                    if w.done:
+                        progress(min(w.done * w.config.chunk_size, w.config.n_nets))
+            tasks = [(w.config, k, backend) for w in writers for k in range(w.done, w.config.n_chunks)]
+            owner = [i for i, w in enumerate(writers) for _ in range(w.done, w.config.n_chunks)]
+            for i, chunk in zip(owner, map_chunks(tasks, client)):
+                writers[i].write(chunk)
+                if progress is not None:
+                    progress(writers[i].config.chunk_bounds(chunk.k)[1])
     except BaseException:
         if created:
             _remove_if_no_run(path)
         raise
-    return open_result(path, group)
 
 
-def _write_chunks(g: h5py.Group, config: RunConfig, backend: str, progress) -> None:
-    done = int(g["chunks_done"][()])
-    acc = SummaryAccumulator(config.arch.depth)
-    acc.moments[:] = g["summary/moments"][()] if done else 0.0
-    if progress is not None and done:
-        progress(min(done * config.chunk_size, config.n_nets))
-    for chunk in iter_chunks(config, backend, first=done):
-        k = chunk.k
-        start, m = config.chunk_bounds(k)
+class _RunWriter:
+    """Appends the chunks of one run, in order, to its group (data, summary, then the counter)."""
+
+    def __init__(self, g: h5py.Group, config: RunConfig):
+        self.g, self.config = g, config
+        self.done = int(g["chunks_done"][()])
+        self.acc = SummaryAccumulator(config.arch.depth)
+        self.acc.moments[:] = g["summary/moments"][()] if self.done else 0.0
+
+    def write(self, chunk) -> None:
+        g, k = self.g, chunk.k
+        if k != self.done:
+            raise RuntimeError(f"chunk {k} arrived, chunk {self.done} expected")  # ordered_map keeps order
+        start, m = self.config.chunk_bounds(k)
         g["final"][start:start + m] = chunk.final
         g["fm2"][start:start + m] = chunk.fm2
-        if config.record == "layers":
+        if self.config.record == "layers":
             g["lengths"][start:start + m] = chunk.lengths.astype(np.float32)
-        acc.add_moments(chunk.moments)
-        summary = acc.result()
+        self.acc.add_moments(chunk.moments)
+        summary = self.acc.result()
         for name in _SUMMARY_FIELDS:
             g["summary"][name][:] = getattr(summary, name)
-        g["summary/moments"][:] = acc.moments
+        g["summary/moments"][:] = self.acc.moments
         g.file.flush()
         g["chunks_done"][()] = k + 1
         g.file.flush()
-        if progress is not None:
-            progress(m)
+        self.done = k + 1
 
 
 def _remove_if_no_run(path: str) -> None:

@@ -21,10 +21,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import theory
+from ..commandline import add_cluster_options, cluster_from_args
 from ..config import FullyConnected, Init
 from ..plotting import plot_length_vs_depth
 from ..simulate import make_config, resolve_backend
-from ..store import run_to_file
+from ..store import run_many_to_file
 from ._common import int_list, pyplot, save
 
 SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he"]
@@ -36,7 +37,7 @@ N0 = 784
 
 
 def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: str, quiet: bool = False,
-        schemes: Sequence[str] = SCHEMES, full_nets: int | None = None, name: str = "fig1a") -> str:
+        schemes: Sequence[str] = SCHEMES, full_nets: int | None = None, name: str = "fig1a", client=None) -> str:
     """Simulate every (scheme, depth) into ``out_dir/<name>.h5``; return its path.
 
     ``full_nets``: nets per point for schemes that need the full simulation
@@ -50,10 +51,9 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
         init = Init.scheme(s)
         nets = n_nets if (init.law == "gaussian" or full_nets is None) else full_nets
         configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed)) for d in depths)
-    with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet) as bar:
-        for s, d, cfg in configs:
-            bar.set_description(f"{s} d={d} ({cfg.method})")
-            run_to_file(cfg, path, f"{s}/depth_{d}", backend, progress=bar.update)
+    with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet,
+              desc="fig1a") as bar:
+        run_many_to_file([(cfg, f"{s}/depth_{d}") for s, d, cfg in configs], path, backend, bar.update, client)
     return path
 
 
@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--quick", action="store_true", help="tiny grid for smoke tests")
     p.add_argument("--quiet", action="store_true")
+    add_cluster_options(p)
     a = p.parse_args(argv)
     from ..config import SCHEMES as ALL_SCHEMES
 
@@ -124,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if min(depths) < 1 or nets < 2 or (full_nets is not None and full_nets < 2):
         p.error("--depths must be >= 1 and --nets, --full-nets >= 2")
     os.makedirs(a.out, exist_ok=True)
-    path = run(a.out, depths, nets, a.seed, resolve_backend(a.backend), a.quiet, schemes, full_nets, a.name)
+    with cluster_from_args(a, a.quiet) as client:
+        path = run(a.out, depths, nets, a.seed, resolve_backend(a.backend), a.quiet, schemes, full_nets, a.name,
+                   client)
     table = summarize(path, depths, schemes)
     png = os.path.join(a.out, f"{a.name}.png")
     plot(table, png)

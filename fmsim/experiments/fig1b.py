@@ -17,12 +17,14 @@ finished runs are skipped) and ``<out>/fig1b.png`` (FM1) and ``<out>/fig1b_fm2.p
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, width_profile
 from ..mlp import MLP
 from ..train import SGDConfig, read_run, run_meta, train, write_run
@@ -65,16 +67,31 @@ def fm2_jobs(depths: Sequence[int], betas: Sequence[float], runs: int,
     return jobs
 
 
-def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: bool = False) -> None:
+@functools.lru_cache(maxsize=1)
+def _mnist():
+    from ..mnist import load_mnist
+
+    return load_mnist()
+
+
+def train_job(job: Job, meta: dict, sgd: SGDConfig, seed: int):
+    """One training run (a pure function of its arguments: a cluster task). Returns the TrainingRun."""
+    data = _mnist()  # once per process
+    theta = job.mlp.init_params(job.init, seed, job.net)
+    return train(job.mlp, theta, data.x_train, data.y_train, data.x_test, data.y_test, sgd, seed=meta["order_seed"])
+
+
+def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: bool = False, client=None) -> None:
     """Train every job not yet in ``path``; refuse if a stored run has a different configuration.
 
     Each finished run is added with :func:`fmsim.store.rewrite_atomically`, so a
-    ``kill -9`` at any moment loses at most the run in progress, and a rerun
-    resumes at the first missing run with the same results.
+    ``kill -9`` at any moment loses at most the runs in progress, and a rerun
+    resumes with the missing runs and the same results. With a Dask ``client``
+    the trainings are cluster tasks and are written as they finish.
     """
     from tqdm.auto import tqdm
 
-    from ..mnist import load_mnist
+    from ..execution import unordered_map
     from ..store import check_writable, reading, rewrite_atomically
 
     check_writable(path)  # damaged, foreign or busy: refused before any work
@@ -92,13 +109,12 @@ def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: b
                              f"use another --out or delete the file")
     if not todo:
         return
-    data = load_mnist()
-    for job, meta in tqdm(todo, desc="training runs", disable=quiet):
-        theta = job.mlp.init_params(job.init, seed, job.net)
-        run = train(job.mlp, theta, data.x_train, data.y_train, data.x_test, data.y_test, sgd,
-                    seed=meta["order_seed"])
-        with rewrite_atomically(path) as f:
-            write_run(f, job.name, run, meta)
+    tasks = [(job, meta, sgd, seed) for job, meta in todo]
+    with tqdm(total=len(tasks), desc="training runs", disable=quiet) as bar:
+        for (job, meta, _, _), run in unordered_map(train_job, tasks, client):
+            with rewrite_atomically(path) as f:
+                write_run(f, job.name, run, meta)
+            bar.update(1)
 
 
 def onsets(path: str, prefix: str, depths: Sequence[int], runs: int) -> np.ndarray:
@@ -164,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=2018)
     p.add_argument("--quick", action="store_true", help="tiny grid on a 2-epoch budget, for smoke tests")
     p.add_argument("--quiet", action="store_true")
+    add_cluster_options(p)
     a = p.parse_args(argv)
     if a.runs < 1:
         p.error(f"--runs must be >= 1, got {a.runs}")
@@ -180,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     path = os.path.join(a.out, "fig1b.h5")
     jobs = (fm1_jobs(a.depths, a.runs) if a.part != "fm2" else []) + \
            (fm2_jobs(a.fm2_depths, a.betas, a.runs) if a.part != "fm1" else [])
-    run_jobs(path, jobs, sgd, a.seed, a.quiet)
+    with cluster_from_args(a, a.quiet) as client:
+        run_jobs(path, jobs, sgd, a.seed, a.quiet, client)
     if a.part != "fm2":
         png = os.path.join(a.out, "fig1b.png")
         for s, on in plot_fm1(path, a.depths, a.runs, a.max_epochs, png).items():

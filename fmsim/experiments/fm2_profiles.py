@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import theory
+from ..commandline import add_cluster_options, cluster_from_args
 from ..config import PROFILES, FullyConnected, Init, width_profile
 from ..simulate import make_config
-from ..store import open_result, run_to_file
+from ..store import open_result, run_many_to_file
 from ._common import float_list, int_list, pyplot, save
 
 N0 = 784
@@ -38,13 +39,15 @@ def _arch(profile: str, depth: int, beta: float) -> FullyConnected:
     return FullyConnected((N0,) + width_profile(profile, depth, beta))
 
 
-def run(path: str, depths: Sequence[int], betas: Sequence[float], n_nets: int, seed: int, quiet: bool) -> None:
+def run(path: str, depths: Sequence[int], betas: Sequence[float], n_nets: int, seed: int, quiet: bool,
+        client=None) -> None:
     from tqdm.auto import tqdm
 
-    jobs = [(b, p, d) for b in betas for p in PROFILES for d in depths if b <= d]
-    for b, p, d in tqdm(jobs, desc="fm2 profiles", disable=quiet):
-        cfg = make_config(_arch(p, d, b), Init.scheme("he"), n_nets, seed, method="exact")
-        run_to_file(cfg, path, f"beta_{b:g}/{p}/depth_{d}")
+    runs = [(make_config(_arch(p, d, b), Init.scheme("he"), n_nets, seed, method="exact"), f"beta_{b:g}/{p}/depth_{d}")
+            for b in betas for p in PROFILES for d in depths if b <= d]
+    with tqdm(total=sum(c.n_nets for c, _ in runs), unit="net", unit_scale=True, desc="fm2 profiles",
+              disable=quiet) as bar:
+        run_many_to_file(runs, path, "cpu", bar.update, client)
 
 
 COLUMNS = ("depth", "beta", "var_log", "var_log_se", "var_log_exact", "var", "var_exact", "fm2_mean",
@@ -140,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    add_cluster_options(p)
     a = p.parse_args(argv)
     if a.quick:
         a.depths, a.betas, a.nets = [4, 8], [0.5, 1.0], 2048
@@ -147,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error("--depths must be >= 1 and --betas > 0")
     os.makedirs(a.out, exist_ok=True)
     path, png = os.path.join(a.out, "fm2_profiles.h5"), os.path.join(a.out, "fm2_profiles.png")
-    run(path, a.depths, a.betas, a.nets, a.seed, a.quiet)
+    with cluster_from_args(a, a.quiet) as client:
+        run(path, a.depths, a.betas, a.nets, a.seed, a.quiet, client)
     table = summarize(path, a.depths, a.betas)
     plot(table, a.betas, png)
     for (b, prof), t in table.items():

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import theory
+from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, Residual
 from ..simulate import make_config
-from ..store import open_result, run_to_file
+from ..store import open_result, run_many_to_file
 from ._common import int_list, pyplot, save
 
 SCHEDULES = ["constant", "1/l", "1/sqrt(L)"]
@@ -38,19 +39,23 @@ def _group(ending: str, schedule: str, L: int) -> str:
     return f"{ending}/{schedule.replace('/', '_')}/L_{L}"
 
 
-def run(path: str, width: int, depths: Sequence[int], nets: int, relu_nets: int, seed: int, quiet: bool) -> None:
+def run(path: str, width: int, depths: Sequence[int], nets: int, relu_nets: int, seed: int, quiet: bool,
+        client=None) -> None:
     from tqdm.auto import tqdm
 
     x_relu = np.abs(np.random.default_rng(seed).standard_normal(width))  # nonnegative stream for ReLU modules
     x_relu *= np.sqrt(width / (x_relu @ x_relu))
-    jobs = [(e, s, L) for e in ("linear", "relu") for s in SCHEDULES for L in depths]
-    for ending, schedule, L in tqdm(jobs, desc="resnets", disable=quiet):
+    runs = []
+    for ending, schedule, L in [(e, s, L) for e in ("linear", "relu") for s in SCHEDULES for L in depths]:
         arch = Residual.scheduled(width, L, schedule, 1.0, ending=ending)
         if ending == "linear":
             cfg = make_config(arch, Init.scheme("he"), nets, seed, method="exact", record="layers")
         else:
             cfg = make_config(arch, Init.scheme("he"), relu_nets, seed, method="exact", x=x_relu)
-        run_to_file(cfg, path, _group(ending, schedule, L))
+        runs.append((cfg, _group(ending, schedule, L)))
+    with tqdm(total=sum(c.n_nets for c, _ in runs), unit="net", unit_scale=True, desc="resnets",
+              disable=quiet) as bar:
+        run_many_to_file(runs, path, "cpu", bar.update, client)
 
 
 def summarize(path: str, width: int, depths: Sequence[int]) -> dict:
@@ -110,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=4)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    add_cluster_options(p)
     a = p.parse_args(argv)
     if a.quick:
         a.width, a.depths, a.nets, a.relu_nets = 8, [1, 2, 4], 2048, 1024
@@ -117,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error("--width, --depths must be >= 1 and --nets, --relu-nets >= 2")
     os.makedirs(a.out, exist_ok=True)
     path, png = os.path.join(a.out, "resnet_scaling.h5"), os.path.join(a.out, "resnet_scaling.png")
-    run(path, a.width, a.depths, a.nets, a.relu_nets, a.seed, a.quiet)
+    with cluster_from_args(a, a.quiet) as client:
+        run(path, a.width, a.depths, a.nets, a.relu_nets, a.seed, a.quiet, client)
     table = summarize(path, a.width, a.depths)
     plot(table, png, a.width)
     for (ending, s), t in table.items():
