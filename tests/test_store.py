@@ -165,7 +165,7 @@ def test_kill9_at_random_moments_then_resume_is_bit_identical(tmp_path):
         (["simulate", "--modules", "3"], "needs --width"),
         (["simulate", "--width", "4", "--etas", "0.5,-1"], "etas must be >= 0"),
         (["simulate", "--width", "4", "--modules", "2", "--etas", "1,1,1"], "--modules 2 but --etas has 3"),
-        (["simulate", "--width", "4", "--modules", "2", "--ending", "relu", "--method", "exact"], "exact"),
+        (["simulate", "--channels", "2,3", "--spatial", "4", "--method", "exact"], "exact"),
         (["simulate", "--channels", "2,3", "--spatial", "3", "--kernel", "5"], "kernel must be in [1, 3]"),
         (["simulate", "--channels", "2,3"], "needs --spatial"),
     ],
