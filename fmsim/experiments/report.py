@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..commandline import add_cluster_options, cluster_from_args
+
 Z_MAX = 5.0
 FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he"]
 FIG1A_DEPTHS = [5, 10, 20, 30, 50, 75, 100]
@@ -247,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                  "with --quick data/quick/)")
     p.add_argument("--quick", action="store_true", help="tiny versions of every experiment (about 1 minute)")
     p.add_argument("--quiet", action="store_true")
+    add_cluster_options(p)
     a = p.parse_args(argv)
     out = a.out or (os.path.join("data", "quick") if a.quick else "data")
     os.makedirs(out, exist_ok=True)
@@ -256,13 +259,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     fig1a_args = ["--out", out, "--name", "fig1a_report", "--schemes", ",".join(FIG1A_SCHEMES), *q, *quiet]
     if not a.quick:
         fig1a_args += ["--depths", ",".join(map(str, FIG1A_DEPTHS)), "--nets", "100000", "--full-nets", "10000"]
-    timings = {
-        "fig1a": _run("fig1a", fig1a.main, fig1a_args, a.quiet),
-        "fig1b": _run("fig1b", fig1b.main, ["--out", out, *q, *quiet], a.quiet),
-        "fm2_profiles": _run("fm2_profiles", fm2_profiles.main, ["--out", out, *q, *quiet], a.quiet),
-        "resnet_scaling": _run("resnet_scaling", resnet_scaling.main, ["--out", out, *q, *quiet], a.quiet),
-        "hessian_init": _run("hessian_init", hessian_init.main, ["--out", out, *q], a.quiet),
-    }
+    with cluster_from_args(a, a.quiet) as client:
+        # one cluster for every experiment: each joins it by address
+        dask = [] if client is None else ["--scheduler", client.scheduler.address]
+        timings = {
+            "fig1a": _run("fig1a", fig1a.main, [*fig1a_args, *dask], a.quiet),
+            "fig1b": _run("fig1b", fig1b.main, ["--out", out, *q, *quiet, *dask], a.quiet),
+            "fm2_profiles": _run("fm2_profiles", fm2_profiles.main, ["--out", out, *q, *quiet, *dask], a.quiet),
+            "resnet_scaling": _run("resnet_scaling", resnet_scaling.main, ["--out", out, *q, *quiet, *dask],
+                                   a.quiet),
+            "hessian_init": _run("hessian_init", hessian_init.main, ["--out", out, *q], a.quiet),
+        }
     fm2_depths, betas = ([4, 8], [0.5, 1.0]) if a.quick else (fm2_profiles.DEPTHS, fm2_profiles.BETAS)
     res_width, res_depths = (8, [1, 2, 4]) if a.quick else (32, resnet_scaling.DEPTHS)
     b_depths, runs, cap = ([2, 4], 1, 1) if a.quick else (fig1b.DEPTHS, 5, 100)
