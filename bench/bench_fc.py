@@ -1,21 +1,55 @@
-"""fmsim (full, exact) vs plain NumPy on the same work: M_j of random He nets, depth = width.
+"""The ``full`` kernel against what a user would write (NumPy, PyTorch) and against the RNG ceiling.
 
-The NumPy baseline is what a user would write: a batch of nets, a fresh Gaussian
-weight tensor per layer from ``np.random.default_rng``, batched ``matmul``, ReLU.
+Work: ``M_j`` of random ReLU nets with depth = width = ``--size`` (weight
+draws per net: ``size**3``). Rows, all in one run with the same thread count:
 
-Run:  python bench/bench_fc.py [--size 100] [--numpy-nets 256] [--full-nets 4096] [--exact-nets 2000000]
+* NumPy batched (float64): a fresh ``standard_normal((b, n, n))`` per layer, ``matmul``, ReLU.
+* PyTorch CPU ``torch.randn(b, n, n)`` + ``bmm``, float32 and float64 (skipped, with a
+  note, when torch is not installed: ``pip install -e ".[bench]"``).
+* fmsim ``full`` for every law, in float64 and float32.
+* fmsim ``full`` on a periodic conv net and on a ReLU-ending residual net (weight draws
+  per second; a conv weight is drawn once and used at every position).
+* RNG ceiling: Philox4x32-10 alone, producing the words the kernel consumes (one call
+  per two weights), in a ``prange`` loop; every row shows its fraction of it.
+* fmsim ``exact`` (nets per second; it draws no weights).
+
+Run:  python bench/bench_fc.py [--size 100] [--nets 4096] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
 
 import numba
 import numpy as np
+from numba import njit, prange
 
 import fmsim
+from fmsim.laws import row_words
+
+LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
+WEIGHTS_PER_CALL = 2  # stream layout: one Philox call = two weights (fmsim.laws)
+
+
+def cpu_description() -> str:
+    """CPU model and its SIMD flags, from /proc/cpuinfo."""
+    model, flags = platform.processor() or "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    flags = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl")
+                             if f in have]
+                    break
+    except OSError:
+        pass
+    return f"{model}; SIMD: {' '.join(flags) or 'unknown'}"
 
 
 def numpy_batched(n_nets: int, depth: int, width: int, seed: int, batch: int = 32) -> np.ndarray:
@@ -36,7 +70,49 @@ def numpy_batched(n_nets: int, depth: int, width: int, seed: int, batch: int = 3
     return out
 
 
-def timed(fn, repeat: int = 3) -> float:
+def torch_batched(torch, n_nets: int, depth: int, width: int, dtype, batch: int = 256):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(width, generator=g, dtype=dtype)
+    x *= width**0.5 / torch.linalg.norm(x)
+    out = torch.empty((n_nets, depth + 1), dtype=torch.float64)
+    scale = (2.0 / width) ** 0.5
+    with torch.no_grad():
+        for b0 in range(0, n_nets, batch):
+            b = min(batch, n_nets - b0)
+            z = x.expand(b, width).unsqueeze(2)
+            out[b0:b0 + b, 0] = 1.0
+            for j in range(1, depth + 1):
+                w = torch.randn((b, width, width), generator=g, dtype=dtype)
+                w.mul_(scale)
+                z = torch.relu(torch.bmm(w, z))
+                out[b0:b0 + b, j] = (z * z).mean((1, 2)).double()
+    return out
+
+
+@njit(parallel=True, cache=True)
+def philox_ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
+    """Philox alone: the words of ``n_rows`` rows of ``calls_per_row`` calls each, stored as the kernel stores them.
+
+    Each row's words go to a buffer by :func:`fmsim.laws.row_words` (the kernel's
+    own first pass); one word per row is folded in so nothing is optimized away.
+    """
+    per_task = 1024  # rows per buffer allocation, as the kernel allocates once per net
+    n_tasks = (n_rows + per_task - 1) // per_task
+    acc = np.zeros(n_tasks, dtype=np.uint64)
+    for t in prange(n_tasks):
+        words = np.empty(4 * calls_per_row, dtype=np.uint32)
+        a = np.uint64(0)
+        for r in range(t * per_task, min(n_rows, (t + 1) * per_task)):
+            row_words(calls_per_row, np.uint64(r & 0xFFFF), np.uint64(r >> 16), np.uint64(7), k0, k1, words)
+            a ^= np.uint64(words[r % (4 * calls_per_row)])
+        acc[t] = a
+    x = np.uint64(0)
+    for t in range(n_tasks):
+        x ^= acc[t]
+    return x
+
+
+def timed(fn, repeat: int) -> float:
     best = np.inf
     for _ in range(repeat):
         t = time.perf_counter()
@@ -48,29 +124,77 @@ def timed(fn, repeat: int = 3) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=100, help="depth = width")
+    p.add_argument("--nets", type=int, default=4096, help="nets per fmsim full row")
     p.add_argument("--numpy-nets", type=int, default=256)
-    p.add_argument("--full-nets", type=int, default=4096)
+    p.add_argument("--torch-nets", type=int, default=1024)
     p.add_argument("--exact-nets", type=int, default=2_000_000)
     p.add_argument("--repeat", type=int, default=3)
     a = p.parse_args(argv)
     n = a.size
-    arch = fmsim.FullyConnected.constant(depth=n, width=n)
-    init = fmsim.Init.scheme("he")
-    draws_per_net = n * n * n
-    print(f"machine: {os.cpu_count()} cores, numba threads {numba.get_num_threads()}; depth = width = {n}")
+    threads = numba.get_num_threads()
+    print(f"CPU: {cpu_description()}")
+    print(f"{os.cpu_count()} cores; numba threads {threads}; depth = width = {n} ({n**3:.3g} weight draws per net)")
 
-    fmsim.simulate(arch, init, 1024, 0, method="full")  # compile
-    fmsim.simulate(arch, init, 1024, 0, method="exact")
+    rows: list[tuple[str, float]] = []  # (name, weight draws per second)
+    fc = fmsim.FullyConnected.constant(depth=n, width=n)
+    per_net = float(n**3)
 
-    t_np = timed(lambda: numpy_batched(a.numpy_nets, n, n, 0), a.repeat) / a.numpy_nets
-    t_full = timed(lambda: fmsim.simulate(arch, init, a.full_nets, 1, method="full", chunk_size=1024),
-                   a.repeat) / a.full_nets
-    t_exact = timed(lambda: fmsim.simulate(arch, init, a.exact_nets, 1, method="exact"), a.repeat) / a.exact_nets
-    rows = [("numpy batched", t_np), ("fmsim full", t_full), ("fmsim exact", t_exact)]
-    print(f"{'':16s} {'nets/s':>12s} {'weight draws/s':>15s} {'vs numpy':>9s}")
-    for name, t in rows:
-        draws = f"{draws_per_net / t:15.3e}" if name != "fmsim exact" else f"{'(none)':>15s}"
-        print(f"{name:16s} {1 / t:12.4g} {draws} {t_np / t:8.1f}x")
+    t = timed(lambda: numpy_batched(a.numpy_nets, n, n, 0), a.repeat)
+    rows.append(("NumPy batched float64", per_net * a.numpy_nets / t))
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("(PyTorch rows skipped: torch is not installed; pip install -e '.[bench]')")
+    if torch is not None:
+        torch.set_num_threads(threads)
+        for dt, name in ((torch.float32, "float32"), (torch.float64, "float64")):
+            torch_batched(torch, 256, n, n, dt)  # warm up
+            t = timed(lambda dt=dt: torch_batched(torch, a.torch_nets, n, n, dt), a.repeat)
+            rows.append((f"PyTorch {torch.__version__} randn+bmm {name}", per_net * a.torch_nets / t))
+
+    k0, k1 = np.uint64(1), np.uint64(2)
+    calls_per_row = (n + 1) // WEIGHTS_PER_CALL
+    rows_per_net = n * n  # d layers x n rows
+    philox_ceiling(64, calls_per_row, k0, k1)
+    n_rows = a.nets * rows_per_net // 4
+    t = timed(lambda: philox_ceiling(n_rows, calls_per_row, k0, k1), a.repeat)
+    ceiling = n_rows * calls_per_row * WEIGHTS_PER_CALL / t
+    rows.append(("RNG ceiling (Philox alone, 2 weights per call)", ceiling))
+
+    for law in LAWS:
+        for precision in ("float64", "float32"):
+            init = fmsim.Init(law=law, c=2.0)
+            run = lambda init=init, precision=precision, nets=a.nets: fmsim.simulate(  # noqa: E731
+                fc, init, nets, 1, method="full", precision=precision, chunk_size=1024)
+            fmsim.simulate(fc, init, 64, 0, method="full", precision=precision)  # compile
+            rows.append((f"fmsim full {law} {precision}", per_net * a.nets / timed(run, a.repeat)))
+
+    conv = fmsim.Conv(channels=(4,) + (16,) * 10, spatial=(16, 16), kernel=3)
+    conv_draws = float(sum(conv.channels[j] * conv.fan_in(j) for j in range(1, conv.depth + 1)))
+    he = fmsim.Init.scheme("he")
+    fmsim.simulate(conv, he, 16, 0, method="full")
+    nets = max(64, a.nets // 64)
+    t = timed(lambda: fmsim.simulate(conv, he, nets, 1, method="full"), a.repeat)
+    rows.append(("fmsim full conv 16x16, 16 ch, 3x3, d = 10", conv_draws * nets / t))
+
+    res = fmsim.Residual(width=n, module_widths=(n,), etas=(1.0 / np.sqrt(n),) * (n // 2), ending="relu")
+    res_draws = float(2 * n * n * (n // 2))
+    fmsim.simulate(res, he, 16, 0, method="full")
+    t = timed(lambda: fmsim.simulate(res, he, a.nets // 2, 1, method="full", chunk_size=1024), a.repeat)
+    rows.append((f"fmsim full ReLU-ending residual, width {n}, {n // 2} modules", res_draws * (a.nets // 2) / t))
+
+    torch32 = next((r for name, r in rows if name.startswith("PyTorch") and name.endswith("float32")), None)
+    print(f"\n{'path':58s} {'draws/s':>10s} {'of ceiling':>10s} {'vs torch f32':>12s}")
+    for name, r in rows:
+        vs = f"{r / torch32:11.2f}x" if torch32 else f"{'-':>12s}"
+        print(f"{name:58s} {r:10.3e} {r / ceiling:10.1%} {vs}")
+
+    fmsim.simulate(fc, he, 1024, 0, method="exact")
+    t = timed(lambda: fmsim.simulate(fc, he, a.exact_nets, 1, method="exact"), a.repeat)
+    print(f"\nfmsim exact (no weights drawn): {a.exact_nets / t:.3e} nets/s "
+          f"= {per_net * a.exact_nets / t:.3e} equivalent weight draws/s")
 
 
 if __name__ == "__main__":

@@ -492,8 +492,10 @@ class RunConfig:
     precision : {"float64", "float32"}
         Arithmetic of the ``full`` method's activations and dot products
         (fully connected nets); ``M_j`` is always summed and stored in float64.
-        float32 results agree with float64 to a relative 1e-4 on nets up to
-        depth = width = 100 (measured; see tests/test_kernels.py).
+        float32 draws each weight from 32 random bits (stream layout,
+        :mod:`fmsim.laws`), so its nets are other samples than float64's; on
+        the same weights, float32 arithmetic agrees with float64 to a relative
+        1e-4 on nets up to depth = width = 100 (see tests/test_kernels.py).
     """
 
     arch: FullyConnected

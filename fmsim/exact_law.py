@@ -43,6 +43,9 @@ whose error is the mass of ``L`` farther than ``2 pi / h`` from ``x``
 1e-16) plus the tail of ``|phi|`` beyond the last ``t_k`` (summed until
 negligible). Each value comes with an a-posteriori error estimate: the
 difference from the same sum at half the step.
+
+SciPy is imported inside the functions that use it: ``import scipy.stats``
+alone costs about a second, which every ``fmsim`` command would pay at start-up.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
 
 __all__ = ["LengthLaw", "length_law", "residual_length_law", "ChiSquareBinomialFactor", "NoncentralFactor"]
 
@@ -62,6 +64,7 @@ _TAIL = 1e-17  # mass left outside the inversion window, and |phi| at the last f
 
 def _log_chi2_mixture_mean_var(dof: np.ndarray, weights: np.ndarray, log_scale: float) -> tuple[float, float]:
     """Mean and variance of ``log_scale + log chi2_k`` with ``k`` drawn from ``weights`` over ``dof``."""
+    from scipy import special
     mu = special.digamma(dof / 2) + math.log(2.0)
     mean = float(weights @ mu)
     return log_scale + mean, float(weights @ special.polygamma(1, dof / 2) + weights @ (mu - mean) ** 2)
@@ -77,6 +80,7 @@ class ChiSquareBinomialFactor:
     def _terms(self) -> tuple[np.ndarray, np.ndarray]:
         """``K >= 1`` with non-negligible mass and their probabilities given ``K >= 1``."""
         k = np.arange(1, self.n + 1)
+        from scipy import stats
         p = stats.binom.pmf(k, self.n, 0.5)
         keep = p >= _PMF_CUT * p.max()
         return k[keep].astype(float), p[keep] / p[keep].sum()
@@ -92,6 +96,7 @@ class ChiSquareBinomialFactor:
     def log_cf_alive(self, t: np.ndarray) -> np.ndarray:
         """``log E[Y^{it} | K >= 1]``, shape of ``t``."""
         k, p = self._terms()
+        from scipy import special
         z = special.loggamma(k[None, :] / 2 + 1j * t[:, None]) - special.gammaln(k / 2)[None, :]
         mix = np.exp(z) @ p
         return 1j * t * (self.log_scale + math.log(2.0)) + np.log(mix)
@@ -109,6 +114,7 @@ class ChiSquareBinomialFactor:
         k, w = self._terms()
         if p <= (-0.5 * k.min() if truncated else -0.5):
             return math.inf
+        from scipy import special
         terms = special.gammaln(k / 2 + p) - special.gammaln(k / 2)
         return p * (self.log_scale + math.log(2.0)) + float(special.logsumexp(terms, b=w))
 
@@ -135,6 +141,7 @@ class NoncentralFactor:
         lo = max(0, int(mu - 12 * math.sqrt(mu) - 20))
         hi = int(mu + 12 * math.sqrt(mu) + 40)
         j = np.arange(lo, hi + 1)
+        from scipy import stats
         w = stats.poisson.pmf(j, mu)
         keep = w >= _PMF_CUT * w.max()
         return self.n + 2.0 * j[keep], w[keep] / w[keep].sum()
@@ -144,6 +151,7 @@ class NoncentralFactor:
 
     def log_cf_alive(self, t: np.ndarray) -> np.ndarray:
         dof, w = self._terms()
+        from scipy import special
         z = special.loggamma(dof[None, :] / 2 + 1j * t[:, None]) - special.gammaln(dof / 2)[None, :]
         return 1j * t * math.log(2.0 * self.s) + np.log(np.exp(z) @ w)
 
@@ -151,6 +159,7 @@ class NoncentralFactor:
         if p <= -0.5 * self.n:
             return math.inf
         dof, w = self._terms()
+        from scipy import special
         terms = special.gammaln(dof / 2 + p) - special.gammaln(dof / 2)
         return p * math.log(2.0 * self.s) + float(special.logsumexp(terms, b=w))
 
@@ -325,6 +334,8 @@ class LengthLaw:
 
     def log_quantile(self, q) -> np.ndarray:
         """``x`` with ``P(log M <= x | M > 0) = q``, ``0 < q < 1`` (lower tail by the CDF, upper by the SF)."""
+        from scipy import optimize
+
         q = np.asarray(q, dtype=float)
         if np.any((q <= 0) | (q >= 1)):
             raise ValueError(f"q must lie in (0, 1), got {q}")

@@ -1,15 +1,30 @@
 """Weight laws: unit-variance symmetric samplers driven by Philox words.
 
-Each weight consumes one pair of 32-bit words from the main stream (a Philox
-call yields two weights). The rare draws that need more randomness (the
-ziggurat's wedge and tail, 1.2% of Gaussian draws; the truncated normal's
-rejections) take it from retry streams of the *same* counter, so a weight is
-still a pure function of ``(key, net, layer, row, column)``.
+Stream layout (version :data:`STREAM_LAYOUT`; stored with every run, and a
+resume under another layout is refused). The weights of a row come from its
+main stream: Philox block ``b`` (counter ``c0 = b``) gives four 32-bit words,
+and the row's words are read in order, block after block. Each law takes the
+bits it needs (:func:`weights_per_block`):
 
-``c0`` layout for one weight: bits 0-19 block index along the row, bits 20-31
-stream id. Stream 0 is the main stream; ``1 + lane + 2*attempt + 128*t`` is
-retry ``attempt`` of draw ``t`` (``t >= 1`` only for truncation retries).
-Biases use the last block index, ``BIAS_BLOCK``, which no weight reaches.
+==========================================  ============  =====================================
+law (and precision)                         bits/weight   weight ``k`` of the row
+==========================================  ============  =====================================
+``rademacher``                              1             bit ``k % 32`` of word ``k // 32``
+``uniform``; every law in ``float32``       32            word ``k`` (32-bit ziggurat for normals)
+``gaussian``, ``laplace``,                  64            words ``2k, 2k + 1`` (53-bit uniforms,
+``truncated_normal`` in ``float64``                       61-bit ziggurat)
+==========================================  ============  =====================================
+
+The rare draws that need more randomness (the ziggurat's wedge and tail, 1.2%
+of normal draws; the truncated normal's rejections) take it from retry streams
+of the *same* counter, so a weight is still a pure function of ``(key, net,
+layer, row, column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream
+id ``1 + (k % 2) + 2*attempt + 128*t`` (retry ``attempt`` of draw ``t``; ``t >= 1``
+only for truncation retries). Biases use the last block index, ``BIAS_BLOCK``,
+which no weight reaches: one 64-bit draw (words 0 and 1) for every law and precision.
+
+Layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2
+differs from it for ``uniform``, ``rademacher`` and ``precision="float32"`` only.
 """
 
 from __future__ import annotations
@@ -22,6 +37,8 @@ from numba import njit
 from .rng import philox4x32, u01_from_words
 
 __all__ = [
+    "STREAM_LAYOUT",
+    "weights_per_block",
     "LAW_CODES",
     "LAW_M4",
     "BLOCK_BITS",
@@ -30,8 +47,13 @@ __all__ = [
     "standard_draw",
     "draw_standard_array",
     "draw_standard_one",
+    "standard_row",
+    "row_weight",
+    "draw32",
 ]
 
+#: Version of the stream layout above (which Philox bits make which weight).
+STREAM_LAYOUT = 2
 #: Integer codes the kernels use for each law.
 LAW_CODES = {"gaussian": 0, "uniform": 1, "rademacher": 2, "laplace": 3, "truncated_normal": 4}
 #: Standardized fourth moment E[w^4]/Var(w)^2 of each (unit-variance) law.
@@ -60,7 +82,8 @@ _ZIG_R = 3.6541528853610088
 _ZIG_V = 0.00492867323399
 
 
-def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ziggurat_tables(bits: int = 52) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Acceptance thresholds, widths and densities for a ``bits``-bit magnitude."""
     f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
     x = np.empty(257)
     x[0] = _ZIG_V / f(_ZIG_R)
@@ -68,7 +91,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for i in range(1, 255):
         x[i + 1] = math.sqrt(-2.0 * math.log(_ZIG_V / x[i] + f(x[i])))
     x[256] = 0.0
-    scale = 2.0**52
+    scale = 2.0**bits
     kn = np.array([int(scale * x[i + 1] / x[i]) for i in range(256)], dtype=np.uint64)
     wn = x[:256] / scale
     fn = np.array([f(v) for v in x])
@@ -76,6 +99,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _ZK, _ZW, _ZF = _ziggurat_tables()
+_ZK32, _ZW32, _ = _ziggurat_tables(23)  # 32-bit words: 8 bits layer, 1 sign, 23 magnitude
 _MASK52 = np.uint64((1 << 52) - 1)
 
 
@@ -194,18 +218,113 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     return _truncated_normal_slow(block, lane, c1, c2, c3, k0, k1)
 
 
+# ------------------------------------------------------ 32- and 1-bit weights
+_TWO_M32 = 2.0**-32
+
+
+@njit(inline="always", cache=True)
+def _u01_32(word):
+    """Midpoint uniform in ``(0, 1)`` from one 32-bit word: ``(word + 1/2) 2^-32``, exact in float64."""
+    return (float(word) + 0.5) * _TWO_M32
+
+
+@njit(inline="always", cache=True)
+def _normal32(word, k, c1, c2, c3, k0, k1):
+    """Standard normal from one 32-bit word (ziggurat, 23-bit magnitude); slow cases as :func:`_normal`'s."""
+    idx = np.intp(word & np.uint64(0xFF))
+    rabs = word >> np.uint64(9)
+    x = float(rabs) * _ZW32[idx]
+    if (word >> np.uint64(8)) & np.uint64(1):
+        x = -x
+    if rabs < _ZK32[idx]:
+        return x
+    return _normal_slow(x, idx, np.uint64(k // 2), k % 2, 0, c1, c2, c3, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def draw32(law, word, k, c1, c2, c3, k0, k1):
+    """Weight ``k`` of a row from its 32-bit word (laws other than Rademacher), mean 0, variance 1."""
+    if law == 1:
+        return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
+    if law == 3:
+        u = _u01_32(word)
+        if u < 0.5:
+            return _INV_SQRT2 * math.log(2.0 * u)
+        return -_INV_SQRT2 * math.log(2.0 - 2.0 * u)
+    x = _normal32(word, k, c1, c2, c3, k0, k1)
+    if law == 0 or abs(x) <= _TRUNC:
+        return x if law == 0 else x / _TRUNC_SD
+    return _truncated_normal_slow(np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def weights_per_block(law, bits32):
+    """Weights per Philox call in a row: 128 (Rademacher), 4 (uniform, or ``bits32``: precision float32) or 2."""
+    if law == 2:
+        return 128
+    if law == 1 or bits32:
+        return 4
+    return 2
+
+
+@njit(inline="always", cache=True)
+def _word(q, w0, w1, w2, w3):
+    if q == 0:
+        return w0
+    if q == 1:
+        return w1
+    if q == 2:
+        return w2
+    return w3
+
+
+@njit(inline="always", cache=True)
+def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
+    """Weight ``k`` of a row, given the four words ``w0..w3`` of its Philox block (see the layout above).
+
+    Parameters
+    ----------
+    law : int
+        Code from :data:`LAW_CODES`.
+    bits32 : bool
+        ``precision="float32"``: 32 bits per weight for every law.
+    k : int
+        Column of the weight; its block is ``k // weights_per_block(law, bits32)``.
+    w0, w1, w2, w3 : uint64
+        The block's main-stream words.
+    c1, c2, c3, k0, k1 : uint64
+        Row, layer, net and key, for the retry streams.
+
+    Returns
+    -------
+    float
+        A draw with mean 0 and variance 1.
+    """
+    per = weights_per_block(law, bits32)
+    q = k % per
+    if per == 128:
+        word = _word(q >> 5, w0, w1, w2, w3)
+        return 1.0 if (word >> np.uint64(q & 31)) & np.uint64(1) else -1.0
+    if per == 4:
+        return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
+    if q == 0:
+        return standard_draw(law, w0, w1, np.uint64(k // 2), 0, c1, c2, c3, k0, k1)
+    return standard_draw(law, w2, w3, np.uint64(k // 2), 1, c1, c2, c3, k0, k1)
+
+
 @njit(cache=True)
-def _fill_standard(law, k0, k1, c1, c2, c3, out):
+def _fill_standard(law, bits32, k0, k1, c1, c2, c3, out):
+    """``out[k]`` = weight ``k`` of the row, one Philox block at a time (the CUDA kernels' and the reference's path)."""
     n = out.shape[0]
-    for blk in range((n + 1) // 2):
-        block = np.uint64(blk)
-        w0, w1, w2, w3 = philox4x32(block, c1, c2, c3, k0, k1)
-        out[2 * blk] = standard_draw(law, w0, w1, block, 0, c1, c2, c3, k0, k1)
-        if 2 * blk + 1 < n:
-            out[2 * blk + 1] = standard_draw(law, w2, w3, block, 1, c1, c2, c3, k0, k1)
+    per = weights_per_block(law, bits32)
+    for blk in range((n + per - 1) // per):
+        w0, w1, w2, w3 = philox4x32(np.uint64(blk), c1, c2, c3, k0, k1)
+        for k in range(blk * per, min(n, (blk + 1) * per)):
+            out[k] = row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1)
 
 
-def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer: int, net: int) -> np.ndarray:
+def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer: int, net: int,
+                        precision: str = "float64") -> np.ndarray:
     """The ``n`` standardized weights of one row, as the kernels draw them.
 
     Parameters
@@ -218,6 +337,9 @@ def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer:
         Philox key, from :func:`fmsim.rng.seed_to_key`.
     row, layer, net : int
         Counter words ``c1, c2, c3``.
+    precision : {"float64", "float32"}
+        The run's precision: ``"float32"`` takes 32 bits per weight (the values
+        are returned in float64, before the kernel rounds them to float32).
 
     Returns
     -------
@@ -225,7 +347,7 @@ def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer:
     """
     out = np.empty(n)
     _fill_standard(
-        LAW_CODES[law], np.uint64(key[0]), np.uint64(key[1]),
+        LAW_CODES[law], precision == "float32", np.uint64(key[0]), np.uint64(key[1]),
         np.uint64(row), np.uint64(layer), np.uint64(net), out,
     )
     return out
@@ -244,3 +366,107 @@ def draw_standard_one(law: str, key: tuple[int, int], block: int, lane: int, row
     """The single draw at ``(block, lane)`` of a row (e.g. a bias at ``BIAS_BLOCK``, lane 0)."""
     u = np.uint64
     return float(_one(LAW_CODES[law], u(key[0]), u(key[1]), u(block), lane, u(row), u(layer), u(net)))
+
+
+# ------------------------------------------------- rows in SIMD-friendly stages
+# The CPU kernels draw a whole row at once, in passes that LLVM can vectorize:
+# (1) the row's Philox words, a branch-free loop over blocks; (2) the law's fast
+# path for every weight, branch-free (the ziggurat's first step: table lookups, a
+# multiply, a sign and an accept flag); (3) the rare slow cases, one by one, from
+# the same retry streams as :func:`standard_draw`. The weights are bitwise those of
+# :func:`standard_draw` (tested), so the CUDA kernels, which draw one weight at a
+# time, stay bit-identical.
+
+
+@njit(inline="always", cache=True)
+def row_words(n_blocks, c1, c2, c3, k0, k1, words):
+    """``words[4 b : 4 b + 4]`` = the main-stream Philox words of blocks ``0..n_blocks-1`` of a row (uint32)."""
+    for b in range(n_blocks):
+        w0, w1, w2, w3 = philox4x32(np.uint64(b), c1, c2, c3, k0, k1)
+        words[4 * b] = np.uint32(w0)
+        words[4 * b + 1] = np.uint32(w1)
+        words[4 * b + 2] = np.uint32(w2)
+        words[4 * b + 3] = np.uint32(w3)
+
+
+@njit(inline="always", cache=True)
+def _ziggurat_fast_row(words, n, out, slow):
+    """:func:`_zig_candidate` for weights ``0..n-1`` (weight ``k`` from ``words[2k], words[2k+1]``), branch-free."""
+    for k in range(n):
+        r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
+        idx = np.intp(r & np.uint64(0xFF))
+        rabs = (r >> np.uint64(9)) & _MASK52
+        x = float(rabs) * _ZW[idx]
+        out[k] = -x if (r >> np.uint64(8)) & np.uint64(1) else x
+        slow[k] = rabs >= _ZK[idx]
+
+
+@njit(inline="always", cache=True)
+def _ziggurat32_fast_row(words, n, out, slow):
+    """:func:`_normal32`'s first step for weights ``0..n-1`` (weight ``k`` from ``words[k]``), branch-free."""
+    for k in range(n):
+        r = np.uint64(words[k])
+        idx = np.intp(r & np.uint64(0xFF))
+        rabs = r >> np.uint64(9)
+        x = float(rabs) * _ZW32[idx]
+        out[k] = -x if (r >> np.uint64(8)) & np.uint64(1) else x
+        slow[k] = rabs >= _ZK32[idx]
+
+
+@njit(cache=True)
+def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+    """The ``n`` unit-variance weights of one row, into ``out[:n]``: bitwise :func:`row_weight`'s.
+
+    Parameters
+    ----------
+    law : int
+        Code from :data:`LAW_CODES`.
+    bits32 : bool
+        ``precision="float32"``: 32 bits per weight.
+    n : int
+        Row length.
+    c1, c2, c3 : uint64
+        Row, layer and net counter words.
+    k0, k1 : uint64
+        Philox key.
+    words : ndarray, shape (>= 2 n + 2,), uint32
+        Scratch.
+    slow : ndarray, shape (>= n,), bool
+        Scratch.
+    out : ndarray, shape (>= n,), float64
+        Written.
+    """
+    per = weights_per_block(law, bits32)
+    row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
+    if law == 2:
+        for k in range(n):
+            out[k] = 1.0 if (words[k >> 5] >> np.uint32(k & 31)) & np.uint32(1) else -1.0
+    elif law == 1:
+        for k in range(n):
+            out[k] = _SQRT3 * (2.0 * _u01_32(words[k]) - 1.0)
+    elif law == 3:
+        for k in range(n):
+            if per == 4:
+                out[k] = draw32(3, np.uint64(words[k]), k, c1, c2, c3, k0, k1)
+            else:
+                out[k] = standard_draw(3, np.uint64(words[2 * k]), np.uint64(words[2 * k + 1]), np.uint64(0), 0,
+                                       c1, c2, c3, k0, k1)
+    else:  # Gaussian, and the truncated normal built on it
+        if per == 4:
+            _ziggurat32_fast_row(words, n, out, slow)
+        else:
+            _ziggurat_fast_row(words, n, out, slow)
+        for k in range(n):
+            if slow[k]:
+                if per == 4:
+                    x, idx = out[k], np.intp(words[k] & np.uint32(0xFF))
+                else:
+                    x, idx, _ = _zig_candidate(np.uint64(words[2 * k]), np.uint64(words[2 * k + 1]))
+                out[k] = _normal_slow(x, idx, np.uint64(k // 2), k % 2, 0, c1, c2, c3, k0, k1)
+        if law == 4:
+            for k in range(n):
+                x = out[k]
+                if abs(x) <= _TRUNC:
+                    out[k] = x / _TRUNC_SD
+                else:
+                    out[k] = _truncated_normal_slow(np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)

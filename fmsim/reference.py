@@ -23,7 +23,10 @@ def _bias(law: str, n: int, key: tuple[int, int], layer: int, net: int) -> np.nd
 
 
 def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
-    """``M_0..M_d`` of the given nets (method ``"full"``), computed densely.
+    """``M_0..M_d`` of the given nets (method ``"full"``), computed densely in float64.
+
+    With ``config.precision == "float32"`` the weights are those of the float32
+    stream layout; the arithmetic stays float64.
 
     Parameters
     ----------
@@ -44,7 +47,7 @@ def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
         z = x
         out[i, 0] = z @ z / z.size
         for j in range(1, len(widths)):
-            w = np.stack([draw_standard_array(config.init.law, widths[j - 1], key, r, j, int(net))
+            w = np.stack([draw_standard_array(config.init.law, widths[j - 1], key, r, j, int(net), config.precision)
                           for r in range(widths[j])])
             pre = np.sqrt(cs[j - 1] / widths[j - 1]) * (w @ z)
             if config.init.bias_var > 0:

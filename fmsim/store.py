@@ -4,7 +4,8 @@ Layout of a run group (readable with plain h5py; dimension names are HDF5
 dimension scales/labels, so xarray's ``h5netcdf`` engine sees ``net`` and
 ``layer``)::
 
-    attrs: config (JSON), the same flattened (config_attrs), schema_version, fmsim_version
+    attrs: config (JSON), the same flattened (config_attrs), schema_version, fmsim_version,
+           stream_layout (fmsim.laws.STREAM_LAYOUT: which random bits make which weight)
     net        (net,)            uint32    dimension scale: global net index
     layer      (layer,)          int64     dimension scale 0..d
     final      (net,)            float64   M_d of each net
@@ -40,6 +41,7 @@ import numpy as np
 
 from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
+from .laws import STREAM_LAYOUT
 from .simulate import SimulationResult, map_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
@@ -96,7 +98,7 @@ def config_attrs(config: RunConfig) -> dict[str, object]:
     return out
 
 
-def _create_run(g: h5py.Group, config: RunConfig) -> None:
+def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LAYOUT) -> None:
     """The layout of a run: data allocated, dimension scales attached (netCDF-4 readable), config last."""
     n, d = config.n_nets, config.arch.depth
     if len(g):
@@ -139,6 +141,7 @@ def _create_run(g: h5py.Group, config: RunConfig) -> None:
         g.attrs[key] = value
     g.attrs["schema_version"] = SCHEMA_VERSION
     g.attrs["fmsim_version"] = _version()
+    g.attrs["stream_layout"] = stream_layout
     g.attrs["config"] = _config_json(config)  # last: a group with a config is a complete layout
 
 
@@ -153,6 +156,11 @@ def reading(path: str | os.PathLike) -> Iterator[h5py.File]:
                                "fmsim left it as it is") from None
     finally:
         f.close()
+
+
+def stream_layout_of(g: h5py.Group) -> int:
+    """The random-stream layout a run was drawn with (files without the attribute predate it: layout 1)."""
+    return int(g.attrs.get("stream_layout", 1))
 
 
 def _check_target(path: str, group: str, config: RunConfig) -> None:
@@ -183,6 +191,13 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
                         f"{path}:{group} holds a run with a different configuration:\n  file: "
                         f"{g.attrs['config']}\n  this: {_config_json(config)}\n"
                         "use another file or group to start a new run"
+                    )
+                layout = stream_layout_of(g)
+                if layout != STREAM_LAYOUT and int(g["chunks_done"][()]) < config.n_chunks:
+                    raise StoreError(
+                        f"{path}:{group} is an unfinished run drawn with random-stream layout {layout}; this fmsim "
+                        f"draws with layout {STREAM_LAYOUT} (fmsim.laws), so resuming would mix two samplers. "
+                        "Finish it with the fmsim that started it, or start a new file or group"
                     )
             elif len(g):
                 raise StoreError(f"group {group} of {path} is not empty but holds no fmsim run; "
@@ -236,7 +251,7 @@ def _recover(path: str) -> None:
             for name in _runs_in(src):
                 g_src = src[name]
                 g = dst.require_group(name)
-                _create_run(g, RunConfig.from_dict(json.loads(g_src.attrs["config"])))
+                _create_run(g, RunConfig.from_dict(json.loads(g_src.attrs["config"])), stream_layout_of(g_src))
                 for key in ("final", "fm2", "lengths"):
                     if key in g_src:
                         g[key][...] = g_src[key][()]

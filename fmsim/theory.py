@@ -13,7 +13,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from .exact_law import LengthLaw, length_law, residual_length_law
 
@@ -71,6 +70,7 @@ def gaussian_ratio_moment(n: int, k: int, c: float = 2.0) -> float:
     prod = np.ones_like(kk)
     for i in range(k):
         prod *= kk + 2 * i
+    from scipy import stats
     return float((c / n) ** k * (stats.binom.pmf(np.arange(n + 1), n, 0.5) @ prod))
 
 

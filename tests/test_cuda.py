@@ -83,15 +83,23 @@ def test_residual_and_conv_cuda_equal_cpu(arch, init, method):
     _compare(cpu[1], gpu[1])
 
 
-def test_float32_full_cuda_equals_cpu():
-    """float32 mode: bit-identical under the simulator; on a GPU, fused multiply-adds in float32 change
-    the last bits, so the documented tolerance is relative 1e-4 (as float32 vs float64)."""
-    widths = (5, 4, 3, 6) if SIM else (33, 40, 17, 64)
-    cfg = make_config(fmsim.FullyConnected(widths), fmsim.Init("uniform", 2.0, bias_var=0.1), N, 5, method="full",
-                      chunk_size=1024, precision="float32")
+@pytest.mark.parametrize("precision,init", [
+    ("float32", fmsim.Init("uniform", 2.0, bias_var=0.1)),
+    ("float32", fmsim.Init.scheme("he")),  # 32-bit ziggurat
+    ("float32", fmsim.Init("truncated_normal", 2.0)),
+    ("float32", fmsim.Init("rademacher", 2.0)),
+    ("float64", fmsim.Init("rademacher", 2.0, bias_var=0.1)),  # 1 bit per weight, fan-in past one block
+])
+def test_stream_layouts_cuda_equal_cpu(precision, init):
+    """Every bit budget of the stream layout (fan-in 130 > 128 weights per Rademacher block): bit-identical
+    under the simulator; on a GPU, fused multiply-adds change the last bits (float32: relative 1e-4)."""
+    n = 1030 if SIM else 5000  # under the simulator, chunk 1 holds 6 nets
+    cfg = make_config(fmsim.FullyConnected((130, 5, 4)), init, n, 5, method="full", chunk_size=1024,
+                      precision=precision)
     cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
-    _compare(cpu[0], gpu[0], rtol=1e-4)
-    _compare(cpu[1], gpu[1], rtol=1e-4)
+    rtol = 1e-4 if precision == "float32" else 1e-12
+    _compare(cpu[0], gpu[0], rtol=rtol)
+    _compare(cpu[1], gpu[1], rtol=rtol)
 
 
 @pytest.mark.parametrize("arch,method", [(fmsim.FullyConnected((6, 5, 7, 4)), "full"),

@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_within_se
 from scipy import stats
 
-from fmsim.laws import LAW_M4, TRUNCATED_NORMAL_VARIANCE, draw_standard_array
+from fmsim.laws import LAW_CODES, LAW_M4, TRUNCATED_NORMAL_VARIANCE, _fill_standard, draw_standard_array, standard_row
 
 N = 400_000
 SD_T = math.sqrt(TRUNCATED_NORMAL_VARIANCE)
@@ -19,28 +19,55 @@ SCIPY = {
 }
 
 
+PRECISIONS = ["float64", "float32"]  # 64 and 32 random bits per weight (uniform: 32, rademacher: 1, in both)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("law", sorted(SCIPY))
-def test_law_matches_scipy_distribution(law):
-    x = draw_standard_array(law, N, (2024, 11), row=3, layer=1, net=5)
+def test_law_matches_scipy_distribution(law, precision):
+    x = draw_standard_array(law, N, (2024, 11), row=3, layer=1, net=5, precision=precision)
     assert stats.kstest(x, SCIPY[law].cdf).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("law", sorted(LAW_M4))
-def test_law_unit_variance_and_fourth_moment(law):
-    x = draw_standard_array(law, N, (7, 99), row=0, layer=2, net=1)
+def test_law_unit_variance_and_fourth_moment(law, precision):
+    x = draw_standard_array(law, N, (7, 99), row=0, layer=2, net=1, precision=precision)
     for power, truth in ((2, 1.0), (4, LAW_M4[law])):
         v = x**power
         assert_within_se(v.mean(), truth, v.std(ddof=1) / math.sqrt(N), what=f"{law} E[w^{power}]")
 
 
-def test_rademacher_is_plus_minus_one():
-    x = draw_standard_array("rademacher", 10_000, (1, 2), 0, 1, 0)
+def test_rademacher_is_plus_minus_one_with_independent_signs():
+    x = draw_standard_array("rademacher", 1_000_000, (1, 2), 0, 1, 0)
     assert set(np.unique(x)) == {-1.0, 1.0}
+    # one bit per weight: neighbours (same word, adjacent bits) and weights 32 apart (same bit of the
+    # next word) must be uncorrelated; each correlation has s.e. 1/sqrt(n), tolerance 5 s.e.
+    for lag in (1, 31, 32, 128):
+        assert abs(np.mean(x[:-lag] * x[lag:])) < 5 / math.sqrt(x.size - lag), lag
+    assert abs(x.mean()) < 5 / math.sqrt(x.size)
 
 
-def test_gaussian_tails_and_wedges():
+@pytest.mark.parametrize("bits32", [False, True])
+@pytest.mark.parametrize("law", sorted(LAW_CODES))
+def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
+    # standard_row (CPU kernels: Philox words first, then the law in branch-free passes) must give
+    # exactly the weights of _fill_standard (CUDA kernels and the reference: one block at a time).
+    k0, k1 = np.uint64(11), np.uint64(22)
+    words, slow, out = np.empty(2 * 3000 + 2, np.uint32), np.empty(3000, np.bool_), np.empty(3000)
+    ref = np.empty(3000)
+    for n in [*range(1, 40), 127, 128, 129, 255, 256, 2999]:
+        for row in range(4):
+            c = (np.uint64(row), np.uint64(3), np.uint64(9))
+            standard_row(LAW_CODES[law], bits32, n, *c, k0, k1, words, slow, out)
+            _fill_standard(LAW_CODES[law], bits32, k0, k1, *c, ref[:n])
+            np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_gaussian_tails_and_wedges(precision):
     # The ziggurat's slow paths (tail beyond r = 3.654, wedges) must give the right mass.
-    x = draw_standard_array("gaussian", 4_000_000, (3, 4), 0, 1, 0)
+    x = draw_standard_array("gaussian", 4_000_000, (3, 4), 0, 1, 0, precision=precision)
     for t in (2.5, 3.654, 4.5):
         p = 2 * stats.norm.sf(t)
         se = math.sqrt(p * (1 - p) / x.size)

@@ -83,6 +83,31 @@ def test_resume_after_partial_run_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_resume_under_another_stream_layout_is_refused_and_file_untouched(tmp_path):
+    cfg = _config()
+    part, done = tmp_path / "part.h5", tmp_path / "done.h5"
+    run_to_file(cfg, done)
+    calls = []
+
+    def stop_after_one(n):
+        calls.append(n)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_to_file(cfg, part, progress=stop_after_one)
+    for path in (part, done):
+        with h5py.File(path, "r+") as f:
+            assert f.attrs["stream_layout"] == fmsim.laws.STREAM_LAYOUT
+            f["/"].attrs["stream_layout"] = 1  # as if written by the fmsim of layout 1
+    before = part.read_bytes()
+    with pytest.raises(StoreError, match="unfinished run drawn with random-stream layout 1"):
+        run_to_file(cfg, part)
+    assert part.read_bytes() == before
+    res = run_to_file(cfg, done)  # a finished run is only read: nothing is drawn, nothing mixed
+    assert res.final.shape == (cfg.n_nets,)
+    assert fmsim.open(done).final.shape == (cfg.n_nets,)
+
+
 def test_other_config_is_refused_and_file_untouched(tmp_path):
     path = tmp_path / "run.h5"
     run_to_file(_config(), path)

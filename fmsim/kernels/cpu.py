@@ -8,9 +8,10 @@ threads.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
-from ..laws import _fill_standard
+from ..laws import standard_row
 from .scalar import (
     across_layer_variance,
     bias_draw,
@@ -19,65 +20,101 @@ from .scalar import (
     mean_square,
     residual_exact_trace,
     residual_relu_exact_trace,
-    unit_preactivation,
-    unit_preactivation_f32,
 )
 
 
-def _make_fc_full(ftype, preact):
-    """The ``full`` FC kernel with activations and dot products in ``ftype``."""
-
-    @njit(parallel=True, cache=True)
-    def fc_full(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
-        """Forward passes of fully connected ReLU nets, weights drawn on the fly.
-
-        Parameters
-        ----------
-        x : ndarray, shape (n_0,), float64
-            Input, shared by all nets.
-        widths : ndarray, shape (d + 1,), int64
-        scales : ndarray, shape (d,), float64
-            Weight standard deviation per layer, ``sqrt(c_j / n_{j-1})``.
-        bias_sd : float
-            Bias standard deviation (0 for none).
-        law : int
-            Weight-law code.
-        k0, k1 : uint64
-            Philox key.
-        net0 : int
-            Global index of the first net of this chunk.
-        out_lengths : ndarray, shape (n, d + 1), float64
-            Written: ``M_0..M_d`` of each net.
-        out_fm2 : ndarray, shape (n,), float64
-            Written: empirical variance of ``M_1..M_d`` of each net.
-        """
-        n = out_lengths.shape[0]
-        d = widths.shape[0] - 1
-        wmax = 0
-        for j in range(d + 1):
-            wmax = max(wmax, widths[j])
-        m0 = mean_square(x, widths[0])
-        for i in prange(n):
-            net = np.uint64(net0 + i)
-            z = np.zeros(wmax, dtype=ftype)
-            znew = np.zeros(wmax, dtype=ftype)
-            z[: widths[0]] = x
-            out_lengths[i, 0] = m0
-            for j in range(1, d + 1):
-                layer = np.uint64(j)
-                for r in range(widths[j]):
-                    pre = preact(law, z, widths[j - 1], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0, k1)
-                    znew[r] = pre if pre > 0.0 else ftype(0.0)
-                z, znew = znew, z
-                out_lengths[i, j] = mean_square(z, widths[j])
-            out_fm2[i] = across_layer_variance(out_lengths[i])
-
-    return fc_full
+def cast_like(value, like):
+    """``value`` converted to the floating type of ``like`` (float64 or float32)."""
+    return type(like)(value)
 
 
-fc_full = _make_fc_full(np.float64, unit_preactivation)
-#: ``precision="float32"``: activations, weights and dot products in float32; ``M_j`` summed in float64.
-fc_full_f32 = _make_fc_full(np.float32, unit_preactivation_f32)
+@overload(cast_like, inline="always")
+def _cast_like_jit(value, like):
+    to = np.float32 if like == types.float32 else np.float64
+    return lambda value, like: to(value)
+
+
+@njit(inline="always", cache=True)
+def row_preactivation(law, bits32, z, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
+    """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
+
+    Bitwise :func:`~fmsim.kernels.scalar.unit_preactivation` (float64 ``z``) or
+    ``unit_preactivation_f32`` (float32 ``z``), with the row drawn in vectorizable
+    stages by :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w``;
+    ``bits32`` (float32 runs) takes 32 bits per weight.
+    """
+    standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
+    acc = cast_like(0.0, z[0])
+    for k in range(n_in):
+        acc += cast_like(w[k], acc) * z[k]
+    pre = cast_like(scale, acc) * acc
+    if bias_sd > 0.0:
+        pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
+    return pre
+
+
+@njit(parallel=True, cache=True)
+def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out_lengths, out_fm2):
+    """Forward passes of fully connected ReLU nets, weights drawn on the fly.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_0,), float64
+        Input, shared by all nets.
+    widths : ndarray, shape (d + 1,), int64
+    scales : ndarray, shape (d,), float64
+        Weight standard deviation per layer, ``sqrt(c_j / n_{j-1})``.
+    bias_sd : float
+        Bias standard deviation (0 for none).
+    law : int
+        Weight-law code.
+    k0, k1 : uint64
+        Philox key.
+    net0 : int
+        Global index of the first net of this chunk.
+    zero : float64 or float32
+        Zero in the precision of the activations and dot products.
+    bits32 : bool
+        32 bits per weight (the float32 stream layout, :mod:`fmsim.laws`).
+    out_lengths : ndarray, shape (n, d + 1), float64
+        Written: ``M_0..M_d`` of each net.
+    out_fm2 : ndarray, shape (n,), float64
+        Written: empirical variance of ``M_1..M_d`` of each net.
+    """
+    n = out_lengths.shape[0]
+    d = widths.shape[0] - 1
+    wmax = 0
+    for j in range(d + 1):
+        wmax = max(wmax, widths[j])
+    m0 = mean_square(x, widths[0])
+    for i in prange(n):
+        net = np.uint64(net0 + i)
+        z = np.full(wmax, zero)
+        znew = np.full(wmax, zero)
+        words = np.empty(2 * wmax + 2, dtype=np.uint32)
+        slow = np.empty(wmax, dtype=np.bool_)
+        w = np.empty(wmax)
+        z[: widths[0]] = x
+        out_lengths[i, 0] = m0
+        for j in range(1, d + 1):
+            layer = np.uint64(j)
+            for r in range(widths[j]):
+                pre = row_preactivation(law, bits32, z, widths[j - 1], np.uint64(r), layer, net, scales[j - 1],
+                                        bias_sd, k0, k1, words, slow, w)
+                znew[r] = pre if pre > 0.0 else zero
+            z, znew = znew, z
+            out_lengths[i, j] = mean_square(z, widths[j])
+        out_fm2[i] = across_layer_variance(out_lengths[i])
+
+
+def fc_full(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
+    """:func:`fc_full_any` in float64."""
+    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, out_lengths, out_fm2)
+
+
+def fc_full_f32(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
+    """``precision="float32"``: activations, weights and dot products in float32; ``M_j`` summed in float64."""
+    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, out_lengths, out_fm2)
 
 
 @njit(parallel=True, cache=True)
@@ -140,6 +177,9 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         y = x.copy()
         h = np.zeros(kmax)
         hnew = np.zeros(kmax)
+        words = np.empty(2 * kmax + 2, dtype=np.uint32)
+        slow = np.empty(kmax, dtype=np.bool_)
+        w = np.empty(kmax)
         out_lengths[i, 0] = m0
         for mod in range(L):
             base = mod * (m + 1) + 1
@@ -148,13 +188,15 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             for j in range(m):
                 layer = np.uint64(base + j)
                 for r in range(module_widths[j]):
-                    pre = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, hidden_scale[j], bias_sd, k0, k1)
+                    pre = row_preactivation(law, False, h, n_in, np.uint64(r), layer, net, hidden_scale[j], bias_sd,
+                                            k0, k1, words, slow, w)
                     hnew[r] = pre if pre > 0.0 else 0.0
                 h, hnew = hnew, h
                 n_in = module_widths[j]
             layer = np.uint64(base + m)
             for r in range(n):
-                f = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, out_scales, bias_sd, k0, k1)
+                f = row_preactivation(law, False, h, n_in, np.uint64(r), layer, net, out_scales, bias_sd, k0, k1,
+                                      words, slow, w)
                 if relu_end and f < 0.0:
                     f = 0.0
                 hnew[r] = f
@@ -229,13 +271,15 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
         w = np.zeros(cmax * taps)
+        words = np.empty(2 * cmax * taps + 2, dtype=np.uint32)
+        slow = np.empty(cmax * taps, dtype=np.bool_)
         z[: x.shape[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
             layer = np.uint64(j)
             c_in = channels[j - 1]
             for r in range(channels[j]):
-                _fill_standard(law, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
+                standard_row(law, False, c_in * taps, np.uint64(r), layer, net, k0, k1, words, slow, w)
                 b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
                 conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
             z, znew = znew, z

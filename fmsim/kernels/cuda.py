@@ -194,7 +194,7 @@ def conv_full_kernel(x, channels, height, width, kh, kw, scales, bias_sd, law, k
         c_in = channels[j - 1]
         for r in range(t, channels[j], nt):
             w = wscratch[i, r]
-            fill_standard(law, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
+            fill_standard(law, False, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
             b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
             conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
         cuda.syncthreads()

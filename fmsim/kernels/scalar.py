@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..laws import BIAS_BLOCK, _normal, standard_draw
+from ..laws import BIAS_BLOCK, _normal, row_weight, standard_draw, weights_per_block
 from ..rng import philox4x32, u01_from_words
 
 _GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
@@ -20,11 +20,15 @@ _MAX_GAMMA_ATTEMPTS = 1000
 
 
 def _make_row_dot(ftype):
-    """``row_dot`` accumulating in ``ftype`` (weights rounded to ``ftype`` before the multiply)."""
+    """``row_dot`` accumulating in ``ftype`` (weights rounded to ``ftype`` before the multiply).
+
+    Float32 rows take 32 bits per weight (``bits32``; :mod:`fmsim.laws`).
+    """
+    bits32 = ftype == np.float32
 
     @njit(inline="always", cache=True)
     def row_dot(law, z, n_in, row, layer, net, k0, k1):
-        """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly.
+        """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly, one Philox block at a time.
 
         Parameters
         ----------
@@ -43,16 +47,11 @@ def _make_row_dot(ftype):
         float (``ftype``)
         """
         acc = ftype(0.0)
-        n_pairs = n_in // 2
-        for blk in range(n_pairs):
-            block = np.uint64(blk)
-            w0, w1, w2, w3 = philox4x32(block, row, layer, net, k0, k1)
-            acc += ftype(standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1)) * z[2 * blk]
-            acc += ftype(standard_draw(law, w2, w3, block, 1, row, layer, net, k0, k1)) * z[2 * blk + 1]
-        if n_in % 2:
-            block = np.uint64(n_pairs)
-            w0, w1, _, _ = philox4x32(block, row, layer, net, k0, k1)
-            acc += ftype(standard_draw(law, w0, w1, block, 0, row, layer, net, k0, k1)) * z[n_in - 1]
+        per = weights_per_block(law, bits32)
+        for blk in range((n_in + per - 1) // per):
+            w0, w1, w2, w3 = philox4x32(np.uint64(blk), row, layer, net, k0, k1)
+            for k in range(blk * per, min(n_in, (blk + 1) * per)):
+                acc += ftype(row_weight(law, bits32, k, w0, w1, w2, w3, row, layer, net, k0, k1)) * z[k]
         return acc
 
     return row_dot
