@@ -396,8 +396,8 @@ def _ziggurat_fast_row(words, n, out, slow):
         r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
         idx = np.intp(r & np.uint64(0xFF))
         rabs = (r >> np.uint64(9)) & _MASK52
-        x = float(rabs) * _ZW[idx]
-        out[k] = -x if (r >> np.uint64(8)) & np.uint64(1) else x
+        sign = 1.0 - 2.0 * float((r >> np.uint64(8)) & np.uint64(1))  # x * -1.0 is -x exactly; no branch
+        out[k] = float(rabs) * _ZW[idx] * sign
         slow[k] = rabs >= _ZK[idx]
 
 
@@ -408,8 +408,8 @@ def _ziggurat32_fast_row(words, n, out, slow):
         r = np.uint64(words[k])
         idx = np.intp(r & np.uint64(0xFF))
         rabs = r >> np.uint64(9)
-        x = float(rabs) * _ZW32[idx]
-        out[k] = -x if (r >> np.uint64(8)) & np.uint64(1) else x
+        sign = 1.0 - 2.0 * float((r >> np.uint64(8)) & np.uint64(1))
+        out[k] = float(rabs) * _ZW32[idx] * sign
         slow[k] = rabs >= _ZK32[idx]
 
 
@@ -440,7 +440,7 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
     if law == 2:
         for k in range(n):
-            out[k] = 1.0 if (words[k >> 5] >> np.uint32(k & 31)) & np.uint32(1) else -1.0
+            out[k] = 2.0 * float((words[k >> 5] >> np.uint32(k & 31)) & np.uint32(1)) - 1.0
     elif law == 1:
         for k in range(n):
             out[k] = _SQRT3 * (2.0 * _u01_32(words[k]) - 1.0)

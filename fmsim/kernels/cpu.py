@@ -39,14 +39,27 @@ def row_preactivation(law, bits32, z, n_in, row, layer, net, scale, bias_sd, k0,
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
     Bitwise :func:`~fmsim.kernels.scalar.unit_preactivation` (float64 ``z``) or
-    ``unit_preactivation_f32`` (float32 ``z``), with the row drawn in vectorizable
+    ``unit_preactivation_f32`` (float32 ``z``): the same four partial sums over
+    ``k mod 4``, and the row drawn in vectorizable
     stages by :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w``;
     ``bits32`` (float32 runs) takes 32 bits per weight.
     """
     standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
-    acc = cast_like(0.0, z[0])
-    for k in range(n_in):
-        acc += cast_like(w[k], acc) * z[k]
+    a0 = cast_like(0.0, z[0])  # four partial sums over k mod 4 (no serial chain of additions)
+    a1, a2, a3 = a0, a0, a0
+    m = n_in - n_in % 4
+    for k in range(0, m, 4):
+        a0 += cast_like(w[k], a0) * z[k]
+        a1 += cast_like(w[k + 1], a0) * z[k + 1]
+        a2 += cast_like(w[k + 2], a0) * z[k + 2]
+        a3 += cast_like(w[k + 3], a0) * z[k + 3]
+    if m < n_in:
+        a0 += cast_like(w[m], a0) * z[m]
+    if m + 1 < n_in:
+        a1 += cast_like(w[m + 1], a0) * z[m + 1]
+    if m + 2 < n_in:
+        a2 += cast_like(w[m + 2], a0) * z[m + 2]
+    acc = (a0 + a1) + (a2 + a3)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
         pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)

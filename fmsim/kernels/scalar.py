@@ -30,6 +30,10 @@ def _make_row_dot(ftype):
     def row_dot(law, z, n_in, row, layer, net, k0, k1):
         """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly, one Philox block at a time.
 
+        Summed as four partial sums over ``k mod 4``, combined ``(s0 + s1) + (s2 + s3)``:
+        the order of :func:`fmsim.kernels.cpu.row_preactivation`, whose partial sums
+        LLVM keeps in one vector register.
+
         Parameters
         ----------
         law : int
@@ -46,13 +50,25 @@ def _make_row_dot(ftype):
         -------
         float (``ftype``)
         """
-        acc = ftype(0.0)
+        a0 = ftype(0.0)  # four partial sums, over k = 0, 1, 2, 3 (mod 4): the CPU's order (DOT_LANES)
+        a1 = ftype(0.0)
+        a2 = ftype(0.0)
+        a3 = ftype(0.0)
         per = weights_per_block(law, bits32)
         for blk in range((n_in + per - 1) // per):
             w0, w1, w2, w3 = philox4x32(np.uint64(blk), row, layer, net, k0, k1)
             for k in range(blk * per, min(n_in, (blk + 1) * per)):
-                acc += ftype(row_weight(law, bits32, k, w0, w1, w2, w3, row, layer, net, k0, k1)) * z[k]
-        return acc
+                t = ftype(row_weight(law, bits32, k, w0, w1, w2, w3, row, layer, net, k0, k1)) * z[k]
+                lane = k & 3
+                if lane == 0:
+                    a0 += t
+                elif lane == 1:
+                    a1 += t
+                elif lane == 2:
+                    a2 += t
+                else:
+                    a3 += t
+        return (a0 + a1) + (a2 + a3)
 
     return row_dot
 
