@@ -9,8 +9,9 @@ draws per net: ``size**3``). Rows, all in one run with the same thread count:
 * fmsim ``full`` for every law, in float64 and float32.
 * fmsim ``full`` on a periodic conv net and on a ReLU-ending residual net (weight draws
   per second; a conv weight is drawn once and used at every position).
-* RNG ceiling: Philox4x32-10 alone, producing the words the kernel consumes (one call
-  per two weights), in a ``prange`` loop; every row shows its fraction of it.
+* RNG ceiling: Philox4x32-10 alone, producing words as the kernels do (a ``prange`` loop
+  storing each row's words); every fmsim row shows its fraction of the ceiling for its
+  bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
 * fmsim ``exact`` (nets per second; it draws no weights).
 
 Run:  python bench/bench_fc.py [--size 100] [--nets 4096] [--repeat 3]
@@ -28,10 +29,9 @@ import numpy as np
 from numba import njit, prange
 
 import fmsim
-from fmsim.laws import row_words
+from fmsim.rng import philox4x32
 
 LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
-WEIGHTS_PER_CALL = 2  # stream layout: one Philox call = two weights (fmsim.laws)
 
 
 def cpu_description() -> str:
@@ -91,25 +91,41 @@ def torch_batched(torch, n_nets: int, depth: int, width: int, dtype, batch: int 
 
 @njit(parallel=True, cache=True)
 def philox_ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
-    """Philox alone: the words of ``n_rows`` rows of ``calls_per_row`` calls each, stored as the kernel stores them.
+    """Philox alone: the words of ``n_rows`` rows of ``calls_per_row`` calls each, stored to a buffer.
 
-    Each row's words go to a buffer by :func:`fmsim.laws.row_words` (the kernel's
-    own first pass); one word per row is folded in so nothing is optimized away.
+    The loop is the kernels' first pass (``fmsim.laws.row_words``), written out
+    here so that this script also times older fmsim versions; one word per row
+    is folded in so that nothing is optimized away.
     """
-    per_task = 1024  # rows per buffer allocation, as the kernel allocates once per net
+    per_task = 1024  # rows per buffer allocation (the kernels allocate once per net)
     n_tasks = (n_rows + per_task - 1) // per_task
     acc = np.zeros(n_tasks, dtype=np.uint64)
     for t in prange(n_tasks):
         words = np.empty(4 * calls_per_row, dtype=np.uint32)
         a = np.uint64(0)
         for r in range(t * per_task, min(n_rows, (t + 1) * per_task)):
-            row_words(calls_per_row, np.uint64(r & 0xFFFF), np.uint64(r >> 16), np.uint64(7), k0, k1, words)
+            row, layer = np.uint64(r & 0xFFFF), np.uint64(r >> 16)
+            for b in range(calls_per_row):
+                w0, w1, w2, w3 = philox4x32(np.uint64(b), row, layer, np.uint64(7), k0, k1)
+                words[4 * b] = np.uint32(w0)
+                words[4 * b + 1] = np.uint32(w1)
+                words[4 * b + 2] = np.uint32(w2)
+                words[4 * b + 3] = np.uint32(w3)
             a ^= np.uint64(words[r % (4 * calls_per_row)])
         acc[t] = a
     x = np.uint64(0)
     for t in range(n_tasks):
         x ^= acc[t]
     return x
+
+
+def weights_per_call(law: str, precision: str) -> int:
+    """Weights one Philox call feeds under this fmsim's stream layout (layout 1: always 2)."""
+    try:
+        from fmsim.laws import LAW_CODES, weights_per_block
+    except ImportError:
+        return 2
+    return int(weights_per_block.py_func(LAW_CODES[law], precision == "float32"))
 
 
 def timed(fn, repeat: int) -> float:
@@ -135,12 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu_description()}")
     print(f"{os.cpu_count()} cores; numba threads {threads}; depth = width = {n} ({n**3:.3g} weight draws per net)")
 
-    rows: list[tuple[str, float]] = []  # (name, weight draws per second)
+    rows: list[tuple[str, float, int]] = []  # (name, weight draws per second, weights per Philox call or 0)
     fc = fmsim.FullyConnected.constant(depth=n, width=n)
     per_net = float(n**3)
 
     t = timed(lambda: numpy_batched(a.numpy_nets, n, n, 0), a.repeat)
-    rows.append(("NumPy batched float64", per_net * a.numpy_nets / t))
+    rows.append(("NumPy batched float64", per_net * a.numpy_nets / t, 0))
 
     try:
         import torch
@@ -152,16 +168,13 @@ def main(argv: list[str] | None = None) -> None:
         for dt, name in ((torch.float32, "float32"), (torch.float64, "float64")):
             torch_batched(torch, 256, n, n, dt)  # warm up
             t = timed(lambda dt=dt: torch_batched(torch, a.torch_nets, n, n, dt), a.repeat)
-            rows.append((f"PyTorch {torch.__version__} randn+bmm {name}", per_net * a.torch_nets / t))
+            rows.append((f"PyTorch {torch.__version__} randn+bmm {name}", per_net * a.torch_nets / t, 0))
 
     k0, k1 = np.uint64(1), np.uint64(2)
-    calls_per_row = (n + 1) // WEIGHTS_PER_CALL
-    rows_per_net = n * n  # d layers x n rows
+    calls_per_row = (n + 1) // 2
     philox_ceiling(64, calls_per_row, k0, k1)
-    n_rows = a.nets * rows_per_net // 4
-    t = timed(lambda: philox_ceiling(n_rows, calls_per_row, k0, k1), a.repeat)
-    ceiling = n_rows * calls_per_row * WEIGHTS_PER_CALL / t
-    rows.append(("RNG ceiling (Philox alone, 2 weights per call)", ceiling))
+    n_rows = a.nets * n * n // 4
+    calls = n_rows * calls_per_row / timed(lambda: philox_ceiling(n_rows, calls_per_row, k0, k1), a.repeat)
 
     for law in LAWS:
         for precision in ("float64", "float32"):
@@ -169,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
             run = lambda init=init, precision=precision, nets=a.nets: fmsim.simulate(  # noqa: E731
                 fc, init, nets, 1, method="full", precision=precision, chunk_size=1024)
             fmsim.simulate(fc, init, 64, 0, method="full", precision=precision)  # compile
-            rows.append((f"fmsim full {law} {precision}", per_net * a.nets / timed(run, a.repeat)))
+            rows.append((f"fmsim full {law} {precision}", per_net * a.nets / timed(run, a.repeat),
+                         weights_per_call(law, precision)))
 
     conv = fmsim.Conv(channels=(4,) + (16,) * 10, spatial=(16, 16), kernel=3)
     conv_draws = float(sum(conv.channels[j] * conv.fan_in(j) for j in range(1, conv.depth + 1)))
@@ -177,19 +191,23 @@ def main(argv: list[str] | None = None) -> None:
     fmsim.simulate(conv, he, 16, 0, method="full")
     nets = max(64, a.nets // 64)
     t = timed(lambda: fmsim.simulate(conv, he, nets, 1, method="full"), a.repeat)
-    rows.append(("fmsim full conv 16x16, 16 ch, 3x3, d = 10", conv_draws * nets / t))
+    rows.append(("fmsim full conv 16x16, 16 ch, 3x3, d = 10 (*)", conv_draws * nets / t, 2))
 
     res = fmsim.Residual(width=n, module_widths=(n,), etas=(1.0 / np.sqrt(n),) * (n // 2), ending="relu")
     res_draws = float(2 * n * n * (n // 2))
     fmsim.simulate(res, he, 16, 0, method="full")
     t = timed(lambda: fmsim.simulate(res, he, a.nets // 2, 1, method="full", chunk_size=1024), a.repeat)
-    rows.append((f"fmsim full ReLU-ending residual, width {n}, {n // 2} modules", res_draws * (a.nets // 2) / t))
+    rows.append((f"fmsim full ReLU-ending residual, width {n}, {n // 2} modules", res_draws * (a.nets // 2) / t, 2))
 
-    torch32 = next((r for name, r in rows if name.startswith("PyTorch") and name.endswith("float32")), None)
-    print(f"\n{'path':58s} {'draws/s':>10s} {'of ceiling':>10s} {'vs torch f32':>12s}")
-    for name, r in rows:
+    torch32 = next((r for name, r, _ in rows if name.startswith("PyTorch") and name.endswith("float32")), None)
+    print(f"\nRNG ceiling: Philox4x32-10 alone, {calls:.3e} calls/s "
+          "(x weights per call = the ceiling of each row in weight draws/s)")
+    print(f"\n{'path':58s} {'draws/s':>10s} {'w/call':>6s} {'of ceiling':>10s} {'vs torch f32':>12s}")
+    for name, r, per in rows:
         vs = f"{r / torch32:11.2f}x" if torch32 else f"{'-':>12s}"
-        print(f"{name:58s} {r:10.3e} {r / ceiling:10.1%} {vs}")
+        frac = f"{r / (calls * per):10.1%}" if per else f"{'-':>10s}"
+        print(f"{name:58s} {r:10.3e} {per or '-':>6} {frac} {vs}")
+    print("(*) a conv weight is drawn once and used at all 256 positions: the row is bound by the convolution")
 
     fmsim.simulate(fc, he, 1024, 0, method="exact")
     t = timed(lambda: fmsim.simulate(fc, he, a.exact_nets, 1, method="exact"), a.repeat)

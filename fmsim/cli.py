@@ -35,7 +35,7 @@ from .config import (
 from .h5io import writer_alive
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
-from .store import list_runs, open_h5, open_result, run_many_to_file
+from .store import list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, default=16384, help="nets per chunk, a multiple of 1024")
     p.add_argument("--backend", choices=BACKENDS, default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="float64",
-                   help="arithmetic of method 'full' (float32: fully connected nets only)")
+                   help="arithmetic of method 'full' (float32: fully connected nets only; 32 random bits per weight)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -154,8 +154,8 @@ def cmd_info(args: argparse.Namespace) -> None:
             mean = g["summary/mean"][()]
             print(f"{name}: {status}{'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
                   f"{shape} (d={cfg.arch.depth}), "
-                  f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}; "
-                  f"E[M_d] = {mean[-1]:.6g}")
+                  f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}, "
+                  f"stream layout {stream_layout_of(g)}; E[M_d] = {mean[-1]:.6g}")
 
 
 LAW_QUANTILES = (1e-6, 1e-3, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1 - 1e-6)

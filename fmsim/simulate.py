@@ -268,7 +268,8 @@ def simulate(
     progress : callable, optional
         Called with the number of nets finished after each chunk.
     precision : {"float64", "float32"}
-        Arithmetic of the ``full`` method (fully connected nets); see :class:`RunConfig`.
+        Arithmetic of the ``full`` method (fully connected nets); float32 also draws each
+        weight from 32 random bits (other nets than float64's); see :class:`RunConfig`.
     client : dask.distributed.Client, optional
         Run the chunks on this cluster (:func:`fmsim.execution.connect`);
         the result is the same as without.

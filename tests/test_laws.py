@@ -54,7 +54,7 @@ def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
     # standard_row (CPU kernels: Philox words first, then the law in branch-free passes) must give
     # exactly the weights of _fill_standard (CUDA kernels and the reference: one block at a time).
     k0, k1 = np.uint64(11), np.uint64(22)
-    words, slow, out = np.empty(2 * 3000 + 2, np.uint32), np.empty(3000, np.bool_), np.empty(3000)
+    words, slow, out = np.empty(2 * 3000 + 2, np.uint32), np.empty(3000, np.intp), np.empty(3000)
     ref = np.empty(3000)
     for n in [*range(1, 40), 127, 128, 129, 255, 256, 2999]:
         for row in range(4):

@@ -15,7 +15,6 @@ from ..laws import standard_row
 from .scalar import (
     across_layer_variance,
     bias_draw,
-    conv_channel,
     fc_exact_trace,
     mean_square,
     residual_exact_trace,
@@ -105,7 +104,7 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out
         z = np.full(wmax, zero)
         znew = np.full(wmax, zero)
         words = np.empty(2 * wmax + 2, dtype=np.uint32)
-        slow = np.empty(wmax, dtype=np.bool_)
+        slow = np.empty(wmax, dtype=np.intp)
         w = np.empty(wmax)
         z[: widths[0]] = x
         out_lengths[i, 0] = m0
@@ -191,7 +190,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         h = np.zeros(kmax)
         hnew = np.zeros(kmax)
         words = np.empty(2 * kmax + 2, dtype=np.uint32)
-        slow = np.empty(kmax, dtype=np.bool_)
+        slow = np.empty(kmax, dtype=np.intp)
         w = np.empty(kmax)
         out_lengths[i, 0] = m0
         for mod in range(L):
@@ -251,6 +250,39 @@ def res_relu_exact(x, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out
 
 
 # ---------------------------------------------------------------- convolution
+@njit(inline="always", cache=True)
+def periodic_pad(z, c_in, height, width, kh, kw, zpad):
+    """``zpad[(ci, y, x)] = z[(ci, (y - kh//2) mod H, (x - kw//2) mod W)]`` on the ``(H + kh - 1, W + kw - 1)`` grid."""
+    hp, wp = height + kh - 1, width + kw - 1
+    for ci in range(c_in):
+        for y in range(hp):
+            sy = (y - kh // 2) % height
+            for x in range(wp):
+                zpad[(ci * hp + y) * wp + x] = z[(ci * height + sy) * width + (x - kw // 2) % width]
+
+
+@njit(inline="always", cache=True)
+def conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scale, bias, r, acc, out):
+    """:func:`~fmsim.kernels.scalar.conv_channel` on the padded input, bitwise: every position sums its taps
+    in the same ``(c_in, ty, tx)`` order, but the loop over positions is innermost and contiguous."""
+    hp, wp = height + kh - 1, width + kw - 1
+    P = height * width
+    for p in range(P):
+        acc[p] = 0.0
+    for ci in range(c_in):
+        for ty in range(kh):
+            for tx in range(kw):
+                wv = w[(ci * kh + ty) * kw + tx]
+                for py in range(height):
+                    src = (ci * hp + py + ty) * wp + tx
+                    dst = py * width
+                    for px in range(width):
+                        acc[dst + px] += wv * zpad[src + px]
+    for p in range(P):
+        pre = scale * acc[p] + bias
+        out[r * P + p] = pre if pre > 0.0 else 0.0
+
+
 @njit(parallel=True, cache=True)
 def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
     """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
@@ -284,17 +316,20 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
         w = np.zeros(cmax * taps)
+        zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
+        acc = np.empty(P)
         words = np.empty(2 * cmax * taps + 2, dtype=np.uint32)
-        slow = np.empty(cmax * taps, dtype=np.bool_)
+        slow = np.empty(cmax * taps, dtype=np.intp)
         z[: x.shape[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
             layer = np.uint64(j)
             c_in = channels[j - 1]
+            periodic_pad(z, c_in, height, width, kh, kw, zpad)
             for r in range(channels[j]):
                 standard_row(law, False, c_in * taps, np.uint64(r), layer, net, k0, k1, words, slow, w)
                 b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
-                conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
+                conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scales[j - 1], b, r, acc, znew)
             z, znew = znew, z
             out_lengths[i, j] = mean_square(z, channels[j] * P)
         out_fm2[i] = across_layer_variance(out_lengths[i])
