@@ -307,9 +307,8 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
         return 1.0 if (word >> np.uint64(q & 31)) & np.uint64(1) else -1.0
     if per == 4:
         return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
-    if q == 0:
-        return standard_draw(law, w0, w1, np.uint64(k // 2), 0, c1, c2, c3, k0, k1)
-    return standard_draw(law, w2, w3, np.uint64(k // 2), 1, c1, c2, c3, k0, k1)
+    a, b = (w0, w1) if q == 0 else (w2, w3)  # one call site: each inlined copy costs compile time
+    return standard_draw(law, a, b, np.uint64(k // 2), q, c1, c2, c3, k0, k1)
 
 
 @njit(cache=True)
