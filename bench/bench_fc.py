@@ -14,7 +14,7 @@ draws per net: ``size**3``). Rows, all in one run with the same thread count:
   bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
 * fmsim ``exact`` (nets per second; it draws no weights).
 
-Run:  python bench/bench_fc.py [--size 100] [--nets 4096] [--repeat 3]
+Run:  python bench/bench_fc.py [--size 100] [--nets 2048] [--repeat 2]   (about 5 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -140,11 +140,11 @@ def timed(fn, repeat: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=100, help="depth = width")
-    p.add_argument("--nets", type=int, default=4096, help="nets per fmsim full row")
+    p.add_argument("--nets", type=int, default=2048, help="nets per fmsim full row")
     p.add_argument("--numpy-nets", type=int, default=256)
-    p.add_argument("--torch-nets", type=int, default=1024)
+    p.add_argument("--torch-nets", type=int, default=512)
     p.add_argument("--exact-nets", type=int, default=2_000_000)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=2)
     a = p.parse_args(argv)
     n = a.size
     threads = numba.get_num_threads()
