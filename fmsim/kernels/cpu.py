@@ -37,8 +37,8 @@ def _cast_like_jit(value, like):
 def row_preactivation(law, bits32, z, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
-    Bitwise :func:`~fmsim.kernels.scalar.unit_preactivation` (float64 ``z``) or
-    ``unit_preactivation_f32`` (float32 ``z``): the same four partial sums over
+    Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
+    over ``row_dot`` or ``row_dot_f32``): the same four partial sums over
     ``k mod 4``, and the row drawn in vectorizable
     stages by :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w``;
     ``bits32`` (float32 runs) takes 32 bits per weight.

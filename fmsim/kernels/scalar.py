@@ -89,8 +89,9 @@ def make_unit_preactivation(ftype, dot, bias):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in ``ftype``, before the nonlinearity.
 
     Returns a plain function over the given ``dot`` (:data:`row_dot` or
-    :data:`row_dot_f32`) and ``bias`` (:func:`bias_draw`): the CPU kernels use
-    it under ``njit``, the CUDA kernels rebuild it over their device versions.
+    :data:`row_dot_f32`) and ``bias`` (:func:`bias_draw`): the CUDA kernels build it
+    over their device versions; the CPU kernels use the vectorized
+    :func:`fmsim.kernels.cpu.row_preactivation`, which gives the same bits.
     """
 
     def unit_preactivation(law, z, n_in, row, layer, net, scale, bias_sd, k0, k1):
@@ -102,9 +103,6 @@ def make_unit_preactivation(ftype, dot, bias):
     return unit_preactivation
 
 
-unit_preactivation = njit(inline="always", cache=True)(make_unit_preactivation(np.float64, row_dot, bias_draw))
-unit_preactivation_f32 = njit(inline="always", cache=True)(
-    make_unit_preactivation(np.float32, row_dot_f32, bias_draw))
 
 
 @njit(inline="always", cache=True)
