@@ -371,8 +371,8 @@ def draw_standard_one(law: str, key: tuple[int, int], block: int, lane: int, row
 # The CPU kernels draw a whole row at once, in passes that LLVM can vectorize:
 # (1) the row's Philox words, a branch-free loop over blocks; (2) the law's fast
 # path for every weight, branch-free (the ziggurat's first step: table lookups, a
-# multiply, a sign and an accept flag); (3) the rare slow cases, one by one, from
-# the same retry streams as :func:`standard_draw`. The weights are bitwise those of
+# multiply, a sign, and the column listed if it is rejected); (3) the listed slow
+# cases, one by one, from the same retry streams as :func:`standard_draw`. The weights are bitwise those of
 # :func:`standard_draw` (tested), so the CUDA kernels, which draw one weight at a
 # time, stay bit-identical.
 
@@ -460,11 +460,9 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         n_slow = _ziggurat_fast_row(words, n, per == 4, out, slow)
         for i in range(n_slow):
             k = slow[i]
-            if per == 4:
-                x, idx = out[k], np.intp(words[k] & np.uint32(0xFF))
-            else:
-                x, idx, _ = _zig_candidate(np.uint64(words[2 * k]), np.uint64(words[2 * k + 1]))
-            out[k] = _normal_slow(x, idx, np.uint64(k // 2), k % 2, 0, c1, c2, c3, k0, k1)
+            # out[k] holds the candidate x; its layer is the low byte of the (last) word
+            idx = np.intp(words[k if per == 4 else 2 * k + 1] & np.uint32(0xFF))
+            out[k] = _normal_slow(out[k], idx, np.uint64(k // 2), k % 2, 0, c1, c2, c3, k0, k1)
         if law == 4:
             n_out = 0
             for k in range(n):

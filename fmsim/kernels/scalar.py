@@ -50,7 +50,7 @@ def _make_row_dot(ftype):
         -------
         float (``ftype``)
         """
-        a0 = ftype(0.0)  # four partial sums, over k = 0, 1, 2, 3 (mod 4): the CPU's order (DOT_LANES)
+        a0 = ftype(0.0)  # four partial sums, over k = 0, 1, 2, 3 (mod 4): the CPU kernels' order
         a1 = ftype(0.0)
         a2 = ftype(0.0)
         a3 = ftype(0.0)
@@ -101,8 +101,6 @@ def make_unit_preactivation(ftype, dot, bias):
         return pre
 
     return unit_preactivation
-
-
 
 
 @njit(inline="always", cache=True)
