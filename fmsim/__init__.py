@@ -15,7 +15,7 @@ from .simulate import SimulationResult, simulate
 from .store import open_result as open
 from .store import run_to_file
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["FullyConnected", "Residual", "Conv", "eta_schedule", "width_profile", "Init", "RunConfig",
            "SimulationResult", "simulate", "run_to_file", "open", "open_dataset", "open_sweep", "theory",

@@ -15,16 +15,23 @@ law (and precision)                         bits/weight   weight ``k`` of the ro
 ``truncated_normal`` in ``float64``                       61-bit ziggurat)
 ==========================================  ============  =====================================
 
-The rare draws that need more randomness (the ziggurat's wedge and tail, 1.2%
-of normal draws; the truncated normal's rejections) take it from retry streams
-of the *same* counter, so a weight is still a pure function of ``(key, net,
-layer, row, column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream
-id ``1 + (k % 2) + 2*attempt + 128*t`` (retry ``attempt`` of draw ``t``; ``t >= 1``
-only for truncation retries). Biases use the last block index, ``BIAS_BLOCK``,
+Normal weights come from a 256-layer ziggurat (Marsaglia & Tsang 2000) read
+from the word(s): 8 bits choose the layer, 1 the sign, the rest (52 or 23 bits)
+the magnitude. The truncated normal (cut at +-2) has a ziggurat of its own,
+built for the density on ``[0, 2]``: its lowest layers are flat boxes under the
+curve and it has no tail, so no draw is ever thrown away for landing beyond the cut.
+
+The rare draws that need more randomness (a ziggurat's wedges, and the
+Gaussian's tail: 1.5% of draws) take it from retry streams of the *same*
+counter, so a weight is still a pure function of ``(key, net, layer, row,
+column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream id
+``1 + (k % 2) + 2*attempt``. Biases use the last block index, ``BIAS_BLOCK``,
 which no weight reaches: one 64-bit draw (words 0 and 1) for every law and precision.
 
-Layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2
-differs from it for ``uniform``, ``rademacher`` and ``precision="float32"`` only.
+History: layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2 (0.2.0)
+took 32 or 1 for ``uniform``, ``rademacher`` and ``precision="float32"``; layout 3
+(0.3.0) samples ``truncated_normal`` with its own ziggurat instead of redrawing
+normals beyond the cut (the same law; other random numbers).
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ __all__ = [
 ]
 
 #: Version of the stream layout above (which Philox bits make which weight).
-STREAM_LAYOUT = 2
+STREAM_LAYOUT = 3
 #: Integer codes the kernels use for each law.
 LAW_CODES = {"gaussian": 0, "uniform": 1, "rademacher": 2, "laplace": 3, "truncated_normal": 4}
 #: Standardized fourth moment E[w^4]/Var(w)^2 of each (unit-variance) law.
@@ -72,8 +79,7 @@ BIAS_BLOCK = np.uint64((1 << BLOCK_BITS) - 1)
 MAX_FAN_IN = 2 * ((1 << BLOCK_BITS) - 1)
 _BLOCK_MASK = np.uint64((1 << BLOCK_BITS) - 1)
 _STREAM_SHIFT = np.uint64(BLOCK_BITS)
-_MAX_ATTEMPTS = 63  # per draw; attempt 63 of draw t >= 1 holds its fresh candidate
-_MAX_TRUNC_DRAWS = 16
+_MAX_ATTEMPTS = 63  # retries of a slow draw (each fails with probability < 0.1)
 
 # ---------------------------------------------------------------- ziggurat
 # Marsaglia & Tsang (2000) with 256 layers for f(x) = exp(-x^2/2), x >= 0.
@@ -118,16 +124,16 @@ def _zig_candidate(a, b):
 
 
 @njit(inline="always", cache=True)
-def _stream_c0(block, lane, attempt, t):
-    stream = np.uint64(1 + lane + 2 * attempt + 128 * t)
+def _stream_c0(block, lane, attempt):
+    stream = np.uint64(1 + lane + 2 * attempt)
     return (block & _BLOCK_MASK) | (stream << _STREAM_SHIFT)
 
 
 @njit(cache=True)
-def _normal_slow(x, idx, block, lane, t, c1, c2, c3, k0, k1):
+def _normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1):
     """Wedge/tail/restart part of the ziggurat (about 1.2% of draws)."""
     for attempt in range(_MAX_ATTEMPTS):
-        w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt, t), c1, c2, c3, k0, k1)
+        w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
         if idx == 0:  # tail beyond r: Marsaglia's exact tail method
             xx = -math.log(1.0 - u01_from_words(w0, w1)) / _ZIG_R
             yy = -math.log(1.0 - u01_from_words(w2, w3))
@@ -144,11 +150,11 @@ def _normal_slow(x, idx, block, lane, t, c1, c2, c3, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def _normal(a, b, block, lane, t, c1, c2, c3, k0, k1):
+def _normal(a, b, block, lane, c1, c2, c3, k0, k1):
     x, idx, ok = _zig_candidate(a, b)
     if ok:
         return x
-    return _normal_slow(x, idx, block, lane, t, c1, c2, c3, k0, k1)
+    return _normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
 
 
 # ------------------------------------------------------- truncated normal
@@ -165,14 +171,89 @@ LAW_M4["truncated_normal"] = _TRUNC_M4_RAW / _TRUNC_VAR**2
 TRUNCATED_NORMAL_VARIANCE = _TRUNC_VAR
 
 
+_TRUNC_INV_SD = 1.0 / _TRUNC_SD
+
+
+def _truncated_ziggurat_levels(a: float = _TRUNC, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Box widths ``X[0..n]`` and heights ``Y[0..n]`` of an ``n``-layer ziggurat for ``exp(-x^2/2)`` on ``[0, a]``.
+
+    Box ``i`` is ``[0, X[i]] x [Y[i], Y[i+1]]`` with ``X[i] = min(a, f^{-1}(Y[i]))``,
+    ``Y[0] = 0``, ``Y[n] = f(0) = 1``, all of equal area ``v`` (found by bisection).
+    The boxes cover the region under the curve; the lowest ones (``Y[i+1] <= f(a)``)
+    lie entirely under it, so their points are always accepted. ``X[n] = 0``.
+    """
+    fa = math.exp(-0.5 * a * a)
+
+    def levels(v: float) -> tuple[list[float], list[float]]:
+        xs, ys = [], [0.0]
+        for _ in range(n):
+            y = ys[-1]
+            if y >= 1.0:
+                return xs, ys  # v too large: the boxes reach the top early
+            xs.append(a if y <= fa else math.sqrt(-2.0 * math.log(y)))
+            ys.append(y + v / xs[-1])
+        return xs, ys
+
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        v = 0.5 * (lo + hi)
+        xs, ys = levels(v)
+        if len(xs) < n or ys[-1] > 1.0:
+            hi = v
+        else:
+            lo = v
+    xs, ys = levels(lo)
+    assert len(xs) == n and abs(ys[-1] - 1.0) < 1e-12, "truncated ziggurat did not close"
+    ys[-1] = 1.0
+    return np.array(xs + [0.0]), np.array(ys)
+
+
+def _truncated_ziggurat_tables(bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Acceptance thresholds and widths for a ``bits``-bit magnitude (as :func:`_ziggurat_tables`)."""
+    xs, _ = _truncated_ziggurat_levels()
+    scale = 2.0**bits
+    kn = np.array([int(scale * xs[i + 1] / xs[i]) for i in range(256)], dtype=np.uint64)
+    return kn, xs[:256] / scale
+
+
+_TK, _TW = _truncated_ziggurat_tables(52)
+_TK32, _TW32 = _truncated_ziggurat_tables(23)
+_TF = _truncated_ziggurat_levels()[1]  # box heights: the wedge of box i spans y in [_TF[i], _TF[i+1]]
+
+
 @njit(cache=True)
-def _truncated_normal_slow(block, lane, c1, c2, c3, k0, k1):
-    for t in range(1, _MAX_TRUNC_DRAWS):
-        a, b, _, _ = philox4x32(_stream_c0(block, lane, _MAX_ATTEMPTS, t), c1, c2, c3, k0, k1)
-        x = _normal(a, b, block, lane, t, c1, c2, c3, k0, k1)
-        if abs(x) <= _TRUNC:
-            return x / _TRUNC_SD
-    return 0.0  # reached with probability < 1e-20
+def _trunc_candidate(a, b):
+    """First step of the truncated normal's ziggurat from one 64-bit word pair: (x, layer, accepted)."""
+    r = (a << np.uint64(32)) | b
+    idx = np.intp(r & np.uint64(0xFF))
+    rabs = (r >> np.uint64(9)) & _MASK52
+    x = float(rabs) * _TW[idx]
+    if (r >> np.uint64(8)) & np.uint64(1):
+        x = -x
+    return x, idx, rabs < _TK[idx]
+
+
+@njit(cache=True)
+def _truncated_normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1):
+    """Wedge part of the truncated normal's ziggurat (no tail; a rejected point restarts)."""
+    for attempt in range(_MAX_ATTEMPTS):
+        w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
+        y = _TF[idx] + u01_from_words(w0, w1) * (_TF[idx + 1] - _TF[idx])
+        if y < math.exp(-0.5 * x * x):
+            return x
+        x, idx, ok = _trunc_candidate(w2, w3)
+        if ok:
+            return x
+    return x  # reached with probability < 1e-60
+
+
+@njit(inline="always", cache=True)
+def _truncated_normal(a, b, block, lane, c1, c2, c3, k0, k1):
+    """N(0, 1) cut at +-2, not rescaled, from one 64-bit word pair."""
+    x, idx, ok = _trunc_candidate(a, b)
+    if ok:
+        return x
+    return _truncated_normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
 
 
 # ------------------------------------------------------------ dispatcher
@@ -201,7 +282,7 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
         A draw with mean 0 and variance 1.
     """
     if law == 0:
-        return _normal(a, b, block, lane, 0, c1, c2, c3, k0, k1)
+        return _normal(a, b, block, lane, c1, c2, c3, k0, k1)
     if law == 1:
         return _SQRT3 * (2.0 * u01_from_words(a, b) - 1.0)
     if law == 2:
@@ -212,10 +293,7 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
         if u < 0.5:
             return _INV_SQRT2 * math.log(2.0 * u)
         return -_INV_SQRT2 * math.log(2.0 - 2.0 * u)
-    x = _normal(a, b, block, lane, 0, c1, c2, c3, k0, k1)
-    if abs(x) <= _TRUNC:
-        return x / _TRUNC_SD
-    return _truncated_normal_slow(block, lane, c1, c2, c3, k0, k1)
+    return _truncated_normal(a, b, block, lane, c1, c2, c3, k0, k1) * _TRUNC_INV_SD
 
 
 # ------------------------------------------------------ 32- and 1-bit weights
@@ -229,16 +307,19 @@ def _u01_32(word):
 
 
 @njit(inline="always", cache=True)
-def _normal32(word, k, c1, c2, c3, k0, k1):
-    """Standard normal from one 32-bit word (ziggurat, 23-bit magnitude); slow cases as :func:`_normal`'s."""
+def _normal32(trunc, word, k, c1, c2, c3, k0, k1):
+    """Standard normal (``trunc``: cut at +-2) from one 32-bit word (ziggurat, 23-bit magnitude);
+    slow cases as :func:`_normal`'s (:func:`_truncated_normal`'s)."""
     idx = np.intp(word & np.uint64(0xFF))
     rabs = word >> np.uint64(9)
-    x = float(rabs) * _ZW32[idx]
+    x = float(rabs) * (_TW32[idx] if trunc else _ZW32[idx])
     if (word >> np.uint64(8)) & np.uint64(1):
         x = -x
-    if rabs < _ZK32[idx]:
+    if rabs < (_TK32[idx] if trunc else _ZK32[idx]):
         return x
-    return _normal_slow(x, idx, np.uint64(k // 2), k % 2, 0, c1, c2, c3, k0, k1)
+    if trunc:
+        return _truncated_normal_slow(x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+    return _normal_slow(x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
 
 
 @njit(inline="always", cache=True)
@@ -251,10 +332,9 @@ def draw32(law, word, k, c1, c2, c3, k0, k1):
         if u < 0.5:
             return _INV_SQRT2 * math.log(2.0 * u)
         return -_INV_SQRT2 * math.log(2.0 - 2.0 * u)
-    x = _normal32(word, k, c1, c2, c3, k0, k1)
-    if law == 0 or abs(x) <= _TRUNC:
-        return x if law == 0 else x / _TRUNC_SD
-    return _truncated_normal_slow(np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+    if law == 0:
+        return _normal32(False, word, k, c1, c2, c3, k0, k1)
+    return _normal32(True, word, k, c1, c2, c3, k0, k1) * _TRUNC_INV_SD
 
 
 @njit(inline="always", cache=True)
@@ -389,9 +469,10 @@ def row_words(n_blocks, c1, c2, c3, k0, k1, words):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_fast_row(words, n, bits32, out, slow):
+def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
     """First ziggurat step of weights ``0..n-1``, as :func:`_zig_candidate` (64-bit: words ``2k, 2k+1``)
-    or :func:`_normal32` (``bits32``: word ``k``); returns how many need the slow path, listed in ``slow``.
+    or :func:`_normal32` (``bits32``: word ``k``), with the thresholds ``kn`` and widths ``wn`` of the
+    law's ziggurat; returns how many need the slow path, listed in ``slow``.
 
     No branches: the sign multiplies (``x * -1.0`` is ``-x`` exactly) and the slow
     cases are listed by always writing ``k`` and advancing by the test's outcome.
@@ -404,14 +485,14 @@ def _ziggurat_fast_row(words, n, bits32, out, slow):
             r = np.uint64(words[k])
             idx = np.intp(r & np.uint64(0xFF))
             rabs = r >> np.uint64(9)
-            x = float(rabs) * _ZW32[idx]
-            reject = rabs >= _ZK32[idx]
+            x = float(rabs) * wn[idx]
+            reject = rabs >= kn[idx]
         else:
             r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
             idx = np.intp(r & np.uint64(0xFF))
             rabs = (r >> np.uint64(9)) & _MASK52
-            x = float(rabs) * _ZW[idx]
-            reject = rabs >= _ZK[idx]
+            x = float(rabs) * wn[idx]
+            reject = rabs >= kn[idx]
         out[k] = x * (1.0 - 2.0 * float((r >> np.uint64(8)) & np.uint64(1)))
         slow[n_slow] = k
         n_slow += reject
@@ -487,19 +568,20 @@ def _laplace_row(bits32, n, c1, c2, c3, k0, k1, words, out):
 @njit(cache=True)
 def _normal_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """Gaussian (``law`` 0) or truncated normal (4) weights of a row whose words are drawn."""
-    n_slow = _ziggurat_fast_row(words, n, bits32, out, slow)
+    trunc = law == 4
+    if bits32:
+        kn, wn = (_TK32, _TW32) if trunc else (_ZK32, _ZW32)
+    else:
+        kn, wn = (_TK, _TW) if trunc else (_ZK, _ZW)
+    n_slow = _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
     for i in range(n_slow):
         k = slow[i]
         # out[k] holds the candidate x; its layer is the low byte of the (last) word
         idx = np.intp(words[k if bits32 else 2 * k + 1] & np.uint32(0xFF))
-        out[k] = _normal_slow(out[k], idx, np.uint64(k // 2), k % 2, 0, c1, c2, c3, k0, k1)
-    if law == 4:
-        n_out = 0
+        if trunc:
+            out[k] = _truncated_normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+        else:
+            out[k] = _normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+    if trunc:
         for k in range(n):
-            x = out[k]
-            out[k] = x / _TRUNC_SD
-            slow[n_out] = k
-            n_out += abs(x) > _TRUNC
-        for i in range(n_out):
-            k = slow[i]
-            out[k] = _truncated_normal_slow(np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+            out[k] *= _TRUNC_INV_SD

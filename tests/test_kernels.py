@@ -120,7 +120,7 @@ def test_exact_and_full_agree_in_distribution(widths, c, bias_var):
 
 
 def test_float32_mode_agrees_with_the_float64_reference_to_the_documented_tolerance():
-    """precision='float32': 32 bits per weight (stream layout 2), float32 arithmetic. Documented tolerance
+    """precision='float32': 32 bits per weight (stream layouts 2 and 3), float32 arithmetic. Documented tolerance
     (RunConfig): relative 1e-4 on M_j, against float64 arithmetic on the same weights, for nets up to
     depth = width = 100; measured here at depth = width = 40, three laws, bias."""
     for init in (fmsim.Init.scheme("he"), fmsim.Init("uniform", 2.0, bias_var=0.1), fmsim.Init("laplace", 2.0)):

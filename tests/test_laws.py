@@ -7,7 +7,16 @@ import pytest
 from conftest import assert_within_se
 from scipy import stats
 
-from fmsim.laws import LAW_CODES, LAW_M4, TRUNCATED_NORMAL_VARIANCE, _fill_standard, draw_standard_array, standard_row
+from fmsim import laws
+from fmsim.laws import (
+    LAW_CODES,
+    LAW_M4,
+    TRUNCATED_NORMAL_VARIANCE,
+    _fill_standard,
+    _truncated_ziggurat_levels,
+    draw_standard_array,
+    standard_row,
+)
 
 N = 400_000
 SD_T = math.sqrt(TRUNCATED_NORMAL_VARIANCE)
@@ -72,6 +81,50 @@ def test_gaussian_tails_and_wedges(precision):
         p = 2 * stats.norm.sf(t)
         se = math.sqrt(p * (1 - p) / x.size)
         assert_within_se(np.mean(np.abs(x) > t), p, se, what=f"P(|x| > {t})")
+
+
+def test_truncated_ziggurat_boxes_have_equal_area_and_cover_the_density():
+    xs, ys = _truncated_ziggurat_levels()
+    areas = xs[:-1] * np.diff(ys)
+    np.testing.assert_allclose(areas, areas[0], rtol=1e-12)
+    assert ys[0] == 0.0 and ys[-1] == 1.0 and xs[-1] == 0.0
+    # box i spans y in [Y_i, Y_i+1]: it covers the curve if X_i >= min(2, f^-1(Y_i)), with equality by construction
+    cover = np.minimum(2.0, np.sqrt(-2.0 * np.log(np.maximum(ys[:-1], 1e-300))))
+    np.testing.assert_allclose(xs[:-1], cover, rtol=1e-14)
+    # the boxes hold the region under the curve, so their total area exceeds it, by the wedges' rejections
+    area = math.sqrt(math.pi / 2) * math.erf(math.sqrt(2))
+    assert 1.0 < 256 * areas[0] / area < 1.01
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_truncated_normal_wedges_and_cut(precision):
+    # The truncated normal's own ziggurat: flat boxes up to f(2), wedges above. The mass beyond each t
+    # (in units of the unrescaled N(0, 1)) must be the truncated law's; tolerance 5 s.e. of a proportion.
+    x = draw_standard_array("truncated_normal", 4_000_000, (3, 4), 0, 1, 0, precision=precision) * SD_T
+    assert np.abs(x).max() <= 2.0
+    for t in (0.05, 0.5, 1.0, 1.5, 1.9, 1.99):
+        p = 2 * (stats.norm.cdf(2.0) - stats.norm.cdf(t)) / (2 * stats.norm.cdf(2.0) - 1.0)
+        se = math.sqrt(p * (1 - p) / x.size)
+        assert_within_se(np.mean(np.abs(x) > t), p, se, what=f"P(|x| > {t})")
+
+
+@pytest.mark.parametrize("sampler,box", [*(("gaussian", i) for i in (1, 40, 100, 200, 254)),
+                                         *(("truncated_normal", i) for i in (57, 60, 100, 200, 254))])
+def test_ziggurat_wedge_accepts_with_the_exact_probability(sampler, box):
+    # A candidate x in the wedge of box i (X_i+1 < x < X_i) is kept on the first retry with probability
+    # (f(x) - Y_i) / (Y_i+1 - Y_i); any other outcome is a fresh draw, never x itself. Binomial test over
+    # independent retry streams (one per block index), tolerance 5 s.e.
+    if sampler == "gaussian":
+        slow, widths, heights = laws._normal_slow, laws._ZW * 2.0**52, laws._ZF
+    else:
+        slow, widths, heights = laws._truncated_normal_slow, np.append(laws._TW * 2.0**52, 0.0), laws._TF
+    x = 0.5 * (widths[box] + widths[box + 1])
+    assert widths[box + 1] < widths[box]  # a box with a wedge (the truncated ziggurat's 57 lowest are flat)
+    p = (math.exp(-0.5 * x * x) - heights[box]) / (heights[box + 1] - heights[box])
+    u = np.uint64
+    n = 20_000
+    kept = sum(slow(x, box, u(b), 0, u(1), u(2), u(3), u(4), u(5)) == x for b in range(n))
+    assert_within_se(kept / n, p, math.sqrt(p * (1 - p) / n), what=f"P(keep x = {x:.4f} in box {box})")
 
 
 def test_rows_and_nets_are_different_streams():

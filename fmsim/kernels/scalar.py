@@ -182,7 +182,7 @@ def gamma_unit(shape, layer, net, k0, k1):
     for t in range(_MAX_GAMMA_ATTEMPTS):
         row = np.uint64(1 + t)
         w0, w1, w2, w3 = philox4x32(zero, row, layer, net, k0, k1)
-        x = _normal(w0, w1, zero, 0, 0, row, layer, net, k0, k1)
+        x = _normal(w0, w1, zero, 0, row, layer, net, k0, k1)
         v = 1.0 + cc * x
         if v <= 0.0:
             continue
