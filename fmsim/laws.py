@@ -195,7 +195,7 @@ def _truncated_ziggurat_levels(a: float = _TRUNC, n: int = 256) -> tuple[np.ndar
         return xs, ys
 
     lo, hi = 0.0, 1.0
-    for _ in range(200):
+    for _ in range(64):  # v is about 0.0047: 64 halvings of [0, 1] reach its last bit
         v = 0.5 * (lo + hi)
         xs, ys = levels(v)
         if len(xs) < n or ys[-1] > 1.0:
@@ -208,17 +208,17 @@ def _truncated_ziggurat_levels(a: float = _TRUNC, n: int = 256) -> tuple[np.ndar
     return np.array(xs + [0.0]), np.array(ys)
 
 
-def _truncated_ziggurat_tables(bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Acceptance thresholds and widths for a ``bits``-bit magnitude (as :func:`_ziggurat_tables`)."""
-    xs, _ = _truncated_ziggurat_levels()
+def _truncated_ziggurat_tables(xs: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Acceptance thresholds and widths for a ``bits``-bit magnitude (as :func:`_ziggurat_tables`), from the box
+    widths ``xs`` of :func:`_truncated_ziggurat_levels`."""
     scale = 2.0**bits
     kn = np.array([int(scale * xs[i + 1] / xs[i]) for i in range(256)], dtype=np.uint64)
     return kn, xs[:256] / scale
 
 
-_TK, _TW = _truncated_ziggurat_tables(52)
-_TK32, _TW32 = _truncated_ziggurat_tables(23)
-_TF = _truncated_ziggurat_levels()[1]  # box heights: the wedge of box i spans y in [_TF[i], _TF[i+1]]
+_TX, _TF = _truncated_ziggurat_levels()  # box widths and heights: the wedge of box i spans y in [_TF[i], _TF[i+1]]
+_TK, _TW = _truncated_ziggurat_tables(_TX, 52)
+_TK32, _TW32 = _truncated_ziggurat_tables(_TX, 23)
 
 
 @njit(cache=True)
