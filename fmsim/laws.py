@@ -22,7 +22,7 @@ built for the density on ``[0, 2]``: its lowest layers are flat boxes under the
 curve and it has no tail, so no draw is ever thrown away for landing beyond the cut.
 
 The rare draws that need more randomness (a ziggurat's wedges, and the
-Gaussian's tail: 1.5% of draws) take it from retry streams of the *same*
+Gaussian's tail: 1.5% of normal and 1.2% of truncated-normal draws) take it from retry streams of the *same*
 counter, so a weight is still a pure function of ``(key, net, layer, row,
 column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream id
 ``1 + (k % 2) + 2*attempt``. Biases use the last block index, ``BIAS_BLOCK``,
