@@ -5,9 +5,10 @@ fresh process three times: cold (numba's cache empty: a fresh ``NUMBA_CACHE_DIR`
 then warm twice (the cache that run wrote). The child marks when the ``full``
 kernel is first called and when that first chunk is done (loading the kernel
 from numba's cache, or compiling it, happens in between; the chunk's own
-work is ~5 ms); the parent also prints the whole command's wall time. Then, in one warm process, where the time goes: importing numpy,
-numba, fmsim, and numba's first load of a cached kernel (which imports
-``scipy.linalg`` for numba's BLAS check).
+work is ~5 ms); the parent also prints the whole command's wall time.
+Then, in one warm process, where the time goes: importing numpy, numba,
+fmsim, and numba's first load of a cached kernel (numba's start-up, which
+imports ``scipy.linalg`` for its BLAS check).
 
 Run:  python bench/bench_startup.py   (about 1 minute: the cold run compiles)
 """
