@@ -15,14 +15,16 @@ law (and precision)                         bits/weight   weight ``k`` of the ro
 ``truncated_normal`` in ``float64``                       61-bit ziggurat)
 ==========================================  ============  =====================================
 
-Normal weights come from a 256-layer ziggurat (Marsaglia & Tsang 2000) read
-from the word(s): 8 bits choose the layer, 1 the sign, the rest (52 or 23 bits)
-the magnitude. The truncated normal (cut at +-2) has a ziggurat of its own,
-built for the density on ``[0, 2]``: its lowest layers are flat boxes under the
-curve and it has no tail, so no draw is ever thrown away for landing beyond the cut.
+Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
+(Marsaglia & Tsang 2000) read from the word(s): 8 bits choose the layer, 1 the
+sign, the rest (52 or 23 bits) the magnitude. Laplace uses the exponential
+ziggurat (``|w| sqrt 2 ~ Exp(1)``). The truncated normal (cut at +-2) has a
+ziggurat of its own, built for the density on ``[0, 2]``: its lowest layers are
+flat boxes under the curve and it has no tail, so no draw is ever thrown away
+for landing beyond the cut.
 
-The rare draws that need more randomness (a ziggurat's wedges, and the
-Gaussian's tail: 1.5% of normal and 1.2% of truncated-normal draws) take it from retry streams of the *same*
+The rare draws that need more randomness (a ziggurat's wedges and tail: 1.5%
+of normal, 2.2% of Laplace and 1.2% of truncated-normal draws) take it from retry streams of the *same*
 counter, so a weight is still a pure function of ``(key, net, layer, row,
 column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream id
 ``1 + (k % 2) + 2*attempt``. Biases use the last block index, ``BIAS_BLOCK``,
@@ -31,7 +33,9 @@ which no weight reaches: one 64-bit draw (words 0 and 1) for every law and preci
 History: layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2 (0.2.0)
 took 32 or 1 for ``uniform``, ``rademacher`` and ``precision="float32"``; layout 3
 (0.3.0) samples ``truncated_normal`` with its own ziggurat instead of redrawing
-normals beyond the cut (the same law; other random numbers).
+normals beyond the cut, and ``laplace`` with the exponential ziggurat instead of
+the inverse CDF (the same laws; other random numbers). The Gaussian, uniform and
+Rademacher streams are those of layout 2.
 """
 
 from __future__ import annotations
@@ -256,6 +260,67 @@ def _truncated_normal(a, b, block, lane, c1, c2, c3, k0, k1):
     return _truncated_normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
 
 
+# ---------------------------------------------------------------- Laplace
+# |w| sqrt 2 ~ Exp(1): Marsaglia & Tsang's (2000) 256-layer exponential ziggurat, sign from its own bit.
+_EXP_R = 7.69711747013104972
+_EXP_V = 3.949659822581572e-3
+
+
+def _exponential_ziggurat_tables(bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`_ziggurat_tables`, for ``f(x) = exp(-x)``: thresholds, widths, densities ``f(x_i)``."""
+    x = np.empty(257)
+    x[0] = _EXP_V / math.exp(-_EXP_R)
+    x[1] = _EXP_R
+    for i in range(1, 255):
+        x[i + 1] = -math.log(_EXP_V / x[i] + math.exp(-x[i]))
+    x[256] = 0.0
+    scale = 2.0**bits
+    kn = np.array([int(scale * x[i + 1] / x[i]) for i in range(256)], dtype=np.uint64)
+    return kn, x[:256] / scale, np.exp(-x)
+
+
+_EK, _EW, _EF = _exponential_ziggurat_tables(52)
+_EK32, _EW32, _ = _exponential_ziggurat_tables(23)
+
+
+@njit(cache=True)
+def _exp_candidate(a, b):
+    """First step of the exponential ziggurat from one 64-bit word pair: (signed x, layer, accepted)."""
+    r = (a << np.uint64(32)) | b
+    idx = np.intp(r & np.uint64(0xFF))
+    rabs = (r >> np.uint64(9)) & _MASK52
+    x = float(rabs) * _EW[idx]
+    if (r >> np.uint64(8)) & np.uint64(1):
+        x = -x
+    return x, idx, rabs < _EK[idx]
+
+
+@njit(cache=True)
+def _exponential_slow(x, idx, block, lane, c1, c2, c3, k0, k1):
+    """Wedge and tail of the exponential ziggurat: beyond ``r`` the magnitude is ``r + Exp(1)`` (no loss of
+    memory), drawn exactly from one uniform; a wedge point is kept with the exact probability or restarts."""
+    for attempt in range(_MAX_ATTEMPTS):
+        w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
+        if idx == 0:
+            return math.copysign(_EXP_R - math.log(1.0 - u01_from_words(w0, w1)), x)
+        y = _EF[idx] + u01_from_words(w0, w1) * (_EF[idx + 1] - _EF[idx])
+        if y < math.exp(-abs(x)):
+            return x
+        x, idx, ok = _exp_candidate(w2, w3)
+        if ok:
+            return x
+    return x  # reached with probability < 1e-60
+
+
+@njit(inline="always", cache=True)
+def _laplace_unscaled(a, b, block, lane, c1, c2, c3, k0, k1):
+    """Standard Laplace (density ``exp(-|x|)/2``, variance 2) from one 64-bit word pair."""
+    x, idx, ok = _exp_candidate(a, b)
+    if ok:
+        return x
+    return _exponential_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
+
+
 # ------------------------------------------------------------ dispatcher
 _SQRT3 = math.sqrt(3.0)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -288,11 +353,7 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     if law == 2:
         return 1.0 if (a >> np.uint64(31)) else -1.0
     if law == 3:
-        # inverse CDF of Laplace(0, 1/sqrt 2); midpoint uniform in (0, 1)
-        u = u01_from_words(a, b) + 5.551115123125783e-17
-        if u < 0.5:
-            return _INV_SQRT2 * math.log(2.0 * u)
-        return -_INV_SQRT2 * math.log(2.0 - 2.0 * u)
+        return _laplace_unscaled(a, b, block, lane, c1, c2, c3, k0, k1) * _INV_SQRT2
     return _truncated_normal(a, b, block, lane, c1, c2, c3, k0, k1) * _TRUNC_INV_SD
 
 
@@ -323,15 +384,26 @@ def _normal32(trunc, word, k, c1, c2, c3, k0, k1):
 
 
 @njit(inline="always", cache=True)
+def _laplace32(word, k, c1, c2, c3, k0, k1):
+    """Standard Laplace from one 32-bit word (exponential ziggurat, 23-bit magnitude); slow cases as
+    :func:`_laplace_unscaled`'s."""
+    idx = np.intp(word & np.uint64(0xFF))
+    rabs = word >> np.uint64(9)
+    x = float(rabs) * _EW32[idx]
+    if (word >> np.uint64(8)) & np.uint64(1):
+        x = -x
+    if rabs < _EK32[idx]:
+        return x
+    return _exponential_slow(x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+
+
+@njit(inline="always", cache=True)
 def draw32(law, word, k, c1, c2, c3, k0, k1):
     """Weight ``k`` of a row from its 32-bit word (laws other than Rademacher), mean 0, variance 1."""
     if law == 1:
         return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
     if law == 3:
-        u = _u01_32(word)
-        if u < 0.5:
-            return _INV_SQRT2 * math.log(2.0 * u)
-        return -_INV_SQRT2 * math.log(2.0 - 2.0 * u)
+        return _laplace32(word, k, c1, c2, c3, k0, k1) * _INV_SQRT2
     if law == 0:
         return _normal32(False, word, k, c1, c2, c3, k0, k1)
     return _normal32(True, word, k, c1, c2, c3, k0, k1) * _TRUNC_INV_SD
@@ -530,12 +602,10 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         _rademacher_row(n, words, out)
     elif law == 1:
         _uniform_row(n, words, out)
-    elif law == 3:
-        _laplace_row(bits32, n, c1, c2, c3, k0, k1, words, out)
-    elif bits32:
-        _normal_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
+    elif bits32:  # Gaussian, Laplace, truncated normal: ziggurats
+        _ziggurat_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
     else:
-        _normal_row(law, False, n, c1, c2, c3, k0, k1, words, slow, out)
+        _ziggurat_row(law, False, n, c1, c2, c3, k0, k1, words, slow, out)
 
 
 @njit(cache=True)
@@ -556,32 +626,24 @@ def _uniform_row(n, words, out):
 
 
 @njit(cache=True)
-def _laplace_row(bits32, n, c1, c2, c3, k0, k1, words, out):
-    for k in range(n):
-        if bits32:
-            out[k] = draw32(3, np.uint64(words[k]), k, c1, c2, c3, k0, k1)
-        else:
-            out[k] = standard_draw(3, np.uint64(words[2 * k]), np.uint64(words[2 * k + 1]), np.uint64(0), 0,
-                                   c1, c2, c3, k0, k1)
-
-
-@njit(cache=True)
-def _normal_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
-    """Gaussian (``law`` 0) or truncated normal (4) weights of a row whose words are drawn."""
-    trunc = law == 4
+def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+    """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn."""
     if bits32:
-        kn, wn = (_TK32, _TW32) if trunc else (_ZK32, _ZW32)
+        kn, wn = (_ZK32, _ZW32) if law == 0 else (_EK32, _EW32) if law == 3 else (_TK32, _TW32)
     else:
-        kn, wn = (_TK, _TW) if trunc else (_ZK, _ZW)
+        kn, wn = (_ZK, _ZW) if law == 0 else (_EK, _EW) if law == 3 else (_TK, _TW)
     n_slow = _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
     for i in range(n_slow):
         k = slow[i]
         # out[k] holds the candidate x; its layer is the low byte of the (last) word
         idx = np.intp(words[k if bits32 else 2 * k + 1] & np.uint32(0xFF))
-        if trunc:
-            out[k] = _truncated_normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-        else:
+        if law == 0:
             out[k] = _normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-    if trunc:
+        elif law == 3:
+            out[k] = _exponential_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+        else:
+            out[k] = _truncated_normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+    if law != 0:
+        scale = _INV_SQRT2 if law == 3 else _TRUNC_INV_SD
         for k in range(n):
-            out[k] *= _TRUNC_INV_SD
+            out[k] *= scale

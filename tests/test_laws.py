@@ -109,22 +109,38 @@ def test_truncated_normal_wedges_and_cut(precision):
 
 
 @pytest.mark.parametrize("sampler,box", [*(("gaussian", i) for i in (1, 40, 100, 200, 254)),
-                                         *(("truncated_normal", i) for i in (57, 60, 100, 200, 254))])
+                                         *(("truncated_normal", i) for i in (57, 60, 100, 200, 254)),
+                                         *(("laplace", i) for i in (1, 40, 100, 200, 254))])
 def test_ziggurat_wedge_accepts_with_the_exact_probability(sampler, box):
+    # (Laplace: |w| sqrt 2 ~ Exp(1) from the exponential ziggurat.)
     # A candidate x in the wedge of box i (X_i+1 < x < X_i) is kept on the first retry with probability
     # (f(x) - Y_i) / (Y_i+1 - Y_i); any other outcome is a fresh draw, never x itself. Binomial test over
     # independent retry streams (one per block index), tolerance 5 s.e.
     if sampler == "gaussian":
         slow, widths, heights = laws._normal_slow, laws._ZW * 2.0**52, laws._ZF
+    elif sampler == "laplace":  # exponential ziggurat: f(x) = exp(-x), the sign kept apart
+        slow, widths, heights = laws._exponential_slow, laws._EW * 2.0**52, laws._EF
     else:
         slow, widths, heights = laws._truncated_normal_slow, np.append(laws._TW * 2.0**52, 0.0), laws._TF
     x = 0.5 * (widths[box] + widths[box + 1])
     assert widths[box + 1] < widths[box]  # a box with a wedge (the truncated ziggurat's 57 lowest are flat)
-    p = (math.exp(-0.5 * x * x) - heights[box]) / (heights[box + 1] - heights[box])
+    f = math.exp(-x) if sampler == "laplace" else math.exp(-0.5 * x * x)
+    p = (f - heights[box]) / (heights[box + 1] - heights[box])
     u = np.uint64
     n = 20_000
     kept = sum(slow(x, box, u(b), 0, u(1), u(2), u(3), u(4), u(5)) == x for b in range(n))
     assert_within_se(kept / n, p, math.sqrt(p * (1 - p) / n), what=f"P(keep x = {x:.4f} in box {box})")
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_laplace_tail_and_wedges(precision):
+    # |w| sqrt 2 ~ Exp(1): the mass beyond t, including the exponential ziggurat's tail beyond r = 7.697
+    # (r + Exp(1), by loss of memory), must be exp(-t); tolerance 5 s.e. of a proportion.
+    x = np.abs(draw_standard_array("laplace", 4_000_000, (3, 4), 0, 1, 0, precision=precision)) * math.sqrt(2)
+    for t in (0.01, 1.0, 3.0, 6.0, 7.697, 9.0):
+        p = math.exp(-t)
+        se = math.sqrt(p * (1 - p) / x.size)
+        assert_within_se(np.mean(x > t), p, se, what=f"P(|x| > {t})")
 
 
 def test_rows_and_nets_are_different_streams():
