@@ -14,7 +14,7 @@ draws per net: ``size**3``). Rows, all in one run with the same thread count:
   bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
 * fmsim ``exact`` (nets per second; it draws no weights).
 
-Run:  python bench/bench_fc.py [--size 100] [--nets 2048] [--repeat 3]   (about 7 minutes on 2 cores)
+Run:  python bench/bench_fc.py [--size 100] [--nets 2048] [--repeat 3]   (about 8 minutes on 2 cores)
 """
 
 from __future__ import annotations
