@@ -13,6 +13,7 @@ draws per net: ``size**3``). Rows, all in one run with the same thread count:
   storing each row's words); every fmsim row shows its fraction of the ceiling for its
   bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
 * fmsim ``exact`` (nets per second; it draws no weights).
+* SIMD check: what LLVM made of a row's Philox pass and of the ziggurat's first step.
 
 Run:  python bench/bench_fc.py [--size 100] [--nets 2048] [--repeat 3]   (about 8 minutes on 2 cores)
 """
@@ -117,6 +118,38 @@ def philox_ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
     for t in range(n_tasks):
         x ^= acc[t]
     return x
+
+
+def simd_check() -> str:
+    """What LLVM made of the two hot loops of a row, from fresh (uncached) compilations: vector multiplies
+    in the Philox pass (``fmsim.laws.row_words``), and vector or scalar code in the ziggurat's first step."""
+    import re
+
+    try:
+        from fmsim import laws
+
+        def words(n_blocks, c1, c2, c3, k0, k1, out):
+            laws.row_words(n_blocks, c1, c2, c3, k0, k1, out)
+
+        def fast(w, n, kn, wn, out, slow):
+            return laws._ziggurat_fast_row(w, n, False, kn, wn, out, slow)
+    except (ImportError, AttributeError):
+        return "SIMD check: skipped (this fmsim has no staged rows)"
+    u = np.uint64
+    fw = njit(words)
+    fw(3, u(1), u(2), u(3), u(4), u(5), np.empty(12, np.uint32))
+    asm = "".join(fw.inspect_asm().values())
+    ff = njit(fast)
+    ff(np.zeros(8, np.uint32), 4, laws._ZK, laws._ZW, np.empty(4), np.empty(4, np.intp))
+    asm2 = "".join(ff.inspect_asm().values())
+    vector_mul = len(re.findall(r"vpmuludq\s+%ymm", asm))
+    scalar_mul = len(re.findall(r"\n\s+imul", asm))
+    scalar_cvt = len(re.findall(r"vcvtsi2sd", asm2))
+    packed_cvt = len(re.findall(r"vcvt\w*pd\s+%ymm", asm2))
+    gathers = len(re.findall(r"gather", asm2))
+    return (f"SIMD check (fresh compilations): Philox pass {vector_mul} vpmuludq on ymm (4 lanes; {scalar_mul} "
+            f"scalar imul in its remainder loop); ziggurat first step {scalar_cvt} scalar vcvtsi2sd, "
+            f"{packed_cvt} packed converts, {gathers} gathers")
 
 
 def weights_per_call(law: str, precision: str) -> int:
@@ -228,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     print("draws/s: best of the passes; vs torch f32: median over passes of the speed ratio to a PyTorch f32 run "
           "timed just before")
     print("(*) a conv weight is drawn once and used at all 256 positions: the row is bound by the convolution")
+
+    print(simd_check())
 
     fmsim.simulate(fc, he, 1024, 0, method="exact")
     t = timed(lambda: fmsim.simulate(fc, he, a.exact_nets, 1, method="exact"), a.repeat)
