@@ -85,83 +85,44 @@ _BLOCK_MASK = np.uint64((1 << BLOCK_BITS) - 1)
 _STREAM_SHIFT = np.uint64(BLOCK_BITS)
 _MAX_ATTEMPTS = 63  # retries of a slow draw (each fails with probability < 0.1)
 
-# ---------------------------------------------------------------- ziggurat
-# Marsaglia & Tsang (2000) with 256 layers for f(x) = exp(-x^2/2), x >= 0.
-# x[0] = v/f(r) is the base strip's pseudo-width, x[1] = r, x[256] = 0.
-_ZIG_R = 3.6541528853610088
-_ZIG_V = 0.00492867323399
+# --------------------------------------------------------------- ziggurats
+# Three 256-layer ziggurats, one per law code, share one word format (8 bits choose
+# the layer, 1 the sign, 52 or 23 the magnitude), one first step and one slow path;
+# they differ in their tables and their base layer:
+#   0 Gaussian: Marsaglia & Tsang (2000) for exp(-x^2/2), tail beyond r = 3.654;
+#   3 Laplace: their exponential ziggurat for exp(-x) (|w| sqrt 2 ~ Exp(1)), tail beyond r = 7.697;
+#   4 truncated normal: exp(-x^2/2) on [0, 2], lowest layers flat under the curve, no tail.
+# Widths x[0..256]: x[0] the base layer's (pseudo-)width, x[256] = 0; a candidate of
+# layer i is x = u x[i], kept at once if x < x[i+1] (threshold kn, widths wn = x / 2^bits).
 
 
-def _ziggurat_tables(bits: int = 52) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Acceptance thresholds, widths and densities for a ``bits``-bit magnitude."""
-    f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
+def _marsaglia_widths(f, f_inv, r: float, v: float) -> np.ndarray:
+    """Widths ``x[0..256]`` of a Marsaglia-Tsang ziggurat of layer area ``v`` and base ``r`` for density ``f``."""
     x = np.empty(257)
-    x[0] = _ZIG_V / f(_ZIG_R)
-    x[1] = _ZIG_R
+    x[0] = v / f(r)
+    x[1] = r
     for i in range(1, 255):
-        x[i + 1] = math.sqrt(-2.0 * math.log(_ZIG_V / x[i] + f(x[i])))
+        x[i + 1] = f_inv(v / x[i] + f(x[i]))
     x[256] = 0.0
+    return x
+
+
+def _thresholds_and_widths(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fast-acceptance thresholds ``kn`` and scaled widths ``wn`` of the 256 layers for a ``bits``-bit magnitude."""
     scale = 2.0**bits
     kn = np.array([int(scale * x[i + 1] / x[i]) for i in range(256)], dtype=np.uint64)
-    wn = x[:256] / scale
-    fn = np.array([f(v) for v in x])
-    return kn, wn, fn
+    return kn, x[:256] / scale
 
 
-_ZK, _ZW, _ZF = _ziggurat_tables()
-_ZK32, _ZW32, _ = _ziggurat_tables(23)  # 32-bit words: 8 bits layer, 1 sign, 23 magnitude
-_MASK52 = np.uint64((1 << 52) - 1)
+# Gaussian
+_ZIG_R = 3.6541528853610088
+_ZIG_V = 0.00492867323399
+_ZX = _marsaglia_widths(lambda x: math.exp(-0.5 * x * x), lambda y: math.sqrt(-2.0 * math.log(y)), _ZIG_R, _ZIG_V)
+_ZK, _ZW = _thresholds_and_widths(_ZX, 52)
+_ZK32, _ZW32 = _thresholds_and_widths(_ZX, 23)
+_ZF = np.array([math.exp(-0.5 * v * v) for v in _ZX])  # the wedge of layer i spans y in [_ZF[i], _ZF[i+1]]
 
-
-# Not inlined at numba level: each inlined copy would carry its own copy of the tables
-# (on CUDA, constant memory is 64 KiB). LLVM still inlines it on the CPU.
-@njit(cache=True)
-def _zig_candidate(a, b):
-    """First ziggurat step from one 64-bit word pair: (x, layer, accepted)."""
-    r = (a << np.uint64(32)) | b
-    idx = np.intp(r & np.uint64(0xFF))
-    rabs = (r >> np.uint64(9)) & _MASK52
-    x = float(rabs) * _ZW[idx]
-    if (r >> np.uint64(8)) & np.uint64(1):
-        x = -x
-    return x, idx, rabs < _ZK[idx]
-
-
-@njit(inline="always", cache=True)
-def _stream_c0(block, lane, attempt):
-    stream = np.uint64(1 + lane + 2 * attempt)
-    return (block & _BLOCK_MASK) | (stream << _STREAM_SHIFT)
-
-
-@njit(cache=True)
-def _normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1):
-    """Wedge/tail/restart part of the ziggurat (about 1.2% of draws)."""
-    for attempt in range(_MAX_ATTEMPTS):
-        w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
-        if idx == 0:  # tail beyond r: Marsaglia's exact tail method
-            xx = -math.log(1.0 - u01_from_words(w0, w1)) / _ZIG_R
-            yy = -math.log(1.0 - u01_from_words(w2, w3))
-            if yy + yy > xx * xx:
-                return math.copysign(_ZIG_R + xx, x)
-        else:
-            y = _ZF[idx] + u01_from_words(w0, w1) * (_ZF[idx + 1] - _ZF[idx])
-            if y < math.exp(-0.5 * x * x):
-                return x
-            x, idx, ok = _zig_candidate(w2, w3)  # restart from fresh words
-            if ok:
-                return x
-    return x  # reached with probability < 1e-100
-
-
-@njit(inline="always", cache=True)
-def _normal(a, b, block, lane, c1, c2, c3, k0, k1):
-    x, idx, ok = _zig_candidate(a, b)
-    if ok:
-        return x
-    return _normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
-
-
-# ------------------------------------------------------- truncated normal
+# truncated normal
 _TRUNC = 2.0
 _TRUNC_MASS = math.erf(_TRUNC / math.sqrt(2.0))
 _TRUNC_VAR = 1.0 - 2.0 * _TRUNC * math.exp(-0.5 * _TRUNC**2) / math.sqrt(2.0 * math.pi) / _TRUNC_MASS
@@ -212,113 +173,111 @@ def _truncated_ziggurat_levels(a: float = _TRUNC, n: int = 256) -> tuple[np.ndar
     return np.array(xs + [0.0]), np.array(ys)
 
 
-def _truncated_ziggurat_tables(xs: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Acceptance thresholds and widths for a ``bits``-bit magnitude (as :func:`_ziggurat_tables`), from the box
-    widths ``xs`` of :func:`_truncated_ziggurat_levels`."""
-    scale = 2.0**bits
-    kn = np.array([int(scale * xs[i + 1] / xs[i]) for i in range(256)], dtype=np.uint64)
-    return kn, xs[:256] / scale
-
-
 _TX, _TF = _truncated_ziggurat_levels()  # box widths and heights: the wedge of box i spans y in [_TF[i], _TF[i+1]]
-_TK, _TW = _truncated_ziggurat_tables(_TX, 52)
-_TK32, _TW32 = _truncated_ziggurat_tables(_TX, 23)
+_TK, _TW = _thresholds_and_widths(_TX, 52)
+_TK32, _TW32 = _thresholds_and_widths(_TX, 23)
 
-
-@njit(cache=True)
-def _trunc_candidate(a, b):
-    """First step of the truncated normal's ziggurat from one 64-bit word pair: (x, layer, accepted)."""
-    r = (a << np.uint64(32)) | b
-    idx = np.intp(r & np.uint64(0xFF))
-    rabs = (r >> np.uint64(9)) & _MASK52
-    x = float(rabs) * _TW[idx]
-    if (r >> np.uint64(8)) & np.uint64(1):
-        x = -x
-    return x, idx, rabs < _TK[idx]
-
-
-@njit(cache=True)
-def _truncated_normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1):
-    """Wedge part of the truncated normal's ziggurat (no tail; a rejected point restarts)."""
-    for attempt in range(_MAX_ATTEMPTS):
-        w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
-        y = _TF[idx] + u01_from_words(w0, w1) * (_TF[idx + 1] - _TF[idx])
-        if y < math.exp(-0.5 * x * x):
-            return x
-        x, idx, ok = _trunc_candidate(w2, w3)
-        if ok:
-            return x
-    return x  # reached with probability < 1e-60
-
-
-@njit(inline="always", cache=True)
-def _truncated_normal(a, b, block, lane, c1, c2, c3, k0, k1):
-    """N(0, 1) cut at +-2, not rescaled, from one 64-bit word pair."""
-    x, idx, ok = _trunc_candidate(a, b)
-    if ok:
-        return x
-    return _truncated_normal_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
-
-
-# ---------------------------------------------------------------- Laplace
-# |w| sqrt 2 ~ Exp(1): Marsaglia & Tsang's (2000) 256-layer exponential ziggurat, sign from its own bit.
+# Laplace
 _EXP_R = 7.69711747013104972
 _EXP_V = 3.949659822581572e-3
+_EX = _marsaglia_widths(lambda x: math.exp(-x), lambda y: -math.log(y), _EXP_R, _EXP_V)
+_EK, _EW = _thresholds_and_widths(_EX, 52)
+_EK32, _EW32 = _thresholds_and_widths(_EX, 23)
+_EF = np.exp(-_EX)
+
+_MASK52 = np.uint64((1 << 52) - 1)
 
 
-def _exponential_ziggurat_tables(bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """As :func:`_ziggurat_tables`, for ``f(x) = exp(-x)``: thresholds, widths, densities ``f(x_i)``."""
-    x = np.empty(257)
-    x[0] = _EXP_V / math.exp(-_EXP_R)
-    x[1] = _EXP_R
-    for i in range(1, 255):
-        x[i + 1] = -math.log(_EXP_V / x[i] + math.exp(-x[i]))
-    x[256] = 0.0
-    scale = 2.0**bits
-    kn = np.array([int(scale * x[i + 1] / x[i]) for i in range(256)], dtype=np.uint64)
-    return kn, x[:256] / scale, np.exp(-x)
-
-
-_EK, _EW, _EF = _exponential_ziggurat_tables(52)
-_EK32, _EW32, _ = _exponential_ziggurat_tables(23)
-
-
+# Not inlined at numba level: each inlined copy would carry its own copy of the tables
+# (on CUDA, constant memory is 64 KiB). LLVM still inlines it on the CPU.
 @njit(cache=True)
-def _exp_candidate(a, b):
-    """First step of the exponential ziggurat from one 64-bit word pair: (signed x, layer, accepted)."""
+def _candidate(law, a, b):
+    """First step of the ziggurat of ``law`` (0, 3 or 4) from one 64-bit word pair: (signed x, layer, accepted)."""
     r = (a << np.uint64(32)) | b
     idx = np.intp(r & np.uint64(0xFF))
     rabs = (r >> np.uint64(9)) & _MASK52
-    x = float(rabs) * _EW[idx]
+    if law == 0:
+        wn, kn = _ZW[idx], _ZK[idx]
+    elif law == 3:
+        wn, kn = _EW[idx], _EK[idx]
+    else:
+        wn, kn = _TW[idx], _TK[idx]
+    x = float(rabs) * wn
     if (r >> np.uint64(8)) & np.uint64(1):
         x = -x
-    return x, idx, rabs < _EK[idx]
+    return x, idx, rabs < kn
+
+
+@njit(inline="always", cache=True)
+def _candidate32(law, word):
+    """As :func:`_candidate` from one 32-bit word (23-bit magnitude)."""
+    idx = np.intp(word & np.uint64(0xFF))
+    rabs = word >> np.uint64(9)
+    if law == 0:
+        wn, kn = _ZW32[idx], _ZK32[idx]
+    elif law == 3:
+        wn, kn = _EW32[idx], _EK32[idx]
+    else:
+        wn, kn = _TW32[idx], _TK32[idx]
+    x = float(rabs) * wn
+    if (word >> np.uint64(8)) & np.uint64(1):
+        x = -x
+    return x, idx, rabs < kn
+
+
+@njit(inline="always", cache=True)
+def _stream_c0(block, lane, attempt):
+    stream = np.uint64(1 + lane + 2 * attempt)
+    return (block & _BLOCK_MASK) | (stream << _STREAM_SHIFT)
 
 
 @njit(cache=True)
-def _exponential_slow(x, idx, block, lane, c1, c2, c3, k0, k1):
-    """Wedge and tail of the exponential ziggurat: beyond ``r`` the magnitude is ``r + Exp(1)`` (no loss of
-    memory), drawn exactly from one uniform; a wedge point is kept with the exact probability or restarts."""
+def _ziggurat_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1):
+    """The rejected candidate ``x`` of layer ``idx`` of the ziggurat of ``law``, finished from its retry streams.
+
+    Base layer (``idx == 0``; never rejected in the truncated ziggurat, whose lowest
+    layers are flat): the tail, Gaussian by Marsaglia's exact method (retried until it
+    accepts), Laplace as ``r + Exp(1)`` from one uniform (loss of memory). Other layers:
+    the wedge keeps ``x`` with the exact probability, else the draw restarts from fresh
+    words. Retry ``attempt`` reads counter :func:`_stream_c0`.
+    """
     for attempt in range(_MAX_ATTEMPTS):
         w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
-        if idx == 0:
+        if idx == 0 and law == 0:
+            xx = -math.log(1.0 - u01_from_words(w0, w1)) / _ZIG_R
+            yy = -math.log(1.0 - u01_from_words(w2, w3))
+            if yy + yy > xx * xx:
+                return math.copysign(_ZIG_R + xx, x)
+            continue
+        if idx == 0 and law == 3:
             return math.copysign(_EXP_R - math.log(1.0 - u01_from_words(w0, w1)), x)
-        y = _EF[idx] + u01_from_words(w0, w1) * (_EF[idx + 1] - _EF[idx])
-        if y < math.exp(-abs(x)):
+        if law == 0:
+            lo, hi, fx = _ZF[idx], _ZF[idx + 1], math.exp(-0.5 * x * x)
+        elif law == 3:
+            lo, hi, fx = _EF[idx], _EF[idx + 1], math.exp(-abs(x))
+        else:
+            lo, hi, fx = _TF[idx], _TF[idx + 1], math.exp(-0.5 * x * x)
+        if lo + u01_from_words(w0, w1) * (hi - lo) < fx:
             return x
-        x, idx, ok = _exp_candidate(w2, w3)
+        x, idx, ok = _candidate(law, w2, w3)  # restart from fresh words
         if ok:
             return x
     return x  # reached with probability < 1e-60
 
 
 @njit(inline="always", cache=True)
-def _laplace_unscaled(a, b, block, lane, c1, c2, c3, k0, k1):
-    """Standard Laplace (density ``exp(-|x|)/2``, variance 2) from one 64-bit word pair."""
-    x, idx, ok = _exp_candidate(a, b)
+def _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
+    """Unscaled draw of the ziggurat of ``law`` (N(0, 1); standard Laplace, variance 2; N(0, 1) cut at +-2)."""
+    x, idx, ok = _candidate(law, a, b)
     if ok:
         return x
-    return _exponential_slow(x, idx, block, lane, c1, c2, c3, k0, k1)
+    return _ziggurat_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def _unit_scale(law):
+    """Factor that gives the unscaled draw of ``law`` (3 or 4) unit variance."""
+    return _INV_SQRT2 if law == 3 else _TRUNC_INV_SD
 
 
 # ------------------------------------------------------------ dispatcher
@@ -346,15 +305,12 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     float
         A draw with mean 0 and variance 1.
     """
-    if law == 0:
-        return _normal(a, b, block, lane, c1, c2, c3, k0, k1)
     if law == 1:
         return _SQRT3 * (2.0 * u01_from_words(a, b) - 1.0)
     if law == 2:
         return 1.0 if (a >> np.uint64(31)) else -1.0
-    if law == 3:
-        return _laplace_unscaled(a, b, block, lane, c1, c2, c3, k0, k1) * _INV_SQRT2
-    return _truncated_normal(a, b, block, lane, c1, c2, c3, k0, k1) * _TRUNC_INV_SD
+    x = _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1)
+    return x if law == 0 else x * _unit_scale(law)
 
 
 # ------------------------------------------------------ 32- and 1-bit weights
@@ -368,45 +324,14 @@ def _u01_32(word):
 
 
 @njit(inline="always", cache=True)
-def _normal32(trunc, word, k, c1, c2, c3, k0, k1):
-    """Standard normal (``trunc``: cut at +-2) from one 32-bit word (ziggurat, 23-bit magnitude);
-    slow cases as :func:`_normal`'s (:func:`_truncated_normal`'s)."""
-    idx = np.intp(word & np.uint64(0xFF))
-    rabs = word >> np.uint64(9)
-    x = float(rabs) * (_TW32[idx] if trunc else _ZW32[idx])
-    if (word >> np.uint64(8)) & np.uint64(1):
-        x = -x
-    if rabs < (_TK32[idx] if trunc else _ZK32[idx]):
-        return x
-    if trunc:
-        return _truncated_normal_slow(x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-    return _normal_slow(x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-
-
-@njit(inline="always", cache=True)
-def _laplace32(word, k, c1, c2, c3, k0, k1):
-    """Standard Laplace from one 32-bit word (exponential ziggurat, 23-bit magnitude); slow cases as
-    :func:`_laplace_unscaled`'s."""
-    idx = np.intp(word & np.uint64(0xFF))
-    rabs = word >> np.uint64(9)
-    x = float(rabs) * _EW32[idx]
-    if (word >> np.uint64(8)) & np.uint64(1):
-        x = -x
-    if rabs < _EK32[idx]:
-        return x
-    return _exponential_slow(x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-
-
-@njit(inline="always", cache=True)
 def draw32(law, word, k, c1, c2, c3, k0, k1):
     """Weight ``k`` of a row from its 32-bit word (laws other than Rademacher), mean 0, variance 1."""
     if law == 1:
         return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
-    if law == 3:
-        return _laplace32(word, k, c1, c2, c3, k0, k1) * _INV_SQRT2
-    if law == 0:
-        return _normal32(False, word, k, c1, c2, c3, k0, k1)
-    return _normal32(True, word, k, c1, c2, c3, k0, k1) * _TRUNC_INV_SD
+    x, idx, ok = _candidate32(law, word)
+    if not ok:
+        x = _ziggurat_slow(law, x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+    return x if law == 0 else x * _unit_scale(law)
 
 
 @njit(inline="always", cache=True)
@@ -542,8 +467,8 @@ def row_words(n_blocks, c1, c2, c3, k0, k1, words):
 
 @njit(inline="always", cache=True)
 def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
-    """First ziggurat step of weights ``0..n-1``, as :func:`_zig_candidate` (64-bit: words ``2k, 2k+1``)
-    or :func:`_normal32` (``bits32``: word ``k``), with the thresholds ``kn`` and widths ``wn`` of the
+    """First ziggurat step of weights ``0..n-1``, as :func:`_candidate` (64-bit: words ``2k, 2k+1``)
+    or :func:`_candidate32` (``bits32``: word ``k``), with the thresholds ``kn`` and widths ``wn`` of the
     law's ziggurat; returns how many need the slow path, listed in ``slow``.
 
     No branches: the sign multiplies (``x * -1.0`` is ``-x`` exactly) and the slow
@@ -555,16 +480,13 @@ def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
     for k in range(n):
         if bits32:
             r = np.uint64(words[k])
-            idx = np.intp(r & np.uint64(0xFF))
             rabs = r >> np.uint64(9)
-            x = float(rabs) * wn[idx]
-            reject = rabs >= kn[idx]
         else:
             r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
-            idx = np.intp(r & np.uint64(0xFF))
             rabs = (r >> np.uint64(9)) & _MASK52
-            x = float(rabs) * wn[idx]
-            reject = rabs >= kn[idx]
+        idx = np.intp(r & np.uint64(0xFF))
+        x = float(rabs) * wn[idx]
+        reject = rabs >= kn[idx]
         out[k] = x * (1.0 - 2.0 * float((r >> np.uint64(8)) & np.uint64(1)))
         slow[n_slow] = k
         n_slow += reject
@@ -602,7 +524,7 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         _rademacher_row(n, words, out)
     elif law == 1:
         _uniform_row(n, words, out)
-    elif bits32:  # Gaussian, Laplace, truncated normal: ziggurats
+    elif bits32:  # ziggurats; the literal True/False makes numba compile one specialization per word size
         _ziggurat_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
     else:
         _ziggurat_row(law, False, n, c1, c2, c3, k0, k1, words, slow, out)
@@ -637,13 +559,8 @@ def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         k = slow[i]
         # out[k] holds the candidate x; its layer is the low byte of the (last) word
         idx = np.intp(words[k if bits32 else 2 * k + 1] & np.uint32(0xFF))
-        if law == 0:
-            out[k] = _normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-        elif law == 3:
-            out[k] = _exponential_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-        else:
-            out[k] = _truncated_normal_slow(out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+        out[k] = _ziggurat_slow(law, out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
     if law != 0:
-        scale = _INV_SQRT2 if law == 3 else _TRUNC_INV_SD
+        scale = _unit_scale(law)
         for k in range(n):
             out[k] *= scale

@@ -116,19 +116,16 @@ def test_ziggurat_wedge_accepts_with_the_exact_probability(sampler, box):
     # A candidate x in the wedge of box i (X_i+1 < x < X_i) is kept on the first retry with probability
     # (f(x) - Y_i) / (Y_i+1 - Y_i); any other outcome is a fresh draw, never x itself. Binomial test over
     # independent retry streams (one per block index), tolerance 5 s.e.
-    if sampler == "gaussian":
-        slow, widths, heights = laws._normal_slow, laws._ZW * 2.0**52, laws._ZF
-    elif sampler == "laplace":  # exponential ziggurat: f(x) = exp(-x), the sign kept apart
-        slow, widths, heights = laws._exponential_slow, laws._EW * 2.0**52, laws._EF
-    else:
-        slow, widths, heights = laws._truncated_normal_slow, np.append(laws._TW * 2.0**52, 0.0), laws._TF
+    law = LAW_CODES[sampler]
+    widths, heights = {"gaussian": (laws._ZX, laws._ZF), "laplace": (laws._EX, laws._EF),  # Laplace: f(x) = exp(-x)
+                       "truncated_normal": (laws._TX, laws._TF)}[sampler]
     x = 0.5 * (widths[box] + widths[box + 1])
     assert widths[box + 1] < widths[box]  # a box with a wedge (the truncated ziggurat's 57 lowest are flat)
     f = math.exp(-x) if sampler == "laplace" else math.exp(-0.5 * x * x)
     p = (f - heights[box]) / (heights[box + 1] - heights[box])
     u = np.uint64
     n = 20_000
-    kept = sum(slow(x, box, u(b), 0, u(1), u(2), u(3), u(4), u(5)) == x for b in range(n))
+    kept = sum(laws._ziggurat_slow(law, x, box, u(b), 0, u(1), u(2), u(3), u(4), u(5)) == x for b in range(n))
     assert_within_se(kept / n, p, math.sqrt(p * (1 - p) / n), what=f"P(keep x = {x:.4f} in box {box})")
 
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..laws import BIAS_BLOCK, _normal, row_weight, standard_draw, weights_per_block
+from ..laws import BIAS_BLOCK, _ziggurat_draw, row_weight, standard_draw, weights_per_block
 from ..rng import philox4x32, u01_from_words
 
 _GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
@@ -182,7 +182,7 @@ def gamma_unit(shape, layer, net, k0, k1):
     for t in range(_MAX_GAMMA_ATTEMPTS):
         row = np.uint64(1 + t)
         w0, w1, w2, w3 = philox4x32(zero, row, layer, net, k0, k1)
-        x = _normal(w0, w1, zero, 0, row, layer, net, k0, k1)
+        x = _ziggurat_draw(0, w0, w1, zero, 0, row, layer, net, k0, k1)  # N(0, 1)
         v = 1.0 + cc * x
         if v <= 0.0:
             continue
