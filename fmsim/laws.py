@@ -59,6 +59,7 @@ __all__ = [
     "draw_standard_array",
     "draw_standard_one",
     "standard_row",
+    "row_scratch",
     "row_weight",
     "draw32",
 ]
@@ -493,6 +494,16 @@ def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
     return n_slow
 
 
+@njit(inline="always", cache=True)
+def row_scratch(n_max):
+    """The scratch ``(words, slow, out)`` of :func:`standard_row` for rows of up to ``n_max`` weights.
+
+    ``words`` holds a row's Philox words (at most ``2 n + 2``: two per weight at 64 bits,
+    rounded up to a whole block); ``slow`` the columns that need a slow path; ``out`` the weights.
+    """
+    return np.empty(2 * n_max + 2, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max)
+
+
 @njit(cache=True)
 def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """The ``n`` unit-variance weights of one row, into ``out[:n]``: bitwise :func:`row_weight`'s.
@@ -509,10 +520,8 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         Row, layer and net counter words.
     k0, k1 : uint64
         Philox key.
-    words : ndarray, shape (>= 2 n + 2,), uint32
-        Scratch.
-    slow : ndarray, shape (>= n,), intp
-        Scratch (the columns that need a slow path).
+    words, slow : ndarray, uint32 and intp
+        Scratch, from :func:`row_scratch`.
     out : ndarray, shape (>= n,), float64
         Written.
     """

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ..laws import standard_row
+from ..laws import row_scratch, standard_row
 from .scalar import (
     across_layer_variance,
     bias_draw,
@@ -103,9 +103,7 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out
         net = np.uint64(net0 + i)
         z = np.full(wmax, zero)
         znew = np.full(wmax, zero)
-        words = np.empty(2 * wmax + 2, dtype=np.uint32)
-        slow = np.empty(wmax, dtype=np.intp)
-        w = np.empty(wmax)
+        words, slow, w = row_scratch(wmax)
         z[: widths[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
@@ -189,9 +187,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         y = x.copy()
         h = np.zeros(kmax)
         hnew = np.zeros(kmax)
-        words = np.empty(2 * kmax + 2, dtype=np.uint32)
-        slow = np.empty(kmax, dtype=np.intp)
-        w = np.empty(kmax)
+        words, slow, w = row_scratch(kmax)
         out_lengths[i, 0] = m0
         for mod in range(L):
             base = mod * (m + 1) + 1
@@ -315,11 +311,9 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
         net = np.uint64(net0 + i)
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
-        w = np.zeros(cmax * taps)
         zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
         acc = np.empty(P)
-        words = np.empty(2 * cmax * taps + 2, dtype=np.uint32)
-        slow = np.empty(cmax * taps, dtype=np.intp)
+        words, slow, w = row_scratch(cmax * taps)
         z[: x.shape[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
