@@ -1,7 +1,10 @@
 """The ``full`` kernel against what a user would write (NumPy, PyTorch) and against the RNG ceiling.
 
-Work: ``M_j`` of random ReLU nets with depth = width = ``--size`` (weight
-draws per net: ``size**3``). Rows, all in one run with the same thread count:
+Work: ``M_j`` of random ReLU nets with depth = width = ``--size`` (``size**3``
+weights per net). ``weights/s`` counts a net's weights, as the NumPy and PyTorch rows
+draw them; since stream layout 4 fmsim draws only the weights that meet a nonzero
+input (about half after a ReLU), so its ``draws/s`` column, and the fraction of the
+RNG ceiling, count the draws it makes. Rows, all in one run with the same thread count:
 
 * NumPy batched (float64): a fresh ``standard_normal((b, n, n))`` per layer, ``matmul``, ReLU.
 * PyTorch CPU ``torch.randn(b, n, n)`` + ``bmm``, float32 and float64 (skipped, with a
@@ -164,6 +167,27 @@ def weights_per_call(law: str, precision: str) -> int:
     return int(weights_per_block.py_func(LAW_CODES[law], precision == "float32"))
 
 
+def drawn_fraction(kind: str, n: int) -> float:
+    """Expected fraction of a net's weights that this fmsim draws (``kind``: "fc", "residual" or "conv").
+
+    From stream layout 4 on, a layer draws weights for its nonzero inputs only. A hidden unit is
+    positive with probability exactly 1/2 here (symmetric weights, no bias, and a sum of continuous
+    terms is 0 with probability 0), so a layer fed by a ReLU draws half its weights in expectation:
+    FC nets draw all of the first layer and half of the others; a residual module all of its first
+    layer (fed by the dense stream) and half of its output layer; conv nets, whose weights are
+    shared by all positions, all of them.
+    """
+    try:
+        from fmsim.laws import STREAM_LAYOUT
+    except ImportError:
+        return 1.0
+    if STREAM_LAYOUT < 4 or kind == "conv":
+        return 1.0
+    if kind == "fc":
+        return (n * n + (n - 1) * n * n / 2) / n**3
+    return 0.75
+
+
 def timed(fn, repeat: int) -> float:
     best = np.inf
     for _ in range(repeat):
@@ -187,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu_description()}")
     print(f"{os.cpu_count()} cores; numba threads {threads}; depth = width = {n} ({n**3:.3g} weight draws per net)")
 
-    # Every row is a (name, work, weights per Philox call or 0, function) case; the repeats visit the
+    # Every row is a (name, weights, weights per Philox call or 0, function) case; the repeats visit the
     # cases round-robin and keep each one's best time, so a slow spell of a shared machine hits all rows
     # alike instead of one row's every repeat.
     cases: list[tuple[str, float, int, object]] = []
@@ -253,16 +277,22 @@ def main(argv: list[str] | None = None) -> None:
     calls = ceiling_case[1] / best[-1]
     rows = [(name, work / t, per, float(np.median(p)) if p else None)
             for (name, work, per, _), t, p in zip(cases, best, paired)]
+    drawn = {"fc": drawn_fraction("fc", n), "residual": drawn_fraction("residual", n), "conv": 1.0}
 
     print(f"\nRNG ceiling: Philox4x32-10 alone, {calls:.3e} calls/s "
           "(x weights per call = the ceiling of each row in weight draws/s)")
-    print(f"\n{'path':58s} {'draws/s':>10s} {'w/call':>6s} {'of ceiling':>10s} {'vs torch f32':>12s}")
+    print(f"\n{'path':58s} {'weights/s':>10s} {'draws/s':>10s} {'w/call':>6s} {'of ceiling':>10s} "
+          f"{'vs torch f32':>12s}")
     for name, r, per, vs_torch in rows:
         vs = f"{vs_torch:11.2f}x" if vs_torch is not None else f"{'-':>12s}"
-        frac = f"{r / (calls * per):10.1%}" if per else f"{'-':>10s}"
-        print(f"{name:58s} {r:10.3e} {per or '-':>6} {frac} {vs}")
-    print("draws/s: best of the passes; vs torch f32: median over passes of the speed ratio to a PyTorch f32 run "
-          "timed just before")
+        kind = "conv" if "conv" in name else "residual" if "residual" in name else "fc"
+        r_drawn = r * drawn[kind] if name.startswith("fmsim") else r
+        frac = f"{r_drawn / (calls * per):10.1%}" if per else f"{'-':>10s}"
+        print(f"{name:58s} {r:10.3e} {r_drawn:10.3e} {per or '-':>6} {frac} {vs}")
+    print("weights/s: a net's weights per second (best of the passes); draws/s: the weights fmsim draws, expected "
+          f"{drawn['fc']:.1%} of them in the FC rows, {drawn['residual']:.0%} in the residual row (weights that meet "
+          "a zero input are not drawn); of ceiling: draws/s over the RNG ceiling of the row's bit budget; vs torch "
+          "f32: median over passes of the speed ratio to a PyTorch f32 run timed just before")
     print("(*) a conv weight is drawn once and used at all 256 positions: the row is bound by the convolution")
 
     print(simd_check())

@@ -3,8 +3,12 @@
 Stream layout (version :data:`STREAM_LAYOUT`; stored with every run, and a
 resume under another layout is refused). The weights of a row come from its
 main stream: Philox block ``b`` (counter ``c0 = b``) gives four 32-bit words,
-and the row's words are read in order, block after block. Each law takes the
-bits it needs (:func:`weights_per_block`):
+and the row's words are read in order, block after block. In fully connected
+and residual nets a row's weights are drawn only for the layer's nonzero inputs
+(a weight that meets a zero input adds nothing): weight ``k`` of the stream goes
+to the ``k``-th nonzero input (:func:`fmsim.kernels.scalar.nonzero_inputs`).
+A conv kernel's weights are shared by all positions, so all are drawn, weight
+``k`` for tap ``k``. Each law takes the bits it needs (:func:`weights_per_block`):
 
 ==========================================  ============  =====================================
 law (and precision)                         bits/weight   weight ``k`` of the row
@@ -35,7 +39,9 @@ took 32 or 1 for ``uniform``, ``rademacher`` and ``precision="float32"``; layout
 (0.3.0) samples ``truncated_normal`` with its own ziggurat instead of redrawing
 normals beyond the cut, and ``laplace`` with the exponential ziggurat instead of
 the inverse CDF (the same laws; other random numbers). The Gaussian, uniform and
-Rademacher streams are those of layout 2.
+Rademacher streams are those of layout 2. Layout 4 (0.4.0) keeps the samplers
+and draws FC and residual weights for nonzero inputs only (about half the draws
+after a ReLU): the same law of the whole net, other random numbers.
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ __all__ = [
 ]
 
 #: Version of the stream layout above (which Philox bits make which weight).
-STREAM_LAYOUT = 3
+STREAM_LAYOUT = 4
 #: Integer codes the kernels use for each law.
 LAW_CODES = {"gaussian": 0, "uniform": 1, "rademacher": 2, "laplace": 3, "truncated_normal": 4}
 #: Standardized fourth moment E[w^4]/Var(w)^2 of each (unit-variance) law.

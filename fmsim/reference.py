@@ -2,7 +2,10 @@
 
 Written to be obviously right, not fast. The kernels are tested against it.
 It materializes each weight matrix from :func:`fmsim.laws.draw_standard_array`
-(the kernels' own per-row sampler) and multiplies with ``@``.
+(the kernels' own per-row sampler) and multiplies with ``@``. In fully connected
+and residual nets a row's stream gives the weights of the layer's nonzero inputs
+only, in order (:mod:`fmsim.laws`, layout 4); the weights on zero inputs are
+never drawn, and stand at 0 in the matrix (they multiply 0).
 """
 
 from __future__ import annotations
@@ -47,14 +50,24 @@ def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
         z = x
         out[i, 0] = z @ z / z.size
         for j in range(1, len(widths)):
-            w = np.stack([draw_standard_array(config.init.law, widths[j - 1], key, r, j, int(net), config.precision)
-                          for r in range(widths[j])])
+            w = _weights_on_nonzero(config.init.law, z, widths[j], key, j, int(net), config.precision)
             pre = np.sqrt(cs[j - 1] / widths[j - 1]) * (w @ z)
             if config.init.bias_var > 0:
                 pre = pre + np.sqrt(config.init.bias_var) * _bias(config.init.law, widths[j], key, j, int(net))
             z = np.maximum(pre, 0.0)
             out[i, j] = z @ z / z.size
     return out
+
+
+def _weights_on_nonzero(law: str, z: np.ndarray, n_out: int, key: tuple[int, int], layer: int, net: int,
+                        precision: str = "float64") -> np.ndarray:
+    """Unit-variance weights ``(n_out, z.size)`` of a layer with input ``z``: row ``r`` of the stream
+    ``(r, layer, net)`` fills the columns where ``z != 0``, in order; the other columns are 0."""
+    columns = np.flatnonzero(z)
+    w = np.zeros((n_out, z.size))
+    for r in range(n_out):
+        w[r, columns] = draw_standard_array(law, columns.size, key, r, layer, net, precision)
+    return w
 
 
 def _dense(law: str, n_out: int, n_in: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
@@ -78,11 +91,11 @@ def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> n
             base = mod * (m + 1) + 1
             h = y
             for j, k in enumerate(arch.module_widths):
-                pre = np.sqrt(float(init.c) / h.size) * (_dense(init.law, k, h.size, key, base + j, int(net)) @ h)
+                pre = np.sqrt(float(init.c) / h.size) * (_weights_on_nonzero(init.law, h, k, key, base + j, int(net)) @ h)
                 if bsd > 0:
                     pre = pre + bsd * _bias(init.law, k, key, base + j, int(net))
                 h = np.maximum(pre, 0.0)
-            f = np.sqrt(arch.c_out / h.size) * (_dense(init.law, arch.width, h.size, key, base + m, int(net)) @ h)
+            f = np.sqrt(arch.c_out / h.size) * (_weights_on_nonzero(init.law, h, arch.width, key, base + m, int(net)) @ h)
             if bsd > 0:
                 f = f + bsd * _bias(init.law, arch.width, key, base + m, int(net))
             if arch.ending == "relu":

@@ -33,6 +33,29 @@ def test_user_input_is_used():
     assert res.m0 == pytest.approx(x @ x / 7)
 
 
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("law,bias_var", [("gaussian", 0.0), ("rademacher", 0.3), ("truncated_normal", 0.0)])
+def test_zero_inputs_draw_no_weights(law, bias_var, precision):
+    # Layout 4: a row's stream gives the weights of the nonzero inputs only, in order. So zeros
+    # spliced into the input, with c scaled to keep sqrt(c / n_0), leave M_1..M_d bit-identical.
+    x = np.array([1.0, -2.0, 3.0, 0.5])
+    spliced = np.array([0.0, 1.0, 0.0, -2.0, 0.0, 0.0, 3.0, 0.5])
+    kw = dict(method="full", record="layers", precision=precision)
+    a = fmsim.simulate(fmsim.FullyConnected((4, 6, 5)), fmsim.Init(law, (2.0, 2.0), bias_var), 1024, 8, x=x, **kw)
+    b = fmsim.simulate(fmsim.FullyConnected((8, 6, 5)), fmsim.Init(law, (4.0, 2.0), bias_var), 1024, 8, x=spliced,
+                       **kw)
+    np.testing.assert_array_equal(a.lengths[:, 1:], b.lengths[:, 1:])
+    assert np.count_nonzero(a.lengths[:, 1:] == 0.0) < a.lengths[:, 1:].size // 4  # the nets are alive
+
+
+def test_all_zero_input_leaves_the_bias():
+    # No nonzero input: the first layer draws no weight, its pre-activations are the biases alone.
+    res = fmsim.simulate(fmsim.FullyConnected((5, 4, 3)), fmsim.Init("laplace", 2.0, 0.5), 1024, 2, method="full",
+                         record="layers", x=np.zeros(5))
+    np.testing.assert_allclose(res.lengths[:4], reference_lengths(res.config, range(4)), rtol=1e-12)
+    assert np.all(res.lengths[:, 0] == 0.0) and np.any(res.lengths[:, 1] > 0.0)
+
+
 @pytest.mark.parametrize("method,precision", [("full", "float64"), ("exact", "float64"), ("full", "float32")])
 def test_bit_identical_across_thread_counts_and_chunk_sizes(method, precision):
     arch = fmsim.FullyConnected((10, 8, 12, 8))

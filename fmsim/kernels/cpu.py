@@ -17,6 +17,7 @@ from .scalar import (
     bias_draw,
     fc_exact_trace,
     mean_square,
+    nonzero_inputs,
     residual_exact_trace,
     residual_relu_exact_trace,
 )
@@ -69,6 +70,9 @@ def row_preactivation(law, bits32, z, n_in, row, layer, net, scale, bias_sd, k0,
 def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out_lengths, out_fm2):
     """Forward passes of fully connected ReLU nets, weights drawn on the fly.
 
+    Each layer draws weights only for its nonzero inputs (:func:`~fmsim.kernels.scalar.nonzero_inputs`):
+    the same law, half the draws after a ReLU.
+
     Parameters
     ----------
     x : ndarray, shape (n_0,), float64
@@ -103,13 +107,15 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out
         net = np.uint64(net0 + i)
         z = np.full(wmax, zero)
         znew = np.full(wmax, zero)
+        active = np.full(wmax, zero)
         words, slow, w = row_scratch(wmax)
         z[: widths[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
             layer = np.uint64(j)
+            n_active = nonzero_inputs(z, widths[j - 1], active)
             for r in range(widths[j]):
-                pre = row_preactivation(law, bits32, z, widths[j - 1], np.uint64(r), layer, net, scales[j - 1],
+                pre = row_preactivation(law, bits32, active, n_active, np.uint64(r), layer, net, scales[j - 1],
                                         bias_sd, k0, k1, words, slow, w)
                 znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
@@ -155,7 +161,8 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
     """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
 
     Layer ``i = 0..m`` of module ``l = 1..L`` (``i = m`` is the output layer)
-    uses counter word ``layer = (l - 1)(m + 1) + i + 1``.
+    uses counter word ``layer = (l - 1)(m + 1) + i + 1``. As in :func:`fc_full_any`, each layer
+    draws weights only for its nonzero inputs.
 
     Parameters
     ----------
@@ -187,6 +194,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         y = x.copy()
         h = np.zeros(kmax)
         hnew = np.zeros(kmax)
+        active = np.zeros(kmax)
         words, slow, w = row_scratch(kmax)
         out_lengths[i, 0] = m0
         for mod in range(L):
@@ -195,16 +203,18 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             n_in = n
             for j in range(m):
                 layer = np.uint64(base + j)
+                n_active = nonzero_inputs(h, n_in, active)
                 for r in range(module_widths[j]):
-                    pre = row_preactivation(law, False, h, n_in, np.uint64(r), layer, net, hidden_scale[j], bias_sd,
-                                            k0, k1, words, slow, w)
+                    pre = row_preactivation(law, False, active, n_active, np.uint64(r), layer, net, hidden_scale[j],
+                                            bias_sd, k0, k1, words, slow, w)
                     hnew[r] = pre if pre > 0.0 else 0.0
                 h, hnew = hnew, h
                 n_in = module_widths[j]
             layer = np.uint64(base + m)
+            n_active = nonzero_inputs(h, n_in, active)
             for r in range(n):
-                f = row_preactivation(law, False, h, n_in, np.uint64(r), layer, net, out_scales, bias_sd, k0, k1,
-                                      words, slow, w)
+                f = row_preactivation(law, False, active, n_active, np.uint64(r), layer, net, out_scales, bias_sd,
+                                      k0, k1, words, slow, w)
                 if relu_end and f < 0.0:
                     f = 0.0
                 hnew[r] = f

@@ -20,6 +20,7 @@ row_dot = cuda.jit(device=True)(scalar.row_dot.py_func)
 row_dot_f32 = cuda.jit(device=True)(scalar.row_dot_f32.py_func)
 bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
 mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
+nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
 across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
 fc_exact_trace = cuda.jit(device=True)(scalar.fc_exact_trace.py_func)
 unit_preactivation = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float64, row_dot, bias_draw))
@@ -43,8 +44,9 @@ def _make_fc_full_kernel(ftype, preact):
     def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, out_lengths, out_fm2):
         """One thread block per net, threads over the rows of each layer.
 
-        ``scratch`` : device array, shape (n, 2, max width), ``ftype``: the two
-        activation buffers of each net. Other arguments as :func:`fmsim.kernels.cpu.fc_full`.
+        ``scratch`` : device array, shape (n, 3, max width), ``ftype``: the two
+        activation buffers of each net and its nonzero inputs. Other arguments as
+        :func:`fmsim.kernels.cpu.fc_full`.
         """
         i = cuda.blockIdx.x
         if i >= out_lengths.shape[0]:
@@ -55,6 +57,8 @@ def _make_fc_full_kernel(ftype, preact):
         d = widths.shape[0] - 1
         z = scratch[i, 0]
         znew = scratch[i, 1]
+        active = scratch[i, 2]
+        n_active = cuda.shared.array(1, dtype=np.int64)
         for k in range(t, widths[0], n_threads):
             z[k] = x[k]
         if t == 0:
@@ -62,8 +66,11 @@ def _make_fc_full_kernel(ftype, preact):
         cuda.syncthreads()
         for j in range(1, d + 1):
             layer = np.uint64(j)
+            if t == 0:
+                n_active[0] = nonzero_inputs(z, widths[j - 1], active)
+            cuda.syncthreads()
             for r in range(t, widths[j], n_threads):
-                pre = preact(law, z, widths[j - 1], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0, k1)
+                pre = preact(law, active, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0, k1)
                 znew[r] = pre if pre > 0.0 else ftype(0.0)
             cuda.syncthreads()
             if t == 0:
@@ -116,7 +123,8 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
                     scratch, out_lengths, out_fm2):
     """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
 
-    ``scratch`` : device array, shape (nets, 3, max(n, k_max)): the stream and two hidden buffers.
+    ``scratch`` : device array, shape (nets, 4, max(n, k_max)): the stream, two hidden
+    buffers and the nonzero inputs of a layer.
     """
     i = cuda.blockIdx.x
     if i >= out_lengths.shape[0]:
@@ -129,6 +137,8 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
     y = scratch[i, 0]
     h = scratch[i, 1]
     hnew = scratch[i, 2]
+    active = scratch[i, 3]
+    n_active = cuda.shared.array(1, dtype=np.int64)
     for k in range(t, n, nt):
         y[k] = x[k]
     if t == 0:
@@ -142,15 +152,22 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
         n_in = n
         for j in range(m):
             layer = np.uint64(base + j)
+            if t == 0:
+                n_active[0] = nonzero_inputs(h, n_in, active)
+            cuda.syncthreads()
             for r in range(t, module_widths[j], nt):
-                pre = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, hidden_scale[j], bias_sd, k0, k1)
+                pre = unit_preactivation(law, active, n_active[0], np.uint64(r), layer, net, hidden_scale[j], bias_sd,
+                                         k0, k1)
                 hnew[r] = pre if pre > 0.0 else 0.0
             cuda.syncthreads()
             h, hnew = hnew, h
             n_in = module_widths[j]
         layer = np.uint64(base + m)
+        if t == 0:
+            n_active[0] = nonzero_inputs(h, n_in, active)
+        cuda.syncthreads()
         for r in range(t, n, nt):
-            f = unit_preactivation(law, h, n_in, np.uint64(r), layer, net, out_scale, bias_sd, k0, k1)
+            f = unit_preactivation(law, active, n_active[0], np.uint64(r), layer, net, out_scale, bias_sd, k0, k1)
             if relu_end and f < 0.0:
                 f = 0.0
             hnew[r] = f

@@ -104,6 +104,31 @@ def make_unit_preactivation(ftype, dot, bias):
 
 
 @njit(inline="always", cache=True)
+def nonzero_inputs(z, n, out):
+    """The nonzero entries of ``z[:n]``, in order, into ``out``; returns how many.
+
+    A weight that meets a zero input adds nothing, so it is never drawn: a
+    unit's weights are drawn for the nonzero inputs only, the ``k``-th of them
+    taking weight ``k`` of the row's stream (:mod:`fmsim.laws`, layout 4).
+    After a ReLU about half the inputs are zero, which halves the draws.
+
+    Parameters
+    ----------
+    z : ndarray, shape (>= n,), float
+    n : int
+    out : ndarray, shape (>= n,), dtype of ``z``
+        Written: ``out[:count]``.
+    """
+    count = 0
+    for k in range(n):
+        v = z[k]
+        out[count] = v  # written always, kept only when nonzero: no branch to mispredict
+        if v != 0.0:
+            count += 1
+    return count
+
+
+@njit(inline="always", cache=True)
 def mean_square(z, n):
     """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``."""
     s = 0.0
