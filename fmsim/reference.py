@@ -91,11 +91,13 @@ def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> n
             base = mod * (m + 1) + 1
             h = y
             for j, k in enumerate(arch.module_widths):
-                pre = np.sqrt(float(init.c) / h.size) * (_weights_on_nonzero(init.law, h, k, key, base + j, int(net)) @ h)
+                w = _weights_on_nonzero(init.law, h, k, key, base + j, int(net))
+                pre = np.sqrt(float(init.c) / h.size) * (w @ h)
                 if bsd > 0:
                     pre = pre + bsd * _bias(init.law, k, key, base + j, int(net))
                 h = np.maximum(pre, 0.0)
-            f = np.sqrt(arch.c_out / h.size) * (_weights_on_nonzero(init.law, h, arch.width, key, base + m, int(net)) @ h)
+            w = _weights_on_nonzero(init.law, h, arch.width, key, base + m, int(net))
+            f = np.sqrt(arch.c_out / h.size) * (w @ h)
             if bsd > 0:
                 f = f + bsd * _bias(init.law, arch.width, key, base + m, int(net))
             if arch.ending == "relu":
