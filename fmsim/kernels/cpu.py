@@ -270,23 +270,42 @@ def periodic_pad(z, c_in, height, width, kh, kw, zpad):
 @njit(inline="always", cache=True)
 def conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scale, bias, r, acc, out):
     """:func:`~fmsim.kernels.scalar.conv_channel` on the padded input, bitwise: every position sums its taps
-    in the same ``(c_in, ty, tx)`` order, but the loop over positions is innermost and contiguous."""
+    in the same ``(c_in, ty, tx)`` order, one addition after another.
+
+    Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so a tap
+    reads ``zpad[src + q]`` for one contiguous run of ``q`` over all rows at once: one long vectorized
+    loop per tap instead of a short one per row (the ``kw - 1`` columns between rows are computed and
+    dropped). Three taps of a kernel row share a pass, which reads and writes ``acc`` once for three
+    multiply-adds.
+
+    ``acc`` : scratch, shape (>= height wp,).
+    """
     hp, wp = height + kh - 1, width + kw - 1
-    P = height * width
-    for p in range(P):
-        acc[p] = 0.0
+    span = (height - 1) * wp + width
+    for q in range(span):
+        acc[q] = 0.0
     for ci in range(c_in):
         for ty in range(kh):
-            for tx in range(kw):
-                wv = w[(ci * kh + ty) * kw + tx]
-                for py in range(height):
-                    src = (ci * hp + py + ty) * wp + tx
-                    dst = py * width
-                    for px in range(width):
-                        acc[dst + px] += wv * zpad[src + px]
-    for p in range(P):
-        pre = scale * acc[p] + bias
-        out[r * P + p] = pre if pre > 0.0 else 0.0
+            src = (ci * hp + ty) * wp
+            tap = (ci * kh + ty) * kw
+            tx = 0
+            while tx + 3 <= kw:
+                w0, w1, w2 = w[tap + tx], w[tap + tx + 1], w[tap + tx + 2]
+                z0, z1, z2 = zpad[src + tx:], zpad[src + tx + 1:], zpad[src + tx + 2:]
+                for q in range(span):  # (views indexed from 0 up: no negative-index checks, so LLVM vectorizes)
+                    acc[q] = ((acc[q] + w0 * z0[q]) + w1 * z1[q]) + w2 * z2[q]
+                tx += 3
+            while tx < kw:
+                wv = w[tap + tx]
+                z0 = zpad[src + tx:]
+                for q in range(span):
+                    acc[q] += wv * z0[q]
+                tx += 1
+    P = height * width
+    for py in range(height):
+        for px in range(width):
+            pre = scale * acc[py * wp + px] + bias
+            out[r * P + py * width + px] = pre if pre > 0.0 else 0.0
 
 
 @njit(parallel=True, cache=True)
@@ -322,7 +341,7 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
         zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
-        acc = np.empty(P)
+        acc = np.empty(height * (width + kw - 1))
         words, slow, w = row_scratch(cmax * taps)
         z[: x.shape[0]] = x
         out_lengths[i, 0] = m0
