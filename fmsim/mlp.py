@@ -8,11 +8,14 @@ into it. Layer ``l = 1..L`` computes, batch-major,
 
 with ``W_l`` of shape ``(n_{l-1}, n_l)``. The output layer is linear.
 
-Initial weights come from the simulator's own Philox streams: row ``r`` of
-layer ``l`` of net ``net`` holds exactly the weights the simulator draws for
-unit ``r`` of layer ``l`` of that net (:func:`fmsim.laws.draw_standard_array`),
-scaled to variance ``c_l / n_{l-1}``. So the hidden lengths of a freshly
-initialized MLP equal the simulated ``M_j`` for the same seed (tested).
+Initial weights come from the simulator's own Philox streams: column ``r`` of
+``W_l`` of net ``net`` is the stream of unit ``r`` of layer ``l`` of that net
+(:func:`fmsim.laws.draw_standard_array`), weight ``k`` on input ``k``, scaled
+to variance ``c_l / n_{l-1}``. The simulator gives a unit's stream to its
+nonzero inputs only (stream layout 4, :mod:`fmsim.laws`), so the two agree
+weight for weight where every input is nonzero: the first layer on an input
+without zeros has the simulated ``M_1`` for the same seed and net, and the
+deeper layers have the simulated law of ``M_j`` (both tested).
 """
 
 from __future__ import annotations

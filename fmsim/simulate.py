@@ -255,7 +255,8 @@ def simulate(
         ``0 <= seed < 2**64``. Results depend on nothing else (not on
         threads, chunk size or backend).
     method : {"auto", "full", "exact"}
-        ``"full"`` draws every weight; ``"exact"`` samples the exact law of
+        ``"full"`` runs the nets, drawing every weight that meets a nonzero
+        input (:mod:`fmsim.laws`); ``"exact"`` samples the exact law of
         ``M_j/M_{j-1}`` (Gaussian weights, no bias); ``"auto"`` picks exact
         where valid.
     backend : {"cpu", "cuda", "auto"}

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import assert_within_se
+from scipy import stats
 
 from fmsim import FullyConnected, Init, simulate
 from fmsim.mlp import MLP
@@ -75,16 +76,33 @@ def test_float32_gradient_agrees_with_float64():
     np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-5 * np.abs(g64).max())
 
 
-def test_init_hidden_lengths_equal_the_simulator():
-    """The MLP's hidden layers at init are the simulator's nets: same seed, same net index, same M_j."""
+def test_init_first_layer_equals_the_simulator():
+    """On an input without zeros, layer 1 of the MLP at init is the simulator's: same seed and net, same M_1."""
     widths = (12, 8, 5, 9)
     mlp = MLP(widths + (3,), loss="mse")
-    x = np.linspace(-1.0, 2.0, widths[0])
+    x = np.linspace(-1.0, 2.0, widths[0])  # no zero coordinate
+    assert np.all(x != 0.0)
     res = simulate(FullyConnected(widths), Init.scheme("he"), n_nets=4, seed=77, method="full", record="layers", x=x)
     for net in range(4):
         fwd = mlp.forward(mlp.init_params(Init.scheme("he"), seed=77, net=net, dtype=np.float64), x[None, :])
         m = [float(np.sum(h * h)) / h.size for h in fwd.post]  # M_0 .. M_{L-1}
-        np.testing.assert_allclose(m, res.lengths[net], rtol=1e-12)
+        np.testing.assert_allclose(m[:2], res.lengths[net, :2], rtol=1e-12)
+
+
+def test_init_hidden_lengths_have_the_simulated_law():
+    """Deeper layers meet zero inputs, which the simulator draws no weight for: there the MLP's M_j
+    (weight k on input k) and the simulator's (weight k on the k-th nonzero input) agree in law."""
+    widths = (6, 5, 4, 6)
+    mlp = MLP(widths + (2,), loss="mse")
+    x = np.array([0.5, -1.0, 1.5, 0.3, -0.7, 1.1])
+    n = 3000
+    res = simulate(FullyConnected(widths), Init("uniform", 2.0), n_nets=n, seed=5, method="full", record="layers", x=x)
+    m = np.empty((n, len(widths)))
+    for net in range(n):
+        fwd = mlp.forward(mlp.init_params(Init("uniform", 2.0), seed=6, net=net, dtype=np.float64), x[None, :])
+        m[net] = [float(np.sum(h * h)) / h.size for h in fwd.post]
+    for j in (2, 3):  # independent seeds: a two-sample KS test at a fixed seed pair
+        assert stats.ks_2samp(m[:, j], res.lengths[:, j]).pvalue > 1e-3, j
 
 
 def test_init_weight_variance_is_c_over_fan_in():
