@@ -51,14 +51,17 @@ def _launch(kernel: str, args: tuple, m: int, n_layers: int):
     elif kernel in ("fc_full", "fc_full_f32"):
         widths = args[1]
         f32 = kernel == "fc_full_f32"
-        scratch = cuda.device_array((m, 3, int(widths.max())), dtype=np.float32 if f32 else np.float64)
+        dtype = np.float32 if f32 else np.float64
+        scratch = cuda.device_array((m, 3, int(widths.max())), dtype=dtype)
+        signs = cuda.device_array((m, 4 * int(widths.max()) + 16), dtype=dtype)
         fn = kernels.fc_full_kernel_f32 if f32 else kernels.fc_full_kernel
-        fn[m, _threads_for(widths[1:].max())](*d_args, scratch, d_lengths, d_fm2)
+        fn[m, _threads_for(widths[1:].max())](*d_args, scratch, signs, d_lengths, d_fm2)
     elif kernel == "res_full":
         x, mw = args[0], args[1]
         widest = max([x.size] + [int(k) for k in mw])
         scratch = cuda.device_array((m, 4, widest), dtype=np.float64)
-        kernels.res_full_kernel[m, _threads_for(widest)](*d_args, scratch, d_lengths, d_fm2)
+        signs = cuda.device_array((m, 4 * widest + 16), dtype=np.float64)
+        kernels.res_full_kernel[m, _threads_for(widest)](*d_args, scratch, signs, d_lengths, d_fm2)
     elif kernel == "conv_full":
         channels, height, width, kh, kw = args[1:6]
         cmax = int(channels.max())

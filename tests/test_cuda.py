@@ -72,6 +72,7 @@ def test_simulate_backend_cuda_and_auto():
     (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("gaussian", 2.0, bias_var=0.1), "exact"),
     (fmsim.Residual(5, (0.7, 1.2), (), "relu"), fmsim.Init.scheme("he"), "exact"),
     (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("uniform", 2.0, bias_var=0.1), "full"),
+    (fmsim.Residual(9, (0.7, 1.2), (6,), "relu"), fmsim.Init("rademacher", 2.0), "full"),  # tables of signed sums
     (fmsim.Conv((2, 3, 2), (5,), 3), fmsim.Init("laplace", 2.0, bias_var=0.1), "full"),
     (fmsim.Conv((1, 2, 3), (3, 4), 2), fmsim.Init.scheme("he"), "full"),
     (fmsim.Conv((2, 3, 2), (4, 5), 4), fmsim.Init("uniform", 2.0), "full"),  # taps 3 at a time, then 1

@@ -25,6 +25,15 @@ def test_full_kernel_equals_numpy_reference(law, bias_var):
     np.testing.assert_allclose(res.lengths[nets], ref, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("widths", [(40, 37, 33, 6), (300, 130, 9)])
+def test_rademacher_tables_equal_numpy_reference(widths):
+    # Rademacher rows add table entries of signed sums, four weights at a time (chunks past one
+    # Philox block at fan-in 300); the reference multiplies the same signs with BLAS.
+    init = fmsim.Init("rademacher", c=2.0, bias_var=0.1)
+    res = fmsim.simulate(fmsim.FullyConnected(widths), init, 1024, seed=3, method="full", record="layers")
+    np.testing.assert_allclose(res.lengths[:5], reference_lengths(res.config, range(5)), rtol=1e-12)
+
+
 def test_user_input_is_used():
     x = np.arange(1.0, 8.0)
     res = fmsim.simulate(fmsim.FullyConnected((7, 5, 4)), fmsim.Init(), 1024, 3, method="full",

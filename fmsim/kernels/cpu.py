@@ -11,13 +11,14 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ..laws import row_scratch, standard_row
+from ..laws import row_scratch, row_words, standard_row
 from .scalar import (
     across_layer_variance,
     bias_draw,
     fc_exact_trace,
     mean_square,
     nonzero_inputs,
+    rademacher_chunk,
     residual_exact_trace,
     residual_relu_exact_trace,
 )
@@ -35,15 +36,57 @@ def _cast_like_jit(value, like):
 
 
 @njit(inline="always", cache=True)
-def row_preactivation(law, bits32, z, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
+def rademacher_table(z, n, signs):
+    """The layer's Rademacher table (:func:`~fmsim.kernels.scalar.rademacher_chunk`), every chunk."""
+    for c in range((n + 3) // 4):
+        rademacher_chunk(z, n, c, signs)
+
+
+@njit(inline="always", cache=True)
+def rademacher_dot(signs, n_in, words):
+    """``sum_k w[k] z[k]`` of a Rademacher row from its words and the layer's table, bitwise ``row_dot``'s:
+    one table entry per chunk of four weights, four partial sums over the chunk index mod 4."""
+    a0 = cast_like(0.0, signs[0])
+    a1, a2, a3 = a0, a0, a0
+    n_chunks = (n_in + 3) // 4
+    m = n_chunks - n_chunks % 4
+    f = np.uint32(15)
+    for c in range(0, m, 4):  # chunks c..c+3 lie in one word (eight chunks a word)
+        word = words[c >> 3]
+        sh = np.uint32(4 * (c & 7))
+        a0 += signs[16 * c + np.intp((word >> sh) & f)]
+        a1 += signs[16 * c + 16 + np.intp((word >> (sh + np.uint32(4))) & f)]
+        a2 += signs[16 * c + 32 + np.intp((word >> (sh + np.uint32(8))) & f)]
+        a3 += signs[16 * c + 48 + np.intp((word >> (sh + np.uint32(12))) & f)]
+    for c in range(m, n_chunks):
+        t = signs[16 * c + np.intp((words[c >> 3] >> np.uint32(4 * (c & 7))) & f)]
+        if c == m:
+            a0 += t
+        elif c == m + 1:
+            a1 += t
+        else:
+            a2 += t
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(inline="always", cache=True)
+def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
     over ``row_dot`` or ``row_dot_f32``): the same four partial sums over
     ``k mod 4``, and the row drawn in vectorizable
     stages by :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w``;
-    ``bits32`` (float32 runs) takes 32 bits per weight.
+    ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows (``law == 2``)
+    read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry per four weights.
     """
+    if law == 2:
+        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
+        acc = rademacher_dot(signs, n_in, words)
+        pre = cast_like(scale, acc) * acc
+        if bias_sd > 0.0:
+            pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
+        return pre
     standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
     a0 = cast_like(0.0, z[0])  # four partial sums over k mod 4 (no serial chain of additions)
     a1, a2, a3 = a0, a0, a0
@@ -108,15 +151,18 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out
         z = np.full(wmax, zero)
         znew = np.full(wmax, zero)
         active = np.full(wmax, zero)
+        signs = np.full(4 * wmax + 16, zero)
         words, slow, w = row_scratch(wmax)
         z[: widths[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
             layer = np.uint64(j)
             n_active = nonzero_inputs(z, widths[j - 1], active)
+            if law == 2:
+                rademacher_table(active, n_active, signs)
             for r in range(widths[j]):
-                pre = row_preactivation(law, bits32, active, n_active, np.uint64(r), layer, net, scales[j - 1],
-                                        bias_sd, k0, k1, words, slow, w)
+                pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
+                                        scales[j - 1], bias_sd, k0, k1, words, slow, w)
                 znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
             out_lengths[i, j] = mean_square(z, widths[j])
@@ -195,6 +241,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         h = np.zeros(kmax)
         hnew = np.zeros(kmax)
         active = np.zeros(kmax)
+        signs = np.zeros(4 * kmax + 16)
         words, slow, w = row_scratch(kmax)
         out_lengths[i, 0] = m0
         for mod in range(L):
@@ -204,17 +251,21 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             for j in range(m):
                 layer = np.uint64(base + j)
                 n_active = nonzero_inputs(h, n_in, active)
+                if law == 2:
+                    rademacher_table(active, n_active, signs)
                 for r in range(module_widths[j]):
-                    pre = row_preactivation(law, False, active, n_active, np.uint64(r), layer, net, hidden_scale[j],
-                                            bias_sd, k0, k1, words, slow, w)
+                    pre = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net,
+                                            hidden_scale[j], bias_sd, k0, k1, words, slow, w)
                     hnew[r] = pre if pre > 0.0 else 0.0
                 h, hnew = hnew, h
                 n_in = module_widths[j]
             layer = np.uint64(base + m)
             n_active = nonzero_inputs(h, n_in, active)
+            if law == 2:
+                rademacher_table(active, n_active, signs)
             for r in range(n):
-                f = row_preactivation(law, False, active, n_active, np.uint64(r), layer, net, out_scales, bias_sd,
-                                      k0, k1, words, slow, w)
+                f = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net, out_scales,
+                                      bias_sd, k0, k1, words, slow, w)
                 if relu_end and f < 0.0:
                     f = 0.0
                 hnew[r] = f

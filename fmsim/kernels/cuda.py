@@ -21,6 +21,7 @@ row_dot_f32 = cuda.jit(device=True)(scalar.row_dot_f32.py_func)
 bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
 mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
 nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
+rademacher_chunk = cuda.jit(device=True)(scalar.rademacher_chunk.py_func)
 across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
 fc_exact_trace = cuda.jit(device=True)(scalar.fc_exact_trace.py_func)
 unit_preactivation = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float64, row_dot, bias_draw))
@@ -41,11 +42,12 @@ def _make_fc_full_kernel(ftype, preact):
     """The ``full`` FC kernel with activations and dot products in ``ftype`` (as the CPU kernel)."""
 
     @cuda.jit
-    def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, out_lengths, out_fm2):
+    def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, signs_scratch, out_lengths, out_fm2):
         """One thread block per net, threads over the rows of each layer.
 
         ``scratch`` : device array, shape (n, 3, max width), ``ftype``: the two
-        activation buffers of each net and its nonzero inputs. Other arguments as
+        activation buffers of each net and its nonzero inputs; ``signs_scratch``: shape
+        (n, 4 max width + 16), each net's Rademacher table. Other arguments as
         :func:`fmsim.kernels.cpu.fc_full`.
         """
         i = cuda.blockIdx.x
@@ -58,6 +60,7 @@ def _make_fc_full_kernel(ftype, preact):
         z = scratch[i, 0]
         znew = scratch[i, 1]
         active = scratch[i, 2]
+        signs = signs_scratch[i]
         n_active = cuda.shared.array(1, dtype=np.int64)
         for k in range(t, widths[0], n_threads):
             z[k] = x[k]
@@ -69,8 +72,13 @@ def _make_fc_full_kernel(ftype, preact):
             if t == 0:
                 n_active[0] = nonzero_inputs(z, widths[j - 1], active)
             cuda.syncthreads()
+            if law == 2:
+                for c in range(t, (n_active[0] + 3) // 4, n_threads):
+                    rademacher_chunk(active, n_active[0], c, signs)
+                cuda.syncthreads()
             for r in range(t, widths[j], n_threads):
-                pre = preact(law, active, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0, k1)
+                pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0,
+                             k1)
                 znew[r] = pre if pre > 0.0 else ftype(0.0)
             cuda.syncthreads()
             if t == 0:
@@ -120,11 +128,12 @@ def res_relu_exact_kernel(x, module_widths, etas, c, c_out, bias_var, k0, k1, ne
 
 @cuda.jit
 def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
-                    scratch, out_lengths, out_fm2):
+                    scratch, signs_scratch, out_lengths, out_fm2):
     """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
 
     ``scratch`` : device array, shape (nets, 4, max(n, k_max)): the stream, two hidden
-    buffers and the nonzero inputs of a layer.
+    buffers and the nonzero inputs of a layer; ``signs_scratch``: shape (nets, 4 max(n, k_max) + 16),
+    each net's Rademacher table.
     """
     i = cuda.blockIdx.x
     if i >= out_lengths.shape[0]:
@@ -138,6 +147,7 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
     h = scratch[i, 1]
     hnew = scratch[i, 2]
     active = scratch[i, 3]
+    signs = signs_scratch[i]
     n_active = cuda.shared.array(1, dtype=np.int64)
     for k in range(t, n, nt):
         y[k] = x[k]
@@ -155,9 +165,13 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
             if t == 0:
                 n_active[0] = nonzero_inputs(h, n_in, active)
             cuda.syncthreads()
+            if law == 2:
+                for c in range(t, (n_active[0] + 3) // 4, nt):
+                    rademacher_chunk(active, n_active[0], c, signs)
+                cuda.syncthreads()
             for r in range(t, module_widths[j], nt):
-                pre = unit_preactivation(law, active, n_active[0], np.uint64(r), layer, net, hidden_scale[j], bias_sd,
-                                         k0, k1)
+                pre = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
+                                         bias_sd, k0, k1)
                 hnew[r] = pre if pre > 0.0 else 0.0
             cuda.syncthreads()
             h, hnew = hnew, h
@@ -166,8 +180,13 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
         if t == 0:
             n_active[0] = nonzero_inputs(h, n_in, active)
         cuda.syncthreads()
+        if law == 2:
+            for c in range(t, (n_active[0] + 3) // 4, nt):
+                rademacher_chunk(active, n_active[0], c, signs)
+            cuda.syncthreads()
         for r in range(t, n, nt):
-            f = unit_preactivation(law, active, n_active[0], np.uint64(r), layer, net, out_scale, bias_sd, k0, k1)
+            f = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_sd, k0,
+                                   k1)
             if relu_end and f < 0.0:
                 f = 0.0
             hnew[r] = f

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..laws import BIAS_BLOCK, _ziggurat_draw, row_weight, standard_draw, weights_per_block
+from ..laws import BIAS_BLOCK, _word, _ziggurat_draw, row_weight, standard_draw, weights_per_block
 from ..rng import philox4x32, u01_from_words
 
 _GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
@@ -27,18 +27,22 @@ def _make_row_dot(ftype):
     bits32 = ftype == np.float32
 
     @njit(inline="always", cache=True)
-    def row_dot(law, z, n_in, row, layer, net, k0, k1):
+    def row_dot(law, z, signs, n_in, row, layer, net, k0, k1):
         """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly, one Philox block at a time.
 
         Summed as four partial sums over ``k mod 4``, combined ``(s0 + s1) + (s2 + s3)``:
         the order of :func:`fmsim.kernels.cpu.row_preactivation`, whose partial sums
-        LLVM keeps in one vector register.
+        LLVM keeps in one vector register. Rademacher rows (``law == 2``) add instead
+        one entry of ``signs`` per four weights (:func:`rademacher_chunk`): entry
+        ``16 c + m`` for chunk ``c``, ``m`` its four sign bits, the four partial sums over ``c mod 4``.
 
         Parameters
         ----------
         law : int
         z : ndarray, shape (>= n_in,), float
-            Previous layer's activations.
+            Previous layer's activations (the nonzero ones).
+        signs : ndarray, shape (>= 4 n_in + 16,), float
+            The layer's Rademacher table (read only when ``law == 2``).
         n_in : int
             Fan-in.
         row, layer, net : uint64
@@ -54,6 +58,23 @@ def _make_row_dot(ftype):
         a1 = ftype(0.0)
         a2 = ftype(0.0)
         a3 = ftype(0.0)
+        if law == 2:
+            n_chunks = (n_in + 3) // 4
+            for blk in range((n_in + 127) // 128):
+                w0, w1, w2, w3 = philox4x32(np.uint64(blk), row, layer, net, k0, k1)
+                for c in range(32 * blk, min(n_chunks, 32 * blk + 32)):
+                    word = _word((c >> 3) & 3, w0, w1, w2, w3)
+                    t = signs[16 * c + np.intp((word >> np.uint64(4 * (c & 7))) & np.uint64(15))]
+                    lane = c & 3
+                    if lane == 0:
+                        a0 += t
+                    elif lane == 1:
+                        a1 += t
+                    elif lane == 2:
+                        a2 += t
+                    else:
+                        a3 += t
+            return (a0 + a1) + (a2 + a3)
         per = weights_per_block(law, bits32)
         for blk in range((n_in + per - 1) // per):
             w0, w1, w2, w3 = philox4x32(np.uint64(blk), row, layer, net, k0, k1)
@@ -94,8 +115,8 @@ def make_unit_preactivation(ftype, dot, bias):
     :func:`fmsim.kernels.cpu.row_preactivation`, which gives the same bits.
     """
 
-    def unit_preactivation(law, z, n_in, row, layer, net, scale, bias_sd, k0, k1):
-        pre = ftype(scale) * dot(law, z, n_in, row, layer, net, k0, k1)
+    def unit_preactivation(law, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1):
+        pre = ftype(scale) * dot(law, z, signs, n_in, row, layer, net, k0, k1)
         if bias_sd > 0.0:
             pre += ftype(bias_sd * bias(law, row, layer, net, k0, k1))
         return pre
@@ -126,6 +147,36 @@ def nonzero_inputs(z, n, out):
         if v != 0.0:
             count += 1
     return count
+
+
+@njit(inline="always", cache=True)
+def rademacher_chunk(z, n, c, signs):
+    """Entries ``16 c .. 16 c + 15`` of a layer's Rademacher table: the 16 signed sums of chunk ``c``.
+
+    With sign bit ``i`` of ``m`` for weight ``4 c + i`` (1: +1, 0: -1, as
+    :func:`fmsim.laws.standard_row`), ``signs[16 c + m] = ((+-z[4c] +- z[4c+1]) +- z[4c+2]) +- z[4c+3]``
+    (the last chunk has ``n - 4 c`` terms). A Rademacher row then costs one
+    table read per four weights instead of four multiply-adds: the layer's
+    ``16 n`` additions are shared by all its rows.
+
+    Parameters
+    ----------
+    z : ndarray, shape (>= n,), float
+        The layer's nonzero inputs.
+    n : int
+    c : int
+        Chunk, ``0 <= c < ceil(n / 4)``.
+    signs : ndarray, shape (>= 16 ceil(n / 4),), dtype of ``z``
+        Written.
+    """
+    k = 4 * c
+    terms = min(4, n - k)
+    for m in range(16):
+        t = z[k] if m & 1 else -z[k]
+        for i in range(1, terms):
+            v = z[k + i]
+            t += v if (m >> i) & 1 else -v
+        signs[16 * c + m] = t
 
 
 @njit(inline="always", cache=True)
