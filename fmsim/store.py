@@ -20,7 +20,10 @@ Every dataset's dimensions are HDF5 dimension scales, so netCDF-4 readers
 (``xr.open_dataset(path, engine="h5netcdf", group=...)``) see named
 dimensions.
 
-Per chunk: the data, then the summary, then ``chunks_done``, then a flush.
+Per chunk: the data, a flush, the summary, a flush, then ``chunks_done`` and a
+flush. A writer killed between the summary and the counter leaves a chunk whose
+summary already counts it; resuming counts that chunk as done (its moments'
+count of nets tells) instead of merging it twice.
 The file is opened in SWMR mode after creation, so HDF5 keeps its metadata
 consistent on disk and a ``kill -9`` at any moment leaves a readable file;
 rerunning resumes after the last counted chunk (chunk ``k`` depends only on
@@ -363,8 +366,15 @@ class _RunWriter:
     def __init__(self, g: h5py.Group, config: RunConfig):
         self.g, self.config = g, config
         self.done = int(g["chunks_done"][()])
+        stored = g["summary/moments"][()]
+        if self.done < config.n_chunks and int(stored[0, 0]) == sum(config.chunk_bounds(self.done)):
+            # The moments already count chunk `done` (their count of M_0 is every net through it): a
+            # writer was killed after that chunk's data and summary reached the file, before its
+            # counter did. The chunk is complete; count it rather than merge its nets a second time.
+            self.done += 1
+            g["chunks_done"][()] = self.done
         self.acc = SummaryAccumulator(config.arch.depth)
-        self.acc.moments[:] = g["summary/moments"][()] if self.done else 0.0
+        self.acc.moments[:] = stored if self.done else 0.0
 
     def write(self, chunk) -> None:
         g, k = self.g, chunk.k
@@ -375,6 +385,7 @@ class _RunWriter:
         g["fm2"][start:start + m] = chunk.fm2
         if self.config.record == "layers":
             g["lengths"][start:start + m] = chunk.lengths.astype(np.float32)
+        g.file.flush()  # the data on disk before the summary that counts it (see __init__)
         self.acc.add_moments(chunk.moments)
         summary = self.acc.result()
         for name in _SUMMARY_FIELDS:

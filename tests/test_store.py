@@ -83,6 +83,32 @@ def test_resume_after_partial_run_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+@pytest.mark.parametrize("counted", [1, 2])
+def test_writer_killed_between_summary_and_counter_resumes_bit_identical(tmp_path, counted):
+    # The torn state a kill -9 can leave: chunk `counted`'s data and summary are in the file, its
+    # counter is not. Resuming must count that chunk, not merge its nets into the summary again.
+    cfg = _config()
+    whole, torn = tmp_path / "whole.h5", tmp_path / "torn.h5"
+    run_to_file(cfg, whole)
+    calls = []
+
+    def stop(n):
+        calls.append(n)
+        if len(calls) == counted + 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_to_file(cfg, torn, progress=stop)
+    with h5py.File(torn, "r+") as f:
+        assert f["chunks_done"][()] == counted + 1
+        f["chunks_done"][()] = counted  # the counter of the last chunk never reached the file
+    run_to_file(cfg, torn)
+    a, b = _datasets(whole), _datasets(torn)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_resume_under_another_stream_layout_is_refused_and_file_untouched(tmp_path):
     cfg = _config()
     part, done = tmp_path / "part.h5", tmp_path / "done.h5"
