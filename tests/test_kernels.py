@@ -57,9 +57,10 @@ def test_zero_inputs_draw_no_weights(law, bias_var, precision):
     assert np.count_nonzero(a.lengths[:, 1:] == 0.0) < a.lengths[:, 1:].size // 4  # the nets are alive
 
 
-def test_all_zero_input_leaves_the_bias():
+@pytest.mark.parametrize("law", ["laplace", "rademacher"])  # (Rademacher: an empty table)
+def test_all_zero_input_leaves_the_bias(law):
     # No nonzero input: the first layer draws no weight, its pre-activations are the biases alone.
-    res = fmsim.simulate(fmsim.FullyConnected((5, 4, 3)), fmsim.Init("laplace", 2.0, 0.5), 1024, 2, method="full",
+    res = fmsim.simulate(fmsim.FullyConnected((5, 4, 3)), fmsim.Init(law, 2.0, 0.5), 1024, 2, method="full",
                          record="layers", x=np.zeros(5))
     np.testing.assert_allclose(res.lengths[:4], reference_lengths(res.config, range(4)), rtol=1e-12)
     assert np.all(res.lengths[:, 0] == 0.0) and np.any(res.lengths[:, 1] > 0.0)
