@@ -43,6 +43,16 @@ def rademacher_table(z, n, signs):
 
 
 @njit(inline="always", cache=True)
+def gather_inputs(law, z, n, active, signs):
+    """A layer's nonzero inputs ``z[:n]`` into ``active`` (and for Rademacher rows their table into
+    ``signs``); returns how many there are, the fan-in the layer's rows draw."""
+    n_active = nonzero_inputs(z, n, active)
+    if law == 2:
+        rademacher_table(active, n_active, signs)
+    return n_active
+
+
+@njit(inline="always", cache=True)
 def rademacher_dot(signs, n_in, words):
     """``sum_k w[k] z[k]`` of a Rademacher row from its words and the layer's table, bitwise ``row_dot``'s:
     one table entry per chunk of four weights, four partial sums over the chunk index mod 4."""
@@ -157,9 +167,7 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, out
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
             layer = np.uint64(j)
-            n_active = nonzero_inputs(z, widths[j - 1], active)
-            if law == 2:
-                rademacher_table(active, n_active, signs)
+            n_active = gather_inputs(law, z, widths[j - 1], active, signs)
             for r in range(widths[j]):
                 pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
                                         scales[j - 1], bias_sd, k0, k1, words, slow, w)
@@ -250,9 +258,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             n_in = n
             for j in range(m):
                 layer = np.uint64(base + j)
-                n_active = nonzero_inputs(h, n_in, active)
-                if law == 2:
-                    rademacher_table(active, n_active, signs)
+                n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(module_widths[j]):
                     pre = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net,
                                             hidden_scale[j], bias_sd, k0, k1, words, slow, w)
@@ -260,9 +266,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
                 h, hnew = hnew, h
                 n_in = module_widths[j]
             layer = np.uint64(base + m)
-            n_active = nonzero_inputs(h, n_in, active)
-            if law == 2:
-                rademacher_table(active, n_active, signs)
+            n_active = gather_inputs(law, h, n_in, active, signs)
             for r in range(n):
                 f = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net, out_scales,
                                       bias_sd, k0, k1, words, slow, w)

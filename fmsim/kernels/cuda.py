@@ -38,6 +38,19 @@ def fc_exact_kernel(m0, widths, cs, bias_var, k0, k1, net0, out_lengths, out_fm2
     out_fm2[i] = across_layer_variance(out_lengths[i])
 
 
+@cuda.jit(device=True)
+def gather_inputs(law, z, n, active, signs, n_active, t, n_threads):
+    """A layer's nonzero inputs into ``active`` (thread 0) and their count into ``n_active[0]``, then for
+    Rademacher rows their table into ``signs`` (threads over chunks); as the CPU kernels'. Every thread calls it."""
+    if t == 0:
+        n_active[0] = nonzero_inputs(z, n, active)
+    cuda.syncthreads()
+    if law == 2:
+        for c in range(t, (n_active[0] + 3) // 4, n_threads):
+            rademacher_chunk(active, n_active[0], c, signs)
+        cuda.syncthreads()
+
+
 def _make_fc_full_kernel(ftype, preact):
     """The ``full`` FC kernel with activations and dot products in ``ftype`` (as the CPU kernel)."""
 
@@ -69,13 +82,7 @@ def _make_fc_full_kernel(ftype, preact):
         cuda.syncthreads()
         for j in range(1, d + 1):
             layer = np.uint64(j)
-            if t == 0:
-                n_active[0] = nonzero_inputs(z, widths[j - 1], active)
-            cuda.syncthreads()
-            if law == 2:
-                for c in range(t, (n_active[0] + 3) // 4, n_threads):
-                    rademacher_chunk(active, n_active[0], c, signs)
-                cuda.syncthreads()
+            gather_inputs(law, z, widths[j - 1], active, signs, n_active, t, n_threads)
             for r in range(t, widths[j], n_threads):
                 pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0,
                              k1)
@@ -162,13 +169,7 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
         n_in = n
         for j in range(m):
             layer = np.uint64(base + j)
-            if t == 0:
-                n_active[0] = nonzero_inputs(h, n_in, active)
-            cuda.syncthreads()
-            if law == 2:
-                for c in range(t, (n_active[0] + 3) // 4, nt):
-                    rademacher_chunk(active, n_active[0], c, signs)
-                cuda.syncthreads()
+            gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
             for r in range(t, module_widths[j], nt):
                 pre = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
                                          bias_sd, k0, k1)
@@ -177,13 +178,7 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
             h, hnew = hnew, h
             n_in = module_widths[j]
         layer = np.uint64(base + m)
-        if t == 0:
-            n_active[0] = nonzero_inputs(h, n_in, active)
-        cuda.syncthreads()
-        if law == 2:
-            for c in range(t, (n_active[0] + 3) // 4, nt):
-                rademacher_chunk(active, n_active[0], c, signs)
-            cuda.syncthreads()
+        gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
         for r in range(t, n, nt):
             f = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_sd, k0,
                                    k1)
