@@ -80,25 +80,10 @@ def rademacher_dot(signs, n_in, words):
 
 
 @njit(inline="always", cache=True)
-def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
-    """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
-
-    Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
-    over ``row_dot`` or ``row_dot_f32``): the same four partial sums over
-    ``k mod 4``, and the row drawn in vectorizable
-    stages by :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w``;
-    ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows (``law == 2``)
-    read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry per four weights.
-    """
-    if law == 2:
-        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
-        acc = rademacher_dot(signs, n_in, words)
-        pre = cast_like(scale, acc) * acc
-        if bias_sd > 0.0:
-            pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
-        return pre
-    standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
-    a0 = cast_like(0.0, z[0])  # four partial sums over k mod 4 (no serial chain of additions)
+def drawn_dot(w, z, n_in):
+    """``sum_k w[k] z[k]`` of a drawn row, in the precision of ``z``: four partial sums over ``k mod 4``
+    (no serial chain of additions; LLVM keeps them in one vector register), combined ``(s0 + s1) + (s2 + s3)``."""
+    a0 = cast_like(0.0, z[0])
     a1, a2, a3 = a0, a0, a0
     m = n_in - n_in % 4
     for k in range(0, m, 4):
@@ -112,7 +97,26 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
         a1 += cast_like(w[m + 1], a0) * z[m + 1]
     if m + 2 < n_in:
         a2 += cast_like(w[m + 2], a0) * z[m + 2]
-    acc = (a0 + a1) + (a2 + a3)
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(inline="always", cache=True)
+def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
+    """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
+
+    Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
+    over ``row_dot`` or ``row_dot_f32``): the row drawn in vectorizable stages by
+    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w`` and summed by
+    :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
+    (``law == 2``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
+    per four weights.
+    """
+    if law == 2:
+        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
+        acc = rademacher_dot(signs, n_in, words)
+    else:
+        standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
+        acc = drawn_dot(w, z, n_in)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
         pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
