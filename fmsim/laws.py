@@ -547,12 +547,8 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 @njit(cache=True)
 def _rademacher_row(n, words, out):
-    n_full = n >> 5
-    for q in range(n_full):  # whole words: a fixed 32-step inner loop with constant shifts, vectorized
-        word = words[q]
-        for b in range(32):
-            out[32 * q + b] = 2.0 * float((word >> np.uint32(b)) & np.uint32(1)) - 1.0
-    for k in range(32 * n_full, n):
+    # (Of the kernels, conv rows use it; FC and residual rows add table entries, kernels.scalar.rademacher_chunk.)
+    for k in range(n):
         out[k] = 2.0 * float((words[k >> 5] >> np.uint32(k & 31)) & np.uint32(1)) - 1.0
 
 
