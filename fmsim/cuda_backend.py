@@ -51,9 +51,9 @@ def _launch(kernel: str, args: tuple, m: int, n_layers: int):
     elif kernel in ("fc_full", "fc_full_f32"):
         widths = args[1]
         f32 = kernel == "fc_full_f32"
-        dtype = np.float32 if f32 else np.float64
-        scratch = cuda.device_array((m, 3, int(widths.max())), dtype=dtype)
-        signs = cuda.device_array((m, 4 * int(widths.max()) + 16), dtype=dtype)
+        dtype, widest = (np.float32 if f32 else np.float64), int(widths.max())
+        scratch = cuda.device_array((m, 3, widest), dtype=dtype)
+        signs = cuda.device_array((m, 4 * widest + 16), dtype=dtype)
         fn = kernels.fc_full_kernel_f32 if f32 else kernels.fc_full_kernel
         fn[m, _threads_for(widths[1:].max())](*d_args, scratch, signs, d_lengths, d_fm2)
     elif kernel == "res_full":
