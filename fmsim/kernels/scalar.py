@@ -31,7 +31,7 @@ def _make_row_dot(ftype):
         """``sum_k w[row, k] z[k]`` for unit-variance weights drawn on the fly, one Philox block at a time.
 
         Summed as four partial sums over ``k mod 4``, combined ``(s0 + s1) + (s2 + s3)``:
-        the order of :func:`fmsim.kernels.cpu.row_preactivation`, whose partial sums
+        the order of :func:`fmsim.kernels.cpu.drawn_dot`, whose partial sums
         LLVM keeps in one vector register. Rademacher rows (``law == 2``) add instead
         one entry of ``signs`` per four weights (:func:`rademacher_chunk`): entry
         ``16 c + m`` for chunk ``c``, ``m`` its four sign bits, the four partial sums over ``c mod 4``.
