@@ -1,0 +1,201 @@
+"""Where one row of the ``full`` kernel spends its time, on one core: the profile behind ``bench_fc``.
+
+A row of a hidden layer of width 100 draws about 50 weights (one per nonzero
+input, stream layout 4). Its cost splits into stages that this script times
+apart, single-threaded, in one process, round-robin (best of ``--repeat``):
+
+* ``words``: the row's Philox words (:func:`fmsim.laws.row_words`);
+* ``first step``: the ziggurat's first step on those words (``_ziggurat_fast_row``);
+* ``slow path``: the whole row minus the same row with the slow draws stubbed
+  out (about 1.5% of draws, each one more Philox call, an ``exp`` and
+  mispredicted branches); ``slow draws/row`` counts them;
+* ``row``: :func:`fmsim.laws.standard_row`, all of the above plus calls;
+* ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
+  row's draw replaced by a cheap stub (gathering inputs, the dot product, the
+  ReLU, ``M_j``); ``kernel`` is the real kernel, per row.
+
+It also times an alternative the kernels do not use: Philox on 8 blocks in LLVM
+vector lanes (``bench/_philox_lanes.py``), alone and inside the row, after
+checking that its words are the scalar ones. The last lines give the float32 /
+float64 ratio the measured parts allow.
+
+The stubs and clones are built from the private functions of this fmsim
+version; the script is a profile of this version, not a stable API.
+
+Run:  python bench/bench_row.py [--repeat 7]   (about 2 minutes)
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one core: before numba is imported
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+import types as pytypes  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _philox_lanes import row_words_lanes  # noqa: E402
+from bench_fc import cpu_description  # noqa: E402
+from numba import njit  # noqa: E402
+
+from fmsim import laws  # noqa: E402
+from fmsim.kernels import cpu  # noqa: E402
+
+K0, K1 = np.uint64(0x1234), np.uint64(0x5678)
+LAWS = {"gaussian": 0, "laplace": 3, "truncated_normal": 4}
+
+
+def clone(fn, jit=njit, **replace):
+    """A fresh compilation (by ``jit``) of the numba function ``fn`` with some of its globals replaced."""
+    g = dict(fn.py_func.__globals__)
+    g.update(replace)
+    return jit(pytypes.FunctionType(fn.py_func.__code__, g, fn.py_func.__name__ + "_clone"))
+
+
+@njit
+def _no_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1):
+    return x
+
+
+@njit(inline="always")
+def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+    h = c1 * np.uint64(2654435761) + c3
+    for k in range(n):
+        out[k] = 1.0 if ((h >> np.uint64(k & 31)) ^ np.uint64(k)) & np.uint64(1) else -1.0
+
+
+row_no_slow = clone(laws.standard_row, _ziggurat_row=clone(laws._ziggurat_row, _ziggurat_slow=_no_slow))
+row_lanes = clone(laws.standard_row, row_words=row_words_lanes)
+kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
+                    row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row))
+
+
+def row_loop(row_fn):
+    @njit
+    def loop(law, bits32, n, reps, words, slow, out):
+        s = 0.0
+        for r in range(reps):
+            row_fn(law, bits32, n, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words, slow, out)
+            s += out[0]
+        return s
+    return loop
+
+
+def words_loop(words_fn):
+    @njit
+    def loop(n_blocks, reps, words):
+        s = np.uint32(0)
+        for r in range(reps):
+            words_fn(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
+            s ^= words[0]
+        return s
+    return loop
+
+
+@njit
+def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, out, slow):
+    """A row's words and its first step; returns the slow draws listed (time it, minus ``words``)."""
+    t = 0
+    for r in range(reps):
+        laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
+        t += laws._ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
+    return t
+
+
+def tables(law: int, bits32: bool):
+    name = {0: "Z", 3: "E", 4: "T"}[law]
+    suffix = "32" if bits32 else ""
+    return getattr(laws, f"_{name}K{suffix}"), getattr(laws, f"_{name}W{suffix}")
+
+
+def best_of(fns: dict, repeat: int) -> dict:
+    best = {k: np.inf for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def check_lanes_words() -> None:
+    for n_blocks in (0, 1, 7, 8, 9, 25, 200):
+        a = np.zeros(4 * n_blocks + 4, np.uint32)
+        b = a.copy()
+        words_loop(laws.row_words)(n_blocks, 3, a)
+        words_loop(row_words_lanes)(n_blocks, 3, b)
+        if not np.array_equal(a, b):
+            raise AssertionError(f"vector-lane Philox words differ from the scalar ones ({n_blocks} blocks)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--n", type=int, default=50, help="weights drawn per row (default 50)")
+    p.add_argument("--reps", type=int, default=100_000, help="rows per timing")
+    a = p.parse_args(argv)
+    print(f"CPU: {cpu_description()}; numba threads: {os.environ['NUMBA_NUM_THREADS']}")
+    check_lanes_words()
+    n, reps = a.n, a.reps
+    words, slow, out = laws.row_scratch.py_func(max(n, 8))
+    words = np.zeros(len(words) + 64, np.uint32)
+    loops = {"row": row_loop(laws.standard_row), "row, no slow path": row_loop(row_no_slow),
+             "row, vector-lane Philox": row_loop(row_lanes)}
+    wl, wv = words_loop(laws.row_words), words_loop(row_words_lanes)
+    print(f"\nns per row of {n} weights (one core, best of {a.repeat}; {reps} rows per timing)")
+    print(f"{'law':17s} {'prec':7s} {'words':>6s} {'(lanes)':>8s} {'1st step':>9s} {'slow path':>10s} "
+          f"{'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s}")
+    rows = {}
+    for law_name, law in LAWS.items():
+        for bits32 in (False, True):
+            per = int(laws.weights_per_block.py_func(law, bits32))
+            nb = (n + per - 1) // per
+            kn, wn = tables(law, bits32)
+            fns = {k: (lambda f=f, c=law, b=bits32: f(c, b, n, reps, words, slow, out)) for k, f in loops.items()}
+            fns["words"] = lambda m=nb: wl(m, reps, words)
+            fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
+            fns["words + 1st step"] = (lambda m=nb, b=bits32, kn=kn, wn=wn:
+                                       first_step_loop(m, b, n, reps, words, kn, wn, out, slow))
+            for f in fns.values():
+                f()
+            n_slow = first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
+            t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
+            prec = "float32" if bits32 else "float64"
+            rows[law_name, prec] = t
+            print(f"{law_name:17s} {prec:7s} {t['words']:6.0f} {t['words, lanes']:8.0f} "
+                  f"{t['words + 1st step'] - t['words']:9.0f} {t['row'] - t['row, no slow path']:10.0f} "
+                  f"{t['row']:6.0f} {t['row, vector-lane Philox']:8.0f} {n_slow:15.2f}")
+
+    # The kernel, per row: depth = width = 100, Gaussian, real rows and stub rows.
+    d = w = 100
+    widths = np.full(d + 1, w, dtype=np.int64)
+    scales = np.full(d, np.sqrt(2.0 / w))
+    x = np.random.default_rng(0).standard_normal(w)
+    x *= np.sqrt(w) / np.linalg.norm(x)
+    nets = 128
+    lengths, fm2 = np.empty((nets, d + 1)), np.empty(nets)
+    kern = {}
+    for prec, zero, b32 in (("float64", 0.0, False), ("float32", np.float32(0.0), True)):
+        for name, k in (("kernel", cpu.fc_full_any), ("kernel rest", kernel_stub)):
+            kern[name, prec] = (lambda k=k, zero=zero, b32=b32:
+                                k(x, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, lengths, fm2))
+    for f in kern.values():
+        f()
+    tk = {k: v / (nets * d * w) * 1e9 for k, v in best_of(kern, a.repeat).items()}
+    print(f"\nFC kernel, Gaussian, depth = width = {w} (about {w // 2} draws per row), ns per row:")
+    for prec in ("float64", "float32"):
+        print(f"  {prec}: kernel {tk['kernel', prec]:.0f}, of which rest (stub rows) {tk['kernel rest', prec]:.0f}")
+    print(f"  float32 / float64 speed of the kernel: {tk['kernel', 'float64'] / tk['kernel', 'float32']:.2f}x")
+    g64, g32 = rows["gaussian", "float64"], rows["gaussian", "float32"]
+    rest = tk["kernel rest", "float64"]
+    print(f"  with the kernel rest ({rest:.0f} ns) and the measured Gaussian rows: "
+          f"{(g64['row'] + rest) / (g32['row'] + rest):.2f}x; with no slow path either: "
+          f"{(g64['row, no slow path'] + rest) / (g32['row, no slow path'] + rest):.2f}x; "
+          f"with words and first step alone: "
+          f"{g64['words + 1st step'] / g32['words + 1st step']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
