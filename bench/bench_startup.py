@@ -8,7 +8,9 @@ from numba's cache, or compiling it, happens in between; the chunk's own
 work is ~5 ms); the parent also prints the whole command's wall time.
 Then, in one warm process, where the time goes: importing numpy, numba,
 fmsim, and numba's first load of a cached kernel (numba's start-up, which
-imports ``scipy.linalg`` for its BLAS check).
+imports ``scipy.linalg`` for its BLAS check). Last, the floor that no numba
+program beats on this machine: a fresh process that imports numba and calls a
+trivial cached ``@njit`` function.
 
 Run:  python bench/bench_startup.py   (about 1 minute: the cold run compiles)
 """
@@ -34,6 +36,17 @@ cpu.fc_full = marked
 from fmsim.cli import main
 main(["simulate", "--depth", "5", "--width", "10", "--nets", "1024", "--method", "full", "--seed", "1",
       "--out", sys.argv[1]])
+"""
+
+# The floor for any numba program: a fresh process that imports numba and calls a trivial cached function.
+FLOOR = r"""
+import time
+from numba import njit
+@njit(cache=True)
+def plus_one(x):
+    return x + 1
+plus_one(1)
+print(f"DONE {time.time():.6f}", flush=True)
 """
 
 PHASES = r"""
@@ -62,6 +75,18 @@ def launch(out: str, env: dict[str, str]) -> tuple[float, float, float]:
     return marks["ENTERED"] - t, marks["FIRST_CHUNK"] - t, total
 
 
+def floor(env: dict[str, str]) -> float:
+    """Seconds from launch until a trivial cached numba function has returned (its cache already written)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "floor.py")  # numba caches functions defined in files, not in ``-c``
+        with open(script, "w") as f:
+            f.write(FLOOR)
+        subprocess.run([sys.executable, script], env=env, check=True, capture_output=True)
+        t = time.time()
+        proc = subprocess.run([sys.executable, script], env=env, check=True, capture_output=True, text=True)
+        return float(proc.stdout.split()[1]) - t
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba-cache"))
@@ -75,6 +100,8 @@ def main() -> None:
                   f"(its nets take ~0.005 s), command done after {total:5.2f} s")
         print("where a warm start goes:")
         subprocess.run([sys.executable, "-c", PHASES], env=env, check=True)
+        print(f"floor of any numba program here: a trivial cached @njit function has returned "
+              f"{floor(env):.2f} s after launch")
 
 
 if __name__ == "__main__":
