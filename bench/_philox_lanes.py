@@ -1,10 +1,13 @@
 """An experiment kept for ``bench_row.py``: Philox4x32-10 on 8 consecutive blocks in LLVM vector lanes.
 
-fmsim keeps the scalar :func:`fmsim.rng.philox4x32`; this module exists so that the
-measurement behind that choice can be repeated. The rounds are written as LLVM
-``<8 x i64>`` instructions (one ``vpmuludq`` per four blocks and multiply; the
-operands are masked to 32 bits, so the backend drops the high halves), and the
-words are bitwise the scalar function's (``bench_row.py`` checks that before timing).
+fmsim keeps :func:`fmsim.laws.row_words`, a loop of the scalar block function
+that LLVM vectorizes itself, 4 blocks per ``ymm`` register (``bench_fc``'s SIMD
+check counts its ``vpmuludq``). Here the rounds are written directly as LLVM
+``<8 x i64>`` instructions: two ``ymm`` registers per counter word, two
+independent chains for the multiplier (the operands are masked to 32 bits, so
+the backend emits ``vpmuludq`` and drops the masks). The words are bitwise the
+scalar function's (``bench_row.py`` checks that before timing). The module
+exists so that the measurement behind keeping the 4-lane loop can be repeated.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row.
 
-It also times an alternative the kernels do not use: Philox on 8 blocks in LLVM
-vector lanes (``bench/_philox_lanes.py``), alone and inside the row, after
-checking that its words are the scalar ones. The last lines give the float32 /
+It also times an alternative the kernels do not use: Philox on 8 blocks in
+explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4),
+alone and inside the row, after checking that its words are the same. The last lines give the float32 /
 float64 ratio the measured parts allow.
 
 The stubs and clones are built from the private functions of this fmsim
