@@ -65,14 +65,14 @@ def _weights_on_nonzero(law: str, z: np.ndarray, n_out: int, key: tuple[int, int
     ``(r, layer, net)`` fills the columns where ``z != 0``, in order; the other columns are 0."""
     columns = np.flatnonzero(z)
     w = np.zeros((n_out, z.size))
-    for r in range(n_out):
-        w[r, columns] = draw_standard_array(law, columns.size, key, r, layer, net, precision)
+    w[:, columns] = _dense(law, n_out, columns.size, key, layer, net, precision)
     return w
 
 
-def _dense(law: str, n_out: int, n_in: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
+def _dense(law: str, n_out: int, n_in: int, key: tuple[int, int], layer: int, net: int,
+           precision: str = "float64") -> np.ndarray:
     """Unit-variance weight matrix ``(n_out, n_in)``: row ``r`` is the row stream ``(r, layer, net)``."""
-    return np.stack([draw_standard_array(law, n_in, key, r, layer, net) for r in range(n_out)])
+    return np.stack([draw_standard_array(law, n_in, key, r, layer, net, precision) for r in range(n_out)])
 
 
 def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
