@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     calls = ceiling_case[1] / best[-1]
     rows = [(name, work / t, per, float(np.median(p)) if p else None)
             for (name, work, per, _), t, p in zip(cases, best, paired)]
-    drawn = {"fc": drawn_fraction("fc", n), "residual": drawn_fraction("residual", n), "conv": 1.0}
+    drawn = {kind: drawn_fraction(kind, n) for kind in ("fc", "residual", "conv")}
 
     print(f"\nRNG ceiling: Philox4x32-10 alone, {calls:.3e} calls/s "
           "(x weights per call = the ceiling of each row in weight draws/s)")
