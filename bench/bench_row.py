@@ -12,7 +12,9 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 * ``row``: :func:`fmsim.laws.standard_row`, all of the above plus calls;
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
-  ReLU, ``M_j``); ``kernel`` is the real kernel, per row.
+  ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
+  the same kernel with :func:`fmsim.laws.standard_row` called once per row
+  instead of inlined (as fmsim 0.4.0 compiled it).
 
 It also times an alternative the kernels do not use: Philox on 8 blocks in
 explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4),
@@ -66,10 +68,16 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         out[k] = 1.0 if ((h >> np.uint64(k & 31)) ^ np.uint64(k)) & np.uint64(1) else -1.0
 
 
-row_no_slow = clone(laws.standard_row, _ziggurat_row=clone(laws._ziggurat_row, _ziggurat_slow=_no_slow))
-row_lanes = clone(laws.standard_row, row_words=row_words_lanes)
+# standard_row is inlined where it is called; so are its variants here, to compare like with like.
+row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
+                    _ziggurat_row=clone(laws._ziggurat_row, _ziggurat_slow=_no_slow))
+row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
                     row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row))
+# The kernel as fmsim 0.4.0 compiled it: standard_row a called function, one call per row.
+kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
+                          row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
+                                                  standard_row=njit(laws.standard_row.py_func)))
 
 
 def row_loop(row_fn):
@@ -179,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     lengths, fm2 = np.empty((nets, d + 1)), np.empty(nets)
     kern = {}
     for prec, zero, b32 in (("float64", 0.0, False), ("float32", np.float32(0.0), True)):
-        for name, k in (("kernel", cpu.fc_full_any), ("kernel rest", kernel_stub)):
+        for name, k in (("kernel", cpu.fc_full_any), ("kernel rest", kernel_stub),
+                        ("kernel, row called", kernel_row_called)):
             kern[name, prec] = (lambda k=k, zero=zero, b32=b32:
                                 k(x, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, lengths, fm2))
     for f in kern.values():
@@ -187,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     tk = {k: v / (nets * d * w) * 1e9 for k, v in best_of(kern, a.repeat).items()}
     print(f"\nFC kernel, Gaussian, depth = width = {w} (about {w // 2} draws per row), ns per row:")
     for prec in ("float64", "float32"):
-        print(f"  {prec}: kernel {tk['kernel', prec]:.0f}, of which rest (stub rows) {tk['kernel rest', prec]:.0f}")
+        print(f"  {prec}: kernel {tk['kernel', prec]:.0f}, of which rest (stub rows) {tk['kernel rest', prec]:.0f}; "
+              f"with standard_row called once per row (as in 0.4.0) {tk['kernel, row called', prec]:.0f}")
     print(f"  float32 / float64 speed of the kernel: {tk['kernel', 'float64'] / tk['kernel', 'float32']:.2f}x")
     g64, g32 = rows["gaussian", "float64"], rows["gaussian", "float32"]
     rest = tk["kernel rest", "float64"]

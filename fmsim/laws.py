@@ -510,7 +510,10 @@ def row_scratch(n_max):
     return np.empty(2 * n_max + 2, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max)
 
 
-@njit(cache=True)
+# Inlined into each kernel (numba-level): called once per row, as up to 0.4.0, it cost the FC
+# kernels 12% to 25% of their time (bench/bench_row.py times both). The per-law passes below
+# stay called functions, compiled one per law.
+@njit(inline="always", cache=True)
 def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """The ``n`` unit-variance weights of one row, into ``out[:n]``: bitwise :func:`row_weight`'s.
 
