@@ -13,8 +13,8 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
-  the same kernel with :func:`fmsim.laws.standard_row` called once per row
-  instead of inlined (as fmsim 0.4.0 compiled it).
+  the same kernel with :func:`fmsim.laws.standard_row` and its per-law pass
+  called once per row instead of inlined (as fmsim 0.4.0 compiled them).
 
 It also times an alternative the kernels do not use: Philox on 8 blocks in
 explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4),
@@ -70,14 +70,16 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 # standard_row is inlined where it is called; so are its variants here, to compare like with like.
 row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
-                    _ziggurat_row=clone(laws._ziggurat_row, _ziggurat_slow=_no_slow))
+                    _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"), _ziggurat_slow=_no_slow))
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
                     row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row))
-# The kernel as fmsim 0.4.0 compiled it: standard_row a called function, one call per row.
+# The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
 kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
                           row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
-                                                  standard_row=njit(laws.standard_row.py_func)))
+                                                  standard_row=clone(laws.standard_row,
+                                                                     _ziggurat_row=njit(laws._ziggurat_row.py_func),
+                                                                     _uniform_row=njit(laws._uniform_row.py_func))))
 
 
 def row_loop(row_fn):
@@ -110,12 +112,6 @@ def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, out, slow):
         laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
         t += laws._ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
     return t
-
-
-def tables(law: int, bits32: bool):
-    name = {0: "Z", 3: "E", 4: "T"}[law]
-    suffix = "32" if bits32 else ""
-    return getattr(laws, f"_{name}K{suffix}"), getattr(laws, f"_{name}W{suffix}")
 
 
 def best_of(fns: dict, repeat: int) -> dict:
@@ -161,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         for bits32 in (False, True):
             per = int(laws.weights_per_block.py_func(law, bits32))
             nb = (n + per - 1) // per
-            kn, wn = tables(law, bits32)
+            kn, wn = laws._ziggurat_tables.py_func(law, bits32)
             fns = {k: (lambda f=f, c=law, b=bits32: f(c, b, n, reps, words, slow, out)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
@@ -197,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nFC kernel, Gaussian, depth = width = {w} (about {w // 2} draws per row), ns per row:")
     for prec in ("float64", "float32"):
         print(f"  {prec}: kernel {tk['kernel', prec]:.0f}, of which rest (stub rows) {tk['kernel rest', prec]:.0f}; "
-              f"with standard_row called once per row (as in 0.4.0) {tk['kernel, row called', prec]:.0f}")
+              f"with the row's functions called (as in 0.4.0) {tk['kernel, row called', prec]:.0f}")
     print(f"  float32 / float64 speed of the kernel: {tk['kernel', 'float64'] / tk['kernel', 'float32']:.2f}x")
     g64, g32 = rows["gaussian", "float64"], rows["gaussian", "float32"]
     rest = tk["kernel rest", "float64"]

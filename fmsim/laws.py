@@ -510,9 +510,8 @@ def row_scratch(n_max):
     return np.empty(2 * n_max + 2, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max)
 
 
-# Inlined into each kernel (numba-level): called once per row, as up to 0.4.0, it cost the FC
-# kernels 12% to 25% of their time (bench/bench_row.py times both). The per-law passes below
-# stay called functions, compiled one per law.
+# Inlined into each kernel (numba-level), with the per-law passes below: called once per row,
+# as up to 0.4.0, they cost the FC kernels 15% to 35% of their time (bench/bench_row.py times both).
 @njit(inline="always", cache=True)
 def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """The ``n`` unit-variance weights of one row, into ``out[:n]``: bitwise :func:`row_weight`'s.
@@ -536,38 +535,53 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """
     per = weights_per_block(law, bits32)
     row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
-    # One compiled function per law (no law switch inside a row's loops; as one function,
-    # LLVM's choices for the other laws' code cost the float32 Gaussian a third of its speed).
+    # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.
     if law == 2:
         _rademacher_row(n, words, out)
     elif law == 1:
         _uniform_row(n, words, out)
-    elif bits32:  # ziggurats; the literal True/False makes numba compile one specialization per word size
+    elif bits32:  # ziggurats; the literal True/False lets each inlined copy fold its word size away
         _ziggurat_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
     else:
         _ziggurat_row(law, False, n, c1, c2, c3, k0, k1, words, slow, out)
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _rademacher_row(n, words, out):
     # (Of the kernels, conv rows use it; FC and residual rows add table entries, kernels.scalar.rademacher_chunk.)
     for k in range(n):
         out[k] = 2.0 * float((words[k >> 5] >> np.uint32(k & 31)) & np.uint32(1)) - 1.0
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _uniform_row(n, words, out):
     for k in range(n):
         out[k] = _SQRT3 * (2.0 * _u01_32(words[k]) - 1.0)
 
 
+# A called function, not inlined: numba's parallel-loop analysis fails on global arrays
+# inlined into a prange body, so the kernels get the tables as this function's return values.
 @njit(cache=True)
+def _ziggurat_tables(law, bits32):
+    """Thresholds ``kn`` and scaled widths ``wn`` of the ziggurat of ``law`` (0, 3 or 4) for the
+    first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if ``bits32``."""
+    if bits32:
+        if law == 0:
+            return _ZK32, _ZW32
+        if law == 3:
+            return _EK32, _EW32
+        return _TK32, _TW32
+    if law == 0:
+        return _ZK, _ZW
+    if law == 3:
+        return _EK, _EW
+    return _TK, _TW
+
+
+@njit(inline="always", cache=True)
 def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn."""
-    if bits32:
-        kn, wn = (_ZK32, _ZW32) if law == 0 else (_EK32, _EW32) if law == 3 else (_TK32, _TW32)
-    else:
-        kn, wn = (_ZK, _ZW) if law == 0 else (_EK, _EW) if law == 3 else (_TK, _TW)
+    kn, wn = _ziggurat_tables(law, bits32)
     n_slow = _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
     for i in range(n_slow):
         k = slow[i]
