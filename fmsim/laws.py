@@ -511,7 +511,7 @@ def row_scratch(n_max):
 
 
 # Inlined into each kernel (numba-level), with the per-law passes below: called once per row,
-# as up to 0.4.0, they cost the FC kernels 15% to 35% of their time (bench/bench_row.py times both).
+# as up to 0.4.0, they took 11% to 33% of the FC kernels' time (bench/bench_row.py times both).
 @njit(inline="always", cache=True)
 def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """The ``n`` unit-variance weights of one row, into ``out[:n]``: bitwise :func:`row_weight`'s.
