@@ -19,7 +19,7 @@ __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule",
            "METHODS", "BACKENDS", "RECORDS", "PROFILES",
            "width_profile"]
 
-METHODS = ("auto", "full", "exact")
+METHODS = ("auto", "full", "exact", "exact_first")
 BACKENDS = ("auto", "cpu", "cuda")
 RECORDS = ("summary", "layers")
 PRECISIONS = ("float64", "float32")
@@ -480,8 +480,11 @@ class RunConfig:
         Number of random nets, ``1 <= n_nets <= 2**32 - 1``.
     seed : int
         ``0 <= seed < 2**64``.
-    method : {"full", "exact"}
+    method : {"full", "exact", "exact_first"}
         ``"auto"`` is resolved by :func:`resolve_method` before construction.
+        ``"exact_first"`` (fully connected nets, continuous laws): the first layer's
+        pre-activations drawn from their exact law given the input
+        (:mod:`fmsim.first_layer`), the other layers as in ``"full"``.
     record : {"summary", "layers"}
         ``"layers"`` also keeps every net's trace ``M_0..M_d``.
     x : tuple of float or None
@@ -519,7 +522,7 @@ class RunConfig:
         seed = _as_int("seed", self.seed)
         if not 0 <= seed < 2**64:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-        if self.method not in ("full", "exact"):
+        if self.method not in METHODS[1:]:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.record not in RECORDS:
             raise ValueError(f"record must be one of {RECORDS}, got {self.record!r}")
@@ -529,8 +532,12 @@ class RunConfig:
         self.init.layer_c(self.arch)  # validates per-layer c against depth
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.precision == "float32" and (self.method != "full" or not isinstance(self.arch, FullyConnected)):
-            raise ValueError("precision='float32' exists for fully connected nets with method='full' only")
+        if self.precision == "float32" and (self.method == "exact" or not isinstance(self.arch, FullyConnected)):
+            raise ValueError("precision='float32' exists for fully connected nets with method='full' or "
+                             "'exact_first' only")
+        if self.method == "exact_first" and not isinstance(self.arch, FullyConnected):
+            raise ValueError(f"method='exact_first' exists for fully connected nets, not {type(self.arch).__name__} "
+                             "nets; use method='full'")
         if self.method == "exact":
             if self.init.law != "gaussian":
                 raise ValueError(f"method='exact' needs law='gaussian' (got law={self.init.law!r}); "
@@ -548,6 +555,11 @@ class RunConfig:
         object.__setattr__(self, "n_nets", n)
         object.__setattr__(self, "seed", seed)
         object.__setattr__(self, "chunk_size", cs)
+        if self.method == "exact_first":  # tabulate the first layer's law now: refused before any work starts
+            from .first_layer import first_layer_law
+            from .simulate import input_vector
+
+            first_layer_law(self.init.law, input_vector(self))
 
     @property
     def n_chunks(self) -> int:
@@ -579,7 +591,10 @@ class RunConfig:
 
 def resolve_method(method: str, init: Init, arch: Architecture | None = None) -> str:
     """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian weights and biases; fully connected
-    or residual nets, either module ending), else ``"full"``."""
+    or residual nets, either module ending), else ``"full"``.
+
+    ``"exact_first"`` is never chosen here: its nets are other samples than ``"full"``'s (of the same
+    law), so it is asked for by name, and files written under ``"auto"`` stay resumable."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":

@@ -33,6 +33,7 @@ __all__ = [
     "seed_to_key",
     "u01_from_words",
     "u01_open_from_words",
+    "u01_mid_from_words",
 ]
 
 _M0 = np.uint64(0xD2511F53)
@@ -87,6 +88,12 @@ def u01_from_words(a, b):
     hi = a >> np.uint64(5)  # 27 bits
     lo = b >> np.uint64(6)  # 26 bits
     return float(hi * np.uint64(67108864) + lo) * _TWO_M53
+
+
+@njit(inline="always", cache=True)
+def u01_mid_from_words(a, b):
+    """Uniform double in ``(0, 1)``: the midpoints of the 53-bit grid of :func:`u01_from_words`."""
+    return u01_from_words(a, b) + 0.5 * _TWO_M53
 
 
 @njit(inline="always", cache=True)

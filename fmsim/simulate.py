@@ -18,8 +18,8 @@ from .laws import LAW_CODES, draw_standard_array
 from .rng import seed_to_key
 from .summary import LayerSummary, SummaryAccumulator, block_moments
 
-__all__ = ["simulate", "run_chunk", "reduce_chunk", "Chunk", "kernel_args", "input_vector", "SimulationResult",
-           "make_config"]
+__all__ = ["simulate", "check_backend", "run_chunk", "reduce_chunk", "Chunk", "kernel_args", "input_vector",
+           "SimulationResult", "make_config"]
 
 
 def input_vector(config: RunConfig) -> np.ndarray:
@@ -71,6 +71,13 @@ def make_config(
                      record=record, x=xt, chunk_size=chunk_size, precision=precision)
 
 
+def check_backend(config: RunConfig, backend: str) -> None:
+    """Refuse, before any work, a run that ``backend`` (resolved: ``"cpu"`` or ``"cuda"``) cannot do."""
+    if backend == "cuda" and config.method == "exact_first":
+        raise ValueError("method='exact_first' runs on backend='cpu' only (it has no CUDA kernel yet); "
+                         "use backend='cpu', or method='full' on the GPU")
+
+
 def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Simulate chunk ``k`` of a run.
 
@@ -120,8 +127,15 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
         widths = np.asarray(arch.widths, dtype=np.int64)
         if config.method == "exact":
             return "fc_exact", (_m0(x), widths, c, float(init.bias_var), k0, k1, start)
-        name = "fc_full" if config.precision == "float64" else "fc_full_f32"
-        return name, (x, widths, np.sqrt(c / widths[:-1]), bias_sd, law, k0, k1, start)
+        scales = np.sqrt(c / widths[:-1])
+        suffix = "" if config.precision == "float64" else "_f32"
+        if config.method == "exact_first":
+            from .first_layer import first_layer_law
+
+            table = first_layer_law(init.law, x)
+            grid = np.array([table.s0, table.ds, scales[0] * np.sqrt(x @ x)])
+            return "fc_exact_first" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start, table.cdf, grid)
+        return "fc_full" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start)
     if isinstance(arch, Residual):
         mw = np.asarray(arch.module_widths, dtype=np.int64)
         etas = np.asarray(arch.etas, dtype=float)
@@ -254,11 +268,15 @@ def simulate(
     seed : int
         ``0 <= seed < 2**64``. Results depend on nothing else (not on
         threads, chunk size or backend).
-    method : {"auto", "full", "exact"}
+    method : {"auto", "full", "exact", "exact_first"}
         ``"full"`` runs the nets, drawing every weight that meets a nonzero
         input (:mod:`fmsim.laws`); ``"exact"`` samples the exact law of
-        ``M_j/M_{j-1}`` (Gaussian weights, no bias); ``"auto"`` picks exact
-        where valid.
+        ``M_j/M_{j-1}`` (Gaussian weights, no bias); ``"exact_first"`` (fully
+        connected nets, any law but Rademacher) draws the first layer's
+        pre-activations from their exact law given ``x``
+        (:mod:`fmsim.first_layer`: O(n_1) work instead of O(n_0 n_1)) and runs
+        the other layers as ``"full"``; ``"auto"`` picks exact where valid,
+        else full.
     backend : {"cpu", "cuda", "auto"}
     record : {"summary", "layers"}
         ``"layers"`` also returns every net's ``M_0..M_d``.
@@ -281,6 +299,7 @@ def simulate(
     """
     config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size, precision)
     backend = resolve_backend(backend)
+    check_backend(config, backend)
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)
     fm2_all = np.empty(config.n_nets)

@@ -45,7 +45,7 @@ import numpy as np
 from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
 from .laws import STREAM_LAYOUT
-from .simulate import SimulationResult, map_chunks
+from .simulate import SimulationResult, check_backend, map_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
@@ -331,6 +331,8 @@ def run_many_to_file(
     groups = [g for _, g in runs]
     if len(set(groups)) != len(groups):
         raise ValueError(f"groups must be distinct, got {groups}")
+    for config, _ in runs:
+        check_backend(config, backend)
     created = not os.path.exists(path)
     if not created:
         for config, group in runs:

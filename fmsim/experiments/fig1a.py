@@ -2,9 +2,10 @@
 
 Initializations: He, LeCun, Glorot, 2x He (Gaussian; exact sampler) and the
 2018 Keras truncated-normal He (std not rescaled, variance 0.7737 * 2/fan-in;
-full simulation). Input: a fixed random direction in R^784 (vectorized MNIST
-size) with M_0 = 1. Each point: ``--nets`` nets (default 1e5). Writes
-``<out>/fig1a.h5`` (one group per scheme and depth; resumable) and
+full simulation, its first layer drawn from the exact law of a pre-activation
+given the input: ``method="exact_first"``, :mod:`fmsim.first_layer`).
+Input: a fixed random direction in R^784 (vectorized MNIST size) with M_0 = 1.
+Each point: ``--nets`` nets (default 1e5). Writes ``<out>/fig1a.h5`` (one group per scheme and depth; resumable) and
 ``<out>/fig1a.png``: mean +- s.e., a 10%-90% quantile band of M_d (over
 nets with M_d > 0) with the exact 10/50/90% quantiles of the law of M_d
 dotted beside it, and the exact E[M_d] = M_0 prod_j c_j / 2 dashed.
@@ -37,11 +38,13 @@ N0 = 784
 
 
 def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: str, quiet: bool = False,
-        schemes: Sequence[str] = SCHEMES, full_nets: int | None = None, name: str = "fig1a", client=None) -> str:
+        schemes: Sequence[str] = SCHEMES, full_nets: int | None = None, name: str = "fig1a", client=None,
+        full_method: str = "exact_first") -> str:
     """Simulate every (scheme, depth) into ``out_dir/<name>.h5``; return its path.
 
     ``full_nets``: nets per point for schemes that need the full simulation
-    (non-Gaussian laws), default ``n_nets``.
+    (non-Gaussian laws), default ``n_nets``; ``full_method`` is their method:
+    ``"exact_first"`` (the first layer from its exact law, CPU only) or ``"full"``.
     """
     from tqdm.auto import tqdm
 
@@ -50,7 +53,9 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
     for s in schemes:
         init = Init.scheme(s)
         nets = n_nets if (init.law == "gaussian" or full_nets is None) else full_nets
-        configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed)) for d in depths)
+        method = "auto" if init.law == "gaussian" else full_method
+        configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed, method))
+                       for d in depths)
     with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet,
               desc="fig1a") as bar:
         run_many_to_file([(cfg, f"{s}/depth_{d}") for s, d, cfg in configs], path, backend, bar.update, client)
@@ -107,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--nets", type=int, default=100_000, help="nets per point (default 1e5)")
     p.add_argument("--full-nets", type=int, help="nets per point for non-Gaussian schemes (full simulation; "
                    "default --nets)")
+    p.add_argument("--full-method", choices=["exact_first", "full"], default="exact_first",
+                   help="method of the non-Gaussian schemes: exact_first (default: the first layer from its exact "
+                        "law given the input, CPU only) or full (every weight drawn; also on CUDA)")
     p.add_argument("--schemes", default=",".join(SCHEMES), help=f"comma-separated (default {','.join(SCHEMES)})")
     p.add_argument("--name", default="fig1a", help="file name stem of the .h5 and .png (default fig1a)")
     p.add_argument("--seed", type=int, default=2018)
@@ -127,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.makedirs(a.out, exist_ok=True)
     with cluster_from_args(a, a.quiet) as client:
         path = run(a.out, depths, nets, a.seed, resolve_backend(a.backend), a.quiet, schemes, full_nets, a.name,
-                   client)
+                   client, a.full_method)
     table = summarize(path, depths, schemes)
     png = os.path.join(a.out, f"{a.name}.png")
     plot(table, png)
