@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, k in (("kernel", cpu.fc_full_any), ("kernel rest", kernel_stub),
                         ("kernel, row called", kernel_row_called)):
             kern[name, prec] = (lambda k=k, zero=zero, b32=b32:
-                                k(x, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, lengths, fm2))
+                                k(x, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, cpu._NO_LAW, cpu._NO_GUIDE,
+                                  cpu._NO_GRID, lengths, fm2))
     for f in kern.values():
         f()
     tk = {k: v / (nets * d * w) * 1e9 for k, v in best_of(kern, a.repeat).items()}

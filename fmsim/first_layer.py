@@ -59,6 +59,7 @@ _TAIL = 1e-20  # bound on P(|S| > L)
 _ENVELOPE = 1e-18  # bound on |phi_S| past the last term
 _INTERPOLATION = 1e-12  # largest Hermite error allowed at the grid's midpoints
 _MAX_TERMS = 1 << 14
+_GUIDE = 4096  # buckets of u in the quantile's guide table
 _SQRT3 = math.sqrt(3.0)
 _TRUNC_A = 2.0  # N(0, 1) cut at +-2
 _TRUNC_SD = math.sqrt(TRUNCATED_NORMAL_VARIANCE)
@@ -168,6 +169,8 @@ class FirstLayerLaw:
         The grid ``s_i = s0 + i ds``, ``i = 0..N-1``, ``s0 = -L``.
     cdf : ndarray, shape (2, N), float64
         Row 0: ``F(s_i)`` (non-decreasing, exactly 0 and 1 at the ends); row 1: the density ``f(s_i)``.
+    guide : ndarray, shape (G + 1,), int64
+        ``guide[b]``: the last node with ``F(s_i) <= b / G`` (where the search for ``u`` starts).
     terms : int
         Terms of the Gil-Pelaez sum.
     interpolation_error : float
@@ -178,6 +181,7 @@ class FirstLayerLaw:
     s0: float
     ds: float
     cdf: np.ndarray
+    guide: np.ndarray
     terms: int
     interpolation_error: float
 
@@ -197,7 +201,7 @@ class FirstLayerLaw:
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """``F^{-1}(u)`` by :func:`law_quantile` (the kernels' own), for ``u`` in ``(0, 1)``; shape of ``u``."""
         u = np.asarray(u, dtype=float)
-        out = np.array([law_quantile(v, self.cdf, self.s0, self.ds) for v in u.ravel()])
+        out = np.array([law_quantile(v, self.cdf, self.guide, self.s0, self.ds) for v in u.ravel()])
         return out.reshape(u.shape)
 
 
@@ -268,7 +272,8 @@ def _first_layer_law_cached(law: str, a_bytes: bytes) -> FirstLayerLaw:
                              f"tabulate to {_INTERPOLATION:g} (error {err:.2g}); use method='full'")
         ds /= 2.0
     cdf = np.stack([F, m / ds])  # writable: numba compiles read-only arrays as another type
-    return FirstLayerLaw(law=law, s0=-L, ds=ds, cdf=cdf, terms=terms, interpolation_error=err)
+    guide = np.searchsorted(F, np.arange(_GUIDE + 1) / _GUIDE, side="right") - 1
+    return FirstLayerLaw(law=law, s0=-L, ds=ds, cdf=cdf, guide=guide, terms=terms, interpolation_error=err)
 
 
 def first_layer_law(law: str, x: np.ndarray) -> FirstLayerLaw:
@@ -302,18 +307,21 @@ def first_layer_law(law: str, x: np.ndarray) -> FirstLayerLaw:
     return _first_layer_law_cached(law, a.tobytes())
 
 
-@njit(cache=True)
-def law_quantile(u, cdf, s0, ds):
+@njit(inline="always", cache=True)
+def law_quantile(u, cdf, guide, s0, ds):
     """``F^{-1}(u)`` of a :class:`FirstLayerLaw` table, ``0 < u < 1``.
 
-    Finds the interval ``F(s_i) <= u < F(s_{i+1})`` by bisection, then solves the interval's
-    cubic Hermite ``H(t) = u`` by Newton's method kept inside a shrinking bracket.
+    Finds the interval ``F(s_i) <= u < F(s_{i+1})`` by bisection between the guide table's
+    bounds for ``u`` (one or two nodes near the center), then solves the interval's cubic
+    Hermite ``H(t) = u`` by Newton's method kept inside a shrinking bracket.
 
     Parameters
     ----------
     u : float
     cdf : ndarray, shape (2, N), float64
         ``F`` and ``f`` at the grid nodes.
+    guide : ndarray, shape (G + 1,), int64
+        :attr:`FirstLayerLaw.guide`.
     s0, ds : float
         First node and step of the grid.
 
@@ -322,7 +330,9 @@ def law_quantile(u, cdf, s0, ds):
     float
     """
     n = cdf.shape[1]
-    lo, hi = 0, n - 1
+    n_buckets = guide.size - 1
+    bucket = min(int(u * n_buckets), n_buckets - 1)
+    lo, hi = guide[bucket], min(guide[bucket + 1] + 1, n - 1)
     while hi - lo > 1:
         mid = (lo + hi) >> 1
         if cdf[0, mid] <= u:
@@ -332,7 +342,7 @@ def law_quantile(u, cdf, s0, ds):
     F0, F1 = cdf[0, lo], cdf[0, lo + 1]
     m0, m1 = ds * cdf[1, lo], ds * cdf[1, lo + 1]
     a, b = 0.0, 1.0
-    t = (u - F0) / (F1 - F0)
+    t = (u - F0) / (F1 - F0) if F1 > F0 else 0.5  # (F1 > F0 whenever 0 <= u < 1)
     for _ in range(60):
         t2 = t * t
         t3 = t2 * t
@@ -346,7 +356,7 @@ def law_quantile(u, cdf, s0, ds):
         tn = t - step
         if not (a < tn < b):
             tn = 0.5 * (a + b)
-        if abs(tn - t) <= 1e-15 or b - a <= 1e-15:
+        if abs(tn - t) <= 1e-13 or b - a <= 1e-13:  # H's rounding moves t by ~1e-14 near the center
             t = tn
             break
         t = tn

@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import Conv, Residual, RunConfig
 from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
-from .rng import seed_to_key
+from .rng import philox4x32, seed_to_key
 from .simulate import input_vector
 
 __all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths"]
@@ -26,7 +26,7 @@ def _bias(law: str, n: int, key: tuple[int, int], layer: int, net: int) -> np.nd
 
 
 def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
-    """``M_0..M_d`` of the given nets (method ``"full"``), computed densely in float64.
+    """``M_0..M_d`` of the given nets (method ``"full"`` or ``"exact_first"``), computed densely in float64.
 
     With ``config.precision == "float32"`` the weights are those of the float32
     stream layout; the arithmetic stays float64.
@@ -50,13 +50,34 @@ def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
         z = x
         out[i, 0] = z @ z / z.size
         for j in range(1, len(widths)):
-            w = _weights_on_nonzero(config.init.law, z, widths[j], key, j, int(net), config.precision)
-            pre = np.sqrt(cs[j - 1] / widths[j - 1]) * (w @ z)
+            if j == 1 and config.method == "exact_first":
+                pre = np.sqrt(cs[0] / widths[0]) * np.sqrt(x @ x) * _first_layer_sums(config, widths[1], int(net))
+            else:
+                w = _weights_on_nonzero(config.init.law, z, widths[j], key, j, int(net), config.precision)
+                pre = np.sqrt(cs[j - 1] / widths[j - 1]) * (w @ z)
             if config.init.bias_var > 0:
                 pre = pre + np.sqrt(config.init.bias_var) * _bias(config.init.law, widths[j], key, j, int(net))
             z = np.maximum(pre, 0.0)
             out[i, j] = z @ z / z.size
     return out
+
+
+def _first_layer_sums(config: RunConfig, n: int, net: int) -> np.ndarray:
+    """``method="exact_first"``: the unit-variance sums ``S_r``, ``r < n``, of net ``net``'s first layer, each
+    ``F^{-1}(u_r)`` solved by bisection on the table's NumPy CDF (not the kernels' Newton solver); ``u_r`` from
+    words 0 and 1 of block 0 of row ``r``'s layer-1 stream, at the midpoints of a 52-bit grid."""
+    from .first_layer import first_layer_law
+
+    table = first_layer_law(config.init.law, input_vector(config))
+    k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
+    words = [philox4x32(np.uint64(0), np.uint64(r), np.uint64(1), np.uint64(net), k0, k1)[:2] for r in range(n)]
+    u = np.array([((int(a) >> 6) * 2**26 + (int(b) >> 6) + 0.5) * 2.0**-52 for a, b in words])
+    lo, hi = np.full(n, table.s0), np.full(n, -table.s0)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        below = table.cdf_at(mid) <= u
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
 
 
 def _weights_on_nonzero(law: str, z: np.ndarray, n_out: int, key: tuple[int, int], layer: int, net: int,

@@ -44,6 +44,7 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+_TWO_M52 = 2.0 * _TWO_M53
 
 
 @njit(inline="always", cache=True)
@@ -92,8 +93,10 @@ def u01_from_words(a, b):
 
 @njit(inline="always", cache=True)
 def u01_mid_from_words(a, b):
-    """Uniform double in ``(0, 1)``: the midpoints of the 53-bit grid of :func:`u01_from_words`."""
-    return u01_from_words(a, b) + 0.5 * _TWO_M53
+    """Uniform double in ``(0, 1)``, symmetric about 1/2: ``(k + 1/2) 2^-52`` with 52 random bits ``k``
+    (26 from each word). (On a 53-bit grid the top midpoint would round to 1.)"""
+    k = (a >> np.uint64(6)) * np.uint64(67108864) + (b >> np.uint64(6))
+    return (float(k) + 0.5) * _TWO_M52
 
 
 @njit(inline="always", cache=True)

@@ -134,7 +134,8 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
 
             table = first_layer_law(init.law, x)
             grid = np.array([table.s0, table.ds, scales[0] * np.sqrt(x @ x)])
-            return "fc_exact_first" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start, table.cdf, grid)
+            return "fc_exact_first" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start, table.cdf, table.guide,
+                                               grid)
         return "fc_full" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start)
     if isinstance(arch, Residual):
         mw = np.asarray(arch.module_widths, dtype=np.int64)

@@ -66,7 +66,8 @@ def test_all_zero_input_leaves_the_bias(law):
     assert np.all(res.lengths[:, 0] == 0.0) and np.any(res.lengths[:, 1] > 0.0)
 
 
-@pytest.mark.parametrize("method,precision", [("full", "float64"), ("exact", "float64"), ("full", "float32")])
+@pytest.mark.parametrize("method,precision", [("full", "float64"), ("exact", "float64"), ("full", "float32"),
+                                              ("exact_first", "float64"), ("exact_first", "float32")])
 def test_bit_identical_across_thread_counts_and_chunk_sizes(method, precision):
     arch = fmsim.FullyConnected((10, 8, 12, 8))
     init = fmsim.Init.scheme("he")

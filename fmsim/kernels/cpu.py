@@ -126,7 +126,7 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
 
 
 @njit(inline="always", cache=True)
-def first_layer_from_law(law, law1, law1_grid, n, net, bias_sd, k0, k1, zero, out):
+def first_layer_from_law(law, law1, law1_guide, law1_grid, n, net, bias_sd, k0, k1, zero, out):
     """The first layer's pre-activations ``sd * F^{-1}(u_r) (+ bias)`` through the ReLU into ``out[:n]``
     (``method="exact_first"``): ``u_r`` from words 0 and 1 of block 0 of row ``r``'s layer-1 stream, which
     no weight uses then; ``F`` the tabulated law ``law1`` (:mod:`fmsim.first_layer`), and
@@ -135,7 +135,8 @@ def first_layer_from_law(law, law1, law1_grid, n, net, bias_sd, k0, k1, zero, ou
     for r in range(n):
         row = np.uint64(r)
         w0, w1, _, _ = philox4x32(np.uint64(0), row, layer, net, k0, k1)
-        pre = law1_grid[2] * law_quantile(u01_mid_from_words(w0, w1), law1, law1_grid[0], law1_grid[1])
+        s = law_quantile(u01_mid_from_words(w0, w1), law1, law1_guide, law1_grid[0], law1_grid[1])
+        pre = law1_grid[2] * s
         if bias_sd > 0.0:
             pre += bias_sd * bias_draw(law, row, layer, net, k0, k1)
         pre = cast_like(pre, zero)
@@ -143,7 +144,8 @@ def first_layer_from_law(law, law1, law1_grid, n, net, bias_sd, k0, k1, zero, ou
 
 
 @njit(parallel=True, cache=True)
-def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_grid, out_lengths, out_fm2):
+def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid, out_lengths,
+                out_fm2):
     """Forward passes of fully connected ReLU nets, weights drawn on the fly.
 
     Each layer draws weights only for its nonzero inputs (:func:`~fmsim.kernels.scalar.nonzero_inputs`):
@@ -171,6 +173,8 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
     law1 : ndarray, shape (2, N), float64
         ``method="exact_first"``: the first layer's tabulated law (:func:`first_layer_from_law`);
         shape (2, 0) to draw the first layer's weights instead.
+    law1_guide : ndarray, shape (G + 1,), int64
+        Its guide table (:attr:`fmsim.first_layer.FirstLayerLaw.guide`).
     law1_grid : ndarray, shape (3,), float64
         ``(s0, ds, sd)``: the table's first node and step, and the pre-activations' standard deviation.
     out_lengths : ndarray, shape (n, d + 1), float64
@@ -196,7 +200,7 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
         for j in range(1, d + 1):
             layer = np.uint64(j)
             if j == 1 and law1.shape[1] > 0:
-                first_layer_from_law(law, law1, law1_grid, widths[1], net, bias_sd, k0, k1, zero, znew)
+                first_layer_from_law(law, law1, law1_guide, law1_grid, widths[1], net, bias_sd, k0, k1, zero, znew)
                 z, znew = znew, z
                 out_lengths[i, 1] = mean_square(z, widths[1])
                 continue
@@ -211,28 +215,32 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
 
 
 _NO_LAW = np.empty((2, 0))
+_NO_GUIDE = np.zeros(1, dtype=np.int64)
 _NO_GRID = np.zeros(3)
 
 
 def fc_full(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
     """:func:`fc_full_any` in float64."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, _NO_LAW, _NO_GRID, out_lengths, out_fm2)
+    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, _NO_LAW, _NO_GUIDE, _NO_GRID, out_lengths,
+                out_fm2)
 
 
 def fc_full_f32(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
     """``precision="float32"``: activations, weights and dot products in float32; ``M_j`` summed in float64."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, _NO_LAW, _NO_GRID,
+    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, _NO_LAW, _NO_GUIDE, _NO_GRID,
                 out_lengths, out_fm2)
 
 
-def fc_exact_first(x, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_grid, out_lengths, out_fm2):
+def fc_exact_first(x, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid, out_lengths, out_fm2):
     """``method="exact_first"``: :func:`fc_full` with the first layer drawn from its law ``law1``."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, law1, law1_grid, out_lengths, out_fm2)
+    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, law1, law1_guide, law1_grid, out_lengths,
+                out_fm2)
 
 
-def fc_exact_first_f32(x, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_grid, out_lengths, out_fm2):
+def fc_exact_first_f32(x, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid, out_lengths,
+                       out_fm2):
     """:func:`fc_exact_first` in float32 (the layers after the first as in :func:`fc_full_f32`)."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, law1, law1_grid,
+    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, law1, law1_guide, law1_grid,
                 out_lengths, out_fm2)
 
 
