@@ -44,8 +44,8 @@ whose error is the mass of ``L`` farther than ``2 pi / h`` from ``x``
 negligible). Each value comes with an a-posteriori error estimate: the
 difference from the same sum at half the step.
 
-SciPy is imported inside the functions that use it: ``import scipy.stats``
-alone costs about a second, which every ``fmsim`` command would pay at start-up.
+SciPy is imported inside the functions that use it, and never ``scipy.stats``:
+importing it alone costs about a second (the pmfs above come from ``gammaln``).
 """
 
 from __future__ import annotations
@@ -79,9 +79,11 @@ class ChiSquareBinomialFactor:
 
     def _terms(self) -> tuple[np.ndarray, np.ndarray]:
         """``K >= 1`` with non-negligible mass and their probabilities given ``K >= 1``."""
+        from scipy import special
+
         k = np.arange(1, self.n + 1)
-        from scipy import stats
-        p = stats.binom.pmf(k, self.n, 0.5)
+        p = np.exp(special.gammaln(self.n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(self.n - k + 1.0)
+                   - self.n * math.log(2.0))  # Bin(n, 1/2) pmf
         keep = p >= _PMF_CUT * p.max()
         return k[keep].astype(float), p[keep] / p[keep].sum()
 
@@ -140,9 +142,10 @@ class NoncentralFactor:
         mu = 0.5 / self.s
         lo = max(0, int(mu - 12 * math.sqrt(mu) - 20))
         hi = int(mu + 12 * math.sqrt(mu) + 40)
+        from scipy import special
+
         j = np.arange(lo, hi + 1)
-        from scipy import stats
-        w = stats.poisson.pmf(j, mu)
+        w = np.exp(j * math.log(mu) - mu - special.gammaln(j + 1.0))  # Poisson(mu) pmf
         keep = w >= _PMF_CUT * w.max()
         return self.n + 2.0 * j[keep], w[keep] / w[keep].sum()
 
