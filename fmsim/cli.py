@@ -44,12 +44,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bias-var", type=float, default=0.0, help="bias variance (default 0)")
     p.add_argument("--nets", type=int, default=100_000, help="number of random nets (default 1e5)")
     p.add_argument("--seed", type=int, default=0, help="seed, 0 <= seed < 2**64 (default 0)")
-    p.add_argument("--method", choices=METHODS, default="auto")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="auto (default: exact where valid, else full), full (every weight drawn), exact (Gaussian "
+                        "weights: the exact law of each layer), exact_first (FC nets, continuous laws: the first layer "
+                        "from its exact law given the input, CPU only)")
     p.add_argument("--record", choices=RECORDS, default="summary", help="'layers' also stores M_0..M_d per net")
     p.add_argument("--chunk-size", type=int, default=16384, help="nets per chunk, a multiple of 1024")
     p.add_argument("--backend", choices=BACKENDS, default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="float64",
-                   help="arithmetic of method 'full' (float32: fully connected nets only; 32 random bits per weight)")
+                   help="arithmetic of methods full and exact_first (float32: fully connected nets only; 32 random "
+                        "bits per weight)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -33,6 +33,8 @@ counter, so a weight is still a pure function of ``(key, net, layer, row,
 column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream id
 ``1 + (k % 2) + 2*attempt``. Biases use the last block index, ``BIAS_BLOCK``,
 which no weight reaches: one 64-bit draw (words 0 and 1) for every law and precision.
+``method="exact_first"`` draws no first-layer weight; unit ``r`` of layer 1 reads
+its uniform from words 0 and 1 of block 0 of its row (:mod:`fmsim.first_layer`).
 
 History: layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2 (0.2.0)
 took 32 or 1 for ``uniform``, ``rademacher`` and ``precision="float32"``; layout 3

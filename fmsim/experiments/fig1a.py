@@ -119,9 +119,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--nets", type=int, default=100_000, help="nets per point (default 1e5)")
     p.add_argument("--full-nets", type=int, help="nets per point for non-Gaussian schemes (full simulation; "
                    "default --nets)")
-    p.add_argument("--full-method", choices=["exact_first", "full"], default="exact_first",
-                   help="method of the non-Gaussian schemes: exact_first (default: the first layer from its exact "
-                        "law given the input, CPU only) or full (every weight drawn; also on CUDA)")
+    p.add_argument("--full-method", choices=["auto", "exact_first", "full"], default="auto",
+                   help="method of the non-Gaussian schemes: exact_first (the first layer from its exact law given "
+                        "the input; CPU only) or full (every weight drawn); auto (default): exact_first on the CPU, "
+                        "full on CUDA. Each group's method is stored in the file")
     p.add_argument("--schemes", default=",".join(SCHEMES), help=f"comma-separated (default {','.join(SCHEMES)})")
     p.add_argument("--name", default="fig1a", help="file name stem of the .h5 and .png (default fig1a)")
     p.add_argument("--seed", type=int, default=2018)
@@ -140,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if min(depths) < 1 or nets < 2 or (full_nets is not None and full_nets < 2):
         p.error("--depths must be >= 1 and --nets, --full-nets >= 2")
     os.makedirs(a.out, exist_ok=True)
+    backend = resolve_backend(a.backend)
+    full_method = ("exact_first" if backend == "cpu" else "full") if a.full_method == "auto" else a.full_method
     with cluster_from_args(a, a.quiet) as client:
-        path = run(a.out, depths, nets, a.seed, resolve_backend(a.backend), a.quiet, schemes, full_nets, a.name,
-                   client, a.full_method)
+        path = run(a.out, depths, nets, a.seed, backend, a.quiet, schemes, full_nets, a.name, client, full_method)
     table = summarize(path, depths, schemes)
     png = os.path.join(a.out, f"{a.name}.png")
     plot(table, png)
