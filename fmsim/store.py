@@ -181,7 +181,7 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
         raise FileBusyError(f"{path} is open for writing by another process; wait for it to finish or "
                             "choose another file")
     with reading(path) as f:
-        if not _runs_in(f) and f.attrs.get("creator") != CREATOR:
+        if f.attrs.get("creator") != CREATOR and not _runs_in(f):  # (the attribute first: no walk of the file)
             raise StoreError(f"{path} is an HDF5 file that fmsim did not write (no fmsim run in it); fmsim "
                              "adds runs only to new files or to its own: choose another file")
         if group in f:
