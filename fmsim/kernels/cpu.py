@@ -125,7 +125,7 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     return pre
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)  # called once per net: inlined, it made the kernels' first compile 1.5x longer
 def first_layer_from_law(law, law1, law1_guide, law1_grid, n, net, bias_sd, k0, k1, zero, out):
     """The first layer's pre-activations ``sd * F^{-1}(u_r) (+ bias)`` through the ReLU into ``out[:n]``
     (``method="exact_first"``): ``u_r`` from words 0 and 1 of block 0 of row ``r``'s layer-1 stream, which
