@@ -253,8 +253,9 @@ def _first_layer_law_cached(law: str, a_bytes: bytes) -> FirstLayerLaw:
                 "Use method='full'.")
         terms *= 2
     t = (np.arange(terms) + 0.5) * h
-    phi = np.prod(standard_cf(law, np.outer(t, a)), axis=1) if a.size < 4096 else \
-        np.array([np.prod(standard_cf(law, tk * a)) for tk in t])
+    block = max(1, (1 << 21) // a.size)  # (block, n_0) at a time: at most 16 MB
+    phi = np.concatenate([np.prod(standard_cf(law, np.outer(t[i:i + block], a)), axis=1)
+                          for i in range(0, t.size, block)])
     ds = 1.0 / 64
     while True:
         n = int(math.ceil(2.0 * L / ds)) + 1
