@@ -150,8 +150,10 @@ def _range(law: str, a: np.ndarray) -> float:
     return hi
 
 
+@njit(inline="always", cache=True)
 def _hermite(F0, F1, m0, m1, t):
-    """Cubic Hermite on one interval, local ``t`` in ``[0, 1]``, end slopes ``m = ds * f``."""
+    """Cubic Hermite on one interval, local ``t`` in ``[0, 1]``, end slopes ``m = ds * f``: scalars in
+    :func:`law_quantile`, arrays in the table's checks and :meth:`FirstLayerLaw.cdf_at` (one formula for both)."""
     t2 = t * t
     t3 = t2 * t
     return (2 * t3 - 3 * t2 + 1) * F0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * F1 + (t3 - t2) * m1
@@ -346,8 +348,7 @@ def law_quantile(u, cdf, guide, s0, ds):
     t = (u - F0) / (F1 - F0) if F1 > F0 else 0.5  # (F1 > F0 whenever 0 <= u < 1)
     for _ in range(60):
         t2 = t * t
-        t3 = t2 * t
-        g = (2 * t3 - 3 * t2 + 1) * F0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * F1 + (t3 - t2) * m1 - u
+        g = _hermite(F0, F1, m0, m1, t) - u
         dg = (6 * t2 - 6 * t) * F0 + (3 * t2 - 4 * t + 1) * m0 + (6 * t - 6 * t2) * F1 + (3 * t2 - 2 * t) * m1
         if g > 0.0:
             b = t

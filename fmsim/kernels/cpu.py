@@ -201,14 +201,12 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
             layer = np.uint64(j)
             if j == 1 and law1.shape[1] > 0:
                 first_layer_from_law(law, law1, law1_guide, law1_grid, widths[1], net, bias_sd, k0, k1, zero, znew)
-                z, znew = znew, z
-                out_lengths[i, 1] = mean_square(z, widths[1])
-                continue
-            n_active = gather_inputs(law, z, widths[j - 1], active, signs)
-            for r in range(widths[j]):
-                pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
-                                        scales[j - 1], bias_sd, k0, k1, words, slow, w)
-                znew[r] = pre if pre > 0.0 else zero
+            else:
+                n_active = gather_inputs(law, z, widths[j - 1], active, signs)
+                for r in range(widths[j]):
+                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
+                                            scales[j - 1], bias_sd, k0, k1, words, slow, w)
+                    znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
             out_lengths[i, j] = mean_square(z, widths[j])
         out_fm2[i] = across_layer_variance(out_lengths[i])
