@@ -14,12 +14,21 @@ A conv kernel's weights are shared by all positions, so all are drawn, weight
 law (and precision)                         bits/weight   weight ``k`` of the row
 ==========================================  ============  =====================================
 ``rademacher``                              1             bit ``k % 32`` of word ``k // 32``
-``uniform``; every law in ``float32``       32            word ``k`` (32-bit ziggurat for normals)
+``gaussian`` in ``float32``                 32            words ``2j, 2j + 1`` give weights ``2j``,
+                                                          ``2j + 1`` (Box-Muller, ``j = k // 2``)
+``uniform``; ``laplace`` and                32            word ``k`` (32-bit ziggurat for
+``truncated_normal`` in ``float32``                       Laplace and truncated normal)
 ``gaussian``, ``laplace``,                  64            words ``2k, 2k + 1`` (53-bit uniforms,
 ``truncated_normal`` in ``float64``                       61-bit ziggurat)
 ==========================================  ============  =====================================
 
-Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
+The float32 Gaussian is a Box-Muller transform computed in float32 from
+polynomials (:func:`gauss32_pair`: 30 bits of word ``2j`` make the radius,
+``r <= 6.55``; 25 bits of word ``2j + 1`` the angle), within 10 float32 ulp of
+the radius of the float64 transform of the same words; the CPU rows evaluate it
+8 lanes wide (:func:`gauss32_row`).
+
+The other Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
 (Marsaglia & Tsang 2000) read from the word(s): 8 bits choose the layer, 1 the
 sign, the rest (52 or 23 bits) the magnitude. Laplace uses the exponential
 ziggurat (``|w| sqrt 2 ~ Exp(1)``). The truncated normal (cut at +-2) has a
@@ -43,7 +52,9 @@ normals beyond the cut, and ``laplace`` with the exponential ziggurat instead of
 the inverse CDF (the same laws; other random numbers). The Gaussian, uniform and
 Rademacher streams are those of layout 2. Layout 4 (0.4.0) keeps the samplers
 and draws FC and residual weights for nonzero inputs only (about half the draws
-after a ReLU): the same law of the whole net, other random numbers.
+after a ReLU): the same law of the whole net, other random numbers. Layout 5
+(0.6.0) draws the float32 Gaussian by Box-Muller instead of the 32-bit
+ziggurat (the float64 streams and the other float32 laws are layout 4's).
 """
 
 from __future__ import annotations
@@ -73,7 +84,7 @@ __all__ = [
 ]
 
 #: Version of the stream layout above (which Philox bits make which weight).
-STREAM_LAYOUT = 4
+STREAM_LAYOUT = 5
 #: Integer codes the kernels use for each law.
 LAW_CODES = {"gaussian": 0, "uniform": 1, "rademacher": 2, "laplace": 3, "truncated_normal": 4}
 #: Standardized fourth moment E[w^4]/Var(w)^2 of each (unit-variance) law.
@@ -332,9 +343,111 @@ def _u01_32(word):
     return (float(word) + 0.5) * _TWO_M32
 
 
+# float32 Gaussian (layout 5): Box-Muller in float32, from branch-free polynomials that LLVM
+# vectorizes 8 lanes wide. Weights 2j and 2j + 1 of a row share the word pair (2j, 2j + 1):
+#   u1 = t 2^-31, t = 2 (a >> 2) + 1 (30 bits of word a; odd, so u1 in (0, 1) and ln u1 is finite);
+#   angle = q pi/2 + theta: q = b >> 30 the quadrant, theta in (-pi/4, pi/4) from bits 7-29 of word b;
+#   w_2j = r cos(angle), w_2j+1 = r sin(angle), r = sqrt(-2 ln u1) <= sqrt(62 ln 2) = 6.55.
+# ln, sin and cos are Cephes' logf, sinf and cosf polynomials (each within 2 float32 ulp on its range);
+# against a float64 Box-Muller of the same u1 and angle they agree within 10 float32 ulp of r (tested).
+_F32 = np.float32
+_LN_P1, _LN_P2, _LN_P3 = _F32(7.0376836292e-2), _F32(-1.1514610310e-1), _F32(1.1676998740e-1)
+_LN_P4, _LN_P5, _LN_P6 = _F32(-1.2420140846e-1), _F32(1.4249322787e-1), _F32(-1.6668057665e-1)
+_LN_P7, _LN_P8, _LN_P9 = _F32(2.0000714765e-1), _F32(-2.4999993993e-1), _F32(3.3333331174e-1)
+_SIN_P1, _SIN_P2, _SIN_P3 = _F32(-1.9515295891e-4), _F32(8.3321608736e-3), _F32(-1.6666654611e-1)
+_COS_P1, _COS_P2, _COS_P3 = _F32(2.443315711809948e-5), _F32(-1.388731625493765e-3), _F32(4.166664568298827e-2)
+_F32_HALF, _F32_ONE, _F32_TWO = _F32(0.5), _F32(1.0), _F32(2.0)
+_F32_SQRT2 = _F32(math.sqrt(2.0))
+_F32_LN2 = _F32(math.log(2.0))
+_F32_2M31 = _F32(2.0**-31)
+_F32_ANGLE_STEP = _F32(0.5 * math.pi / 2**23)
+_T_TOP = np.int32(math.ceil(math.sqrt(2.0) * 2**30))  # t above it: u1 > 1/sqrt 2, ln u1 from the exact u1 - 1
+_MANTISSA_BITS, _ONE_BITS = np.int32(0x7FFFFF), np.int32(0x3F800000)
+
+
+@njit(inline="always", cache=True)
+def _bm32_t(a):
+    """The odd ``t`` in ``[1, 2^31)`` of the radius uniform ``u1 = t 2^-31``, from word ``a`` (its bits 2-31)."""
+    return np.int32(((np.uint32(a) >> np.uint32(2)) << np.uint32(1)) | np.uint32(1))
+
+
+@njit(inline="always", cache=True)
+def _exponent_mantissa_bits(ft):
+    """``(e, m)`` with ``ft = m 2^e``, ``m`` in ``[1, 2)``, for a positive normal float32 ``ft``: read from its
+    bits (the CPU rows: vectorizes)."""
+    bits = np.float32(ft).view(np.int32)
+    m = np.int32((bits & _MANTISSA_BITS) | _ONE_BITS).view(np.float32)
+    return np.int32((bits >> np.int32(23)) - np.int32(127)), m
+
+
+@njit(inline="always", cache=True)
+def _exponent_mantissa_frexp(ft):
+    """As :func:`_exponent_mantissa_bits`, by ``math.frexp`` (one weight at a time: CUDA, the reference)."""
+    m, e = math.frexp(float(ft))
+    return np.int32(e - 1), _F32(2.0 * m)
+
+
+@njit(inline="always", cache=True)
+def _bm32_pair(t, e, m, b):
+    """The pair ``(r cos(angle), r sin(angle))`` in float32 from ``u1 = t 2^-31`` (``float32(t) = m 2^e``)
+    and word ``b``."""
+    fold = m > _F32_SQRT2  # ln m on [1/sqrt 2, sqrt 2): m/2 - 1 and m - 1 are exact (Sterbenz)
+    x = m * _F32_HALF - _F32_ONE if fold else m - _F32_ONE
+    ef = np.int32(e + np.int32(1)) if fold else e
+    top = t > _T_TOP  # u1 near 1: float32(t) has lost bits that ln u1 ~ u1 - 1 needs; x from the integer
+    x = _F32(np.int32(np.int64(t) - np.int64(2**31))) * _F32_2M31 if top else x
+    ef = np.int32(31) if top else ef  # now u1 = (1 + x) 2^(ef - 31)
+    z = x * x
+    z2 = z * z
+    p = ((_LN_P9 + _LN_P8 * x) + (_LN_P7 + _LN_P6 * x) * z) + \
+        (((_LN_P5 + _LN_P4 * x) + (_LN_P3 + _LN_P2 * x) * z) + _LN_P1 * z2) * z2
+    ln1p = x + (x * z * p - _F32_HALF * z)  # ln(1 + x), Cephes' logf polynomial in Estrin's order
+    r = np.sqrt(_F32_TWO * (_F32(np.int32(np.int32(31) - ef)) * _F32_LN2 - ln1p))  # -ln u1 = (31 - ef) ln 2 - ln(1 + x)
+    q = np.uint32(b) >> np.uint32(30)
+    th = (_F32(np.int32(np.int32((np.uint32(b) >> np.uint32(7)) & np.uint32(0x7FFFFF)) - np.int32(1 << 22))) +
+          _F32_HALF) * _F32_ANGLE_STEP
+    z = th * th
+    s = ((_SIN_P1 * z + _SIN_P2) * z + _SIN_P3) * z * th + th
+    c = ((_COS_P1 * z + _COS_P2) * z + _COS_P3) * z * z - _F32_HALF * z + _F32_ONE
+    odd = (q & np.uint32(1)) != np.uint32(0)  # quadrants 1, 3: cos and sin swap
+    u = s if odd else c
+    v = c if odd else s
+    neg_u = ((q ^ (q >> np.uint32(1))) & np.uint32(1)) != np.uint32(0)  # cos < 0 in quadrants 1, 2
+    neg_v = q > np.uint32(1)  # sin < 0 in quadrants 2, 3
+    return r * (-u if neg_u else u), r * (-v if neg_v else v)
+
+
+@njit(inline="always", cache=True)
+def gauss32_pair(a, b):
+    """Float32 Gaussian weights ``2j`` and ``2j + 1`` of a row from its words ``a = 2j`` and ``b = 2j + 1``
+    (one pair at a time: CUDA, the reference)."""
+    t = _bm32_t(a)
+    e, m = _exponent_mantissa_frexp(_F32(t))
+    return _bm32_pair(t, e, m, b)
+
+
+@njit(inline="always", cache=True)
+def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
+    """The float32 Gaussian weights ``out[:n]`` of a row, bitwise :func:`gauss32_pair`'s, in one vectorized loop.
+
+    Draws ``32 ceil(n / 32)`` weights (``out`` and ``words`` must hold that many): a whole
+    number of the loop's 16-pair vector steps leaves no scalar remainder, which for rows of
+    tens of weights cost more than the extra Philox words.
+    """
+    n_pairs = 16 * ((n + 31) // 32)
+    row_words(n_pairs // 2, c1, c2, c3, k0, k1, words)
+    for j in range(n_pairs):
+        t = _bm32_t(words[2 * j])
+        e, m = _exponent_mantissa_bits(_F32(t))
+        x, y = _bm32_pair(t, e, m, words[2 * j + 1])
+        out[2 * j] = x
+        out[2 * j + 1] = y
+
+
 @njit(inline="always", cache=True)
 def draw32(law, word, k, c1, c2, c3, k0, k1):
-    """Weight ``k`` of a row from its 32-bit word (laws other than Rademacher), mean 0, variance 1."""
+    """Weight ``k`` of a row from its 32-bit word (uniform; Laplace and truncated normal in float32), mean 0,
+    variance 1. (The float32 Gaussian takes a pair of words: :func:`gauss32_pair`.)"""
     if law == 1:
         return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
     x, idx, ok = _candidate32(law, word)
@@ -392,6 +505,10 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
         word = _word(q >> 5, w0, w1, w2, w3)
         return 1.0 if (word >> np.uint64(q & 31)) & np.uint64(1) else -1.0
     if per == 4:
+        if law == 0:  # float32 Gaussian: the block's word pair (0, 1) or (2, 3); cos for even k, sin for odd
+            a, b = (w0, w1) if q < 2 else (w2, w3)
+            x, y = gauss32_pair(a, b)
+            return x if q % 2 == 0 else y
         return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
     a, b = (w0, w1) if q == 0 else (w2, w3)  # one call site: each inlined copy costs compile time
     return standard_draw(law, a, b, np.uint64(k // 2), q, c1, c2, c3, k0, k1)
@@ -504,12 +621,15 @@ def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
 
 @njit(inline="always", cache=True)
 def row_scratch(n_max):
-    """The scratch ``(words, slow, out)`` of :func:`standard_row` for rows of up to ``n_max`` weights.
+    """The scratch ``(words, slow, out, out32)`` of :func:`standard_row` for rows of up to ``n_max`` weights.
 
     ``words`` holds a row's Philox words (at most ``2 n + 2``: two per weight at 64 bits,
-    rounded up to a whole block); ``slow`` the columns that need a slow path; ``out`` the weights.
+    rounded up to a whole block; or ``32 ceil(n / 32)`` for :func:`gauss32_row`); ``slow``
+    the columns that need a slow path; ``out`` the weights (``32 ceil(n / 32)`` for
+    :func:`gauss32_row`); ``out32`` the float32 Gaussian's, in float32.
     """
-    return np.empty(2 * n_max + 2, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max)
+    return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max + 32),
+            np.empty(n_max + 32, dtype=np.float32))
 
 
 # Inlined into each kernel (numba-level), with the per-law passes below: called once per row,
@@ -533,8 +653,11 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     words, slow : ndarray, uint32 and intp
         Scratch, from :func:`row_scratch`.
     out : ndarray, shape (>= n,), float64
-        Written.
+        Written (the float32 Gaussian writes ``32 ceil(n / 32)`` entries, :func:`gauss32_row`).
     """
+    if law == 0 and bits32:
+        gauss32_row(n, c1, c2, c3, k0, k1, words, out)
+        return
     per = weights_per_block(law, bits32)
     row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
     # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.

@@ -12,7 +12,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ..first_layer import law_quantile
-from ..laws import row_scratch, row_words, standard_row
+from ..laws import gauss32_row, row_scratch, row_words, standard_row
 from ..rng import philox4x32, u01_mid_from_words
 from .scalar import (
     across_layer_variance,
@@ -103,12 +103,13 @@ def drawn_dot(w, z, n_in):
 
 
 @njit(inline="always", cache=True)
-def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w):
+def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w, w32):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
     over ``row_dot`` or ``row_dot_f32``): the row drawn in vectorizable stages by
-    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w`` and summed by
+    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w`` (float32 Gaussian rows:
+    :func:`~fmsim.laws.gauss32_row` into ``w32``) and summed by
     :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
     (``law == 2``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
@@ -116,6 +117,9 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     if law == 2:
         row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
         acc = rademacher_dot(signs, n_in, words)
+    elif law == 0 and bits32:  # float32 scratch: float64 stores and reloads cost more than the Box-Muller
+        gauss32_row(n_in, row, layer, net, k0, k1, words, w32)
+        acc = drawn_dot(w32, z, n_in)
     else:
         standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
         acc = drawn_dot(w, z, n_in)
@@ -194,7 +198,7 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
         znew = np.full(wmax, zero)
         active = np.full(wmax, zero)
         signs = np.full(4 * wmax + 16, zero)
-        words, slow, w = row_scratch(wmax)
+        words, slow, w, w32 = row_scratch(wmax)
         z[: widths[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
@@ -205,7 +209,7 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
                 n_active = gather_inputs(law, z, widths[j - 1], active, signs)
                 for r in range(widths[j]):
                     pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
-                                            scales[j - 1], bias_sd, k0, k1, words, slow, w)
+                                            scales[j - 1], bias_sd, k0, k1, words, slow, w, w32)
                     znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
             out_lengths[i, j] = mean_square(z, widths[j])
@@ -305,7 +309,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         hnew = np.zeros(kmax)
         active = np.zeros(kmax)
         signs = np.zeros(4 * kmax + 16)
-        words, slow, w = row_scratch(kmax)
+        words, slow, w, w32 = row_scratch(kmax)
         out_lengths[i, 0] = m0
         for mod in range(L):
             base = mod * (m + 1) + 1
@@ -316,7 +320,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
                 n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(module_widths[j]):
                     pre = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net,
-                                            hidden_scale[j], bias_sd, k0, k1, words, slow, w)
+                                            hidden_scale[j], bias_sd, k0, k1, words, slow, w, w32)
                     hnew[r] = pre if pre > 0.0 else 0.0
                 h, hnew = hnew, h
                 n_in = module_widths[j]
@@ -324,7 +328,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             n_active = gather_inputs(law, h, n_in, active, signs)
             for r in range(n):
                 f = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net, out_scales,
-                                      bias_sd, k0, k1, words, slow, w)
+                                      bias_sd, k0, k1, words, slow, w, w32)
                 if relu_end and f < 0.0:
                     f = 0.0
                 hnew[r] = f
@@ -452,7 +456,7 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
         znew = np.zeros(cmax * P)
         zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
         acc = np.empty(height * (width + kw - 1))
-        words, slow, w = row_scratch(cmax * taps)
+        words, slow, w, _ = row_scratch(cmax * taps)
         z[: x.shape[0]] = x
         out_lengths[i, 0] = m0
         for j in range(1, d + 1):
