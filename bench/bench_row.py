@@ -1,7 +1,7 @@
 """Where one row of the ``full`` kernel spends its time, on one core: the profile behind ``bench_fc``.
 
 A row of a hidden layer of width 100 draws about 50 weights (one per nonzero
-input, stream layout 4). Its cost splits into stages that this script times
+input, stream layouts 4 and 5). Its cost splits into stages that this script times
 apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 
 * ``words``: the row's Philox words (:func:`fmsim.laws.row_words`);
@@ -10,6 +10,8 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   out (about 1.5% of draws, each one more Philox call, an ``exp`` and
   mispredicted branches); ``slow draws/row`` counts them;
 * ``row``: :func:`fmsim.laws.standard_row`, all of the above plus calls;
+  the float32 Gaussian has no ziggurat: its ``first step`` is the Box-Muller
+  transform of its words (:func:`fmsim.laws.gauss32_row`, 8 lanes), with no slow path;
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
@@ -68,15 +70,22 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         out[k] = 1.0 if ((h >> np.uint64(k & 31)) ^ np.uint64(k)) & np.uint64(1) else -1.0
 
 
+@njit(inline="always")
+def _stub_gauss32_row(n, c1, c2, c3, k0, k1, words, out):
+    _stub_row(0, True, n, c1, c2, c3, k0, k1, words, words, out)
+
+
 # standard_row is inlined where it is called; so are its variants here, to compare like with like.
 row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
                     _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"), _ziggurat_slow=_no_slow))
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
-                    row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row))
+                    row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row,
+                                            gauss32_row=_stub_gauss32_row))
 # The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
 kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
                           row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
+                                                  gauss32_row=njit(laws.gauss32_row.py_func),
                                                   standard_row=clone(laws.standard_row,
                                                                      _ziggurat_row=njit(laws._ziggurat_row.py_func),
                                                                      _uniform_row=njit(laws._uniform_row.py_func))))
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {cpu_description()}; numba threads: {os.environ['NUMBA_NUM_THREADS']}")
     check_lanes_words()
     n, reps = a.n, a.reps
-    words, slow, out = laws.row_scratch.py_func(max(n, 8))
+    words, slow, out, out32 = laws.row_scratch.py_func(max(n, 8))
     words = np.zeros(len(words) + 64, np.uint32)
     loops = {"row": row_loop(laws.standard_row), "row, no slow path": row_loop(row_no_slow),
              "row, vector-lane Philox": row_loop(row_lanes)}
@@ -156,16 +165,19 @@ def main(argv: list[str] | None = None) -> None:
     for law_name, law in LAWS.items():
         for bits32 in (False, True):
             per = int(laws.weights_per_block.py_func(law, bits32))
-            nb = (n + per - 1) // per
+            box_muller = law == 0 and bits32  # no ziggurat: the words, then the transform (laws.gauss32_row)
+            nb = 8 * ((n + 31) // 32) if box_muller else (n + per - 1) // per
             kn, wn = laws._ziggurat_tables.py_func(law, bits32)
-            fns = {k: (lambda f=f, c=law, b=bits32: f(c, b, n, reps, words, slow, out)) for k, f in loops.items()}
+            o = out32 if box_muller else out  # the kernels' scratch: float32 for the Box-Muller rows
+            fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
-            fns["words + 1st step"] = (lambda m=nb, b=bits32, kn=kn, wn=wn:
+            fns["words + 1st step"] = (fns["row"] if box_muller else
+                                       lambda m=nb, b=bits32, kn=kn, wn=wn:
                                        first_step_loop(m, b, n, reps, words, kn, wn, out, slow))
             for f in fns.values():
                 f()
-            n_slow = first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
+            n_slow = 0.0 if box_muller else first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t
