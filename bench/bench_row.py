@@ -10,8 +10,9 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   out (about 1.5% of draws, each one more Philox call, an ``exp`` and
   mispredicted branches); ``slow draws/row`` counts them;
 * ``row``: :func:`fmsim.laws.standard_row`, all of the above plus calls;
-  the float32 Gaussian has no ziggurat: its ``first step`` is the Box-Muller
-  transform of its words (:func:`fmsim.laws.gauss32_row`, 8 lanes), with no slow path;
+  the float32 Gaussian and Laplace have no ziggurat: their ``first step`` is a
+  float32 polynomial transform of the words (Box-Muller, or the Laplace inverse
+  CDF: :func:`fmsim.laws.polynomial32_row`, 8 lanes), with no slow path;
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
@@ -71,7 +72,7 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 
 @njit(inline="always")
-def _stub_gauss32_row(n, c1, c2, c3, k0, k1, words, out):
+def _stub_polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
     _stub_row(0, True, n, c1, c2, c3, k0, k1, words, words, out)
 
 
@@ -81,11 +82,11 @@ row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
                     row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row,
-                                            gauss32_row=_stub_gauss32_row))
+                                            polynomial32_row=_stub_polynomial32_row))
 # The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
 kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
                           row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
-                                                  gauss32_row=njit(laws.gauss32_row.py_func),
+                                                  polynomial32_row=njit(laws.polynomial32_row.py_func),
                                                   standard_row=clone(laws.standard_row,
                                                                      _ziggurat_row=njit(laws._ziggurat_row.py_func),
                                                                      _uniform_row=njit(laws._uniform_row.py_func))))
@@ -165,19 +166,19 @@ def main(argv: list[str] | None = None) -> None:
     for law_name, law in LAWS.items():
         for bits32 in (False, True):
             per = int(laws.weights_per_block.py_func(law, bits32))
-            box_muller = law == 0 and bits32  # no ziggurat: the words, then the transform (laws.gauss32_row)
-            nb = 8 * ((n + 31) // 32) if box_muller else (n + per - 1) // per
+            poly32 = law in (0, 3) and bits32  # no ziggurat: the words, then laws.polynomial32_row
+            nb = 8 * ((n + 31) // 32) if poly32 else (n + per - 1) // per
             kn, wn = laws._ziggurat_tables.py_func(law, bits32)
-            o = out32 if box_muller else out  # the kernels' scratch: float32 for the Box-Muller rows
+            o = out32 if poly32 else out  # the kernels' scratch: float32 for polynomial rows
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
-            fns["words + 1st step"] = (fns["row"] if box_muller else
+            fns["words + 1st step"] = (fns["row"] if poly32 else
                                        lambda m=nb, b=bits32, kn=kn, wn=wn:
                                        first_step_loop(m, b, n, reps, words, kn, wn, out, slow))
             for f in fns.values():
                 f()
-            n_slow = 0.0 if box_muller else first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
+            n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t

@@ -16,8 +16,9 @@ law (and precision)                         bits/weight   weight ``k`` of the ro
 ``rademacher``                              1             bit ``k % 32`` of word ``k // 32``
 ``gaussian`` in ``float32``                 32            words ``2j, 2j + 1`` give weights ``2j``,
                                                           ``2j + 1`` (Box-Muller, ``j = k // 2``)
-``uniform``; ``laplace`` and                32            word ``k`` (32-bit ziggurat for
-``truncated_normal`` in ``float32``                       Laplace and truncated normal)
+``laplace`` in ``float32``                  32            word ``k`` (inverse CDF)
+``uniform``; ``truncated_normal`` in        32            word ``k`` (32-bit ziggurat for the
+``float32``                                               truncated normal)
 ``gaussian``, ``laplace``,                  64            words ``2k, 2k + 1`` (53-bit uniforms,
 ``truncated_normal`` in ``float64``                       61-bit ziggurat)
 ==========================================  ============  =====================================
@@ -25,8 +26,10 @@ law (and precision)                         bits/weight   weight ``k`` of the ro
 The float32 Gaussian is a Box-Muller transform computed in float32 from
 polynomials (:func:`gauss32_pair`: 30 bits of word ``2j`` make the radius,
 ``r <= 6.55``; 25 bits of word ``2j + 1`` the angle), within 10 float32 ulp of
-the radius of the float64 transform of the same words; the CPU rows evaluate it
-8 lanes wide (:func:`gauss32_row`).
+the radius of the float64 transform of the same words; the float32 Laplace is
+``+-(-ln u) / sqrt 2`` from the same logarithm (:func:`laplace32`: 30 bits for
+``u``, ``|w| <= 15.2``, 1 for the sign). The CPU rows evaluate both 8 lanes
+wide (:func:`polynomial32_row`).
 
 The other Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
 (Marsaglia & Tsang 2000) read from the word(s): 8 bits choose the layer, 1 the
@@ -53,8 +56,9 @@ the inverse CDF (the same laws; other random numbers). The Gaussian, uniform and
 Rademacher streams are those of layout 2. Layout 4 (0.4.0) keeps the samplers
 and draws FC and residual weights for nonzero inputs only (about half the draws
 after a ReLU): the same law of the whole net, other random numbers. Layout 5
-(0.6.0) draws the float32 Gaussian by Box-Muller instead of the 32-bit
-ziggurat (the float64 streams and the other float32 laws are layout 4's).
+(0.6.0) draws the float32 Gaussian by Box-Muller and the float32 Laplace by
+inversion instead of their 32-bit ziggurats (the float64 streams and the other
+float32 laws are layout 4's).
 """
 
 from __future__ import annotations
@@ -139,7 +143,6 @@ _ZIG_R = 3.6541528853610088
 _ZIG_V = 0.00492867323399
 _ZX = _marsaglia_widths(lambda x: math.exp(-0.5 * x * x), lambda y: math.sqrt(-2.0 * math.log(y)), _ZIG_R, _ZIG_V)
 _ZK, _ZW = _thresholds_and_widths(_ZX, 52)
-_ZK32, _ZW32 = _thresholds_and_widths(_ZX, 23)
 _ZF = np.array([math.exp(-0.5 * v * v) for v in _ZX])  # the wedge of layer i spans y in [_ZF[i], _ZF[i+1]]
 
 # truncated normal
@@ -202,7 +205,6 @@ _EXP_R = 7.69711747013104972
 _EXP_V = 3.949659822581572e-3
 _EX = _marsaglia_widths(lambda x: math.exp(-x), lambda y: -math.log(y), _EXP_R, _EXP_V)
 _EK, _EW = _thresholds_and_widths(_EX, 52)
-_EK32, _EW32 = _thresholds_and_widths(_EX, 23)
 _EF = np.exp(-_EX)
 
 _MASK52 = np.uint64((1 << 52) - 1)
@@ -229,16 +231,12 @@ def _candidate(law, a, b):
 
 
 @njit(inline="always", cache=True)
-def _candidate32(law, word):
-    """As :func:`_candidate` from one 32-bit word (23-bit magnitude)."""
+def _candidate32(word):
+    """As :func:`_candidate` for the truncated normal from one 32-bit word (23-bit magnitude): the float32
+    Gaussian and Laplace come from polynomials (:func:`polynomial32_row`)."""
     idx = np.intp(word & np.uint64(0xFF))
     rabs = word >> np.uint64(9)
-    if law == 0:
-        wn, kn = _ZW32[idx], _ZK32[idx]
-    elif law == 3:
-        wn, kn = _EW32[idx], _EK32[idx]
-    else:
-        wn, kn = _TW32[idx], _TK32[idx]
+    wn, kn = _TW32[idx], _TK32[idx]
     x = float(rabs) * wn
     if (word >> np.uint64(8)) & np.uint64(1):
         x = -x
@@ -358,6 +356,7 @@ _SIN_P1, _SIN_P2, _SIN_P3 = _F32(-1.9515295891e-4), _F32(8.3321608736e-3), _F32(
 _COS_P1, _COS_P2, _COS_P3 = _F32(2.443315711809948e-5), _F32(-1.388731625493765e-3), _F32(4.166664568298827e-2)
 _F32_HALF, _F32_ONE, _F32_TWO = _F32(0.5), _F32(1.0), _F32(2.0)
 _F32_SQRT2 = _F32(math.sqrt(2.0))
+_F32_INV_SQRT2 = _F32(1.0 / math.sqrt(2.0))
 _F32_LN2 = _F32(math.log(2.0))
 _F32_2M31 = _F32(2.0**-31)
 _F32_ANGLE_STEP = _F32(0.5 * math.pi / 2**23)
@@ -388,9 +387,8 @@ def _exponent_mantissa_frexp(ft):
 
 
 @njit(inline="always", cache=True)
-def _bm32_pair(t, e, m, b):
-    """The pair ``(r cos(angle), r sin(angle))`` in float32 from ``u1 = t 2^-31`` (``float32(t) = m 2^e``)
-    and word ``b``."""
+def _neg_log_u31(t, e, m):
+    """``-ln u1`` in float32 for ``u1 = t 2^-31`` with ``float32(t) = m 2^e`` (:func:`_bm32_t`)."""
     fold = m > _F32_SQRT2  # ln m on [1/sqrt 2, sqrt 2): m/2 - 1 and m - 1 are exact (Sterbenz)
     x = m * _F32_HALF - _F32_ONE if fold else m - _F32_ONE
     ef = np.int32(e + np.int32(1)) if fold else e
@@ -402,7 +400,14 @@ def _bm32_pair(t, e, m, b):
     p = ((_LN_P9 + _LN_P8 * x) + (_LN_P7 + _LN_P6 * x) * z) + \
         (((_LN_P5 + _LN_P4 * x) + (_LN_P3 + _LN_P2 * x) * z) + _LN_P1 * z2) * z2
     ln1p = x + (x * z * p - _F32_HALF * z)  # ln(1 + x), Cephes' logf polynomial in Estrin's order
-    r = np.sqrt(_F32_TWO * (_F32(np.int32(np.int32(31) - ef)) * _F32_LN2 - ln1p))  # -ln u1 = (31 - ef) ln 2 - ln(1 + x)
+    return _F32(np.int32(np.int32(31) - ef)) * _F32_LN2 - ln1p  # (31 - ef) ln 2 - ln(1 + x)
+
+
+@njit(inline="always", cache=True)
+def _bm32_pair(t, e, m, b):
+    """The pair ``(r cos(angle), r sin(angle))`` in float32 from ``u1 = t 2^-31`` (``float32(t) = m 2^e``)
+    and word ``b``."""
+    r = np.sqrt(_F32_TWO * _neg_log_u31(t, e, m))
     q = np.uint32(b) >> np.uint32(30)
     th = (_F32(np.int32(np.int32((np.uint32(b) >> np.uint32(7)) & np.uint32(0x7FFFFF)) - np.int32(1 << 22))) +
           _F32_HALF) * _F32_ANGLE_STEP
@@ -445,15 +450,55 @@ def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
 
 
 @njit(inline="always", cache=True)
+def laplace32(word):
+    """Float32 Laplace weight (unit variance) from its word: ``+-(-ln u) / sqrt 2``, ``u = t 2^-31`` from bits
+    2-31 (:func:`_bm32_t`), the sign from bit 0 (one weight at a time: CUDA, the reference)."""
+    t = _bm32_t(word)
+    e, m = _exponent_mantissa_frexp(_F32(t))
+    v = _neg_log_u31(t, e, m) * _F32_INV_SQRT2
+    return -v if np.uint32(word) & np.uint32(1) else v
+
+
+@njit(inline="always", cache=True)
+def laplace32_row(n, c1, c2, c3, k0, k1, words, out):
+    """The float32 Laplace weights ``out[:n]`` of a row, bitwise :func:`laplace32`'s, in one vectorized loop
+    over ``32 ceil(n / 32)`` words (as :func:`gauss32_row`)."""
+    n_pad = 32 * ((n + 31) // 32)
+    row_words(n_pad // 4, c1, c2, c3, k0, k1, words)
+    for k in range(n_pad):
+        t = _bm32_t(words[k])
+        e, m = _exponent_mantissa_bits(_F32(t))
+        v = _neg_log_u31(t, e, m) * _F32_INV_SQRT2
+        out[k] = -v if words[k] & np.uint32(1) else v
+
+
+@njit(inline="always", cache=True)
+def polynomial32(law, bits32):
+    """Whether ``law`` is drawn by a float32 polynomial transform (:func:`polynomial32_row`): the float32
+    Gaussian and Laplace."""
+    return bits32 and (law == 0 or law == 3)
+
+
+@njit(inline="always", cache=True)
+def polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
+    """The float32 Gaussian (``law`` 0) or Laplace (3) weights of a row: :func:`gauss32_row` or
+    :func:`laplace32_row` (``out`` and ``words`` hold ``32 ceil(n / 32)``)."""
+    if law == 0:
+        gauss32_row(n, c1, c2, c3, k0, k1, words, out)
+    else:
+        laplace32_row(n, c1, c2, c3, k0, k1, words, out)
+
+
+@njit(inline="always", cache=True)
 def draw32(law, word, k, c1, c2, c3, k0, k1):
-    """Weight ``k`` of a row from its 32-bit word (uniform; Laplace and truncated normal in float32), mean 0,
-    variance 1. (The float32 Gaussian takes a pair of words: :func:`gauss32_pair`.)"""
+    """Weight ``k`` of a row from its 32-bit word (uniform; truncated normal in float32), mean 0, variance 1.
+    (The float32 Gaussian and Laplace come from polynomials: :func:`gauss32_pair`, :func:`laplace32`.)"""
     if law == 1:
         return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
-    x, idx, ok = _candidate32(law, word)
+    x, idx, ok = _candidate32(word)
     if not ok:
         x = _ziggurat_slow(law, x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-    return x if law == 0 else x * _unit_scale(law)
+    return x * _unit_scale(law)
 
 
 @njit(inline="always", cache=True)
@@ -509,6 +554,8 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
             a, b = (w0, w1) if q < 2 else (w2, w3)
             x, y = gauss32_pair(a, b)
             return x if q % 2 == 0 else y
+        if law == 3:
+            return laplace32(_word(q, w0, w1, w2, w3))
         return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
     a, b = (w0, w1) if q == 0 else (w2, w3)  # one call site: each inlined copy costs compile time
     return standard_draw(law, a, b, np.uint64(k // 2), q, c1, c2, c3, k0, k1)
@@ -653,10 +700,10 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     words, slow : ndarray, uint32 and intp
         Scratch, from :func:`row_scratch`.
     out : ndarray, shape (>= n,), float64
-        Written (the float32 Gaussian writes ``32 ceil(n / 32)`` entries, :func:`gauss32_row`).
+        Written (the float32 Gaussian and Laplace write ``32 ceil(n / 32)`` entries, :func:`polynomial32_row`).
     """
-    if law == 0 and bits32:
-        gauss32_row(n, c1, c2, c3, k0, k1, words, out)
+    if polynomial32(law, bits32):
+        polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out)
         return
     per = weights_per_block(law, bits32)
     row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
@@ -689,12 +736,8 @@ def _uniform_row(n, words, out):
 @njit(cache=True)
 def _ziggurat_tables(law, bits32):
     """Thresholds ``kn`` and scaled widths ``wn`` of the ziggurat of ``law`` (0, 3 or 4) for the
-    first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if ``bits32``."""
-    if bits32:
-        if law == 0:
-            return _ZK32, _ZW32
-        if law == 3:
-            return _EK32, _EW32
+    first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if ``bits32`` (law 4)."""
+    if bits32:  # only the truncated normal has a 32-bit ziggurat
         return _TK32, _TW32
     if law == 0:
         return _ZK, _ZW

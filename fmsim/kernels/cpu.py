@@ -12,7 +12,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ..first_layer import law_quantile
-from ..laws import gauss32_row, row_scratch, row_words, standard_row
+from ..laws import polynomial32, polynomial32_row, row_scratch, row_words, standard_row
 from ..rng import philox4x32, u01_mid_from_words
 from .scalar import (
     across_layer_variance,
@@ -108,8 +108,8 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
 
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
     over ``row_dot`` or ``row_dot_f32``): the row drawn in vectorizable stages by
-    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w`` (float32 Gaussian rows:
-    :func:`~fmsim.laws.gauss32_row` into ``w32``) and summed by
+    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w`` (float32 Gaussian and
+    Laplace rows: :func:`~fmsim.laws.polynomial32_row` into ``w32``) and summed by
     :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
     (``law == 2``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
@@ -117,8 +117,8 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     if law == 2:
         row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
         acc = rademacher_dot(signs, n_in, words)
-    elif law == 0 and bits32:  # float32 scratch: float64 stores and reloads cost more than the Box-Muller
-        gauss32_row(n_in, row, layer, net, k0, k1, words, w32)
+    elif polynomial32(law, bits32):  # float32 scratch: float64 stores and reloads cost more than the transform
+        polynomial32_row(law, n_in, row, layer, net, k0, k1, words, w32)
         acc = drawn_dot(w32, z, n_in)
     else:
         standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
