@@ -10,9 +10,9 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   out (about 1.5% of draws, each one more Philox call, an ``exp`` and
   mispredicted branches); ``slow draws/row`` counts them;
 * ``row``: :func:`fmsim.laws.standard_row`, all of the above plus calls;
-  float32 rows have no ziggurat: their ``first step`` is a float32 polynomial
-  transform of the words (Box-Muller, or an inverse CDF:
-  :func:`fmsim.laws.polynomial32_row`, 8 lanes), with no slow path;
+  the float32 Gaussian and Laplace have no ziggurat: their ``first step`` is a
+  float32 polynomial transform of the words (Box-Muller, or the Laplace inverse
+  CDF: :func:`fmsim.laws.polynomial32_row`, 8 lanes), with no slow path;
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
@@ -115,12 +115,12 @@ def words_loop(words_fn):
 
 
 @njit
-def first_step_loop(n_blocks, n, reps, words, kn, wn, out, slow):
+def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, out, slow):
     """A row's words and its first step; returns the slow draws listed (time it, minus ``words``)."""
     t = 0
     for r in range(reps):
         laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-        t += laws._ziggurat_fast_row(words, n, kn, wn, out, slow)
+        t += laws._ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
     return t
 
 
@@ -166,19 +166,19 @@ def main(argv: list[str] | None = None) -> None:
     for law_name, law in LAWS.items():
         for bits32 in (False, True):
             per = int(laws.weights_per_block.py_func(law, bits32))
-            poly32 = bits32  # float32 rows have no ziggurat: the words, then laws.polynomial32_row
+            poly32 = law in (0, 3) and bits32  # no ziggurat: the words, then laws.polynomial32_row
             nb = 8 * ((n + 31) // 32) if poly32 else (n + per - 1) // per
-            kn, wn = laws._ziggurat_tables.py_func(law)
+            kn, wn = laws._ziggurat_tables.py_func(law, bits32)
             o = out32 if poly32 else out  # the kernels' scratch: float32 for polynomial rows
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
             fns["words + 1st step"] = (fns["row"] if poly32 else
-                                       lambda m=nb, kn=kn, wn=wn:
-                                       first_step_loop(m, n, reps, words, kn, wn, out, slow))
+                                       lambda m=nb, b=bits32, kn=kn, wn=wn:
+                                       first_step_loop(m, b, n, reps, words, kn, wn, out, slow))
             for f in fns.values():
                 f()
-            n_slow = 0.0 if poly32 else first_step_loop(nb, n, reps, words, kn, wn, out, slow) / reps
+            n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t

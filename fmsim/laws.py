@@ -16,8 +16,9 @@ law (and precision)                         bits/weight   weight ``k`` of the ro
 ``rademacher``                              1             bit ``k % 32`` of word ``k // 32``
 ``gaussian`` in ``float32``                 32            words ``2j, 2j + 1`` give weights ``2j``,
                                                           ``2j + 1`` (Box-Muller, ``j = k // 2``)
-``uniform``; ``laplace`` and                32            word ``k`` (Laplace and truncated
-``truncated_normal`` in ``float32``                       normal: inverse CDF)
+``laplace`` in ``float32``                  32            word ``k`` (inverse CDF)
+``uniform``; ``truncated_normal`` in        32            word ``k`` (32-bit ziggurat for the
+``float32``                                               truncated normal)
 ``gaussian``, ``laplace``,                  64            words ``2k, 2k + 1`` (53-bit uniforms,
 ``truncated_normal`` in ``float64``                       61-bit ziggurat)
 ==========================================  ============  =====================================
@@ -25,17 +26,14 @@ law (and precision)                         bits/weight   weight ``k`` of the ro
 The float32 Gaussian is a Box-Muller transform computed in float32 from
 polynomials (:func:`gauss32_pair`: 30 bits of word ``2j`` make the radius,
 ``r <= 6.55``; 25 bits of word ``2j + 1`` the angle), within 10 float32 ulp of
-the radius of the float64 transform of the same words. The float32 Laplace is
+the radius of the float64 transform of the same words; the float32 Laplace is
 ``+-(-ln u) / sqrt 2`` from the same logarithm (:func:`laplace32`: 30 bits for
-``u``, ``|w| <= 15.2``, 1 for the sign), the float32 truncated normal
-``sqrt 2 erfinv(x) / sd`` with ``x`` uniform on ``+-erf(sqrt 2)`` (:func:`truncated32`:
-Giles' single-precision erfinv over the same logarithm), each within 10 float32
-ulp of its float64 value. The CPU rows evaluate all three 8 lanes wide
-(:func:`polynomial32_row`); they take no retries.
+``u``, ``|w| <= 15.2``, 1 for the sign). The CPU rows evaluate both 8 lanes
+wide (:func:`polynomial32_row`).
 
-In float64, Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
-(Marsaglia & Tsang 2000) read from the words: 8 bits choose the layer, 1 the
-sign, 52 the magnitude. Laplace uses the exponential
+The other Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
+(Marsaglia & Tsang 2000) read from the word(s): 8 bits choose the layer, 1 the
+sign, the rest (52 or 23 bits) the magnitude. Laplace uses the exponential
 ziggurat (``|w| sqrt 2 ~ Exp(1)``). The truncated normal (cut at +-2) has a
 ziggurat of its own, built for the density on ``[0, 2]``: its lowest layers are
 flat boxes under the curve and it has no tail, so no draw is ever thrown away
@@ -58,9 +56,9 @@ the inverse CDF (the same laws; other random numbers). The Gaussian, uniform and
 Rademacher streams are those of layout 2. Layout 4 (0.4.0) keeps the samplers
 and draws FC and residual weights for nonzero inputs only (about half the draws
 after a ReLU): the same law of the whole net, other random numbers. Layout 5
-(0.6.0) draws the float32 Gaussian by Box-Muller and the float32 Laplace and
-truncated normal by inversion instead of their 32-bit ziggurats (the float64
-streams and the float32 uniform and Rademacher are layout 4's).
+(0.6.0) draws the float32 Gaussian by Box-Muller and the float32 Laplace by
+inversion instead of their 32-bit ziggurats (the float64 streams and the other
+float32 laws are layout 4's).
 """
 
 from __future__ import annotations
@@ -112,8 +110,8 @@ _STREAM_SHIFT = np.uint64(BLOCK_BITS)
 _MAX_ATTEMPTS = 63  # retries of a slow draw (each fails with probability < 0.1)
 
 # --------------------------------------------------------------- ziggurats
-# Three 256-layer ziggurats (float64), one per law code, share one word format (8 bits choose
-# the layer, 1 the sign, 52 the magnitude), one first step and one slow path;
+# Three 256-layer ziggurats, one per law code, share one word format (8 bits choose
+# the layer, 1 the sign, 52 or 23 the magnitude), one first step and one slow path;
 # they differ in their tables and their base layer:
 #   0 Gaussian: Marsaglia & Tsang (2000) for exp(-x^2/2), tail beyond r = 3.654;
 #   3 Laplace: their exponential ziggurat for exp(-x) (|w| sqrt 2 ~ Exp(1)), tail beyond r = 7.697;
@@ -200,6 +198,7 @@ def _truncated_ziggurat_levels(a: float = _TRUNC, n: int = 256) -> tuple[np.ndar
 
 _TX, _TF = _truncated_ziggurat_levels()  # box widths and heights: the wedge of box i spans y in [_TF[i], _TF[i+1]]
 _TK, _TW = _thresholds_and_widths(_TX, 52)
+_TK32, _TW32 = _thresholds_and_widths(_TX, 23)
 
 # Laplace
 _EXP_R = 7.69711747013104972
@@ -227,6 +226,19 @@ def _candidate(law, a, b):
         wn, kn = _TW[idx], _TK[idx]
     x = float(rabs) * wn
     if (r >> np.uint64(8)) & np.uint64(1):
+        x = -x
+    return x, idx, rabs < kn
+
+
+@njit(inline="always", cache=True)
+def _candidate32(word):
+    """As :func:`_candidate` for the truncated normal from one 32-bit word (23-bit magnitude): the float32
+    Gaussian and Laplace come from polynomials (:func:`polynomial32_row`)."""
+    idx = np.intp(word & np.uint64(0xFF))
+    rabs = word >> np.uint64(9)
+    wn, kn = _TW32[idx], _TK32[idx]
+    x = float(rabs) * wn
+    if (word >> np.uint64(8)) & np.uint64(1):
         x = -x
     return x, idx, rabs < kn
 
@@ -345,14 +357,6 @@ _COS_P1, _COS_P2, _COS_P3 = _F32(2.443315711809948e-5), _F32(-1.388731625493765e
 _F32_HALF, _F32_ONE, _F32_TWO = _F32(0.5), _F32(1.0), _F32(2.0)
 _F32_SQRT2 = _F32(math.sqrt(2.0))
 _F32_INV_SQRT2 = _F32(1.0 / math.sqrt(2.0))
-# Giles (2010), "Approximating the erfinv function", single precision, central branch (w < 5, all of
-# |x| <= erf(sqrt 2) = 0.9545 that the normal cut at +-2 needs): erfinv(x) = x p(w - 5/2), w = -ln(1 - x^2).
-_EI_P1, _EI_P2, _EI_P3 = _F32(2.81022636e-08), _F32(3.43273939e-07), _F32(-3.5233877e-06)
-_EI_P4, _EI_P5, _EI_P6 = _F32(-4.39150654e-06), _F32(0.00021858087), _F32(-0.00125372503)
-_EI_P7, _EI_P8, _EI_P9 = _F32(-0.00417768164), _F32(0.246640727), _F32(1.50140941)
-_F32_5_2 = _F32(2.5)
-_F32_TRUNC_ERF = _F32(math.erf(_TRUNC / math.sqrt(2.0)))  # erf(sqrt 2) = P(|N(0, 1)| < 2)
-_F32_TRUNC_SCALE = _F32(math.sqrt(2.0) * _TRUNC_INV_SD)  # sqrt 2 / sd of N(0, 1) cut at +-2
 _F32_LN2 = _F32(math.log(2.0))
 _F32_2M31 = _F32(2.0**-31)
 _F32_ANGLE_STEP = _F32(0.5 * math.pi / 2**23)
@@ -383,16 +387,6 @@ def _exponent_mantissa_frexp(ft):
 
 
 @njit(inline="always", cache=True)
-def _ln1p32(x):
-    """``ln(1 + x)`` in float32 for ``x`` in ``[1/sqrt 2 - 1, sqrt 2 - 1]``: Cephes' logf polynomial, Estrin's order."""
-    z = x * x
-    z2 = z * z
-    p = ((_LN_P9 + _LN_P8 * x) + (_LN_P7 + _LN_P6 * x) * z) + \
-        (((_LN_P5 + _LN_P4 * x) + (_LN_P3 + _LN_P2 * x) * z) + _LN_P1 * z2) * z2
-    return x + (x * z * p - _F32_HALF * z)
-
-
-@njit(inline="always", cache=True)
 def _neg_log_u31(t, e, m):
     """``-ln u1`` in float32 for ``u1 = t 2^-31`` with ``float32(t) = m 2^e`` (:func:`_bm32_t`)."""
     fold = m > _F32_SQRT2  # ln m on [1/sqrt 2, sqrt 2): m/2 - 1 and m - 1 are exact (Sterbenz)
@@ -401,7 +395,12 @@ def _neg_log_u31(t, e, m):
     top = t > _T_TOP  # u1 near 1: float32(t) has lost bits that ln u1 ~ u1 - 1 needs; x from the integer
     x = _F32(np.int32(np.int64(t) - np.int64(2**31))) * _F32_2M31 if top else x
     ef = np.int32(31) if top else ef  # now u1 = (1 + x) 2^(ef - 31)
-    return _F32(np.int32(np.int32(31) - ef)) * _F32_LN2 - _ln1p32(x)  # (31 - ef) ln 2 - ln(1 + x)
+    z = x * x
+    z2 = z * z
+    p = ((_LN_P9 + _LN_P8 * x) + (_LN_P7 + _LN_P6 * x) * z) + \
+        (((_LN_P5 + _LN_P4 * x) + (_LN_P3 + _LN_P2 * x) * z) + _LN_P1 * z2) * z2
+    ln1p = x + (x * z * p - _F32_HALF * z)  # ln(1 + x), Cephes' logf polynomial in Estrin's order
+    return _F32(np.int32(np.int32(31) - ef)) * _F32_LN2 - ln1p  # (31 - ef) ln 2 - ln(1 + x)
 
 
 @njit(inline="always", cache=True)
@@ -474,52 +473,10 @@ def laplace32_row(n, c1, c2, c3, k0, k1, words, out):
 
 
 @njit(inline="always", cache=True)
-def _truncated32_x(word):
-    """``x = +-(t 2^-31) erf(sqrt 2)``, uniform on ``(-erf(sqrt 2), erf(sqrt 2))``: ``t`` from bits 2-31, the sign
-    from bit 0; and ``y = 1 - x^2``."""
-    x = _F32(_bm32_t(word)) * _F32_2M31 * _F32_TRUNC_ERF
-    x = -x if np.uint32(word) & np.uint32(1) else x
-    return x, (_F32_ONE - x) * (_F32_ONE + x)
-
-
-@njit(inline="always", cache=True)
-def _truncated32_from(x, e, m):
-    """The unit-variance truncated normal ``sqrt 2 erfinv(x) / sd`` given ``1 - x^2 = m 2^e``."""
-    fold = m > _F32_SQRT2
-    xm = m * _F32_HALF - _F32_ONE if fold else m - _F32_ONE
-    ef = np.int32(e + np.int32(1)) if fold else e
-    w = -(_F32(ef) * _F32_LN2 + _ln1p32(xm)) - _F32_5_2  # -ln(1 - x^2) - 5/2
-    p = ((((((((_EI_P1 * w + _EI_P2) * w + _EI_P3) * w + _EI_P4) * w + _EI_P5) * w + _EI_P6) * w + _EI_P7) * w +
-          _EI_P8) * w + _EI_P9)
-    return p * x * _F32_TRUNC_SCALE
-
-
-@njit(inline="always", cache=True)
-def truncated32(word):
-    """Float32 truncated-normal weight (cut at +-2 sd of the underlying normal, unit variance) from its word, by
-    inversion: ``sqrt 2 erfinv(x) / sd`` with ``x`` uniform on ``+-erf(sqrt 2)`` (one weight at a time)."""
-    x, y = _truncated32_x(word)
-    e, m = _exponent_mantissa_frexp(y)
-    return _truncated32_from(x, e, m)
-
-
-@njit(inline="always", cache=True)
-def truncated32_row(n, c1, c2, c3, k0, k1, words, out):
-    """The float32 truncated-normal weights ``out[:n]`` of a row, bitwise :func:`truncated32`'s, in one
-    vectorized loop over ``32 ceil(n / 32)`` words (as :func:`gauss32_row`)."""
-    n_pad = 32 * ((n + 31) // 32)
-    row_words(n_pad // 4, c1, c2, c3, k0, k1, words)
-    for k in range(n_pad):
-        x, y = _truncated32_x(words[k])
-        e, m = _exponent_mantissa_bits(y)
-        out[k] = _truncated32_from(x, e, m)
-
-
-@njit(inline="always", cache=True)
 def polynomial32(law, bits32):
     """Whether ``law`` is drawn by a float32 polynomial transform (:func:`polynomial32_row`): the float32
     Gaussian and Laplace."""
-    return bits32 and (law == 0 or law == 3 or law == 4)
+    return bits32 and (law == 0 or law == 3)
 
 
 @njit(inline="always", cache=True)
@@ -528,21 +485,20 @@ def polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
     :func:`laplace32_row` (``out`` and ``words`` hold ``32 ceil(n / 32)``)."""
     if law == 0:
         gauss32_row(n, c1, c2, c3, k0, k1, words, out)
-    elif law == 3:
-        laplace32_row(n, c1, c2, c3, k0, k1, words, out)
     else:
-        truncated32_row(n, c1, c2, c3, k0, k1, words, out)
+        laplace32_row(n, c1, c2, c3, k0, k1, words, out)
 
 
 @njit(inline="always", cache=True)
-def draw32(law, word):
-    """A weight from its 32-bit word, mean 0, variance 1: uniform (``law`` 1), or in float32 Laplace (3) or
-    truncated normal (4). (The float32 Gaussian takes a pair of words: :func:`gauss32_pair`.)"""
-    if law == 3:
-        return float(laplace32(word))
-    if law == 4:
-        return float(truncated32(word))
-    return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
+def draw32(law, word, k, c1, c2, c3, k0, k1):
+    """Weight ``k`` of a row from its 32-bit word (uniform; truncated normal in float32), mean 0, variance 1.
+    (The float32 Gaussian and Laplace come from polynomials: :func:`gauss32_pair`, :func:`laplace32`.)"""
+    if law == 1:
+        return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
+    x, idx, ok = _candidate32(word)
+    if not ok:
+        x = _ziggurat_slow(law, x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
+    return x * _unit_scale(law)
 
 
 @njit(inline="always", cache=True)
@@ -598,7 +554,9 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
             a, b = (w0, w1) if q < 2 else (w2, w3)
             x, y = gauss32_pair(a, b)
             return x if q % 2 == 0 else y
-        return draw32(law, _word(q, w0, w1, w2, w3))
+        if law == 3:
+            return laplace32(_word(q, w0, w1, w2, w3))
+        return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
     a, b = (w0, w1) if q == 0 else (w2, w3)  # one call site: each inlined copy costs compile time
     return standard_draw(law, a, b, np.uint64(k // 2), q, c1, c2, c3, k0, k1)
 
@@ -681,10 +639,10 @@ def row_words(n_blocks, c1, c2, c3, k0, k1, words):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_fast_row(words, n, kn, wn, out, slow):
-    """First ziggurat step of weights ``0..n-1``, as :func:`_candidate` (words ``2k, 2k+1``), with the
-    thresholds ``kn`` and widths ``wn`` of the law's ziggurat; returns how many need the slow path,
-    listed in ``slow``.
+def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
+    """First ziggurat step of weights ``0..n-1``, as :func:`_candidate` (64-bit: words ``2k, 2k+1``)
+    or :func:`_candidate32` (``bits32``: word ``k``), with the thresholds ``kn`` and widths ``wn`` of the
+    law's ziggurat; returns how many need the slow path, listed in ``slow``.
 
     No branches: the sign multiplies (``x * -1.0`` is ``-x`` exactly) and the slow
     cases are listed by always writing ``k`` and advancing by the test's outcome.
@@ -693,8 +651,12 @@ def _ziggurat_fast_row(words, n, kn, wn, out, slow):
     """
     n_slow = 0
     for k in range(n):
-        r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
-        rabs = (r >> np.uint64(9)) & _MASK52
+        if bits32:
+            r = np.uint64(words[k])
+            rabs = r >> np.uint64(9)
+        else:
+            r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
+            rabs = (r >> np.uint64(9)) & _MASK52
         idx = np.intp(r & np.uint64(0xFF))
         x = float(rabs) * wn[idx]
         reject = rabs >= kn[idx]
@@ -750,8 +712,10 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         _rademacher_row(n, words, out)
     elif law == 1:
         _uniform_row(n, words, out)
-    else:  # the float64 ziggurats
-        _ziggurat_row(law, n, c1, c2, c3, k0, k1, words, slow, out)
+    elif bits32:  # ziggurats; the literal True/False lets each inlined copy fold its word size away
+        _ziggurat_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
+    else:
+        _ziggurat_row(law, False, n, c1, c2, c3, k0, k1, words, slow, out)
 
 
 @njit(inline="always", cache=True)
@@ -770,9 +734,11 @@ def _uniform_row(n, words, out):
 # A called function, not inlined: numba's parallel-loop analysis fails on global arrays
 # inlined into a prange body, so the kernels get the tables as this function's return values.
 @njit(cache=True)
-def _ziggurat_tables(law):
-    """Thresholds ``kn`` and scaled widths ``wn`` (52-bit magnitudes) of the ziggurat of ``law`` (0, 3 or 4)
-    for the first step of :func:`_ziggurat_fast_row`."""
+def _ziggurat_tables(law, bits32):
+    """Thresholds ``kn`` and scaled widths ``wn`` of the ziggurat of ``law`` (0, 3 or 4) for the
+    first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if ``bits32`` (law 4)."""
+    if bits32:  # only the truncated normal has a 32-bit ziggurat
+        return _TK32, _TW32
     if law == 0:
         return _ZK, _ZW
     if law == 3:
@@ -781,14 +747,14 @@ def _ziggurat_tables(law):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_row(law, n, c1, c2, c3, k0, k1, words, slow, out):
-    """Float64 Gaussian (``law`` 0), Laplace (3) or truncated-normal (4) weights of a row whose words are drawn."""
-    kn, wn = _ziggurat_tables(law)
-    n_slow = _ziggurat_fast_row(words, n, kn, wn, out, slow)
+def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+    """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn."""
+    kn, wn = _ziggurat_tables(law, bits32)
+    n_slow = _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
     for i in range(n_slow):
         k = slow[i]
-        # out[k] holds the candidate x; its layer is the low byte of the last word
-        idx = np.intp(words[2 * k + 1] & np.uint32(0xFF))
+        # out[k] holds the candidate x; its layer is the low byte of the (last) word
+        idx = np.intp(words[k if bits32 else 2 * k + 1] & np.uint32(0xFF))
         out[k] = _ziggurat_slow(law, out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
     if law != 0:
         scale = _unit_scale(law)
