@@ -87,8 +87,9 @@ def test_residual_and_conv_cuda_equal_cpu(arch, init, method):
 
 @pytest.mark.parametrize("precision,init", [
     ("float32", fmsim.Init("uniform", 2.0, bias_var=0.1)),
-    ("float32", fmsim.Init.scheme("he")),  # 32-bit ziggurat
-    ("float32", fmsim.Init("truncated_normal", 2.0)),
+    ("float32", fmsim.Init.scheme("he")),  # Box-Muller from float32 polynomials, a pair of words
+    ("float32", fmsim.Init("laplace", 2.0)),  # inverse CDF from float32 polynomials
+    ("float32", fmsim.Init("truncated_normal", 2.0)),  # 32-bit ziggurat
     ("float32", fmsim.Init("rademacher", 2.0)),
     ("float64", fmsim.Init("rademacher", 2.0, bias_var=0.1)),  # 1 bit per weight, fan-in past one block
 ])
