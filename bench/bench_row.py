@@ -92,6 +92,18 @@ kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
                                                                      _uniform_row=njit(laws._uniform_row.py_func))))
 
 
+def dispatching(row_fn):
+    """``row_fn`` (``standard_row`` or a variant) for the ziggurat laws; the float32 Gaussian and Laplace rows
+    from ``polynomial32_row``, as the kernels choose."""
+    @njit(inline="always")
+    def row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+        if laws.polynomial32(law, bits32):
+            laws.polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out)
+        else:
+            row_fn(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out)
+    return row
+
+
 def row_loop(row_fn):
     @njit
     def loop(law, bits32, n, reps, words, slow, out):
@@ -156,8 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     n, reps = a.n, a.reps
     words, slow, out, out32 = laws.row_scratch.py_func(max(n, 8))
     words = np.zeros(len(words) + 64, np.uint32)
-    loops = {"row": row_loop(laws.standard_row), "row, no slow path": row_loop(row_no_slow),
-             "row, vector-lane Philox": row_loop(row_lanes)}
+    loops = {"row": row_loop(dispatching(laws.standard_row)), "row, no slow path": row_loop(dispatching(row_no_slow)),
+             "row, vector-lane Philox": row_loop(dispatching(row_lanes))}
     wl, wv = words_loop(laws.row_words), words_loop(row_words_lanes)
     print(f"\nns per row of {n} weights (one core, best of {a.repeat}; {reps} rows per timing)")
     print(f"{'law':17s} {'prec':7s} {'words':>6s} {'(lanes)':>8s} {'1st step':>9s} {'slow path':>10s} "

@@ -700,11 +700,12 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     words, slow : ndarray, uint32 and intp
         Scratch, from :func:`row_scratch`.
     out : ndarray, shape (>= n,), float64
-        Written (the float32 Gaussian and Laplace write ``32 ceil(n / 32)`` entries, :func:`polynomial32_row`).
+        Written.
+
+    Not for the float32 Gaussian and Laplace (:func:`polynomial32` true): their rows come from
+    :func:`polynomial32_row`, which the kernels call instead. (Handled here too, the polynomial
+    loops were compiled into every kernel twice: the FC kernel's first compile took 3.6x longer.)
     """
-    if polynomial32(law, bits32):
-        polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out)
-        return
     per = weights_per_block(law, bits32)
     row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
     # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.

@@ -61,15 +61,19 @@ def test_rademacher_is_plus_minus_one_with_independent_signs():
 @pytest.mark.parametrize("bits32", [False, True])
 @pytest.mark.parametrize("law", sorted(LAW_CODES))
 def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
-    # standard_row (CPU kernels: Philox words first, then the law in branch-free passes) must give
+    # standard_row and polynomial32_row (CPU kernels: Philox words first, then the law in branch-free passes) give
     # exactly the weights of _fill_standard (CUDA kernels and the reference: one block at a time).
     k0, k1 = np.uint64(11), np.uint64(22)
-    words, slow, out, _ = laws.row_scratch(3000)
+    words, slow, out, out32 = laws.row_scratch(3000)
     ref = np.empty(3000)
     for n in [*range(1, 40), 127, 128, 129, 255, 256, 2999]:
         for row in range(4):
             c = (np.uint64(row), np.uint64(3), np.uint64(9))
-            standard_row(LAW_CODES[law], bits32, n, *c, k0, k1, words, slow, out)
+            if laws.polynomial32(LAW_CODES[law], bits32):  # the kernels' float32 Gaussian and Laplace rows
+                laws.polynomial32_row(LAW_CODES[law], n, *c, k0, k1, words, out32)
+                out[:n] = out32[:n]
+            else:
+                standard_row(LAW_CODES[law], bits32, n, *c, k0, k1, words, slow, out)
             _fill_standard(LAW_CODES[law], bits32, k0, k1, *c, ref[:n])
             np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
 
