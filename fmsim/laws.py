@@ -423,6 +423,14 @@ def _bm32_pair(t, e, m, b):
 
 
 @njit(inline="always", cache=True)
+def polynomial32_blocks(n):
+    """Philox blocks of a padded float32 polynomial row of ``n`` weights: ``32 ceil(n / 32)`` weights, one
+    word each. A whole number of the vector loop's steps leaves no scalar remainder, which for rows of tens
+    of weights cost more than the extra Philox words."""
+    return 8 * ((n + 31) // 32)
+
+
+@njit(inline="always", cache=True)
 def gauss32_pair(a, b):
     """Float32 Gaussian weights ``2j`` and ``2j + 1`` of a row from its words ``a = 2j`` and ``b = 2j + 1``
     (one pair at a time: CUDA, the reference)."""
@@ -433,15 +441,11 @@ def gauss32_pair(a, b):
 
 @njit(inline="always", cache=True)
 def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
-    """The float32 Gaussian weights ``out[:n]`` of a row, bitwise :func:`gauss32_pair`'s, in one vectorized loop.
-
-    Draws ``32 ceil(n / 32)`` weights (``out`` and ``words`` must hold that many): a whole
-    number of the loop's 16-pair vector steps leaves no scalar remainder, which for rows of
-    tens of weights cost more than the extra Philox words.
-    """
-    n_pairs = 16 * ((n + 31) // 32)
-    row_words(n_pairs // 2, c1, c2, c3, k0, k1, words)
-    for j in range(n_pairs):
+    """The float32 Gaussian weights ``out[:n]`` of a row, bitwise :func:`gauss32_pair`'s, in one vectorized loop
+    over the padded row (:func:`polynomial32_blocks`; ``out`` and ``words`` must hold ``32 ceil(n / 32)``)."""
+    n_blocks = polynomial32_blocks(n)
+    row_words(n_blocks, c1, c2, c3, k0, k1, words)
+    for j in range(2 * n_blocks):
         t = _bm32_t(words[2 * j])
         e, m = _exponent_mantissa_bits(_F32(t))
         x, y = _bm32_pair(t, e, m, words[2 * j + 1])
@@ -450,26 +454,31 @@ def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
 
 
 @njit(inline="always", cache=True)
-def laplace32(word):
-    """Float32 Laplace weight (unit variance) from its word: ``+-(-ln u) / sqrt 2``, ``u = t 2^-31`` from bits
-    2-31 (:func:`_bm32_t`), the sign from bit 0 (one weight at a time: CUDA, the reference)."""
-    t = _bm32_t(word)
-    e, m = _exponent_mantissa_frexp(_F32(t))
+def _laplace32_from(t, e, m, word):
+    """``+-(-ln u) / sqrt 2`` for ``u = t 2^-31`` (``float32(t) = m 2^e``), the sign from bit 0 of ``word``."""
     v = _neg_log_u31(t, e, m) * _F32_INV_SQRT2
     return -v if np.uint32(word) & np.uint32(1) else v
 
 
 @njit(inline="always", cache=True)
+def laplace32(word):
+    """Float32 Laplace weight (unit variance) from its word: ``+-(-ln u) / sqrt 2``, ``u = t 2^-31`` from bits
+    2-31 (:func:`_bm32_t`), the sign from bit 0 (one weight at a time: CUDA, the reference)."""
+    t = _bm32_t(word)
+    e, m = _exponent_mantissa_frexp(_F32(t))
+    return _laplace32_from(t, e, m, word)
+
+
+@njit(inline="always", cache=True)
 def laplace32_row(n, c1, c2, c3, k0, k1, words, out):
     """The float32 Laplace weights ``out[:n]`` of a row, bitwise :func:`laplace32`'s, in one vectorized loop
-    over ``32 ceil(n / 32)`` words (as :func:`gauss32_row`)."""
-    n_pad = 32 * ((n + 31) // 32)
-    row_words(n_pad // 4, c1, c2, c3, k0, k1, words)
-    for k in range(n_pad):
+    over the padded row (:func:`polynomial32_blocks`)."""
+    n_blocks = polynomial32_blocks(n)
+    row_words(n_blocks, c1, c2, c3, k0, k1, words)
+    for k in range(4 * n_blocks):
         t = _bm32_t(words[k])
         e, m = _exponent_mantissa_bits(_F32(t))
-        v = _neg_log_u31(t, e, m) * _F32_INV_SQRT2
-        out[k] = -v if words[k] & np.uint32(1) else v
+        out[k] = _laplace32_from(t, e, m, words[k])
 
 
 @njit(inline="always", cache=True)
@@ -491,10 +500,12 @@ def polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
 
 @njit(inline="always", cache=True)
 def draw32(law, word, k, c1, c2, c3, k0, k1):
-    """Weight ``k`` of a row from its 32-bit word (uniform; truncated normal in float32), mean 0, variance 1.
-    (The float32 Gaussian and Laplace come from polynomials: :func:`gauss32_pair`, :func:`laplace32`.)"""
+    """Weight ``k`` of a row from its 32-bit word (uniform; Laplace and truncated normal in float32), mean 0,
+    variance 1. (The float32 Gaussian takes a pair of words: :func:`gauss32_pair`.)"""
     if law == 1:
         return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
+    if law == 3:
+        return float(laplace32(word))
     x, idx, ok = _candidate32(word)
     if not ok:
         x = _ziggurat_slow(law, x, idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
@@ -554,8 +565,6 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
             a, b = (w0, w1) if q < 2 else (w2, w3)
             x, y = gauss32_pair(a, b)
             return x if q % 2 == 0 else y
-        if law == 3:
-            return laplace32(_word(q, w0, w1, w2, w3))
         return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
     a, b = (w0, w1) if q == 0 else (w2, w3)  # one call site: each inlined copy costs compile time
     return standard_draw(law, a, b, np.uint64(k // 2), q, c1, c2, c3, k0, k1)
@@ -671,11 +680,11 @@ def row_scratch(n_max):
     """The scratch ``(words, slow, out, out32)`` of :func:`standard_row` for rows of up to ``n_max`` weights.
 
     ``words`` holds a row's Philox words (at most ``2 n + 2``: two per weight at 64 bits,
-    rounded up to a whole block; or ``32 ceil(n / 32)`` for :func:`gauss32_row`); ``slow``
-    the columns that need a slow path; ``out`` the weights (``32 ceil(n / 32)`` for
-    :func:`gauss32_row`); ``out32`` the float32 Gaussian's, in float32.
+    rounded up to a whole block; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`); ``slow``
+    the columns that need a slow path; ``out`` the weights; ``out32`` the float32 Gaussian and
+    Laplace weights of :func:`polynomial32_row` (``32 ceil(n / 32)``), in float32.
     """
-    return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max + 32),
+    return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max),
             np.empty(n_max + 32, dtype=np.float32))
 
 

@@ -112,7 +112,7 @@ def polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32):
 def _polynomial32_dot_jit(law, z, n_in, row, layer, net, k0, k1, words, w32):
     if z.dtype != types.float32:
         # Float64 kernels never draw polynomial rows (bits32 comes with float32 activations); compiling the
-        # polynomial loops into them too made the FC kernel's first compile 2x longer.
+        # polynomial loops into them too made the FC kernel's first compile 1.8x longer.
         return lambda law, z, n_in, row, layer, net, k0, k1, words, w32: np.nan
 
     def impl(law, z, n_in, row, layer, net, k0, k1, words, w32):
