@@ -210,6 +210,19 @@ _EF = np.exp(-_EX)
 _MASK52 = np.uint64((1 << 52) - 1)
 
 
+def _signed_tables(kn: np.ndarray, wn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row path's tables, indexed by the word's low 9 bits (layer and sign): ``kn`` twice, and ``wn`` then
+    ``-wn``. ``float(rabs) * -wn[i]`` is ``-(float(rabs) * wn[i])`` exactly, so the first step's sign costs a
+    load, not a conversion, a subtraction and a multiplication."""
+    return np.concatenate([kn, kn]), np.concatenate([wn, -wn])
+
+
+_ZK9, _ZW9 = _signed_tables(_ZK, _ZW)
+_EK9, _EW9 = _signed_tables(_EK, _EW)
+_TK9, _TW9 = _signed_tables(_TK, _TW)
+_TK32_9, _TW32_9 = _signed_tables(_TK32, _TW32)
+
+
 # Not inlined at numba level: each inlined copy would carry its own copy of the tables
 # (on CUDA, constant memory is 64 KiB). LLVM still inlines it on the CPU.
 @njit(cache=True)
@@ -648,30 +661,38 @@ def row_words(n_blocks, c1, c2, c3, k0, k1, words):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow):
-    """First ziggurat step of weights ``0..n-1``, as :func:`_candidate` (64-bit: words ``2k, 2k+1``)
-    or :func:`_candidate32` (``bits32``: word ``k``), with the thresholds ``kn`` and widths ``wn`` of the
-    law's ziggurat; returns how many need the slow path, listed in ``slow``.
+def _signed_candidate(words, k, bits32, wn9):
+    """The ziggurat's first step for weight ``k`` of a row from its word(s), as :func:`_candidate`
+    (64-bit: words ``2k, 2k+1``) or :func:`_candidate32` (``bits32``: word ``k``), with the signed widths ``wn9``
+    (:func:`_signed_tables`): ``(x, rabs, i)``, ``x`` the signed candidate, ``rabs`` its magnitude bits and
+    ``i`` the word's low 9 bits (the layer is ``i & 255``)."""
+    if bits32:
+        r = np.uint64(words[k])
+        rabs = r >> np.uint64(9)
+    else:
+        r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
+        rabs = (r >> np.uint64(9)) & _MASK52
+    i = np.intp(r & np.uint64(0x1FF))
+    return float(rabs) * wn9[i], rabs, i
 
-    No branches: the sign multiplies (``x * -1.0`` is ``-x`` exactly) and the slow
-    cases are listed by always writing ``k`` and advancing by the test's outcome.
+
+@njit(inline="always", cache=True)
+def _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow):
+    """First ziggurat step of weights ``0..n-1`` (:func:`_signed_candidate`) with the thresholds ``kn9`` and
+    signed widths ``wn9`` of the law's ziggurat (:func:`_signed_tables`), times ``scale``, into ``out``
+    (float64, or float32: rounded once, from the float64 product); returns how many need the slow path,
+    listed in ``slow``.
+
+    No branches: the slow cases are listed by always writing ``k`` and advancing by the test's outcome.
     (That list also keeps LLVM from vectorizing the loop with gathers of the
     tables, which are slower than scalar loads on the CPUs we measured.)
     """
     n_slow = 0
     for k in range(n):
-        if bits32:
-            r = np.uint64(words[k])
-            rabs = r >> np.uint64(9)
-        else:
-            r = (np.uint64(words[2 * k]) << np.uint64(32)) | np.uint64(words[2 * k + 1])
-            rabs = (r >> np.uint64(9)) & _MASK52
-        idx = np.intp(r & np.uint64(0xFF))
-        x = float(rabs) * wn[idx]
-        reject = rabs >= kn[idx]
-        out[k] = x * (1.0 - 2.0 * float((r >> np.uint64(8)) & np.uint64(1)))
+        x, rabs, i = _signed_candidate(words, k, bits32, wn9)
+        out[k] = x * scale
         slow[n_slow] = k
-        n_slow += reject
+        n_slow += rabs >= kn9[i]
     return n_slow
 
 
@@ -745,28 +766,26 @@ def _uniform_row(n, words, out):
 # inlined into a prange body, so the kernels get the tables as this function's return values.
 @njit(cache=True)
 def _ziggurat_tables(law, bits32):
-    """Thresholds ``kn`` and scaled widths ``wn`` of the ziggurat of ``law`` (0, 3 or 4) for the
-    first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if ``bits32`` (law 4)."""
+    """Thresholds ``kn9`` and signed scaled widths ``wn9`` (:func:`_signed_tables`) of the ziggurat of ``law``
+    (0, 3 or 4) for the first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if
+    ``bits32`` (law 4)."""
     if bits32:  # only the truncated normal has a 32-bit ziggurat
-        return _TK32, _TW32
+        return _TK32_9, _TW32_9
     if law == 0:
-        return _ZK, _ZW
+        return _ZK9, _ZW9
     if law == 3:
-        return _EK, _EW
-    return _TK, _TW
+        return _EK9, _EW9
+    return _TK9, _TW9
 
 
 @njit(inline="always", cache=True)
 def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
-    """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn."""
-    kn, wn = _ziggurat_tables(law, bits32)
-    n_slow = _ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
-    for i in range(n_slow):
-        k = slow[i]
-        # out[k] holds the candidate x; its layer is the low byte of the (last) word
-        idx = np.intp(words[k if bits32 else 2 * k + 1] & np.uint32(0xFF))
-        out[k] = _ziggurat_slow(law, out[k], idx, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1)
-    if law != 0:
-        scale = _unit_scale(law)
-        for k in range(n):
-            out[k] *= scale
+    """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn, each
+    ``(x * s)`` in float64 (``x`` the ziggurat's draw, ``s`` the law's unit scale), stored in ``out``'s type."""
+    kn9, wn9 = _ziggurat_tables(law, bits32)
+    scale = 1.0 if law == 0 else _unit_scale(law)
+    n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow)
+    for j in range(n_slow):
+        k = slow[j]
+        x, _, i = _signed_candidate(words, k, bits32, wn9)
+        out[k] = _ziggurat_slow(law, x, i & 255, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1) * scale

@@ -102,6 +102,19 @@ def drawn_dot(w, z, n_in):
     return (a0 + a1) + (a2 + a3)
 
 
+def weight_scratch(z, w, w32):
+    """The row scratch in the precision of the activations ``z``: ``w`` (float64) or ``w32`` (float32). Float32
+    rows are drawn into float32 scratch: float64 would cost a store, a reload and a conversion per weight."""
+    return w32 if z.dtype == np.float32 else w
+
+
+@overload(weight_scratch, inline="always")
+def _weight_scratch_jit(z, w, w32):
+    if z.dtype == types.float32:
+        return lambda z, w, w32: w32
+    return lambda z, w, w32: w
+
+
 def polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32):
     """``sum_k w[k] z[k]`` of a float32 Gaussian or Laplace row (:func:`~fmsim.laws.polynomial32_row`), drawn into
     the float32 scratch ``w32`` (float64 stores and reloads would cost more than the transform)."""
@@ -127,9 +140,9 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
 
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
     over ``row_dot`` or ``row_dot_f32``): the row drawn in vectorizable stages by
-    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow``, ``w`` (float32 Gaussian and
-    Laplace rows: :func:`~fmsim.laws.polynomial32_row` into ``w32``) and summed by
-    :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
+    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow`` and ``w`` (float32 runs: ``w32``,
+    :func:`weight_scratch`; float32 Gaussian and Laplace rows: :func:`~fmsim.laws.polynomial32_row`) and
+    summed by :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
     (``law == 2``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
     """
@@ -139,8 +152,9 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     elif polynomial32(law, bits32):
         acc = polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32)
     else:
-        standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, w)
-        acc = drawn_dot(w, z, n_in)
+        wz = weight_scratch(z, w, w32)
+        standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, wz)
+        acc = drawn_dot(wz, z, n_in)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
         pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
