@@ -697,11 +697,19 @@ def _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow):
 
 
 @njit(inline="always", cache=True)
+def whole_vector_blocks(n_blocks):
+    """``n_blocks`` rounded up to whole groups of 4, the width of LLVM's vector loop in :func:`row_words` (AVX2:
+    4 blocks per ``ymm``): a block of the scalar remainder loop costs about as much as a group of 4 in vector
+    lanes. The extra words are never read."""
+    return (n_blocks + 3) & ~3
+
+
+@njit(inline="always", cache=True)
 def row_scratch(n_max):
     """The scratch ``(words, slow, out, out32)`` of :func:`standard_row` for rows of up to ``n_max`` weights.
 
-    ``words`` holds a row's Philox words (at most ``2 n + 2``: two per weight at 64 bits,
-    rounded up to a whole block; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`); ``slow``
+    ``words`` holds a row's Philox words (at most ``2 n + 14``: two per weight at 64 bits,
+    rounded up to a whole group of 4 blocks; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`); ``slow``
     the columns that need a slow path; ``out`` the weights; ``out32`` the float32 Gaussian and
     Laplace weights of :func:`polynomial32_row` (``32 ceil(n / 32)``), in float32.
     """
@@ -737,7 +745,8 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     loops were compiled into every kernel twice: the FC kernel's first compile took 3.6x longer.)
     """
     per = weights_per_block(law, bits32)
-    row_words((n + per - 1) // per, c1, c2, c3, k0, k1, words)
+    n_blocks = (n + per - 1) // per
+    row_words(n_blocks if law == 2 else whole_vector_blocks(n_blocks), c1, c2, c3, k0, k1, words)
     # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.
     if law == 2:
         _rademacher_row(n, words, out)
