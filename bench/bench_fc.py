@@ -137,13 +137,13 @@ def simd_check() -> str:
         laws.row_words(n_blocks, c1, c2, c3, k0, k1, out)
 
     def fast(w, n, kn, wn, out, slow):
-        return laws._ziggurat_fast_row(w, n, False, kn, wn, out, slow)
+        return laws._ziggurat_fast_row(w, n, False, kn, wn, 1.0, out, slow)
 
     u = np.uint64
     fw, ff = njit(words), njit(fast)
     try:
         fw(3, u(1), u(2), u(3), u(4), u(5), np.empty(12, np.uint32))
-        ff(np.zeros(8, np.uint32), 4, laws._ZK, laws._ZW, np.empty(4), np.empty(4, np.intp))
+        ff(np.zeros(8, np.uint32), 4, laws._ZK9, laws._ZW9, np.empty(4), np.empty(4, np.intp))
     except numba.core.errors.TypingError:  # an fmsim whose staged rows had other signatures
         return "SIMD check: skipped (this fmsim's staged rows have other signatures)"
     asm = "".join(fw.inspect_asm().values())

@@ -4,7 +4,7 @@ A row of a hidden layer of width 100 draws about 50 weights (one per nonzero
 input, stream layouts 4 and 5). Its cost splits into stages that this script times
 apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 
-* ``words``: the row's Philox words (:func:`fmsim.laws.row_words`);
+* ``words``: the row's Philox words (:func:`fmsim.laws.row_words`, whole groups of 4 blocks);
 * ``first step``: the ziggurat's first step on those words (``_ziggurat_fast_row``);
 * ``slow path``: the whole row minus the same row with the slow draws stubbed
   out (about 1.5% of draws, each one more Philox call, an ``exp`` and
@@ -134,12 +134,12 @@ def words_loop(words_fn):
 
 
 @njit
-def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, out, slow):
+def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, scale, out, slow):
     """A row's words and its first step; returns the slow draws listed (time it, minus ``words``)."""
     t = 0
     for r in range(reps):
         laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-        t += laws._ziggurat_fast_row(words, n, bits32, kn, wn, out, slow)
+        t += laws._ziggurat_fast_row(words, n, bits32, kn, wn, scale, out, slow)
     return t
 
 
@@ -186,18 +186,20 @@ def main(argv: list[str] | None = None) -> None:
         for bits32 in (False, True):
             per = int(laws.weights_per_block.py_func(law, bits32))
             poly32 = laws.polynomial32.py_func(law, bits32)  # no ziggurat: the words, then laws.polynomial32_row
-            nb = laws.polynomial32_blocks.py_func(n) if poly32 else (n + per - 1) // per
+            nb = (laws.polynomial32_blocks.py_func(n) if poly32 else  # the blocks the kernels' rows draw
+                  laws.whole_vector_blocks.py_func((n + per - 1) // per))
             kn, wn = laws._ziggurat_tables.py_func(law, bits32)
-            o = out32 if poly32 else out  # the kernels' scratch: float32 for polynomial rows
+            scale = 1.0 if law == 0 else laws._unit_scale.py_func(law)
+            o = out32 if bits32 else out  # the kernels' scratch: float32 in float32 runs
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
             fns["words + 1st step"] = (fns["row"] if poly32 else
-                                       lambda m=nb, b=bits32, kn=kn, wn=wn:
-                                       first_step_loop(m, b, n, reps, words, kn, wn, out, slow))
+                                       lambda m=nb, b=bits32, kn=kn, wn=wn, s=scale, o=o:
+                                       first_step_loop(m, b, n, reps, words, kn, wn, s, o, slow))
             for f in fns.values():
                 f()
-            n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, out, slow) / reps
+            n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, scale, o, slow) / reps
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t

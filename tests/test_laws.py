@@ -61,8 +61,9 @@ def test_rademacher_is_plus_minus_one_with_independent_signs():
 @pytest.mark.parametrize("bits32", [False, True])
 @pytest.mark.parametrize("law", sorted(LAW_CODES))
 def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
-    # standard_row and polynomial32_row (CPU kernels: Philox words first, then the law in branch-free passes) give
-    # exactly the weights of _fill_standard (CUDA kernels and the reference: one block at a time).
+    # standard_row and polynomial32_row (CPU kernels: Philox words first, in whole groups of 4 blocks, then the law in
+    # branch-free passes) give exactly the weights of _fill_standard (CUDA kernels and the reference: one block at a
+    # time), slow paths included (a row of 2999 weights takes tens of slow draws).
     k0, k1 = np.uint64(11), np.uint64(22)
     words, slow, out, out32 = laws.row_scratch(3000)
     ref = np.empty(3000)
@@ -74,6 +75,9 @@ def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
                 out[:n] = out32[:n]
             else:
                 standard_row(LAW_CODES[law], bits32, n, *c, k0, k1, words, slow, out)
+                if bits32:  # float32 kernels draw these rows into float32 scratch: each weight rounded once
+                    standard_row(LAW_CODES[law], bits32, n, *c, k0, k1, words, slow, out32)
+                    np.testing.assert_array_equal(out32[:n], out[:n].astype(np.float32))
             _fill_standard(LAW_CODES[law], bits32, k0, k1, *c, ref[:n])
             np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
 
