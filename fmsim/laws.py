@@ -710,8 +710,8 @@ def row_scratch(n_max):
 
     ``words`` holds a row's Philox words (at most ``2 n + 14``: two per weight at 64 bits,
     rounded up to a whole group of 4 blocks; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`); ``slow``
-    the columns that need a slow path; ``out`` the weights; ``out32`` the float32 Gaussian and
-    Laplace weights of :func:`polynomial32_row` (``32 ceil(n / 32)``), in float32.
+    the columns that need a slow path; ``out`` the weights; ``out32`` the weights of a float32 run's rows
+    (``32 ceil(n / 32)``: :func:`polynomial32_row` writes whole padded rows), in float32.
     """
     return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max),
             np.empty(n_max + 32, dtype=np.float32))
@@ -737,8 +737,9 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
         Philox key.
     words, slow : ndarray, uint32 and intp
         Scratch, from :func:`row_scratch`.
-    out : ndarray, shape (>= n,), float64
-        Written.
+    out : ndarray, shape (>= n,), float64 or float32
+        Written: each weight computed in float64, rounded once to ``out``'s type (float32 runs draw into
+        float32 scratch).
 
     Not for the float32 Gaussian and Laplace (:func:`polynomial32` true): their rows come from
     :func:`polynomial32_row`, which the kernels call instead. (Handled here too, the polynomial
