@@ -72,15 +72,8 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 
 @njit(inline="always")
-def _stub_polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32):
-    _stub_row(0, True, n_in, row, layer, net, k0, k1, words, words, w32)
-    return cpu.drawn_dot(w32, z, n_in)
-
-
-@njit
-def _called_polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32):
-    laws.polynomial32_row(law, n_in, row, layer, net, k0, k1, words, w32)
-    return cpu.drawn_dot(w32, z, n_in)
+def _stub_polynomial_row(law, n, c1, c2, c3, k0, k1, words, out):
+    _stub_row(0, True, n, c1, c2, c3, k0, k1, words, words, out)
 
 
 # standard_row is inlined where it is called; so are its variants here, to compare like with like.
@@ -89,11 +82,11 @@ row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
                     row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row,
-                                            polynomial32_dot=_stub_polynomial32_dot))
+                                            float32_polynomial_row=_stub_polynomial_row))
 # The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
 kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
                           row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
-                                                  polynomial32_dot=_called_polynomial32_dot,
+                                                  float32_polynomial_row=njit(laws.polynomial32_row.py_func),
                                                   standard_row=clone(laws.standard_row,
                                                                      _ziggurat_row=njit(laws._ziggurat_row.py_func),
                                                                      _uniform_row=njit(laws._uniform_row.py_func))))
@@ -189,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             nb = (laws.polynomial32_blocks.py_func(n) if poly32 else  # the blocks the kernels' rows draw
                   laws.whole_vector_blocks.py_func((n + per - 1) // per))
             kn, wn = laws._ziggurat_tables.py_func(law, bits32)
-            scale = 1.0 if law == 0 else laws._unit_scale.py_func(law)
+            scale = laws._unit_scale.py_func(law)
             o = out32 if bits32 else out  # the kernels' scratch: float32 in float32 runs
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)

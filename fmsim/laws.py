@@ -307,7 +307,10 @@ def _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
 
 @njit(inline="always", cache=True)
 def _unit_scale(law):
-    """Factor that gives the unscaled draw of ``law`` (3 or 4) unit variance."""
+    """Factor that gives the unscaled draw of the ziggurat of ``law`` (0, 3 or 4) unit variance (1 for the
+    Gaussian: ``x * 1.0`` is ``x`` exactly)."""
+    if law == 0:
+        return 1.0
     return _INV_SQRT2 if law == 3 else _TRUNC_INV_SD
 
 
@@ -341,7 +344,7 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     if law == 2:
         return 1.0 if (a >> np.uint64(31)) else -1.0
     x = _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1)
-    return x if law == 0 else x * _unit_scale(law)
+    return x * _unit_scale(law)
 
 
 # ------------------------------------------------------ 32- and 1-bit weights
@@ -793,7 +796,7 @@ def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn, each
     ``(x * s)`` in float64 (``x`` the ziggurat's draw, ``s`` the law's unit scale), stored in ``out``'s type."""
     kn9, wn9 = _ziggurat_tables(law, bits32)
-    scale = 1.0 if law == 0 else _unit_scale(law)
+    scale = _unit_scale(law)
     n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow)
     for j in range(n_slow):
         k = slow[j]

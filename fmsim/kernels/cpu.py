@@ -115,23 +115,18 @@ def _weight_scratch_jit(z, w, w32):
     return lambda z, w, w32: w
 
 
-def polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32):
-    """``sum_k w[k] z[k]`` of a float32 Gaussian or Laplace row (:func:`~fmsim.laws.polynomial32_row`), drawn into
-    the float32 scratch ``w32`` (float64 stores and reloads would cost more than the transform)."""
+def float32_polynomial_row(law, n, c1, c2, c3, k0, k1, words, out):
+    """:func:`~fmsim.laws.polynomial32_row` into ``out`` where it is float32 scratch; nothing into float64 scratch."""
     raise NotImplementedError("a numba kernel helper: see its overload")
 
 
-@overload(polynomial32_dot, inline="always")
-def _polynomial32_dot_jit(law, z, n_in, row, layer, net, k0, k1, words, w32):
-    if z.dtype != types.float32:
+@overload(float32_polynomial_row, inline="always")
+def _float32_polynomial_row_jit(law, n, c1, c2, c3, k0, k1, words, out):
+    if out.dtype != types.float32:
         # Float64 kernels never draw polynomial rows (bits32 comes with float32 activations); compiling the
         # polynomial loops into them too made the FC kernel's first compile 1.8x longer.
-        return lambda law, z, n_in, row, layer, net, k0, k1, words, w32: np.nan
-
-    def impl(law, z, n_in, row, layer, net, k0, k1, words, w32):
-        polynomial32_row(law, n_in, row, layer, net, k0, k1, words, w32)
-        return drawn_dot(w32, z, n_in)
-    return impl
+        return lambda law, n, c1, c2, c3, k0, k1, words, out: None
+    return lambda law, n, c1, c2, c3, k0, k1, words, out: polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out)
 
 
 @njit(inline="always", cache=True)
@@ -141,7 +136,7 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
     over ``row_dot`` or ``row_dot_f32``): the row drawn in vectorizable stages by
     :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow`` and ``w`` (float32 runs: ``w32``,
-    :func:`weight_scratch`; float32 Gaussian and Laplace rows: :func:`~fmsim.laws.polynomial32_row`) and
+    :func:`weight_scratch`; float32 Gaussian and Laplace rows: :func:`float32_polynomial_row`) and
     summed by :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
     (``law == 2``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
@@ -149,11 +144,12 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     if law == 2:
         row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
         acc = rademacher_dot(signs, n_in, words)
-    elif polynomial32(law, bits32):
-        acc = polynomial32_dot(law, z, n_in, row, layer, net, k0, k1, words, w32)
     else:
         wz = weight_scratch(z, w, w32)
-        standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, wz)
+        if polynomial32(law, bits32):
+            float32_polynomial_row(law, n_in, row, layer, net, k0, k1, words, wz)
+        else:
+            standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, wz)
         acc = drawn_dot(wz, z, n_in)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
