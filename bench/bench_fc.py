@@ -148,12 +148,15 @@ def simd_check() -> str:
         return "SIMD check: skipped (this fmsim's staged rows have other signatures)"
     asm = "".join(fw.inspect_asm().values())
     asm2 = "".join(ff.inspect_asm().values())
-    vector_mul = len(re.findall(r"vpmuludq\s+%ymm", asm))
+    lanes = {"xmm": 2, "ymm": 4, "zmm": 8}  # 64-bit lanes per register (AVX-512 CPUs may use zmm)
+    vector_mul = {r: len(re.findall(rf"vpmuludq\s+%{r}", asm)) for r in lanes}
+    widest = max((r for r in lanes if vector_mul[r]), key=lanes.get, default="ymm")
     scalar_mul = len(re.findall(r"\n\s+imul", asm))
     scalar_cvt = len(re.findall(r"vcvtsi2sd", asm2))
-    packed_cvt = len(re.findall(r"vcvt\w*pd\s+%ymm", asm2))
+    packed_cvt = len(re.findall(r"vcvt\w*pd\s+%[yz]mm", asm2))
     gathers = len(re.findall(r"gather", asm2))
-    return (f"SIMD check (fresh compilations): Philox pass {vector_mul} vpmuludq on ymm (4 lanes; {scalar_mul} "
+    return (f"SIMD check (fresh compilations): Philox pass {vector_mul[widest]} vpmuludq on {widest} "
+            f"({lanes[widest]} lanes; {scalar_mul} "
             f"scalar imul in its remainder loop); ziggurat first step {scalar_cvt} scalar vcvtsi2sd, "
             f"{packed_cvt} packed converts, {gathers} gathers")
 
