@@ -4,7 +4,7 @@ A row of a hidden layer of width 100 draws about 50 weights (one per nonzero
 input, stream layouts 4 and 5). Its cost splits into stages that this script times
 apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 
-* ``words``: the row's Philox words (:func:`fmsim.laws.row_words`, whole groups of 4 blocks);
+* ``words``: the row's Philox words (:func:`fmsim.laws.row_words`, whole vector steps of 4 or 8 blocks);
 * ``first step``: the ziggurat's first step on those words (``_ziggurat_fast_row``);
 * ``slow path``: the whole row minus the same row with the slow draws stubbed
   out (about 1.5% of draws, each one more Philox call, an ``exp`` and

@@ -18,7 +18,7 @@ from .simulate import SimulationResult, simulate
 from .store import open_result as open
 from .store import run_to_file
 
-__version__ = "0.6.1"
+__version__ = "0.6.2"
 
 # numba loads a cached kernel at its first call, not at import: this runs before any.
 _drop_stale_jit_cache(_Path(__file__).parent)

@@ -61,9 +61,9 @@ def test_rademacher_is_plus_minus_one_with_independent_signs():
 @pytest.mark.parametrize("bits32", [False, True])
 @pytest.mark.parametrize("law", sorted(LAW_CODES))
 def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
-    # standard_row and polynomial32_row (CPU kernels: Philox words first, in whole groups of 4 blocks, then the law in
-    # branch-free passes) give exactly the weights of _fill_standard (CUDA kernels and the reference: one block at a
-    # time), slow paths included (a row of 2999 weights takes tens of slow draws).
+    # standard_row and polynomial32_row (CPU kernels: Philox words first, in whole vector steps of 4 or 8 blocks,
+    # then the law in branch-free passes) give exactly the weights of _fill_standard (CUDA kernels and the
+    # reference: one block at a time), slow paths included (a row of 2999 weights takes tens of slow draws).
     k0, k1 = np.uint64(11), np.uint64(22)
     words, slow, out, out32 = laws.row_scratch(3000)
     ref = np.empty(3000)
