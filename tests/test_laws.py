@@ -82,6 +82,27 @@ def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
             np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
 
 
+@pytest.mark.parametrize("vector_blocks", [4, 8])
+def test_padded_rows_fit_their_scratch(monkeypatch, vector_blocks):
+    # Rows draw whole vector steps of Philox blocks (4 with AVX2, 8 with AVX-512, fixed per machine at import);
+    # the kernels write those words unchecked, so the scratch must hold them for either width, whatever this
+    # machine uses: every law, precision and row length up to 600.
+    monkeypatch.setattr(laws, "_VECTOR_BLOCKS", vector_blocks)
+    for n in range(1, 601):
+        size = laws.row_scratch.py_func(n)[0].size
+        for law in LAW_CODES.values():
+            for bits32 in (False, True):
+                if laws.polynomial32.py_func(law, bits32):
+                    blocks = laws.polynomial32_blocks.py_func(n)
+                else:
+                    per = laws.weights_per_block.py_func(law, bits32)
+                    blocks = (n + per - 1) // per
+                    if law != 2:
+                        blocks = laws.whole_vector_blocks.py_func(blocks)
+                        assert blocks % vector_blocks == 0
+                assert 4 * blocks <= size, (law, bits32, n)
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_gaussian_tails_and_wedges(precision):
     # The ziggurat's slow paths (tail beyond r = 3.654, wedges) must give the right mass.
