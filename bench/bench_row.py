@@ -20,7 +20,7 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   called once per row instead of inlined (as fmsim 0.4.0 compiled them).
 
 It also times an alternative the kernels do not use: Philox on 8 blocks in
-explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4),
+explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4 with AVX2, 8 with AVX-512),
 alone and inside the row, after checking that its words are the same. The last lines give the float32 /
 float64 ratio the measured parts allow.
 
