@@ -177,10 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = {}
     for law_name, law in LAWS.items():
         for bits32 in (False, True):
-            per = int(laws.weights_per_block.py_func(law, bits32))
             poly32 = laws.polynomial32.py_func(law, bits32)  # no ziggurat: the words, then laws.polynomial32_row
             nb = (laws.polynomial32_blocks.py_func(n) if poly32 else  # the blocks the kernels' rows draw
-                  laws.whole_vector_blocks.py_func((n + per - 1) // per))
+                  laws.row_blocks.py_func(law, bits32, n))
             kn, wn = laws._ziggurat_tables.py_func(law, bits32)
             scale = laws._unit_scale.py_func(law)
             o = out32 if bits32 else out  # the kernels' scratch: float32 in float32 runs

@@ -65,10 +65,10 @@ from __future__ import annotations
 
 import math
 
-import llvmlite.binding as llvm_binding
 import numpy as np
 from numba import njit
 from numba.core import config as numba_config
+from numba.core.codegen import get_host_cpu_features
 
 from .rng import philox4x32, u01_from_words
 
@@ -702,13 +702,16 @@ def _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow):
 
 
 def _philox_vector_blocks() -> int:
-    """Blocks per step of LLVM's vector loop in :func:`row_words` on this CPU: 8 with AVX-512 (64-bit lanes of a
-    ``zmm``), else 4 (AVX2: a ``ymm``). 4 where ``NUMBA_CPU_NAME`` sets another target (e.g. ``generic``).
+    """Blocks per step of LLVM's vector loop in :func:`row_words` for the features numba compiles for: 8 with
+    AVX-512 (64-bit lanes of a ``zmm``), else 4 (AVX2: a ``ymm``). The features are numba's own choice
+    (``NUMBA_CPU_FEATURES``, else the host's, less AVX if ``NUMBA_ENABLE_AVX=0``; empty where LLVM cannot
+    tell); 4 where ``NUMBA_CPU_NAME`` sets the target (e.g. ``generic``).
     (Where LLVM keeps an AVX-512 CPU to ``ymm``, as on some Intel cores, 8 costs an extra group of 4 in half the
     rows; it never changes a weight.)"""
-    if numba_config.CPU_NAME:
+    if numba_config.CPU_NAME is not None:
         return 4
-    return 8 if llvm_binding.get_host_cpu_features().get("avx512f", False) else 4
+    features = numba_config.CPU_FEATURES if numba_config.CPU_FEATURES is not None else get_host_cpu_features()
+    return 8 if "+avx512f" in features.split(",") else 4
 
 
 _VECTOR_BLOCKS = _philox_vector_blocks()
@@ -720,6 +723,16 @@ def whole_vector_blocks(n_blocks):
     4 or 8 blocks): a block of the scalar remainder loop costs about as much as a whole vector step (an AVX-512
     AMD EPYC: 24 blocks 42 ns, 28 blocks 68 ns, 32 blocks 58 ns). The extra words are never read."""
     return (n_blocks + (_VECTOR_BLOCKS - 1)) & ~(_VECTOR_BLOCKS - 1)
+
+
+@njit(inline="always", cache=True)
+def row_blocks(law, bits32, n):
+    """Philox blocks that :func:`standard_row` draws for a row of ``n`` weights: ``ceil(n / per)`` (``per`` from
+    :func:`weights_per_block`), rounded up to whole vector steps (:func:`whole_vector_blocks`) for every law but
+    Rademacher. (The polynomial rows draw :func:`polynomial32_blocks`.)"""
+    per = weights_per_block(law, bits32)
+    n_blocks = (n + per - 1) // per
+    return n_blocks if law == 2 else whole_vector_blocks(n_blocks)
 
 
 @njit(inline="always", cache=True)
@@ -763,9 +776,7 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     :func:`polynomial32_row`, which the kernels call instead. (Handled here too, the polynomial
     loops were compiled into every kernel twice: the FC kernel's first compile took 3.6x longer.)
     """
-    per = weights_per_block(law, bits32)
-    n_blocks = (n + per - 1) // per
-    row_words(n_blocks if law == 2 else whole_vector_blocks(n_blocks), c1, c2, c3, k0, k1, words)
+    row_words(row_blocks(law, bits32, n), c1, c2, c3, k0, k1, words)
     # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.
     if law == 2:
         _rademacher_row(n, words, out)

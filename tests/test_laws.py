@@ -94,8 +94,8 @@ def test_padded_rows_fit_their_scratch(monkeypatch, vector_blocks):
             for bits32 in (False, True):
                 if laws.polynomial32.py_func(law, bits32):
                     blocks = laws.polynomial32_blocks.py_func(n)
-                else:
-                    per = laws.weights_per_block.py_func(law, bits32)
+                else:  # laws.row_blocks, in pure Python: calling its py_func would compile (and cache) its callees
+                    per = laws.weights_per_block.py_func(law, bits32)  # with the patched width frozen in
                     blocks = (n + per - 1) // per
                     if law != 2:
                         blocks = laws.whole_vector_blocks.py_func(blocks)
