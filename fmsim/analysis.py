@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import theory
-from .config import Conv, FullyConnected, Residual, RunConfig
-from .simulate import input_vector
+from .config import Conv, FullyConnected, Residual, RunConfig, input_vector
 from .store import MOMENT_COLUMNS, _runs_in, config_attrs, reading
 
 __all__ = ["open_dataset", "open_sweep", "exact_moments"]

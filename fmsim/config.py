@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE
+from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE, draw_standard_array
+from .rng import seed_to_key
 
 __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
-           "METHODS", "BACKENDS", "RECORDS", "PROFILES",
+           "METHODS", "BACKENDS", "RECORDS", "PROFILES", "input_vector",
            "width_profile"]
 
 METHODS = ("auto", "full", "exact", "exact_first")
@@ -557,7 +558,6 @@ class RunConfig:
         object.__setattr__(self, "chunk_size", cs)
         if self.method == "exact_first":  # tabulate the first layer's law now: refused before any work starts
             from .first_layer import first_layer_law
-            from .simulate import input_vector
 
             first_layer_law(self.init.law, input_vector(self))
 
@@ -603,3 +603,24 @@ def resolve_method(method: str, init: Init, arch: Architecture | None = None) ->
         return "full"
     return "exact" if init.law == "gaussian" else "full"
 
+
+def input_vector(config: RunConfig) -> np.ndarray:
+    """The input ``x`` of every net: the user's, or a seeded random direction with ``M_0 = 1``.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run; its ``x``, ``seed`` and ``arch.input_size`` are read.
+
+    Returns
+    -------
+    ndarray, shape (n_0,), float64
+    """
+    if config.x is not None:
+        return np.asarray(config.x, dtype=float)
+    n0 = config.arch.input_size
+    g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, 0, 0)  # layer 0 = input
+    norm = np.sqrt(g @ g)
+    if norm == 0.0:  # cannot happen for n0 >= 1 except with probability 0
+        g[0], norm = 1.0, 1.0
+    return g * (np.sqrt(n0) / norm)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Conv, Residual, RunConfig
+from .config import Conv, Residual, RunConfig, input_vector
 from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
 from .rng import philox4x32, seed_to_key
-from .simulate import input_vector
 
 __all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths"]
 

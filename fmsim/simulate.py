@@ -13,30 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from .config import BACKENDS, RECORDS, Architecture, FullyConnected, Init, Residual, RunConfig, resolve_method
-from .laws import LAW_CODES, draw_standard_array
+from .config import (
+    BACKENDS,
+    RECORDS,
+    Architecture,
+    FullyConnected,
+    Init,
+    Residual,
+    RunConfig,
+    input_vector,
+    resolve_method,
+)
+from .laws import LAW_CODES
 from .rng import seed_to_key
 from .summary import LayerSummary, SummaryAccumulator, block_moments
 
 __all__ = ["simulate", "check_backend", "run_chunk", "reduce_chunk", "Chunk", "kernel_args", "input_vector",
            "SimulationResult", "make_config"]
-
-
-def input_vector(config: RunConfig) -> np.ndarray:
-    """The input ``x`` of every net: the user's, or a seeded random direction with ``M_0 = 1``.
-
-    Returns
-    -------
-    ndarray, shape (n_0,), float64
-    """
-    if config.x is not None:
-        return np.asarray(config.x, dtype=float)
-    n0 = config.arch.input_size
-    g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, 0, 0)  # layer 0 = input
-    norm = np.sqrt(g @ g)
-    if norm == 0.0:  # cannot happen for n0 >= 1 except with probability 0
-        g[0], norm = 1.0, 1.0
-    return g * (np.sqrt(n0) / norm)
 
 
 def resolve_backend(backend: str) -> str:

@@ -5,6 +5,8 @@ import pytest
 
 import fmsim
 from fmsim import cli, theory
+from fmsim.config import input_vector
+from fmsim.simulate import make_config
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")
@@ -16,7 +18,7 @@ def sweep_file(tmp_path_factory):
     assert cli.main(["sweep", "--depths", "3,6", "--schemes", "he,lecun,he_uniform", "--nets", "3072",
                      "--chunk-size", "1024", "--record", "layers", "--quiet", "--out", str(path)]) == 0
     res = fmsim.Residual(6, (0.5, 0.5, 0.5), (), "linear")
-    fmsim.run_to_file(fmsim.simulate.__globals__["make_config"](res, fmsim.Init.scheme("he"), 2048, 3), path,
+    fmsim.run_to_file(make_config(res, fmsim.Init.scheme("he"), 2048, 3), path,
                       "resnet")
     return path
 
@@ -58,7 +60,7 @@ def test_open_sweep_is_one_tidy_table_with_exact_columns(sweep_file):
     lecun = df[(df["run"] == "/lecun/depth_6")]
     np.testing.assert_allclose(lecun["exact_mean"], 0.5 ** np.arange(7) * lecun["mean"].iloc[0], rtol=1e-12)
     uni = df[(df["run"] == "/he_uniform/depth_3")]
-    x = fmsim.simulate.__globals__["input_vector"](fmsim.open(sweep_file, "he_uniform/depth_3").config)
+    x = input_vector(fmsim.open(sweep_file, "he_uniform/depth_3").config)
     np.testing.assert_allclose(uni["exact_second_moment"], theory.second_moment(x, [3] * 4, 1.8), rtol=1e-12)
     resnet = df[df["run"] == "/resnet"]
     np.testing.assert_allclose(resnet["exact_mean"], theory.residual_mean_length((0.5,) * 3, m0=resnet["mean"].iloc[0]),

@@ -7,9 +7,9 @@ from scipy import stats
 
 import fmsim
 from fmsim import FullyConnected, Init, simulate, theory
-from fmsim.config import Conv, Residual, eta_schedule
+from fmsim.config import Conv, Residual, eta_schedule, input_vector
 from fmsim.reference import conv_weights, reference_conv_lengths, reference_residual_lengths
-from fmsim.simulate import input_vector, make_config
+from fmsim.simulate import make_config
 
 
 # ------------------------------------------------------------------ residual
