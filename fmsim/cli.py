@@ -1,4 +1,4 @@
-"""The ``fmsim`` command line: simulate, sweep, info, law, schemes, demo, report.
+"""The ``fmsim`` command line: simulate, sweep, info, law, schemes, data, demo, run, report.
 
 Bad input, and a damaged, foreign or busy file, print one clear line and
 exit with status 2 before any file is touched. Ctrl-C stops between chunks
@@ -219,6 +219,58 @@ def cmd_schemes(args: argparse.Namespace) -> None:
         print(f"{name:24s} {law:17s} {c:8.4g} {fan:4s} {SCHEME_NOTES.get(name, '')}")
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    """Where each data file lives and whether its SHA-256 matches; ``--fetch`` downloads the missing ones."""
+    from .datasets import ENV_CACHE, ENV_LOCAL, ENV_URL, fetch_mnist_file, mnist_status
+
+    if args.fetch:
+        for st in mnist_status():
+            if st.state != "ok":
+                fetch_mnist_file(st.name)
+    rows = mnist_status()
+    folder = rows[0].path.parent
+    origin = (f"the local copy named by {ENV_LOCAL}" if rows[0].source == ENV_LOCAL
+              else f"fmsim's cache (set {ENV_CACHE} to move it; {ENV_LOCAL} names a local copy instead)")
+    print(f"MNIST: {folder}, {origin}")
+    for st in rows:
+        print(f"  {st.state:8s} {st.name}")
+    bad = [st for st in rows if st.state != "ok"]
+    if bad:
+        what = " and ".join(sorted({st.state for st in bad}))
+        how = (f"fix the files in {folder}" if rows[0].source == ENV_LOCAL
+               else f"run 'fmsim data --fetch' (or set {ENV_URL} to a mirror)")
+        raise FileNotFoundError(f"{len(bad)} of {len(rows)} MNIST files {what}; {how}")
+
+
+#: experiment name -> what it computes (``fmsim run NAME`` runs ``fmsim.experiments.NAME``).
+EXPERIMENTS: dict[str, str] = {
+    "fig1a": "Fig. 1a: E[M_d] against depth for several inits, simulated and exact (= fmsim demo)",
+    "fig1b": "Fig. 1b: epochs to 20% MNIST test accuracy against depth, and its FM2 variant",
+    "fm2_profiles": "FM2: the law of M_d for width profiles of equal sum 1/n_j",
+    "resnet_scaling": "ResNets: M_L against L for eta schedules, both module endings",
+    "hessian_init": "Hessian block norms against depth for c in {1, 2, 4}",
+}
+
+
+def run_experiment(argv: Sequence[str]) -> int:
+    """``fmsim run NAME [options]``: the experiment's own command line (``fmsim run NAME --help``)."""
+    import importlib
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: fmsim run NAME [options]   (fmsim run NAME --help for its options)\n\nexperiments:")
+        for name, what in EXPERIMENTS.items():
+            print(f"  {name:15s} {what}")
+        print("\nfmsim report runs them all and checks the papers' claims.")
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in EXPERIMENTS:
+        print(f"fmsim run: error: unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(f".experiments.{name}", __package__)
+    return run_main(module.main, list(argv[1:]), prog=f"fmsim run {name}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .experiments import fig1a
 
@@ -228,7 +280,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="fmsim", description="Monte Carlo of random ReLU nets (Hanin & Rolnick 2018).")
+    p.add_argument("--version", action="version", version=f"fmsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="one run into an HDF5 file (resumes if the file holds it)")
@@ -293,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run (or reuse) every experiment and write report.md: the papers' claims, checked")
     rp.set_defaults(func=None)
 
+    rn = sub.add_parser("run", add_help=False, help="run one experiment: fmsim run NAME [options]; "
+                                                    "fmsim run --help lists them")
+    rn.set_defaults(func=None)
+
+    dt = sub.add_parser("data", help="where each data file (MNIST) lives and whether its checksum matches")
+    dt.add_argument("--fetch", action="store_true", help="download the missing or damaged files into the cache")
+    dt.set_defaults(func=cmd_data)
+
     sc = sub.add_parser("schemes", help="list the named initializations (law, c, fan)")
     sc.set_defaults(func=cmd_schemes)
 
@@ -311,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .experiments import report
 
         return run_main(report.main, argv[1:], prog="fmsim report")
+    if argv[:1] == ["run"]:
+        return run_experiment(argv[1:])
     args = build_parser().parse_args(argv)
     return run_main(lambda _: args.func(args))
 

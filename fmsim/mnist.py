@@ -1,9 +1,9 @@
 """MNIST from the original gzip-compressed IDX files, checked by SHA-256.
 
-The four files live in ``data/mnist/`` of the repository (copied from the
-original distribution; licence CC BY-SA 3.0, see ``data/mnist/README.md``).
-Nothing is downloaded. Another directory can be named with the ``root``
-argument or the ``FMSIM_MNIST`` environment variable.
+The files come from :mod:`fmsim.datasets`: a local copy named by
+``FMSIM_MNIST``, else fmsim's cache, where they are downloaded on first use
+(about 11 MB; licence CC BY-SA 3.0). ``load_mnist(root)`` reads a given
+folder instead and never downloads.
 """
 
 from __future__ import annotations
@@ -16,15 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MNIST", "load_mnist", "default_root", "FILES"]
+from .datasets import MNIST_FILES as FILES
+from .datasets import fetch_mnist_file
 
-#: file name -> SHA-256 of the gzip file (the published originals).
-FILES: dict[str, str] = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
+__all__ = ["MNIST", "load_mnist", "FILES"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,18 +40,10 @@ class MNIST:
     y_test: np.ndarray
 
 
-def default_root() -> Path:
-    """``$FMSIM_MNIST`` if set, else ``<repository>/data/mnist``."""
-    env = os.environ.get("FMSIM_MNIST")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "mnist"
-
-
 def _checked_bytes(path: Path) -> bytes:
     if not path.is_file():
-        raise FileNotFoundError(
-            f"MNIST file {path.name} not found in {path.parent}. Copy the four IDX .gz files there "
-            f"(in this project: cp ../shared/data/mnist/* data/mnist/) or set FMSIM_MNIST to their directory."
-        )
+        raise FileNotFoundError(f"MNIST file {path.name} not found in {path.parent}: put the four files "
+                                f"{', '.join(FILES)} there")
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != FILES[path.name]:
@@ -83,7 +70,9 @@ def load_mnist(root: str | os.PathLike[str] | None = None) -> MNIST:
     Parameters
     ----------
     root : path, optional
-        Directory with the four ``*-ubyte.gz`` files; default :func:`default_root`.
+        Directory with the four ``*-ubyte.gz`` files (never downloads). Default:
+        :func:`fmsim.datasets.fetch_mnist_file` finds each file (``FMSIM_MNIST``,
+        the cache, or a download into the cache).
 
     Returns
     -------
@@ -93,14 +82,15 @@ def load_mnist(root: str | os.PathLike[str] | None = None) -> MNIST:
     Raises
     ------
     FileNotFoundError
-        A file is missing (the message says how to provide it).
+        A file is missing (the message says how to provide it);
+        :class:`fmsim.datasets.DataUnavailableError` when it cannot be downloaded.
     ValueError
         A file's SHA-256 does not match the original.
     """
-    root = Path(root) if root is not None else default_root()
     arrays = {}
     for name in FILES:
-        arrays[name] = _parse_idx(_checked_bytes(root / name), name)
+        path = Path(root) / name if root is not None else fetch_mnist_file(name)
+        arrays[name] = _parse_idx(_checked_bytes(path), name)
 
     def images(name: str) -> np.ndarray:
         a = arrays[name]

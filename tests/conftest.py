@@ -1,7 +1,55 @@
-"""Shared helpers. Statistical tests use fixed seeds and a 5-standard-error band."""
+"""Shared helpers. Statistical tests use fixed seeds and a 5-standard-error band.
+
+Tests never touch the network: MNIST comes from the repository's copy
+(``FMSIM_MNIST``, inherited by every subprocess and Dask worker), fmsim's
+data cache is a fresh temporary folder, and a connection to any address but
+loopback raises ``OSError``.
+"""
+
+import atexit
+import errno
+import ipaddress
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+REPO_MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
+os.environ["FMSIM_MNIST"] = str(REPO_MNIST)
+os.environ.pop("FMSIM_MNIST_URL", None)
+_CACHE = tempfile.mkdtemp(prefix="fmsim-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ["FMSIM_DATA"] = _CACHE
+
+_real_connect, _real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+
+def _refuse_off_loopback(sock: socket.socket, address) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a host name other than localhost
+            loopback = False
+        if not loopback:
+            raise OSError(errno.ENETUNREACH, f"tests never touch the network (connect to {host!r} refused)")
+
+
+def _connect(self, address):
+    _refuse_off_loopback(self, address)
+    return _real_connect(self, address)
+
+
+def _connect_ex(self, address):
+    _refuse_off_loopback(self, address)
+    return _real_connect_ex(self, address)
+
+
+socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex
 
 N_SIGMA = 5.0
 

@@ -5,12 +5,12 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from conftest import assert_within_se
+from conftest import REPO_MNIST, assert_within_se
 from scipy import stats
 
 from fmsim import FullyConnected, Init, simulate
 from fmsim.mlp import MLP
-from fmsim.mnist import FILES, default_root, load_mnist
+from fmsim.mnist import FILES, load_mnist
 from fmsim.train import SGDConfig, read_run, run_meta, train, write_run
 
 
@@ -24,19 +24,19 @@ def test_mnist_shapes_ranges_and_label_counts(mnist):
     assert mnist.x_train.shape == (60000, 784) and mnist.x_train.dtype == np.float32
     assert mnist.x_test.shape == (10000, 784)
     assert mnist.x_train.min() == 0.0 and mnist.x_train.max() == 1.0
-    # label counts published in data/mnist/README.md
+    # label counts published with the data (the repository's data/mnist/README.md)
     assert np.bincount(mnist.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_mnist_missing_file_says_which_and_how(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz not found.*shared/data/mnist"):
+    with pytest.raises(FileNotFoundError, match=f"train-images-idx3-ubyte.gz not found in {tmp_path}: put"):
         load_mnist(tmp_path)
 
 
 def test_mnist_damaged_file_is_refused(tmp_path):
     for name in FILES:
-        shutil.copy(default_root() / name, tmp_path / name)
+        shutil.copy(REPO_MNIST / name, tmp_path / name)
     raw = bytearray((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())
     raw[-9] ^= 1
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(raw))
