@@ -27,6 +27,10 @@ __all__ = [
     "length_law",
     "residual_length_law",
     "LengthLaw",
+    "residual_mean_length",
+    "residual_second_moment",
+    "conv_second_moment_bounds",
+    "gaussian_log_length_moments",
 ]
 
 
