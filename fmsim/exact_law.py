@@ -190,7 +190,8 @@ class LengthLaw:
             raise ValueError(f"m0 must be a finite number > 0, got {m0}")
         self.factors = tuple(factors)
         self.m0 = float(m0)
-        self.p_dead = float(1.0 - np.prod([1.0 - f.p_atom for f in self.factors]))
+        # -expm1(sum log1p(-p)) rather than 1 - prod(1 - p): no cancellation when P(dead) is tiny
+        self.p_dead = float(-np.expm1(np.sum(np.log1p([-f.p_atom for f in self.factors]))))
         self._groups: dict[Factor, int] = {}
         for f in self.factors:  # equal layers share one characteristic function, raised to a power
             self._groups[f] = self._groups.get(f, 0) + 1

@@ -174,7 +174,8 @@ def fm2_constant_width_limit(beta: float) -> float:
 
 def dead_probability(widths: Sequence[int]) -> float:
     """``P(M_d = 0) = 1 - prod_j (1 - 2^{-n_j})`` for zero bias and any symmetric law without atoms."""
-    return float(1.0 - np.prod([1.0 - 2.0 ** (-int(n)) for n in widths[1:]]))
+    # -expm1(sum log1p(-p)) rather than 1 - prod(1 - p): exact to the last digit when P(dead) is tiny
+    return float(-np.expm1(np.sum(np.log1p([-(2.0 ** (-int(n))) for n in widths[1:]]))))
 
 
 # ------------------------------------------------------------ residual nets

@@ -1,6 +1,8 @@
 """Monte Carlo against closed forms. Fixed seeds; tolerance 5 standard errors of the sample
 (or, for heavy-tailed second moments of the exact sampler, the exact standard error)."""
 
+import math
+
 import numpy as np
 import pytest
 from conftest import assert_within_se, mean_and_se
@@ -155,3 +157,14 @@ def test_log_length_moments_match_monte_carlo_for_any_profile():
         se_var = np.sqrt(np.maximum((dev**4).mean(0) - dev.var(0) ** 2, 1e-300) / len(logs))
         assert_within_se(logs.mean(0)[1:], mean[1:], se_mean[1:], what=f"E log M_j {profile}")
         assert_within_se(logs.var(0, ddof=1)[1:], var[1:], se_var[1:], what=f"Var log M_j {profile}")
+
+
+def test_dead_probability_keeps_its_digits_when_tiny():
+    # P(dead) = 1 - prod_j (1 - 2^-n_j); for wide layers it is sum_j 2^-n_j to first order, and
+    # 1 - prod(...) in floating point would round it to 0 below about 1e-16.
+    widths = (100,) * 101
+    expected = -math.expm1(100 * math.log1p(-(2.0**-100)))  # = 100 * 2^-100 (1 - O(2^-100))
+    assert expected > 0
+    assert theory.dead_probability(widths) == pytest.approx(expected, rel=1e-14)
+    assert theory.length_law(widths, 2.0).p_dead == pytest.approx(expected, rel=1e-14)
+    assert theory.dead_probability((3, 2, 2)) == pytest.approx(1 - 0.75**2, rel=1e-15)  # exact for small n
