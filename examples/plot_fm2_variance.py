@@ -1,6 +1,6 @@
 """
 Failure mode 2: the spread of the length grows with the sum of reciprocal widths
-===============================================================================
+================================================================================
 
 Under He initialization the mean length is constant in depth, but its second moment is
 :math:`E[M_d^2]/M_0^2 = \\prod_j (1 + 5/n_j) \\approx \\exp(5\\beta)`, with

@@ -46,7 +46,7 @@ def _as_float(name: str, value: Any) -> float:
 
 @dataclass(frozen=True)
 class FullyConnected:
-    """A fully connected ReLU net ``n_0 -> n_1 -> ... -> n_d``, ReLU at every layer.
+    """A fully connected ReLU net with widths ``n_0`` (the input) to ``n_d``, ReLU at every layer.
 
     Parameters
     ----------
