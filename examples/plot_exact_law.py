@@ -15,7 +15,7 @@ import numpy as np
 import fmsim
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
-y = np.linspace(-6, 3, 400)
+y = np.linspace(-10, 3, 400)
 for n in (5, 10, 30, 100):
     law = fmsim.theory.length_law((n,) * (n + 1), c=2.0)
     left.plot(y, law.log_pdf(y), label=f"d = n = {n}")
