@@ -221,15 +221,15 @@ def cmd_schemes(args: argparse.Namespace) -> None:
 
 def cmd_data(args: argparse.Namespace) -> None:
     """Where each data file lives and whether its SHA-256 matches; ``--fetch`` downloads the missing ones."""
-    from .datasets import ENV_CACHE, ENV_LOCAL, ENV_URL, fetch_mnist_file, mnist_status
+    from .datasets import ENV_CACHE, ENV_LOCAL, ENV_URL, fetch_mnist_file, mnist_dir, mnist_status
 
     if args.fetch:
         for st in mnist_status():
             if st.state != "ok":
                 fetch_mnist_file(st.name)
     rows = mnist_status()
-    folder = rows[0].path.parent
-    origin = (f"the local copy named by {ENV_LOCAL}" if rows[0].source == ENV_LOCAL
+    folder, source = mnist_dir()
+    origin = (f"the local copy named by {ENV_LOCAL}" if source == ENV_LOCAL
               else f"fmsim's cache (set {ENV_CACHE} to move it; {ENV_LOCAL} names a local copy instead)")
     print(f"MNIST: {folder}, {origin}")
     for st in rows:
@@ -237,7 +237,7 @@ def cmd_data(args: argparse.Namespace) -> None:
     bad = [st for st in rows if st.state != "ok"]
     if bad:
         what = " and ".join(sorted({st.state for st in bad}))
-        how = (f"fix the files in {folder}" if rows[0].source == ENV_LOCAL
+        how = (f"fix the files in {folder}" if source == ENV_LOCAL
                else f"run 'fmsim data --fetch' (or set {ENV_URL} to a mirror)")
         raise FileNotFoundError(f"{len(bad)} of {len(rows)} MNIST files {what}; {how}")
 

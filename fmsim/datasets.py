@@ -86,7 +86,7 @@ def mnist_dir() -> tuple[Path, str]:
     """The folder MNIST is read from and its source: ``($FMSIM_MNIST, "FMSIM_MNIST")`` or the cache's."""
     env = os.environ.get(ENV_LOCAL)
     if env:
-        return Path(env).expanduser(), "FMSIM_MNIST"
+        return Path(env).expanduser(), ENV_LOCAL
     return cache_dir() / "mnist", "cache"
 
 
@@ -166,7 +166,7 @@ def fetch_mnist_file(name: str, announce: bool = True) -> Path:
     state = _state(path, name)
     if state == "ok":
         return path
-    if source == "FMSIM_MNIST":  # a local copy is never replaced behind the user's back
+    if source == ENV_LOCAL:  # a local copy is never replaced behind the user's back
         why = ("is not in the folder named by FMSIM_MNIST" if state == "missing"
                else f"in the folder named by FMSIM_MNIST has SHA-256 {sha256_of(path)}, not the original's "
                     f"{MNIST_FILES[name]}")
@@ -178,14 +178,11 @@ def fetch_mnist_file(name: str, announce: bool = True) -> Path:
         print(f"fmsim: downloading {name} into {folder} (first use)", file=sys.stderr)
     reasons = []
     for base in _mirrors():
-        try:
-            pooch.retrieve(base + name, known_hash=f"sha256:{MNIST_FILES[name]}", fname=name, path=folder,
-                           progressbar=False)
+        try:  # pooch checks the download against known_hash and discards it on a mismatch
+            return Path(pooch.retrieve(base + name, known_hash=f"sha256:{MNIST_FILES[name]}", fname=name,
+                                       path=folder, progressbar=False))
         except Exception as e:  # noqa: BLE001 - any failure of one mirror means: try the next
             reasons.append(f"{base}: {_reason(e)}")
-            continue
-        if _state(path, name) == "ok":
-            return path
     why = ("is damaged in the cache and could not be downloaded again" if state == "damaged"
            else "is not in the cache and could not be downloaded") + f" ({'; '.join(reasons)})"
     raise _unavailable(name, folder, why)
