@@ -15,7 +15,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .commandline import UsageError, add_cluster_options, cluster_from_args, float_list, int_list, run_main
+from .commandline import (
+    UsageError,
+    add_cluster_options,
+    cluster_argv,
+    cluster_from_args,
+    float_list,
+    int_list,
+    run_main,
+)
 from .config import (
     BACKENDS,
     ETA_SCHEDULES,
@@ -274,9 +282,7 @@ def run_experiment(argv: Sequence[str]) -> int:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .experiments import fig1a
 
-    cluster = (["--workers", str(args.workers)] if args.workers is not None else []) + \
-        (["--scheduler", args.scheduler] if args.scheduler is not None else [])
-    fig1a.main(["--out", args.out] + (["--quick"] if args.quick else []) + cluster)
+    fig1a.main(["--out", args.out] + (["--quick"] if args.quick else []) + cluster_argv(args))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,10 @@ from collections.abc import Callable, Sequence
 from .execution import ClusterError
 from .h5io import StoreError
 
-__all__ = ["UsageError", "int_list", "float_list", "run_main", "add_cluster_options", "cluster_from_args"]
+__all__ = ["UsageError", "int_list", "float_list", "run_main", "add_cluster_options", "cluster_from_args",
+           "cluster_argv"]
+
+_TLS_OPTIONS = (("--tls-ca-file", "tls_ca_file"), ("--tls-cert", "tls_cert"), ("--tls-key", "tls_key"))
 
 
 class UsageError(ValueError):
@@ -40,10 +43,36 @@ def float_list(text: str) -> list[float]:
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
-    """``--workers N`` / ``--scheduler ADDRESS``: run the work on a Dask cluster (:mod:`fmsim.execution`)."""
+    """``--workers N`` / ``--scheduler ADDRESS`` and TLS: run the work on a Dask cluster (:mod:`fmsim.execution`)."""
     g = p.add_argument_group("cluster (Dask distributed; pip install -e '.[dask]')")
-    g.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
-    g.add_argument("--scheduler", help="use the running Dask cluster at this scheduler address (tcp://host:8786)")
+    g.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes, listening on "
+                                               "127.0.0.1 only")
+    g.add_argument("--scheduler", help="use the running Dask cluster at this scheduler address (tls://host:8786)")
+    g.add_argument("--dashboard", metavar="ADDRESS",
+                   help="expose the local cluster's dashboard at ADDRESS (e.g. 0.0.0.0:8787); default: a free port "
+                        "on 127.0.0.1")
+    g.add_argument("--tls-ca-file", metavar="PEM", help="TLS: the certificate authority of the cluster")
+    g.add_argument("--tls-cert", metavar="PEM", help="TLS: this client's certificate (may hold its key too)")
+    g.add_argument("--tls-key", metavar="PEM", help="TLS: this client's private key")
+
+
+def cluster_argv(args: argparse.Namespace, scheduler: str | None = None) -> list[str]:
+    """The cluster options of ``args`` as argv, to hand on to another command.
+
+    With ``scheduler``, the cluster is joined at that address (the TLS
+    options, if any, go along) instead of started again.
+    """
+    out: list[str] = []
+    if scheduler is not None:
+        out += ["--scheduler", scheduler]
+    else:
+        for option, name in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--dashboard", "dashboard")):
+            if getattr(args, name, None) is not None:
+                out += [option, str(getattr(args, name))]
+    for option, name in _TLS_OPTIONS:
+        if getattr(args, name, None) is not None:
+            out += [option, getattr(args, name)]
+    return out
 
 
 def cluster_from_args(args: argparse.Namespace, quiet: bool = False):
@@ -51,11 +80,28 @@ def cluster_from_args(args: argparse.Namespace, quiet: bool = False):
     from .execution import cluster
 
     workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    dashboard = getattr(args, "dashboard", None)
+    tls = {name: getattr(args, name, None) for _, name in _TLS_OPTIONS}
     if workers is not None and scheduler is not None:
         raise UsageError("give --workers (a local cluster) or --scheduler (a running one), not both")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
-    return cluster(workers, scheduler, announce=None if quiet else (lambda msg: print(msg, file=sys.stderr)))
+    if dashboard is not None and workers is None:
+        raise UsageError("--dashboard applies to a local cluster (--workers N); a running scheduler has its own")
+    security = None
+    if any(v is not None for v in tls.values()):
+        if workers is None and scheduler is None:
+            raise UsageError("--tls-ca-file, --tls-cert and --tls-key need --scheduler tls://HOST:PORT or --workers N")
+        if tls["tls_ca_file"] is None or tls["tls_cert"] is None:
+            raise UsageError("TLS needs both --tls-ca-file and --tls-cert (and --tls-key unless the cert holds it)")
+        if scheduler is not None and not scheduler.lower().startswith("tls://"):
+            raise UsageError(f"--tls-* options need a tls:// scheduler address, got --scheduler {scheduler}")
+        from .execution import tls_security
+
+        security = tls_security(tls["tls_ca_file"], tls["tls_cert"], tls["tls_key"])
+    return cluster(workers, scheduler, announce=None if quiet else (lambda msg: print(msg, file=sys.stderr)),
+                   security=security, dashboard=dashboard,
+                   warn=lambda msg: print(f"fmsim: warning: {msg}", file=sys.stderr))
 
 
 def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None,

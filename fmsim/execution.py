@@ -9,26 +9,111 @@ process writes files and the files are the same for any number of workers.
 Dask reschedules the tasks of a worker that dies; fmsim adds no scheduler.
 
 :func:`connect` makes the client: ``workers=N`` starts a LocalCluster of N
-single-threaded processes; ``scheduler="tcp://host:8786"`` joins an existing
+single-threaded processes; ``scheduler="tls://host:8786"`` joins an existing
 cluster (for example one started by dask-jobqueue's ``SLURMCluster``).
+
+Security. Whoever can reach a Dask scheduler can run code as its user (Dask
+sends pickled functions). So a LocalCluster started here binds every socket,
+its dashboard included, to 127.0.0.1 (``dashboard=`` exposes the dashboard on
+purpose), and a remote scheduler is joined over TLS with
+``security=distributed.security.Security(...)`` or Dask's own
+``distributed.comm.tls`` configuration. A plain ``tcp://`` scheduler that is
+not on loopback still works (many sites run Dask inside a trusted network),
+with one :class:`InsecureClusterWarning`.
 """
 
 from __future__ import annotations
 
 import collections
+import ipaddress
+import socket
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ClusterError", "connect", "cluster", "ordered_map", "unordered_map", "default_window",
-           "CONNECT_TIMEOUT"]
+__all__ = ["ClusterError", "InsecureClusterWarning", "connect", "cluster", "tls_security", "is_loopback",
+           "ordered_map", "unordered_map", "default_window", "CONNECT_TIMEOUT", "LOCAL_HOST"]
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to reach a scheduler and hear back from its workers before giving up."""
 
 
+LOCAL_HOST = "127.0.0.1"
+"""The address every socket of a LocalCluster started by fmsim listens on (dashboard included)."""
+
+
 class ClusterError(RuntimeError):
-    """The Dask cluster cannot be used (unreachable, no workers, workers without fmsim)."""
+    """The Dask cluster cannot be used (unreachable, no workers, workers without fmsim, TLS refused)."""
+
+
+class InsecureClusterWarning(UserWarning):
+    """A scheduler joined over plain ``tcp://`` on an address that is not loopback."""
+
+
+def tls_security(ca_file: str, cert: str, key: str | None = None) -> Any:
+    """A ``distributed.security.Security`` for a TLS client (and the workers of a local cluster).
+
+    Parameters
+    ----------
+    ca_file : str
+        PEM file of the certificate authority that signed the scheduler's and workers' certificates.
+    cert : str
+        PEM file of this client's certificate (it may hold the private key too).
+    key : str, optional
+        PEM file of the private key, where ``cert`` does not hold it.
+
+    Raises
+    ------
+    ValueError
+        A file that does not exist or cannot be read, named with its option.
+    """
+    for option, path in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise ValueError(f"{option} {path}: cannot be read ({e.strerror or e})") from None
+    from distributed.security import Security
+
+    return Security(tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key, tls_worker_cert=cert,
+                    tls_worker_key=key, tls_scheduler_cert=cert, tls_scheduler_key=key, require_encryption=True)
+
+
+def _host_of(address: str) -> tuple[str, str]:
+    """``"tcp://10.0.0.5:8786"`` -> ``("tcp", "10.0.0.5")``; a bare ``host:port`` is tcp."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    host = rest.rsplit(":", 1)[0] if ":" in rest else rest
+    return scheme.lower(), host.strip("[]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an IP address or a name) is on loopback; a name that does not resolve is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _insecure_warning(scheduler: str) -> str | None:
+    """The warning for a scheduler whose traffic is neither encrypted nor local, else ``None``."""
+    scheme, host = _host_of(scheduler)
+    if scheme in ("tls", "inproc") or is_loopback(host):
+        return None
+    return (f"the Dask scheduler {scheduler} is joined without TLS: anyone who can reach it can run code as you; "
+            "use a tls:// scheduler with --tls-ca-file, --tls-cert and --tls-key (connect(security=...)), "
+            "or Dask's distributed.comm.tls settings")
 
 
 def _worker_fmsim_version() -> str:
@@ -60,17 +145,31 @@ def _check_workers(client: Any, timeout: float) -> None:
         raise ClusterError(f"the Dask workers run fmsim {sorted(other)}, this process {__version__}")
 
 
-def connect(workers: int | None = None, scheduler: str | None = None, timeout: float = CONNECT_TIMEOUT) -> Any:
+def connect(workers: int | None = None, scheduler: str | None = None, timeout: float = CONNECT_TIMEOUT,
+            security: Any = None, dashboard: str | None = None,
+            warn: Callable[[str], None] | None = None) -> Any:
     """A ``dask.distributed.Client``: a new LocalCluster of ``workers`` processes, or ``scheduler``'s cluster.
 
     Parameters
     ----------
     workers : int, optional
         Start a LocalCluster of this many single-threaded worker processes.
+        Its scheduler, workers, nannies and dashboard listen on 127.0.0.1 only.
     scheduler : str, optional
-        Address of a running scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+        Address of a running scheduler, e.g. ``"tls://10.0.0.5:8786"``.
     timeout : float
         Seconds to reach the scheduler and its workers.
+    security : distributed.security.Security, optional
+        TLS certificates (:func:`tls_security`, or ``Security.temporary()``
+        for a local cluster). Without it, Dask's ``distributed.comm.tls``
+        configuration applies.
+    dashboard : str, optional
+        Where a local cluster's dashboard (Dask's HTTP server) listens:
+        ``None`` (the default) a free port on 127.0.0.1; an address such as
+        ``":8787"`` or ``"0.0.0.0:8787"`` exposes it on purpose.
+    warn : callable, optional
+        Called with the one-line warning for a plain ``tcp://`` scheduler
+        that is not on loopback; by default an :class:`InsecureClusterWarning`.
 
     Returns
     -------
@@ -80,13 +179,17 @@ def connect(workers: int | None = None, scheduler: str | None = None, timeout: f
     Raises
     ------
     ClusterError
-        Unreachable scheduler, no workers within ``timeout``, or workers that
-        cannot import fmsim. Raised before any work or file is started.
+        Unreachable scheduler, no workers within ``timeout``, workers that
+        cannot import fmsim, or TLS refused (no certificate, or one the
+        scheduler does not trust). Raised before any work or file is started.
     ValueError
-        Neither or both of ``workers`` and ``scheduler``, or ``workers < 1``.
+        Neither or both of ``workers`` and ``scheduler``, ``workers < 1``, or
+        ``dashboard`` given for a remote scheduler.
     """
     if (workers is None) == (scheduler is None):
         raise ValueError("give exactly one of workers (a local cluster) and scheduler (an address)")
+    if scheduler is not None and dashboard is not None:
+        raise ValueError("dashboard applies to a local cluster (workers=N); a running scheduler has its own")
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -94,21 +197,48 @@ def connect(workers: int | None = None, scheduler: str | None = None, timeout: f
     if workers is not None:
         if int(workers) < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        lc = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=":0",
-                          silence_logs=50)
-        client = Client(lc)
+        dashboard_address = f"{LOCAL_HOST}:0" if dashboard is None else str(dashboard)
+        lc = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host=LOCAL_HOST,
+                          dashboard_address=dashboard_address, silence_logs=50, security=security)
+        client = Client(lc, security=security)
     else:
-        try:
-            client = Client(scheduler, timeout=f"{timeout}s")
-        except (OSError, TimeoutError, ValueError) as e:
-            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s: {e}") \
-                from None
+        message = _insecure_warning(scheduler)
+        if message is not None:
+            if warn is None:
+                warnings.warn(message, InsecureClusterWarning, stacklevel=2)
+            else:
+                warn(message)
+        client = _join(scheduler, timeout, security)
     try:
         _check_workers(client, timeout)
     except BaseException:
         close(client)
         raise
     return client
+
+
+def _join(scheduler: str, timeout: float, security: Any) -> Any:
+    """A client of the running scheduler at ``scheduler``; every failure is one :class:`ClusterError` line."""
+    from distributed import Client
+
+    scheme, _ = _host_of(scheduler)
+    try:
+        return Client(scheduler, timeout=f"{timeout}s", security=security)
+    except TypeError as e:  # Dask: "TLS expects a `ssl_context` argument" -- no certificate configured
+        if scheme != "tls":
+            raise
+        raise ClusterError(f"the Dask scheduler at {scheduler!r} uses TLS, and no certificate is configured: give "
+                           "--tls-ca-file, --tls-cert and --tls-key (connect(security=...)), or set Dask's "
+                           f"distributed.comm.tls settings ({' '.join(str(e).split())})") from None
+    except (OSError, TimeoutError, ValueError) as e:
+        text = " ".join(str(e).split())
+        hint = ""
+        if "certificate" in text.lower() or "ssl" in text.lower():
+            hint = "; the scheduler and this client do not trust each other's TLS certificates"
+        elif scheme != "tls":
+            hint = "; if the scheduler uses TLS, give a tls:// address and its certificates"
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s: {text}{hint}") \
+            from None
 
 
 def close(client: Any) -> None:
@@ -120,13 +250,18 @@ def close(client: Any) -> None:
 
 
 @contextmanager
-def cluster(workers: int | None = None, scheduler: str | None = None, announce: Callable[[str], None] | None = None
+def cluster(workers: int | None = None, scheduler: str | None = None, announce: Callable[[str], None] | None = None,
+            security: Any = None, dashboard: str | None = None, warn: Callable[[str], None] | None = None
             ) -> Iterator[Any]:
-    """``with cluster(workers=2) as client:`` -- ``None`` when neither is given (run in this process)."""
+    """``with cluster(workers=2) as client:`` -- ``None`` when neither is given (run in this process).
+
+    The other arguments are :func:`connect`'s; ``announce`` is called with a
+    line naming the workers and the dashboard.
+    """
     if workers is None and scheduler is None:
         yield None
         return
-    client = connect(workers, scheduler)
+    client = connect(workers, scheduler, security=security, dashboard=dashboard, warn=warn)
     try:
         if announce is not None:
             link = getattr(client, "dashboard_link", None)

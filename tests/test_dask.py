@@ -138,8 +138,8 @@ def test_workers_without_fmsim_are_a_clear_error_and_create_no_file(tmp_path, ca
     preload.write_text("import sys\nsys.modules['fmsim'] = None  # this worker cannot import fmsim\n")
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      preload=[str(preload)], silence_logs=50) as lc:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", preload=[str(preload)], silence_logs=50) as lc:
         with pytest.raises(ClusterError, match="cannot import fmsim"):
             connect(scheduler=lc.scheduler_address)
         path = tmp_path / "x.h5"
@@ -158,3 +158,183 @@ def test_fig1b_trainings_on_a_cluster_equal_serial(tmp_path):
     def results(path):
         return {k: v for k, v in _contents(path).items() if not k.endswith("@seconds")}
     assert results(tmp_path / "dask" / "fig1b.h5") == results(tmp_path / "serial" / "fig1b.h5")
+
+
+# --- security: a local cluster stays on loopback; TLS to a running scheduler ---------------------------------------
+
+def _listening(pids):
+    """``{(pid, ip, port)}`` of the TCP sockets listening in these processes."""
+    import psutil
+
+    out = set()
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        out |= {(pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+    return out
+
+
+def test_every_socket_of_a_local_cluster_is_on_loopback():
+    import ipaddress
+
+    import psutil
+
+    me = psutil.Process()
+    before = _listening([me.pid])
+    old_children = {p.pid for p in me.children(recursive=True)}
+    c = connect(workers=2)
+    try:
+        new_children = [p.pid for p in me.children(recursive=True) if p.pid not in old_children]
+        opened = (_listening([me.pid]) - before) | _listening(new_children)
+        ports = {port for _, _, port in opened}
+        # the scheduler, its dashboard, and for each of 2 workers a worker and a nanny: 6 sockets at least
+        assert len(ports) >= 6, opened
+        assert int(c.scheduler.address.rsplit(":", 1)[1]) in ports
+        assert int(c.dashboard_link.split(":")[2].split("/")[0]) in ports
+        exposed = [s for s in opened if not ipaddress.ip_address(s[1]).is_loopback]
+        assert not exposed, f"listening beyond loopback: {exposed}"
+    finally:
+        close(c)
+
+
+def test_dashboard_is_exposed_only_on_purpose():
+    import psutil
+
+    me = psutil.Process()
+    before = _listening([me.pid])
+    c = connect(workers=1, dashboard="0.0.0.0:0")
+    try:
+        port = int(c.dashboard_link.split(":")[2].split("/")[0])
+        assert {(ip, p) for _, ip, p in _listening([me.pid]) - before if p == port} == {("0.0.0.0", port)}
+    finally:
+        close(c)
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory):
+    """A TLS LocalCluster (a self-signed certificate from Security.temporary()) and its PEM files."""
+    pytest.importorskip("cryptography")  # Security.temporary() makes its certificate with it
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    sec = Security.temporary()
+    folder = tmp_path_factory.mktemp("tls")
+    files = {}
+    for name, pem in (("ca", sec.tls_ca_file), ("cert", sec.tls_client_cert), ("key", sec.tls_client_key)):
+        files[name] = folder / f"{name}.pem"
+        files[name].write_text(pem)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", security=sec, silence_logs=50) as lc:
+        assert lc.scheduler_address.startswith("tls://")
+        yield lc.scheduler_address, files
+
+
+SERIAL_ARGS = ["simulate", "--widths", "12,30,30,30,30", "--law", "laplace", "--bias-var", "0.1", "--nets",
+               str(24 * 1024), "--seed", "7", "--method", "full", "--record", "layers", "--chunk-size", "1024",
+               "--quiet"]
+
+
+def test_tls_cluster_run_equals_serial_run(tmp_path, serial_file, tls_cluster):
+    address, pem = tls_cluster
+    path = tmp_path / "tls.h5"
+    assert cli.main([*SERIAL_ARGS, "--out", str(path), "--scheduler", address, "--tls-ca-file", str(pem["ca"]),
+                     "--tls-cert", str(pem["cert"]), "--tls-key", str(pem["key"])]) == 0
+    assert _contents(path) == _contents(serial_file)
+
+
+def _fmsim(args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "fmsim.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_dask_tls_configuration_is_honoured(tmp_path, tls_cluster):
+    """No --tls-* option: Dask's distributed.comm.tls settings (here from DASK_* variables) give the certificate."""
+    address, pem = tls_cluster
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TLS__CA_FILE=str(pem["ca"]),
+               DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=str(pem["cert"]),
+               DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=str(pem["key"]))
+    path = tmp_path / "x.h5"
+    args = ["simulate", "--depth", "3", "--nets", "2048", "--chunk-size", "1024", "--quiet", "--out", str(path)]
+    r = subprocess.run([sys.executable, "-m", "fmsim.cli", *args, "--scheduler", address], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert cli.main([*args[:-1], str(tmp_path / "serial.h5")]) == 0
+    assert _contents(path) == _contents(tmp_path / "serial.h5")
+
+
+def test_tls_scheduler_refuses_a_client_without_its_certificate(tmp_path, tls_cluster):
+    from distributed.security import Security
+
+    address, pem = tls_cluster
+    path = tmp_path / "x.h5"
+    base = ["simulate", "--depth", "3", "--nets", "1024", "--quiet", "--out", str(path), "--scheduler", address]
+    # no certificate at all
+    r = _fmsim(base)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "uses TLS, and no certificate is configured" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    # a certificate the scheduler does not trust (another self-signed one)
+    other = Security.temporary()
+    for name, text in (("ca", other.tls_ca_file), ("cert", other.tls_client_cert), ("key", other.tls_client_key)):
+        (tmp_path / f"other_{name}.pem").write_text(text)
+    r = _fmsim([*base, "--tls-ca-file", str(tmp_path / "other_ca.pem"), "--tls-cert", str(tmp_path / "other_cert.pem"),
+                "--tls-key", str(tmp_path / "other_key.pem")])
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "TLS certificate" in r.stderr, r.stderr
+    # plain tcp to a TLS scheduler
+    r = _fmsim([*base[:-1], address.replace("tls://", "tcp://")])
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tls://" in r.stderr, r.stderr
+    assert not path.exists()
+
+
+def test_tls_options_are_checked_before_anything_starts(tmp_path, capsys):
+    path = tmp_path / "x.h5"
+    pem = tmp_path / "cert.pem"
+    pem.write_text("not used")
+    base = ["simulate", "--depth", "3", "--nets", "1024", "--quiet", "--out", str(path)]
+    cases = [
+        (["--scheduler", "tls://127.0.0.1:9", "--tls-cert", str(pem)], "--tls-ca-file"),
+        (["--scheduler", "tcp://127.0.0.1:9", "--tls-ca-file", str(pem), "--tls-cert", str(pem)], "tls://"),
+        (["--scheduler", "tls://127.0.0.1:9", "--tls-ca-file", str(tmp_path / "absent.pem"), "--tls-cert",
+          str(pem)], "--tls-ca-file"),
+        (["--tls-ca-file", str(pem), "--tls-cert", str(pem)], "--scheduler"),
+        (["--scheduler", "tcp://127.0.0.1:9", "--dashboard", ":8787"], "--dashboard"),
+    ]
+    for extra, named in cases:
+        assert cli.main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err, (extra, err)
+        assert not path.exists()
+
+
+@pytest.mark.parametrize("address, warned", [
+    ("tcp://10.0.0.5:8786", True), ("10.0.0.5:8786", True), ("tcp://cluster-head.example:8786", True),
+    ("tls://10.0.0.5:8786", False), ("tcp://127.0.0.1:8786", False), ("tcp://localhost:8786", False),
+    ("tcp://[::1]:8786", False), ("inproc://10.0.0.5/1/2", False)])
+def test_which_schedulers_are_warned_about(address, warned):
+    from fmsim.execution import _insecure_warning
+
+    message = _insecure_warning(address)
+    assert (message is not None) == warned
+    if warned:
+        assert "TLS" in message and "--tls-ca-file" in message and "\n" not in message
+
+
+def test_plain_tcp_scheduler_beyond_loopback_works_with_one_warning(tmp_path, capsys, monkeypatch, serial_file):
+    """The scheduler is on loopback here (tests reach no other address), so loopback is declared foreign."""
+    from distributed import LocalCluster
+
+    from fmsim import execution
+
+    monkeypatch.setattr(execution, "is_loopback", lambda host: False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=50) as lc:
+        path = tmp_path / "tcp.h5"
+        assert cli.main([*SERIAL_ARGS, "--out", str(path), "--scheduler", lc.scheduler_address]) == 0
+        err = capsys.readouterr().err
+        warnings_ = [line for line in err.splitlines() if line.startswith("fmsim: warning:")]
+        assert len(warnings_) == 1 and "without TLS" in warnings_[0] and "--tls-cert" in warnings_[0], err
+        with pytest.warns(execution.InsecureClusterWarning, match="without TLS"):
+            close(connect(scheduler=lc.scheduler_address))
+    assert _contents(path) == _contents(serial_file)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..commandline import add_cluster_options, cluster_from_args
+from ..commandline import add_cluster_options, cluster_argv, cluster_from_args
 
 Z_MAX = 5.0
 FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he"]
@@ -260,8 +260,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not a.quick:
         fig1a_args += ["--depths", ",".join(map(str, FIG1A_DEPTHS)), "--nets", "100000", "--full-nets", "10000"]
     with cluster_from_args(a, a.quiet) as client:
-        # one cluster for every experiment: each joins it by address
-        dask = [] if client is None else ["--scheduler", client.scheduler.address]
+        # one cluster for every experiment: each joins it by address (with the same certificates)
+        dask = [] if client is None else cluster_argv(a, scheduler=client.scheduler.address)
         timings = {
             "fig1a": _run("fig1a", fig1a.main, [*fig1a_args, *dask], a.quiet),
             "fig1b": _run("fig1b", fig1b.main, ["--out", out, *q, *quiet, *dask], a.quiet),
