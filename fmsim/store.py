@@ -11,7 +11,8 @@ dimension scales/labels, so xarray's ``h5netcdf`` engine sees ``net`` and
     final      (net,)            float64   M_d of each net
     fm2        (net,)            float64   variance of M_1..M_d across layers
     lengths    (net, layer)      float32   M_0..M_d traces (record="layers"; gzip)
-    summary/   mean, var, log_mean, log_var, n_zero (layer,);
+               (each: one HDF5 chunk per chunk of the run, with a Fletcher-32 checksum)
+    summary/   mean, var, log_mean, log_var, n_zero (layer,) (checksummed, as moments);
                moments (quantity, moment) with scales quantity = M_0..M_d, fm2 and
                moment = count, mean, M2, log_count, log_mean, log_M2
     chunks_done ()               int64     progress counter, written last
@@ -20,8 +21,14 @@ Every dataset's dimensions are HDF5 dimension scales, so netCDF-4 readers
 (``xr.open_dataset(path, engine="h5netcdf", group=...)``) see named
 dimensions.
 
-Per chunk: the data, a flush, the summary, a flush, then ``chunks_done`` and a
-flush. A writer killed between the summary and the counter leaves a chunk whose
+Per chunk: the data, a flush, the summary, a flush and an fsync, then
+``chunks_done``, a flush and an fsync. Every write and flush is checked: an
+error from HDF5 or the OS (a full disk, EIO, a quota) stops the run at once
+with a :class:`WriteError` that names the chunk, and the counter never counts
+a chunk whose data did not reach the disk. The datasets stay open for the
+whole run, so HDF5 writes their cached chunks when fmsim flushes and reports
+any failure then (a dataset closed by garbage collection would write them
+inside a destructor, where an error can only be printed, not raised). A writer killed between the summary and the counter leaves a chunk whose
 summary already counts it; resuming counts that chunk as done (its moments'
 count of nets tells) instead of merging it twice.
 The file is opened in SWMR mode after creation, so HDF5 keeps its metadata
@@ -32,9 +39,12 @@ rerunning resumes after the last counted chunk (chunk ``k`` depends only on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -44,14 +54,16 @@ import numpy as np
 
 from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
+from .integrity import checked_read
 from .laws import STREAM_LAYOUT
 from .simulate import SimulationResult, check_backend, map_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
-           "FileBusyError", "list_runs", "run_many_to_file", "reading", "rewrite_atomically", "check_writable"]
+           "FileBusyError", "WriteError", "list_runs", "run_many_to_file", "reading", "rewrite_atomically",
+           "check_writable"]
 
-SCHEMA_VERSION = 2  # 2: net/quantity/moment dimension scales, flat config attributes
+SCHEMA_VERSION = 3  # 2: net/quantity/moment dimension scales, flat config attributes; 3: Fletcher-32 chunks
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
 _SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero")
 
@@ -64,6 +76,46 @@ def _version() -> str:
 
 def _config_json(config: RunConfig) -> str:
     return json.dumps(config.to_dict(), sort_keys=True)
+
+
+class WriteError(StoreError):
+    """Writing a run failed (a full disk, an I/O error, a quota); the file holds every chunk it counts."""
+
+
+_ERRNO_TEXT = {errno.ENOSPC: "no space left on device", errno.EIO: "an I/O error (EIO)",
+               errno.EDQUOT: "the disk quota is exceeded", errno.EROFS: "the file system is read-only",
+               errno.EFBIG: "the file is too large for its file system"}
+
+
+def _errno_of(e: BaseException) -> int | None:
+    """The OS error number of an error from the OS or from HDF5 (whose messages carry ``errno = N``)."""
+    if isinstance(e, OSError) and e.errno:
+        return e.errno
+    m = re.search(r"errno = (\d+)", str(e))
+    return int(m.group(1)) if m else None
+
+
+def write_error(path: str, e: BaseException, doing: str) -> WriteError:
+    """One line for a failed write: what failed, where, and how to resume."""
+    code = _errno_of(e)
+    what = _ERRNO_TEXT.get(code) or (os.strerror(code) if code else " ".join(str(e).split())[:200])
+    fix = "free space (or move the file)" if code in (errno.ENOSPC, errno.EDQUOT) else "fix the disk (or move the file)"
+    return WriteError(f"{path}: {what} while {doing}; {fix} and rerun the same command to resume")
+
+
+def _inject(point: str) -> None:
+    """Fault-injection point for tests (``"create"``, ``"data"``, ``"summary"``, ``"counter"``); a no-op."""
+
+
+def _fsync_file(f: h5py.File) -> None:
+    """fsync the file's descriptor (HDF5's default sec2 driver): flushed data is on the disk, not in the cache."""
+    os.fsync(f.id.get_vfd_handle())
+
+
+def _checksummed(g: h5py.Group, name: str, shape: tuple[int, ...], dtype, rows: int, **filters) -> h5py.Dataset:
+    """A dataset of chunks of ``rows`` rows, each with a Fletcher-32 checksum (checked by HDF5 on every read)."""
+    return g.create_dataset(name, shape, dtype=dtype, chunks=(max(1, rows),) + tuple(shape[1:]), fletcher32=True,
+                            **filters)
 
 
 def _early_alloc_dataset(g: h5py.Group, name: str, shape: tuple[int, ...], dtype) -> h5py.Dataset:
@@ -112,13 +164,13 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
     net = g.create_dataset("net", data=np.arange(n, dtype=np.uint32))
     net.make_scale("net")
     net.attrs["long_name"] = "global net index (its random stream)"
-    per_net = [_early_alloc_dataset(g, "final", (n,), np.float64), _early_alloc_dataset(g, "fm2", (n,), np.float64)]
+    rows = min(config.chunk_size, n)
+    per_net = [_checksummed(g, "final", (n,), np.float64, rows), _checksummed(g, "fm2", (n,), np.float64, rows)]
     per_net[0].attrs["long_name"] = "M_d = |z_d|^2 / n_d of each net"
     per_net[1].attrs["long_name"] = "variance of M_1..M_d across layers, per net (failure mode 2)"
     if config.record == "layers":
-        rows = min(config.chunk_size, n)
-        per_net.append(g.create_dataset("lengths", (n, d + 1), dtype=np.float32, chunks=(rows, d + 1),
-                                        compression="gzip", compression_opts=4, shuffle=True))
+        per_net.append(_checksummed(g, "lengths", (n, d + 1), np.float32, rows, compression="gzip",
+                                    compression_opts=4, shuffle=True))
         per_net[-1].dims[1].attach_scale(layer)
         per_net[-1].attrs["long_name"] = "M_j of each net and layer"
     for ds in per_net:
@@ -126,14 +178,14 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
         ds.dims[0].label = "net"
     s = g.create_group("summary")
     for name in _SUMMARY_FIELDS:
-        ds = _early_alloc_dataset(s, name, (d + 1,), np.int64 if name == "n_zero" else np.float64)
+        ds = _checksummed(s, name, (d + 1,), np.int64 if name == "n_zero" else np.float64, d + 1)
         ds.dims[0].attach_scale(layer)
     quantity = s.create_dataset("quantity", data=[f"M_{j}" for j in range(d + 1)] + ["fm2"],
                                 dtype=h5py.string_dtype())
     quantity.make_scale("quantity")
     moment = s.create_dataset("moment", data=list(MOMENT_COLUMNS), dtype=h5py.string_dtype())
     moment.make_scale("moment")
-    moments = _early_alloc_dataset(s, "moments", (d + 2, 6), np.float64)
+    moments = _checksummed(s, "moments", (d + 2, 6), np.float64, d + 2)
     moments.dims[0].attach_scale(quantity)
     moments.dims[1].attach_scale(moment)
     moments.attrs["long_name"] = "merged Welford moments (count, mean, M2; of log over M > 0) of M_0..M_d and fm2"
@@ -212,7 +264,7 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
     """Take the writer lock, recover a file a killed writer left open, and open it for writing."""
     if not os.path.exists(path):
         try:
-            f = h5py.File(path, "w-", libver="latest", locking=True)
+            f = h5py.File(path, "w-", libver="latest", locking=True, rdcc_nbytes=0)
         except (OSError, FileExistsError) as e:
             raise FileBusyError(f"{path} was created by another process meanwhile: {e}") from None
         f.attrs["creator"] = CREATOR
@@ -223,7 +275,7 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
             if check_file(path).swmr_flag:  # flagged, yet we hold the lock: its writer was killed
                 _recover(path)
                 lock.acquire()  # the recovered file replaced the old one
-            f = h5py.File(path, "a", libver="latest", locking=True)
+            f = h5py.File(path, "a", libver="latest", locking=True, rdcc_nbytes=0)
         except OSError as e:
             lock.release()
             if "lock" in str(e).lower():
@@ -232,11 +284,42 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
         except BaseException:
             lock.release()
             raise
+    failed = False
     try:
         yield f
+    except WriteError:
+        failed = True
+        raise
     finally:
-        f.close()
-        lock.release()
+        try:
+            if failed:
+                _close_after_failure(f)
+            else:
+                f.close()
+        finally:
+            lock.release()
+
+
+def _close_after_failure(f: h5py.File) -> None:
+    """Close a file whose writes failed; the error was reported, so HDF5's repeats of it are dropped.
+
+    Closing flushes HDF5's caches again, which fails again on a full disk;
+    h5py reports failures of objects it closes in destructors as "Exception
+    ignored" tracebacks. The file on disk holds every chunk it counts
+    (the counter was written after an fsync of that chunk's data), and its
+    SWMR flag stays set, so the next writer recovers it.
+    """
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        for _ in range(3):
+            try:
+                f.close()
+                return
+            except (OSError, RuntimeError, ValueError):
+                continue
+    finally:
+        sys.unraisablehook = hook
 
 
 def _recover(path: str) -> None:
@@ -339,13 +422,18 @@ def run_many_to_file(
             _check_target(path, group, config)  # read-only: a refused file is left byte-identical
     try:
         with _open_for_writing(path) as f:
-            for config, group in runs:
-                g = f.require_group(group)
-                if "config" not in g.attrs:
-                    _create_run(g, config)
-            f.flush()
-            f.swmr_mode = True
-            writers = [_RunWriter(f[group], config) for config, group in runs]
+            try:
+                _inject("create")
+                for config, group in runs:
+                    g = f.require_group(group)
+                    if "config" not in g.attrs:
+                        _create_run(g, config)
+                f.flush()
+                _fsync_file(f)
+                f.swmr_mode = True
+                writers = [_RunWriter(f[group], config, path) for config, group in runs]
+            except (OSError, RuntimeError) as e:
+                raise write_error(path, e, "creating the run's layout") from None
             if progress is not None:
                 for w in writers:
                     if w.done:
@@ -363,39 +451,58 @@ def run_many_to_file(
 
 
 class _RunWriter:
-    """Appends the chunks of one run, in order, to its group (data, summary, then the counter)."""
+    """Appends the chunks of one run, in order, to its group (data, summary, then the counter).
 
-    def __init__(self, g: h5py.Group, config: RunConfig):
-        self.g, self.config = g, config
-        self.done = int(g["chunks_done"][()])
-        stored = g["summary/moments"][()]
+    The datasets are opened once and held open for the whole run, so their
+    chunk caches are written by the explicit flushes here, whose errors are
+    raised (see the module docstring).
+    """
+
+    def __init__(self, g: h5py.Group, config: RunConfig, path: str):
+        self.g, self.config, self.path = g, config, path
+        self.datasets = {name: g[name] for name in ("final", "fm2", "lengths") if name in g}
+        self.summary = {name: g["summary"][name] for name in (*_SUMMARY_FIELDS, "moments")}
+        self.counter = g["chunks_done"]
+        self.done = int(self.counter[()])
+        stored = checked_read(self.summary["moments"])
         if self.done < config.n_chunks and int(stored[0, 0]) == sum(config.chunk_bounds(self.done)):
             # The moments already count chunk `done` (their count of M_0 is every net through it): a
             # writer was killed after that chunk's data and summary reached the file, before its
             # counter did. The chunk is complete; count it rather than merge its nets a second time.
             self.done += 1
-            g["chunks_done"][()] = self.done
+            self.counter[()] = self.done
         self.acc = SummaryAccumulator(config.arch.depth)
         self.acc.moments[:] = stored if self.done else 0.0
 
     def write(self, chunk) -> None:
-        g, k = self.g, chunk.k
+        k = chunk.k
         if k != self.done:
             raise RuntimeError(f"chunk {k} arrived, chunk {self.done} expected")  # ordered_map keeps order
         start, m = self.config.chunk_bounds(k)
-        g["final"][start:start + m] = chunk.final
-        g["fm2"][start:start + m] = chunk.fm2
-        if self.config.record == "layers":
-            g["lengths"][start:start + m] = chunk.lengths.astype(np.float32)
-        g.file.flush()  # the data on disk before the summary that counts it (see __init__)
-        self.acc.add_moments(chunk.moments)
-        summary = self.acc.result()
-        for name in _SUMMARY_FIELDS:
-            g["summary"][name][:] = getattr(summary, name)
-        g["summary/moments"][:] = self.acc.moments
-        g.file.flush()
-        g["chunks_done"][()] = k + 1
-        g.file.flush()
+        f = self.g.file
+        acc_before = self.acc.moments.copy()
+        try:
+            _inject("data")
+            self.datasets["final"][start:start + m] = chunk.final
+            self.datasets["fm2"][start:start + m] = chunk.fm2
+            if self.config.record == "layers":
+                self.datasets["lengths"][start:start + m] = chunk.lengths.astype(np.float32)
+            f.flush()  # the data on disk before the summary that counts it (see __init__)
+            _inject("summary")
+            self.acc.add_moments(chunk.moments)
+            summary = self.acc.result()
+            for name in _SUMMARY_FIELDS:
+                self.summary[name][:] = getattr(summary, name)
+            self.summary["moments"][:] = self.acc.moments
+            f.flush()
+            _fsync_file(f)  # data and summary on the disk before the counter that counts them
+            _inject("counter")
+            self.counter[()] = k + 1
+            f.flush()
+            _fsync_file(f)
+        except (OSError, RuntimeError) as e:
+            self.acc.moments[:] = acc_before
+            raise write_error(self.path, e, f"writing chunk {k + 1} of {self.config.n_chunks}") from None
         self.done = k + 1
 
 

@@ -47,7 +47,7 @@ def test_file_equals_memory_and_is_self_describing(tmp_path):
     # readable without fmsim: plain h5py, config as JSON, dimension names
     with h5py.File(path, "r") as f:
         assert json.loads(f.attrs["config"])["arch"]["widths"] == list(ARCH.widths)
-        assert f.attrs["schema_version"] == 2
+        assert f.attrs["schema_version"] == 3
         assert f["final"].dims[0].label == "net"
         assert list(f["lengths"].dims[1].keys()) == ["layer"]
         assert f["lengths"].dtype == np.float32 and f["lengths"].compression == "gzip"

@@ -1,0 +1,164 @@
+"""Checksums of stored runs: reads that fail loudly, and ``fmsim verify``.
+
+Every per-net dataset (``final``, ``fm2``, ``lengths``) and every summary
+dataset of a run written by fmsim >= 0.8 is chunked with HDF5's Fletcher-32
+filter: one HDF5 chunk per chunk of the run, written once, its checksum
+stored inside the chunk. Why this filter rather than a CRC32 per chunk kept
+in a dataset beside the data:
+
+* the checksum is written in the same chunk write as the data, so no crash
+  can leave data and checksum out of step (a side dataset would be a second
+  write to order against the ``chunks_done`` counter);
+* HDF5 itself checks it on every read, so damage is detected by any reader,
+  h5py, xarray and netCDF tools included, not only by fmsim;
+* a chunk never written is unallocated, so :func:`verify_run` can also tell a
+  counter that claims more chunks than the file holds.
+
+HDF5's own metadata (object headers, attributes, chunk indexes) carries
+Jenkins checksums in the file format fmsim writes (``libver="latest"``).
+The scalar ``chunks_done`` counter is checked against the data instead:
+every chunk it counts must be allocated, and the summary must count exactly
+those nets (or one chunk more: a writer stopped between summary and counter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from .config import RunConfig
+from .h5io import DamagedFileError
+
+__all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "RunCheck", "verify_run", "chunk_of_failure"]
+
+PER_NET = ("final", "fm2", "lengths")
+SUMMARY = ("summary/mean", "summary/var", "summary/log_mean", "summary/log_var", "summary/n_zero",
+           "summary/moments")
+
+
+def has_checksum(ds: h5py.Dataset) -> bool:
+    """Whether ``ds`` is stored with HDF5's Fletcher-32 checksum filter."""
+    return bool(ds.fletcher32)
+
+
+def chunk_of_failure(ds: h5py.Dataset, stop: int | None = None) -> int | None:
+    """Index of the first HDF5 chunk (along axis 0, below row ``stop``) that cannot be read, or ``None``."""
+    n = ds.shape[0] if ds.shape else 0
+    stop = n if stop is None else min(stop, n)
+    rows = ds.chunks[0] if ds.chunks else max(stop, 1)
+    for i, start in enumerate(range(0, stop, rows)):
+        try:
+            ds[start:min(start + rows, stop)]
+        except OSError:
+            return i
+    return None
+
+
+def checked_read(ds: h5py.Dataset, stop: int | None = None) -> np.ndarray:
+    """``ds[:stop]`` (``ds[()]`` for a scalar), or :class:`DamagedFileError` naming the chunk that fails.
+
+    HDF5 checks each chunk's Fletcher-32 checksum as it reads it; a mismatch
+    raises ``OSError`` ("filter returned failure during read"), turned here
+    into an error that names the file, the dataset, the chunk and its rows.
+    """
+    try:
+        if not ds.shape:
+            return ds[()]
+        return ds[:stop] if stop is not None else ds[()]
+    except OSError as e:
+        i = chunk_of_failure(ds, stop)
+        where = ""
+        if i is not None and ds.chunks:
+            rows = ds.chunks[0]
+            where = f" chunk {i} (rows {i * rows} to {min((i + 1) * rows, ds.shape[0]) - 1})"
+        what = "fails its checksum" if has_checksum(ds) else "cannot be read"
+        raise DamagedFileError(f"{ds.file.filename}:{ds.name}{where} {what} ({e}); the file is damaged: "
+                               "rerun the command into a new file, or restore it from a copy") from None
+
+
+@dataclass
+class RunCheck:
+    """What :func:`verify_run` found in one run.
+
+    Attributes
+    ----------
+    group : str
+    chunks_done, n_chunks : int
+    checked : list of str
+        Datasets whose every chunk was read and passed its checksum.
+    unchecked : list of str
+        Datasets stored without checksums (files of fmsim < 0.8): read, but
+        damage inside them cannot be detected.
+    problems : list of str
+        One line each: the dataset and chunk that fail, or a counter that
+        claims chunks the file does not hold.
+    """
+
+    group: str
+    chunks_done: int
+    n_chunks: int
+    checked: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_run(g: h5py.Group) -> RunCheck:
+    """Read every chunk of every dataset of the run in group ``g`` and check it.
+
+    Returns
+    -------
+    RunCheck
+    """
+    config = RunConfig.from_dict(json.loads(g.attrs["config"]))
+    done = int(g["chunks_done"][()])
+    check = RunCheck(g.name, done, config.n_chunks)
+    if not 0 <= done <= config.n_chunks:
+        check.problems.append(f"{g.name}: chunks_done = {done}, outside 0..{config.n_chunks}")
+        return check
+    nets = sum(config.chunk_bounds(done - 1)) if done else 0
+    for name in PER_NET + SUMMARY:
+        if name not in g:
+            continue
+        ds = g[name]
+        (check.checked if has_checksum(ds) else check.unchecked).append(name)
+        i = chunk_of_failure(ds)
+        if i is not None:
+            rows = ds.chunks[0] if ds.chunks else ds.shape[0]
+            check.problems.append(f"{g.name}: {name} chunk {i} (rows {i * rows} to "
+                                  f"{min((i + 1) * rows, ds.shape[0]) - 1}) "
+                                  + ("fails its checksum" if has_checksum(ds) else "cannot be read"))
+            continue
+        if name in PER_NET and ds.chunks and done:
+            rows = ds.chunks[0]
+            for j in range(-(-nets // rows)):
+                if ds.id.get_chunk_info_by_coord((j * rows,) + (0,) * (ds.ndim - 1)).byte_offset is None:
+                    check.problems.append(f"{g.name}: chunks_done = {done}, but {name} chunk {j} was never "
+                                          "written: the counter claims more than the file holds")
+                    break
+    if not check.problems and "summary/moments" in g:
+        counted = int(g["summary/moments"][0, 0])
+        after = sum(config.chunk_bounds(done)) if done < config.n_chunks else nets
+        if counted not in (nets, after):
+            check.problems.append(f"{g.name}: the summary counts {counted} nets, the counter {nets}")
+    return check
+
+
+def describe(check: RunCheck, path: str | os.PathLike) -> list[str]:
+    """The lines ``fmsim verify`` prints for one run."""
+    where = f"{os.fspath(path)}:{check.group}"
+    if check.problems:
+        return [f"{os.fspath(path)}:{p}" for p in check.problems]
+    state = "complete" if check.chunks_done == check.n_chunks else f"{check.chunks_done}/{check.n_chunks} chunks"
+    line = f"{where}: ok ({state}; {len(check.checked)} datasets checked chunk by chunk"
+    if check.unchecked:
+        line += (f"; {', '.join(check.unchecked)} written without checksums (fmsim < 0.8): read back whole, "
+                 "damage inside cannot be detected")
+    return [line + ")"]
