@@ -16,6 +16,7 @@ import numpy as np
 
 from . import theory
 from .config import Conv, FullyConnected, Residual, RunConfig, input_vector
+from .integrity import checked_read
 from .store import MOMENT_COLUMNS, _runs_in, config_attrs, reading
 
 __all__ = ["open_dataset", "open_sweep", "exact_moments"]
@@ -53,7 +54,7 @@ def exact_moments(config: RunConfig, m0: float) -> tuple[np.ndarray, np.ndarray]
     return nan, nan
 
 
-def open_dataset(path: str | os.PathLike, group: str = "/") -> Any:
+def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = False) -> Any:
     """One run as an ``xarray.Dataset`` with named dimensions ``net``, ``layer``, ``quantity``, ``moment``.
 
     Data variables: ``final`` (net), ``fm2`` (net), ``lengths`` (net, layer)
@@ -63,16 +64,20 @@ def open_dataset(path: str | os.PathLike, group: str = "/") -> Any:
     and ``moments`` (quantity, moment). Attributes: the flat configuration
     (:func:`fmsim.store.config_attrs`) and the JSON ``config``. Loaded into memory.
 
+    With ``partial=True``, an unfinished (or live) run gives the nets of its
+    finished chunks; the attributes ``n_done`` and ``complete`` say so.
+
     Raises
     ------
     StoreError, DamagedFileError, FileNotFoundError
-        No run in ``group``, an unfinished run, or a damaged file.
+        No run in ``group``, an unfinished run (without ``partial``), or a
+        damaged file (a chunk that fails its checksum).
     """
     import xarray as xr
 
     from .store import open_result
 
-    res = open_result(path, group)  # checks that the run exists and is complete
+    res = open_result(path, group, partial=partial)  # checks that the run exists (and is complete)
     cfg = res.config
     s = res.summary
     d = cfg.arch.depth
@@ -81,19 +86,21 @@ def open_dataset(path: str | os.PathLike, group: str = "/") -> Any:
         "final": ("net", res.final), "fm2": ("net", res.fm2),
         "mean": ("layer", s.mean), "sem": ("layer", s.sem), "var": ("layer", s.var),
         "log_mean": ("layer", s.log_mean), "log_var": ("layer", s.log_var),
-        "dead_fraction": ("layer", s.n_zero / cfg.n_nets),
+        "dead_fraction": ("layer", s.n_zero / max(res.n_done, 1)),
         "exact_mean": ("layer", mean), "exact_second_moment": ("layer", second),
     }
     with reading(path) as f:
-        data["moments"] = (("quantity", "moment"), f[group]["summary/moments"][()])
+        data["moments"] = (("quantity", "moment"), checked_read(f[group]["summary/moments"]))
     if res.lengths is not None:
         data["lengths"] = (("net", "layer"), res.lengths)
-    coords = {"net": np.arange(cfg.n_nets, dtype=np.uint32), "layer": np.arange(d + 1),
+    coords = {"net": np.arange(res.n_done, dtype=np.uint32), "layer": np.arange(d + 1),
               "quantity": [f"M_{j}" for j in range(d + 1)] + ["fm2"], "moment": list(MOMENT_COLUMNS)}
     attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config_attrs(cfg).items()}
     attrs["seed"] = int(cfg.seed)
     attrs["config"] = json.dumps(cfg.to_dict(), sort_keys=True)
     attrs["group"] = group
+    attrs["n_done"] = res.n_done
+    attrs["complete"] = int(res.complete)
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

@@ -1,4 +1,4 @@
-"""The ``fmsim`` command line: simulate, sweep, info, law, schemes, data, demo, run, report.
+"""The ``fmsim`` command line: simulate, sweep, info, verify, law, schemes, data, demo, run, report.
 
 Bad input, and a damaged, foreign or busy file, print one clear line and
 exit with status 2 before any file is touched. Ctrl-C stops between chunks
@@ -43,7 +43,7 @@ from .config import (
 from .h5io import writer_alive
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
-from .store import list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
+from .store import check_runs, list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -94,6 +94,7 @@ def _run(runs: list[tuple[RunConfig, str]], out: str, backend: str, args: argpar
     """All ``(config, group)`` runs into ``out``, on the cluster of ``--workers``/``--scheduler`` if given."""
     quiet = args.quiet
     desc = runs[0][1] if len(runs) == 1 and runs[0][1] != "/" else ("simulate" if len(runs) == 1 else "sweep")
+    check_runs(runs, out, backend)  # before any cluster, progress bar or file
     with cluster_from_args(args, quiet) as client, _progress_bar(sum(c.n_nets for c, _ in runs), quiet, desc) as bar:
         run_many_to_file(runs, out, backend, progress=bar.update, client=client)
     if not quiet:
@@ -168,6 +169,30 @@ def cmd_info(args: argparse.Namespace) -> None:
                   f"{shape} (d={cfg.arch.depth}), "
                   f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}, "
                   f"stream layout {stream_layout_of(g)}; E[M_d] = {mean[-1]:.6g}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Read every chunk of every run (or of --group) and check it against its checksum."""
+    from .integrity import describe, verify_run
+    from .store import DamagedFileError, reading
+
+    runs = list_runs(args.file)
+    if args.group is not None:
+        if args.group not in runs:
+            raise UsageError(f"{args.file}:{args.group} holds no fmsim run (runs: {runs})")
+        runs = [args.group]
+    if not runs:
+        raise UsageError(f"{args.file} holds no fmsim run")
+    problems = []
+    with reading(args.file) as f:
+        for name in runs:
+            check = verify_run(f[name])
+            if check.ok:
+                print("\n".join(describe(check, args.file)))
+            else:
+                problems += describe(check, args.file)
+    if problems:
+        raise DamagedFileError("; ".join(problems))
 
 
 LAW_QUANTILES = (1e-6, 1e-3, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1 - 1e-6)
@@ -329,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe the runs in a file")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
+
+    v = sub.add_parser("verify", help="check every chunk of a file's runs against its checksum (exit 2 if one "
+                                      "fails)")
+    v.add_argument("file")
+    v.add_argument("--group", help="only this run (default: every run in the file)")
+    v.set_defaults(func=cmd_verify)
 
     lw = sub.add_parser("law", help="the exact law of M_d (Gaussian weights, no bias): quantiles, P(dead), "
                                     "moments; no Monte Carlo")

@@ -290,27 +290,40 @@ def open_read(path: str | os.PathLike) -> h5py.File:
                                 "choose another file")
         raise _damaged(path, "was left open by a writer that stopped outside SWMR mode, so its content "
                        "cannot be trusted")
-    for locking in (False, True):  # True only if this process has the file open elsewhere with locking on
+    # HDF5 opens a file once per process: a second open must repeat the first one's file-locking and
+    # close-degree settings (xarray and h5netcdf open through h5py with HDF5's defaults; fmsim's own
+    # choice is no locking). So each combination is tried until HDF5 accepts one.
+    refused = None
+    for locking, ignore, degree in _OPEN_SETTINGS:
         try:
-            return _open_read(path, state.write_flag, locking)
+            return _open_read(path, state.write_flag, locking, ignore, degree)
         except OSError as e:
-            if "locking flag values don't match" in str(e) and not locking:
+            if "n't match" in str(e):  # HDF5: "... flag values don't match", "close degree doesn't match"
+                refused = e
                 continue
             raise _damaged(path, f"cannot be read by HDF5 ({e})") from None
-    raise AssertionError("unreachable")
+    raise StoreError(f"{path} is open in this process with settings HDF5 will not combine with a second open "
+                     f"({refused}); the file itself was not checked: close the other handle (for example "
+                     "ds.close() in xarray) and open it again")
 
 
-def _open_read(path: str, write_flag: bool, locking: bool) -> h5py.File:
+_OPEN_SETTINGS = tuple((locking, ignore, degree) for degree in ("strong", "default")
+                       for locking, ignore in ((False, True), (False, False), (True, True), (True, False)))
+"""(use file locking, ignore it where the file system has none, close degree): fmsim's first, then the others."""
+
+
+def _open_read(path: str, write_flag: bool, locking: bool = False, ignore_when_disabled: bool = True,
+               degree: str = "strong") -> h5py.File:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_file_locking(locking, ignore_when_disabled)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG if degree == "strong" else h5py.h5f.CLOSE_DEFAULT)
     if not write_flag:
         try:
-            return h5py.File(path, "r", locking=locking)
+            return h5py.File(h5py.h5f.open(path.encode(), h5py.h5f.ACC_RDONLY, fapl=fapl))
         except OSError as e:
             if "already open for" not in str(e):  # else a writer started since the check
                 raise
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    fapl.set_file_locking(locking, True)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
     _set_metadata_read_attempts(fapl, SWMR_READ_ATTEMPTS)
     fid = h5py.h5f.open(path.encode(), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
     return h5py.File(fid)

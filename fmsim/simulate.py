@@ -65,10 +65,76 @@ def make_config(
 
 
 def check_backend(config: RunConfig, backend: str) -> None:
-    """Refuse, before any work, a run that ``backend`` (resolved: ``"cpu"`` or ``"cuda"``) cannot do."""
+    """Refuse, before any work, a run that ``backend`` (resolved: ``"cpu"`` or ``"cuda"``) cannot do.
+
+    Raises
+    ------
+    ValueError
+        A method the backend lacks, or ``backend="cuda"`` where no CUDA GPU
+        (and no CUDA simulator) can be used.
+    """
     if backend == "cuda" and config.method == "exact_first":
         raise ValueError("method='exact_first' runs on backend='cpu' only (it has no CUDA kernel yet); "
                          "use backend='cpu', or method='full' on the GPU")
+    if backend == "cuda":
+        from . import cuda_backend
+
+        if not cuda_backend.is_available():
+            raise ValueError("backend='cuda' needs an NVIDIA GPU that numba-cuda can use, and none is found here "
+                             "(pip install 'fmsim[cuda]' on a machine with a GPU and its driver); use backend='cpu' "
+                             "or 'auto'")
+
+
+MEMORY_HEADROOM = 0.8
+"""Fraction of the memory this process may still use that one chunk may take."""
+
+
+def chunk_memory_bytes(config: RunConfig, chunk_size: int | None = None) -> int:
+    """Peak bytes of the arrays one chunk allocates: its ``(m, d + 1)`` float64 lengths and, where they are
+    recorded, their float32 copy for the file, plus per-net vectors and the summary blocks."""
+    m = min(config.chunk_size if chunk_size is None else chunk_size, config.n_nets)
+    layers = config.arch.depth + 1
+    per_net = layers * 8 + (layers * 4 if config.record == "layers" else 0) + 3 * 8
+    blocks = -(-m // 1024) * (layers + 1) * 6 * 8
+    return m * per_net + blocks
+
+
+def check_memory(config: RunConfig, whole_run: bool = False) -> None:
+    """Refuse, before any file is touched, a chunk (or, for :func:`simulate`, a run) too big for memory.
+
+    The estimate (:func:`chunk_memory_bytes`) is compared with the least of
+    the address-space limit, the cgroup limit and the available memory
+    (:func:`fmsim.resources.memory_available`); a chunk may take
+    :data:`MEMORY_HEADROOM` of it.
+
+    Raises
+    ------
+    ValueError
+        Naming the estimate, the limit, and a ``chunk_size`` that fits.
+    """
+    from .resources import format_bytes, memory_available
+
+    available, limit = memory_available()
+    if available is None:
+        return
+    budget = MEMORY_HEADROOM * available
+    need = chunk_memory_bytes(config)
+    if whole_run:  # simulate() also keeps every net's results in memory
+        layers = config.arch.depth + 1
+        need += config.n_nets * (16 + (8 * layers if config.record == "layers" else 0))
+        if need > budget:
+            raise ValueError(f"this run needs about {format_bytes(need)} in memory and the {limit} leaves "
+                             f"{format_bytes(available)}; write it to a file instead (fmsim.run_to_file, or "
+                             "fmsim simulate --out), which holds one chunk at a time, or simulate fewer nets")
+        return
+    if need <= budget:
+        return
+    per_net = chunk_memory_bytes(config, 1024) / 1024
+    fits = int(budget // per_net) // 1024 * 1024
+    hint = (f"use --chunk-size {fits} (chunk_size={fits}) or less" if fits >= 1024 else
+            "even a chunk of 1024 nets does not fit: raise the limit or use a machine with more memory")
+    raise ValueError(f"chunk_size {config.chunk_size} needs about {format_bytes(need)} per chunk and the {limit} "
+                     f"leaves {format_bytes(available)}; {hint}")
 
 
 def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +230,9 @@ class SimulationResult:
         Per-layer streaming summaries.
     lengths : ndarray, shape (n_nets, d + 1), or None
         Every ``M_j``; only with ``record="layers"``.
+
+    A run read with ``open(..., partial=True)`` before it finished holds the
+    first ``n_done`` nets only (its arrays have ``n_done`` rows).
     """
 
     config: RunConfig
@@ -171,6 +240,21 @@ class SimulationResult:
     fm2: np.ndarray
     summary: LayerSummary
     lengths: np.ndarray | None = None
+
+    @property
+    def n_done(self) -> int:
+        """Nets held: ``config.n_nets`` for a finished run, fewer for a partial read of an unfinished one."""
+        return int(self.final.shape[0])
+
+    @property
+    def complete(self) -> bool:
+        """Whether every net of the run is here."""
+        return self.n_done == self.config.n_nets
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"partial: {self.n_done} of {self.config.n_nets} nets, unfinished"
+        return (f"SimulationResult({self.config.arch!r}, {self.config.init!r}, {state}, "
+                f"record={self.config.record!r})")
 
     @property
     def m0(self) -> float:
@@ -294,6 +378,7 @@ def simulate(
     config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size, precision)
     backend = resolve_backend(backend)
     check_backend(config, backend)
+    check_memory(config, whole_run=True)
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)
     fm2_all = np.empty(config.n_nets)

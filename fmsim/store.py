@@ -25,10 +25,14 @@ Per chunk: the data, a flush, the summary, a flush and an fsync, then
 ``chunks_done``, a flush and an fsync. Every write and flush is checked: an
 error from HDF5 or the OS (a full disk, EIO, a quota) stops the run at once
 with a :class:`WriteError` that names the chunk, and the counter never counts
-a chunk whose data did not reach the disk. The datasets stay open for the
-whole run, so HDF5 writes their cached chunks when fmsim flushes and reports
-any failure then (a dataset closed by garbage collection would write them
-inside a destructor, where an error can only be printed, not raised). A writer killed between the summary and the counter leaves a chunk whose
+a chunk whose data did not reach the disk. The writer opens the file without
+HDF5's raw-data chunk cache (each chunk of a run is one HDF5 chunk, written
+whole, once), so a chunk's write goes to the file in the write call and fails
+there. With the cache, HDF5 wrote a chunk only when its dataset was closed:
+inside h5py's destructor, where an error is printed ("Exception ignored") and
+lost, the chunk stays zeros while the counter counts it, and the dangling
+HDF5 identifier then crashed the process at exit. A writer killed between the
+summary and the counter leaves a chunk whose
 summary already counts it; resuming counts that chunk as done (its moments'
 count of nets tells) instead of merging it twice.
 The file is opened in SWMR mode after creation, so HDF5 keeps its metadata
@@ -56,12 +60,12 @@ from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
 from .integrity import checked_read
 from .laws import STREAM_LAYOUT
-from .simulate import SimulationResult, check_backend, map_chunks
+from .simulate import SimulationResult, check_backend, check_memory, map_chunks
 from .summary import LayerSummary, SummaryAccumulator
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
-           "FileBusyError", "WriteError", "list_runs", "run_many_to_file", "reading", "rewrite_atomically",
-           "check_writable"]
+           "FileBusyError", "WriteError", "check_runs", "list_runs", "run_many_to_file", "reading",
+           "rewrite_atomically", "check_writable"]
 
 SCHEMA_VERSION = 3  # 2: net/quantity/moment dimension scales, flat config attributes; 3: Fletcher-32 chunks
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
@@ -411,15 +415,8 @@ def run_many_to_file(
         As :func:`run_to_file`; every group is checked before the file is opened.
     """
     path = os.fspath(path)
-    groups = [g for _, g in runs]
-    if len(set(groups)) != len(groups):
-        raise ValueError(f"groups must be distinct, got {groups}")
-    for config, _ in runs:
-        check_backend(config, backend)
+    check_runs(runs, path, backend)
     created = not os.path.exists(path)
-    if not created:
-        for config, group in runs:
-            _check_target(path, group, config)  # read-only: a refused file is left byte-identical
     try:
         with _open_for_writing(path) as f:
             try:
@@ -450,12 +447,36 @@ def run_many_to_file(
         raise
 
 
+def check_runs(runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, backend: str = "cpu") -> None:
+    """Every check :func:`run_many_to_file` makes before it touches ``path``; nothing is written.
+
+    Distinct groups, a backend that can run each configuration, a chunk that
+    fits in memory, and a target file that may take these runs (see
+    :func:`run_to_file`). Callers that start a cluster or a progress bar call
+    it first, so a request that cannot run creates nothing.
+
+    Raises
+    ------
+    ValueError, StoreError
+    """
+    path = os.fspath(path)
+    groups = [g for _, g in runs]
+    if len(set(groups)) != len(groups):
+        raise ValueError(f"groups must be distinct, got {groups}")
+    for config, _ in runs:
+        check_backend(config, backend)
+        check_memory(config)
+    if os.path.exists(path):
+        for config, group in runs:
+            _check_target(path, group, config)  # read-only: a refused file is left byte-identical
+
+
 class _RunWriter:
     """Appends the chunks of one run, in order, to its group (data, summary, then the counter).
 
-    The datasets are opened once and held open for the whole run, so their
-    chunk caches are written by the explicit flushes here, whose errors are
-    raised (see the module docstring).
+    The datasets are opened once and held for the whole run; the file has no
+    raw-data chunk cache, so each write reaches the file (and fails) in the
+    call that makes it (see the module docstring).
     """
 
     def __init__(self, g: h5py.Group, config: RunConfig, path: str):
@@ -537,17 +558,28 @@ def _runs_in(f: h5py.File) -> list[str]:
     return names
 
 
-def open_result(path: str | os.PathLike, group: str = "/") -> SimulationResult:
-    """Read a finished run (read-only): the same object :func:`fmsim.simulate` returns.
+def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False) -> SimulationResult:
+    """Read a run (read-only): the same object :func:`fmsim.simulate` returns.
 
+    Every chunk read is checked against its checksum (files of fmsim >= 0.8).
     Traces (``lengths``) come back as float32, as stored.
+
+    Parameters
+    ----------
+    path : path-like
+    group : str
+    partial : bool
+        Also read an unfinished run, or one a live process is writing: the
+        result holds the nets of its finished chunks (``result.n_done`` of
+        ``config.n_nets``; ``result.complete`` is False) and their summary.
 
     Raises
     ------
     StoreError
-        No run in ``group``, or the run is not finished (rerun to resume).
+        No run in ``group``, or the run is not finished and ``partial`` is False.
     DamagedFileError
-        Not an HDF5 file, truncated or otherwise unreadable.
+        Not an HDF5 file, truncated, a chunk that fails its checksum, or a
+        counter that claims more than the file holds.
     FileNotFoundError
     """
     with reading(path) as f:
@@ -556,12 +588,23 @@ def open_result(path: str | os.PathLike, group: str = "/") -> SimulationResult:
         g = f[group]
         config = RunConfig.from_dict(json.loads(g.attrs["config"]))
         done = int(g["chunks_done"][()])
-        if done < config.n_chunks:
-            raise StoreError(f"{path}:{group} is incomplete ({done} of {config.n_chunks} chunks); "
-                             "rerun the same command to resume it")
-        lengths = g["lengths"][()] if "lengths" in g else None
-        return SimulationResult(config=config, final=g["final"][()], fm2=g["fm2"][()],
-                                summary=LayerSummary.from_moments(g["summary/moments"][()]), lengths=lengths)
+        if not 0 <= done <= config.n_chunks:
+            raise DamagedFileError(f"{path}:{group} is damaged: chunks_done = {done}, outside 0..{config.n_chunks}")
+        if done < config.n_chunks and not partial:
+            live = "being written by a live process" if writer_alive(path) else "unfinished"
+            raise StoreError(f"{path}:{group} is {live} ({done} of {config.n_chunks} chunks); rerun the same "
+                             "command to resume it, or read its finished chunks with partial=True")
+        moments = checked_read(g["summary/moments"])
+        nets = sum(config.chunk_bounds(done - 1)) if done else 0
+        counted = int(moments[0, 0])
+        if done < config.n_chunks and counted == sum(config.chunk_bounds(done)):
+            nets = counted  # a writer between a chunk's summary and its counter: that chunk's data is on disk
+        elif counted != nets:
+            raise DamagedFileError(f"{path}:{group} is damaged: its summary counts {counted} nets, its counter "
+                                   f"{nets}")
+        lengths = checked_read(g["lengths"], nets) if "lengths" in g else None
+        return SimulationResult(config=config, final=checked_read(g["final"], nets), fm2=checked_read(g["fm2"], nets),
+                                summary=LayerSummary.from_moments(moments), lengths=lengths)
 
 
 # ------------------------------------------- files rewritten whole (experiments)
