@@ -22,7 +22,7 @@ Every dataset's dimensions are HDF5 dimension scales, so netCDF-4 readers
 dimensions.
 
 Per chunk: the data, a flush, the summary, a flush and an fsync, then
-``chunks_done``, a flush and an fsync. Every write and flush is checked: an
+``chunks_done`` and a flush. Every write and flush is checked: an
 error from HDF5 or the OS (a full disk, EIO, a quota) stops the run at once
 with a :class:`WriteError` that names the chunk, and the counter never counts
 a chunk whose data did not reach the disk. The writer opens the file without
@@ -519,8 +519,7 @@ class _RunWriter:
             _fsync_file(f)  # data and summary on the disk before the counter that counts them
             _inject("counter")
             self.counter[()] = k + 1
-            f.flush()
-            _fsync_file(f)
+            f.flush()  # (no fsync: a counter lost in a crash is recovered from the summary, see __init__)
         except (OSError, RuntimeError) as e:
             self.acc.moments[:] = acc_before
             raise write_error(self.path, e, f"writing chunk {k + 1} of {self.config.n_chunks}") from None

@@ -150,7 +150,7 @@ def test_fsync_failure_stops_the_run_before_the_counter(tmp_path, monkeypatch, c
 
     def fsync(fd):
         calls["n"] += 1
-        if calls["n"] > 8:  # the layout, then 3 chunks (2 fsyncs each), then a failure
+        if calls["n"] > 4:  # the layout, then 3 chunks (one fsync each), then a failure
             raise OSError(errno.EIO, "Input/output error")
         real(fd)
     monkeypatch.setattr(os, "fsync", fsync)

@@ -74,7 +74,7 @@ def test_resume_after_partial_run_is_bit_identical(tmp_path):
         run_to_file(cfg, part, progress=stop_after_two)
     with h5py.File(part, "r") as f:
         assert f["chunks_done"][()] == 2
-    with pytest.raises(StoreError, match="incomplete"):
+    with pytest.raises(StoreError, match=r"unfinished \(2 of 6 chunks\).*partial=True"):
         fmsim.open(part)
     run_to_file(cfg, part)
     a, b = _datasets(whole), _datasets(part)
