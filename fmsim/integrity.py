@@ -33,7 +33,8 @@ import numpy as np
 from .config import RunConfig
 from .h5io import DamagedFileError
 
-__all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "RunCheck", "verify_run", "chunk_of_failure"]
+__all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "RunCheck", "verify_run", "chunk_of_failure",
+           "nets_counted", "nets_held"]
 
 PER_NET = ("final", "fm2", "lengths")
 SUMMARY = ("summary/mean", "summary/var", "summary/log_mean", "summary/log_var", "summary/n_zero",
@@ -58,6 +59,36 @@ def chunk_of_failure(ds: h5py.Dataset, stop: int | None = None) -> int | None:
     return None
 
 
+def _chunk_rows(ds: h5py.Dataset, i: int) -> str:
+    """``"chunk 7 (rows 7168 to 8191)"``: chunk ``i`` of ``ds`` along axis 0 (a contiguous dataset is one chunk)."""
+    rows = ds.chunks[0] if ds.chunks else ds.shape[0]
+    return f"chunk {i} (rows {i * rows} to {min((i + 1) * rows, ds.shape[0]) - 1})"
+
+
+def _failure(ds: h5py.Dataset) -> str:
+    return "fails its checksum" if has_checksum(ds) else "cannot be read"
+
+
+def nets_counted(config: RunConfig, done: int) -> int:
+    """Nets in the first ``done`` chunks of a run."""
+    return sum(config.chunk_bounds(done - 1)) if done else 0
+
+
+def nets_held(config: RunConfig, done: int, counted: int) -> int | None:
+    """Nets whose data is on disk, from the counter ``done`` and the nets the summary counts.
+
+    The summary counts the counter's chunks, or one chunk more: a writer
+    stopped between that chunk's summary and its counter, after its data was
+    flushed. Anything else is ``None``: counter and summary disagree.
+    """
+    nets = nets_counted(config, done)
+    if counted == nets:
+        return nets
+    if done < config.n_chunks and counted == nets_counted(config, done + 1):
+        return counted
+    return None
+
+
 def checked_read(ds: h5py.Dataset, stop: int | None = None) -> np.ndarray:
     """``ds[:stop]`` (``ds[()]`` for a scalar), or :class:`DamagedFileError` naming the chunk that fails.
 
@@ -71,12 +102,8 @@ def checked_read(ds: h5py.Dataset, stop: int | None = None) -> np.ndarray:
         return ds[:stop] if stop is not None else ds[()]
     except OSError as e:
         i = chunk_of_failure(ds, stop)
-        where = ""
-        if i is not None and ds.chunks:
-            rows = ds.chunks[0]
-            where = f" chunk {i} (rows {i * rows} to {min((i + 1) * rows, ds.shape[0]) - 1})"
-        what = "fails its checksum" if has_checksum(ds) else "cannot be read"
-        raise DamagedFileError(f"{ds.file.filename}:{ds.name}{where} {what} ({e}); the file is damaged: "
+        where = f" {_chunk_rows(ds, i)}" if i is not None and ds.chunks else ""
+        raise DamagedFileError(f"{ds.file.filename}:{ds.name}{where} {_failure(ds)} ({e}); the file is damaged: "
                                "rerun the command into a new file, or restore it from a copy") from None
 
 
@@ -123,7 +150,7 @@ def verify_run(g: h5py.Group) -> RunCheck:
     if not 0 <= done <= config.n_chunks:
         check.problems.append(f"{g.name}: chunks_done = {done}, outside 0..{config.n_chunks}")
         return check
-    nets = sum(config.chunk_bounds(done - 1)) if done else 0
+    nets = nets_counted(config, done)
     for name in PER_NET + SUMMARY:
         if name not in g:
             continue
@@ -131,10 +158,7 @@ def verify_run(g: h5py.Group) -> RunCheck:
         (check.checked if has_checksum(ds) else check.unchecked).append(name)
         i = chunk_of_failure(ds)
         if i is not None:
-            rows = ds.chunks[0] if ds.chunks else ds.shape[0]
-            check.problems.append(f"{g.name}: {name} chunk {i} (rows {i * rows} to "
-                                  f"{min((i + 1) * rows, ds.shape[0]) - 1}) "
-                                  + ("fails its checksum" if has_checksum(ds) else "cannot be read"))
+            check.problems.append(f"{g.name}: {name} {_chunk_rows(ds, i)} {_failure(ds)}")
             continue
         if name in PER_NET and ds.chunks and done:
             rows = ds.chunks[0]
@@ -145,8 +169,7 @@ def verify_run(g: h5py.Group) -> RunCheck:
                     break
     if not check.problems and "summary/moments" in g:
         counted = int(g["summary/moments"][0, 0])
-        after = sum(config.chunk_bounds(done)) if done < config.n_chunks else nets
-        if counted not in (nets, after):
+        if nets_held(config, done, counted) is None:
             check.problems.append(f"{g.name}: the summary counts {counted} nets, the counter {nets}")
     return check
 

@@ -15,27 +15,16 @@ def _read_int(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _meminfo(key: str) -> int | None:
+def _proc_kib(path: str, key: str) -> int | None:
+    """A ``key:  N kB`` field of a /proc file (``/proc/meminfo``, ``/proc/self/status``), in bytes."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
-
-
-def _vm_size() -> int:
-    """This process's current virtual size (what an address-space limit counts), in bytes."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def memory_available() -> tuple[int | None, str]:
@@ -53,13 +42,14 @@ def memory_available() -> tuple[int | None, str]:
 
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
         if soft != resource.RLIM_INFINITY:
-            found.append((max(0, soft - _vm_size()), "address-space limit (ulimit -v)"))
+            found.append((max(0, soft - (_proc_kib("/proc/self/status", "VmSize") or 0)),
+                          "address-space limit (ulimit -v)"))
     except (ImportError, OSError, ValueError):
         pass
     limit = _read_int("/sys/fs/cgroup/memory.max")
     if limit is not None:
         found.append((max(0, limit - (_read_int("/sys/fs/cgroup/memory.current") or 0)), "cgroup memory limit"))
-    available = _meminfo("MemAvailable")
+    available = _proc_kib("/proc/meminfo", "MemAvailable")
     if available is not None:
         found.append((available, "available memory"))
     if not found:

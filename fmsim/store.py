@@ -58,7 +58,7 @@ import numpy as np
 
 from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
-from .integrity import checked_read
+from .integrity import checked_read, nets_counted, nets_held
 from .laws import STREAM_LAYOUT
 from .simulate import SimulationResult, check_backend, check_memory, map_chunks
 from .summary import LayerSummary, SummaryAccumulator
@@ -307,11 +307,13 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
 def _close_after_failure(f: h5py.File) -> None:
     """Close a file whose writes failed; the error was reported, so HDF5's repeats of it are dropped.
 
-    Closing flushes HDF5's caches again, which fails again on a full disk;
-    h5py reports failures of objects it closes in destructors as "Exception
-    ignored" tracebacks. The file on disk holds every chunk it counts
-    (the counter was written after an fsync of that chunk's data), and its
-    SWMR flag stays set, so the next writer recovers it.
+    Closing flushes HDF5's metadata cache, which can fail again on a full
+    disk; h5py reports failures of objects it closes in destructors as
+    "Exception ignored" tracebacks. The file on disk holds every chunk it
+    counts (the counter was written after an fsync of that chunk's data). If
+    the close fails, the file's SWMR flag stays set and the next writer
+    recovers it; if it succeeds (the usual case: the failed chunk was never
+    cached), the file is closed cleanly.
     """
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
@@ -486,7 +488,7 @@ class _RunWriter:
         self.counter = g["chunks_done"]
         self.done = int(self.counter[()])
         stored = checked_read(self.summary["moments"])
-        if self.done < config.n_chunks and int(stored[0, 0]) == sum(config.chunk_bounds(self.done)):
+        if (nets_held(config, self.done, int(stored[0, 0])) or 0) > nets_counted(config, self.done):
             # The moments already count chunk `done` (their count of M_0 is every net through it): a
             # writer was killed after that chunk's data and summary reached the file, before its
             # counter did. The chunk is complete; count it rather than merge its nets a second time.
@@ -501,7 +503,6 @@ class _RunWriter:
             raise RuntimeError(f"chunk {k} arrived, chunk {self.done} expected")  # ordered_map keeps order
         start, m = self.config.chunk_bounds(k)
         f = self.g.file
-        acc_before = self.acc.moments.copy()
         try:
             _inject("data")
             self.datasets["final"][start:start + m] = chunk.final
@@ -520,8 +521,7 @@ class _RunWriter:
             _inject("counter")
             self.counter[()] = k + 1
             f.flush()  # (no fsync: a counter lost in a crash is recovered from the summary, see __init__)
-        except (OSError, RuntimeError) as e:
-            self.acc.moments[:] = acc_before
+        except (OSError, RuntimeError) as e:  # the run stops here; this writer is not used again
             raise write_error(self.path, e, f"writing chunk {k + 1} of {self.config.n_chunks}") from None
         self.done = k + 1
 
@@ -594,13 +594,10 @@ def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False
             raise StoreError(f"{path}:{group} is {live} ({done} of {config.n_chunks} chunks); rerun the same "
                              "command to resume it, or read its finished chunks with partial=True")
         moments = checked_read(g["summary/moments"])
-        nets = sum(config.chunk_bounds(done - 1)) if done else 0
-        counted = int(moments[0, 0])
-        if done < config.n_chunks and counted == sum(config.chunk_bounds(done)):
-            nets = counted  # a writer between a chunk's summary and its counter: that chunk's data is on disk
-        elif counted != nets:
-            raise DamagedFileError(f"{path}:{group} is damaged: its summary counts {counted} nets, its counter "
-                                   f"{nets}")
+        nets = nets_held(config, done, int(moments[0, 0]))  # (one chunk past the counter: see nets_held)
+        if nets is None:
+            raise DamagedFileError(f"{path}:{group} is damaged: its summary counts {int(moments[0, 0])} nets, its "
+                                   f"counter {nets_counted(config, done)}")
         lengths = checked_read(g["lengths"], nets) if "lengths" in g else None
         return SimulationResult(config=config, final=checked_read(g["final"], nets), fm2=checked_read(g["fm2"], nets),
                                 summary=LayerSummary.from_moments(moments), lengths=lengths)
