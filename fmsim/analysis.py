@@ -57,9 +57,10 @@ def exact_moments(config: RunConfig, m0: float) -> tuple[np.ndarray, np.ndarray]
 def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = False) -> Any:
     """One run as an ``xarray.Dataset`` with named dimensions ``net``, ``layer``, ``quantity``, ``moment``.
 
-    Data variables: ``final`` (net), ``fm2`` (net), ``lengths`` (net, layer)
-    if recorded, the per-layer summary ``mean``, ``sem``, ``var``,
-    ``log_mean``, ``log_var``, ``dead_fraction`` (layer), the exact
+    Data variables: ``final``, ``log_final`` and ``fm2`` (net), ``lengths`` and
+    ``log_lengths`` (net, layer) if recorded, the per-layer summary ``mean``,
+    ``sem``, ``var``, ``log_mean``, ``log_var`` (of ``log M_j``), ``log_of_mean``,
+    ``log_of_var`` (``log`` of ``mean`` and ``var``, at any depth), ``dead_fraction`` (layer), the exact
     ``exact_mean`` and ``exact_second_moment`` (layer; nan where unknown)
     and ``moments`` (quantity, moment). Attributes: the flat configuration
     (:func:`fmsim.store.config_attrs`) and the JSON ``config``. Loaded into memory.
@@ -83,18 +84,22 @@ def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = Fals
     d = cfg.arch.depth
     mean, second = exact_moments(cfg, res.m0)
     data = {
-        "final": ("net", res.final), "fm2": ("net", res.fm2),
+        "final": ("net", res.final), "log_final": ("net", res.log_final), "fm2": ("net", res.fm2),
         "mean": ("layer", s.mean), "sem": ("layer", s.sem), "var": ("layer", s.var),
         "log_mean": ("layer", s.log_mean), "log_var": ("layer", s.log_var),
+        "log_of_mean": ("layer", s.log_of_mean), "log_of_var": ("layer", s.log_of_var),
         "dead_fraction": ("layer", s.n_zero / max(res.n_done, 1)),
         "exact_mean": ("layer", mean), "exact_second_moment": ("layer", second),
     }
     with reading(path) as f:
-        data["moments"] = (("quantity", "moment"), checked_read(f[group]["summary/moments"]))
+        moments = checked_read(f[group]["summary/moments"])
+    data["moments"] = (("quantity", "moment"), moments)
     if res.lengths is not None:
         data["lengths"] = (("net", "layer"), res.lengths)
+        data["log_lengths"] = (("net", "layer"), res.log_lengths)
     coords = {"net": np.arange(res.n_done, dtype=np.uint32), "layer": np.arange(d + 1),
-              "quantity": [f"M_{j}" for j in range(d + 1)] + ["fm2"], "moment": list(MOMENT_COLUMNS)}
+              "quantity": [f"M_{j}" for j in range(d + 1)] + ["fm2"],
+              "moment": list(MOMENT_COLUMNS[:moments.shape[1]])}  # (six columns in files of fmsim < 0.9)
     attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config_attrs(cfg).items()}
     attrs["seed"] = int(cfg.seed)
     attrs["config"] = json.dumps(cfg.to_dict(), sort_keys=True)
@@ -116,8 +121,9 @@ def open_sweep(path: str | os.PathLike, as_xarray: bool = False) -> Any:
     ``module_widths``, ``ending``, ``c_out`` / ``channels``, ``spatial``,
     ``kernel``), ``scheme``, ``law``, ``c`` (this layer's; nan at layer 0),
     ``bias_var``, ``n_nets``, ``seed``, ``method``, ``layer``, ``mean``,
-    ``sem``, ``var``, ``log_mean``, ``log_var``, ``dead_fraction``,
-    ``exact_mean``, ``exact_second_moment`` (nan where unknown).
+    ``sem``, ``var``, ``log_mean``, ``log_var``, ``log_of_mean``,
+    ``log_of_var``, ``dead_fraction``, ``exact_mean``, ``exact_second_moment``
+    (nan where unknown).
 
     Parameters
     ----------
@@ -155,10 +161,12 @@ def open_sweep(path: str | os.PathLike, as_xarray: bool = False) -> Any:
         table.update(scheme=flat["scheme"], law=flat["law"], c=layer_c, bias_var=flat["bias_var"],
                      n_nets=cfg.n_nets, seed=int(cfg.seed), method=cfg.method, layer=np.arange(d + 1),
                      mean=s.mean, sem=s.sem, var=s.var, log_mean=s.log_mean, log_var=s.log_var,
-                     dead_fraction=s.n_zero / cfg.n_nets, exact_mean=mean, exact_second_moment=second)
+                     log_of_mean=s.log_of_mean, log_of_var=s.log_of_var, dead_fraction=s.n_zero / cfg.n_nets,
+                     exact_mean=mean, exact_second_moment=second)
         frames.append(pd.DataFrame(table))
     columns = ["run", *_ARCH_COLUMNS, "scheme", "law", "c", "bias_var", "n_nets", "seed", "method", "layer",
-               "mean", "sem", "var", "log_mean", "log_var", "dead_fraction", "exact_mean", "exact_second_moment"]
+               "mean", "sem", "var", "log_mean", "log_var", "log_of_mean", "log_of_var", "dead_fraction", "exact_mean",
+               "exact_second_moment"]
     df = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     if as_xarray:
         ds = df.set_index(["run", "layer"]).to_xarray()

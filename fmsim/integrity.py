@@ -36,9 +36,9 @@ from .h5io import DamagedFileError
 __all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "RunCheck", "verify_run", "chunk_of_failure",
            "nets_counted", "nets_held"]
 
-PER_NET = ("final", "fm2", "lengths")
+PER_NET = ("final", "log_final", "fm2", "log_lengths", "lengths")  # (lengths: files of fmsim < 0.9)
 SUMMARY = ("summary/mean", "summary/var", "summary/log_mean", "summary/log_var", "summary/n_zero",
-           "summary/moments")
+           "summary/log_of_mean", "summary/log_of_var", "summary/moments")
 
 
 def has_checksum(ds: h5py.Dataset) -> bool:

@@ -90,12 +90,12 @@ MEMORY_HEADROOM = 0.8
 
 
 def chunk_memory_bytes(config: RunConfig, chunk_size: int | None = None) -> int:
-    """Peak bytes of the arrays one chunk allocates: its ``(m, d + 1)`` float64 lengths and, where they are
-    recorded, their float32 copy for the file, plus per-net vectors and the summary blocks."""
+    """Peak bytes of the arrays one chunk allocates: its ``(m, d + 1)`` float64 lengths and their logs and,
+    where they are recorded, the logs' float32 copy for the file, plus per-net vectors and the summary blocks."""
     m = min(config.chunk_size if chunk_size is None else chunk_size, config.n_nets)
     layers = config.arch.depth + 1
-    per_net = layers * 8 + (layers * 4 if config.record == "layers" else 0) + 3 * 8
-    blocks = -(-m // 1024) * (layers + 1) * 6 * 8
+    per_net = 2 * layers * 8 + (layers * 4 if config.record == "layers" else 0) + 4 * 8
+    blocks = -(-m // 1024) * (layers + 1) * 7 * 8
     return m * per_net + blocks
 
 
@@ -121,7 +121,7 @@ def check_memory(config: RunConfig, whole_run: bool = False) -> None:
     need = chunk_memory_bytes(config)
     if whole_run:  # simulate() also keeps every net's results in memory
         layers = config.arch.depth + 1
-        need += config.n_nets * (16 + (8 * layers if config.record == "layers" else 0))
+        need += config.n_nets * (24 + (16 * layers if config.record == "layers" else 0))
         if need > budget:
             raise ValueError(f"this run needs about {format_bytes(need)} in memory and the {limit} leaves "
                              f"{format_bytes(available)}; write it to a file instead (fmsim.run_to_file, or "
@@ -137,36 +137,58 @@ def check_memory(config: RunConfig, whole_run: bool = False) -> None:
                      f"leaves {format_bytes(available)}; {hint}")
 
 
-def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Simulate chunk ``k`` of a run.
 
     Returns
     -------
     lengths : ndarray, shape (m, d + 1), float64
-        ``M_0..M_d`` of nets ``k*chunk_size .. k*chunk_size + m - 1``.
+        ``M_0..M_d`` of nets ``k*chunk_size .. k*chunk_size + m - 1`` (0 or inf beyond float64's range).
+    log_lengths : ndarray, shape (m, d + 1), float64
+        ``log M_0..log M_d`` (``-inf`` only for a dead net), at any depth.
     fm2 : ndarray, shape (m,), float64
         Empirical variance of ``M_1..M_d`` of each net.
     """
     start, m = config.chunk_bounds(k)
     lengths = np.empty((m, config.arch.depth + 1))
+    logs = np.empty((m, config.arch.depth + 1))
     fm2 = np.empty(m)
     kernel, args = kernel_args(config, start)
     if backend == "cuda":
         from . import cuda_backend
 
-        cuda_backend.run_chunk(kernel, args, lengths, fm2)
+        cuda_backend.run_chunk(kernel, args, lengths, logs, fm2)
     else:
         from .kernels import cpu
 
-        getattr(cpu, kernel)(*args, lengths, fm2)
-    return lengths, fm2
+        getattr(cpu, kernel)(*args, lengths, logs, fm2)
+    return lengths, logs, fm2
 
 
-def _m0(x: np.ndarray) -> float:
-    """``M_0`` summed exactly as the ``full`` kernels sum it (so both methods share it to the last bit)."""
+def scaled_input(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``x = x_s 2^shift``, with ``x_s`` the input the kernels run and ``shift`` the exponent they carry.
+
+    ``shift = 0`` (and ``x_s`` is ``x``) unless ``M_0 = ||x||^2/n_0`` lies outside
+    ``[2^-64, 2^64]`` (:data:`fmsim.kernels.scalar.RENORM_LOW`, ``RENORM_HIGH``) or
+    overflows: then ``x`` is divided by the power of two that brings its
+    largest entry into ``[1/2, 1)``, exactly.
+    """
+    from .kernels.scalar import RENORM_HIGH, RENORM_LOW, mean_square
+
+    ms = float(mean_square(x, x.size))
+    amax = float(np.max(np.abs(x))) if x.size else 0.0
+    if amax == 0.0 or (RENORM_LOW <= ms <= RENORM_HIGH):
+        return x, 0
+    shift = int(np.frexp(amax)[1])
+    return np.ldexp(x, -shift), shift
+
+
+def _m0(x: np.ndarray) -> tuple[float, int]:
+    """``M_0 = m0 2^shift`` summed exactly as the ``full`` kernels sum it (so both methods share it to the last bit)."""
     from .kernels.scalar import mean_square
 
-    return float(mean_square(x, x.size))
+    xs, shift = scaled_input(x)
+    return float(mean_square(xs, xs.size)), 2 * shift
 
 
 def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
@@ -178,14 +200,15 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
     """
     arch, init = config.arch, config.init
     k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
-    x = input_vector(config)
+    x_true = input_vector(config)
+    x, x_shift = scaled_input(x_true)
     bias_sd = float(np.sqrt(init.bias_var))
     law = LAW_CODES[init.law]
     c = init.layer_c(arch)
     if isinstance(arch, FullyConnected):
         widths = np.asarray(arch.widths, dtype=np.int64)
         if config.method == "exact":
-            return "fc_exact", (_m0(x), widths, c, float(init.bias_var), k0, k1, start)
+            return "fc_exact", (*_m0(x_true), widths, c, float(init.bias_var), k0, k1, start)
         scales = np.sqrt(c / widths[:-1])
         suffix = "" if config.precision == "float64" else "_f32"
         if config.method == "exact_first":
@@ -193,26 +216,27 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
 
             table = first_layer_law(init.law, x)
             grid = np.array([table.s0, table.ds, scales[0] * np.sqrt(x @ x)])
-            return "fc_exact_first" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start, table.cdf, table.guide,
-                                               grid)
-        return "fc_full" + suffix, (x, widths, scales, bias_sd, law, k0, k1, start)
+            return "fc_exact_first" + suffix, (x, x_shift, widths, scales, bias_sd, law, k0, k1, start, table.cdf,
+                                               table.guide, grid)
+        return "fc_full" + suffix, (x, x_shift, widths, scales, bias_sd, law, k0, k1, start)
     if isinstance(arch, Residual):
         mw = np.asarray(arch.module_widths, dtype=np.int64)
         etas = np.asarray(arch.etas, dtype=float)
         if config.method == "exact" and arch.ending == "linear":
-            return "res_exact", (_m0(x), arch.width, mw, etas, float(init.c), arch.c_out, float(init.bias_var),
+            return "res_exact", (*_m0(x_true), arch.width, mw, etas, float(init.c), arch.c_out, float(init.bias_var),
                                  k0, k1, start)
         if config.method == "exact":
-            return "res_relu_exact", (x, mw, etas, float(init.c), arch.c_out, float(init.bias_var), k0, k1, start)
+            return "res_relu_exact", (x, x_shift, mw, etas, float(init.c), arch.c_out, float(init.bias_var), k0, k1,
+                                      start)
         fans = np.concatenate([[arch.width], mw[:-1]]).astype(float)
         k_last = mw[-1] if mw.size else arch.width
-        return "res_full", (x, mw, etas, np.sqrt(c / fans[:mw.size]), float(np.sqrt(arch.c_out / k_last)),
+        return "res_full", (x, x_shift, mw, etas, np.sqrt(c / fans[:mw.size]), float(np.sqrt(arch.c_out / k_last)),
                             arch.ending == "relu", bias_sd, law, k0, k1, start)
     h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
     kh = 1 if len(arch.spatial) == 1 else arch.kernel
     fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
-    return "conv_full", (x, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel, np.sqrt(c / fans),
-                         bias_sd, law, k0, k1, start)
+    return "conv_full", (x, x_shift, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel,
+                         np.sqrt(c / fans), bias_sd, law, k0, k1, start)
 
 
 @dataclass(frozen=True)
@@ -223,13 +247,19 @@ class SimulationResult:
     ----------
     config : RunConfig
     final : ndarray, shape (n_nets,)
-        ``M_d`` of each net.
+        ``M_d`` of each net, in float64: 0 or inf where ``M_d`` lies beyond float64's range
+        (``log_final`` holds it at any depth).
     fm2 : ndarray, shape (n_nets,)
         Empirical variance of ``M_1..M_d`` of each net (failure mode 2).
     summary : LayerSummary
         Per-layer streaming summaries.
     lengths : ndarray, shape (n_nets, d + 1), or None
         Every ``M_j``; only with ``record="layers"``.
+    log_final : ndarray, shape (n_nets,), or None
+        ``log M_d`` of each net, ``-inf`` only for a dead net (None for files of fmsim < 0.9 whose
+        ``final`` does not determine it: see :func:`fmsim.store.open_result`).
+    log_lengths : ndarray, shape (n_nets, d + 1), or None
+        Every ``log M_j``; only with ``record="layers"``.
 
     A run read with ``open(..., partial=True)`` before it finished holds the
     first ``n_done`` nets only (its arrays have ``n_done`` rows).
@@ -240,6 +270,8 @@ class SimulationResult:
     fm2: np.ndarray
     summary: LayerSummary
     lengths: np.ndarray | None = None
+    log_final: np.ndarray | None = None
+    log_lengths: np.ndarray | None = None
 
     @property
     def n_done(self) -> int:
@@ -258,7 +290,7 @@ class SimulationResult:
 
     @property
     def m0(self) -> float:
-        """``M_0`` of the input."""
+        """``M_0`` of the input (inf or 0 beyond float64's range; ``summary.log_of_mean[0]`` is its log)."""
         return float(self.summary.mean[0])
 
 
@@ -270,11 +302,11 @@ class Chunk:
     ----------
     k : int
         Chunk index.
-    final, fm2 : ndarray, shape (m,)
-        ``M_d`` and the across-layer variance of each net.
-    moments : ndarray, shape (ceil(m / 1024), d + 2, 6)
+    final, log_final, fm2 : ndarray, shape (m,)
+        ``M_d``, ``log M_d`` and the across-layer variance of each net.
+    moments : ndarray, shape (ceil(m / 1024), d + 2, 7)
         Per-block summary moments (:func:`fmsim.summary.block_moments`).
-    lengths : ndarray, shape (m, d + 1), or None
+    lengths, log_lengths : ndarray, shape (m, d + 1), or None
         The traces, only when asked for.
     """
 
@@ -283,10 +315,12 @@ class Chunk:
     fm2: np.ndarray
     moments: np.ndarray
     lengths: np.ndarray | None
+    log_final: np.ndarray | None = None
+    log_lengths: np.ndarray | None = None
 
 
 def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: bool | None = None) -> Chunk:
-    """Simulate chunk ``k`` and reduce it to per-net ``M_d``, fm2 and block moments.
+    """Simulate chunk ``k`` and reduce it to per-net ``M_d``, ``log M_d``, fm2 and block moments.
 
     On CUDA the reduction runs on the device and the traces stay there unless
     ``keep_lengths`` (default: ``config.record == "layers"``).
@@ -297,10 +331,12 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
 
         start, m = config.chunk_bounds(k)
         kernel, args = kernel_args(config, start)
-        final, fm2, moments, lengths = cuda_backend.run_chunk_reduced(kernel, args, m, config.arch.depth + 1, keep)
-        return Chunk(k, final, fm2, moments, lengths)
-    lengths, fm2 = run_chunk(config, k, backend)
-    return Chunk(k, lengths[:, -1].copy(), fm2, block_moments(lengths, fm2), lengths if keep else None)
+        final, log_final, fm2, moments, lengths, logs = cuda_backend.run_chunk_reduced(
+            kernel, args, m, config.arch.depth + 1, keep)
+        return Chunk(k, final, fm2, moments, lengths, log_final, logs)
+    lengths, logs, fm2 = run_chunk(config, k, backend)
+    return Chunk(k, lengths[:, -1].copy(), fm2, block_moments(logs, fm2), lengths if keep else None,
+                 logs[:, -1].copy(), logs if keep else None)
 
 
 def iter_chunks(config: RunConfig, backend: str, first: int = 0, client: Any = None) -> Iterator[Chunk]:
@@ -381,15 +417,21 @@ def simulate(
     check_memory(config, whole_run=True)
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)
+    log_final = np.empty(config.n_nets)
     fm2_all = np.empty(config.n_nets)
-    lengths_all = np.empty((config.n_nets, arch.depth + 1)) if record == "layers" else None
+    layers = record == "layers"
+    lengths_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
+    logs_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
     for chunk in iter_chunks(config, backend, client=client):
         start, m = config.chunk_bounds(chunk.k)
         acc.add_moments(chunk.moments)
         final[start:start + m] = chunk.final
+        log_final[start:start + m] = chunk.log_final
         fm2_all[start:start + m] = chunk.fm2
-        if lengths_all is not None:
+        if layers:
             lengths_all[start:start + m] = chunk.lengths
+            logs_all[start:start + m] = chunk.log_lengths
         if progress is not None:
             progress(m)
-    return SimulationResult(config=config, final=final, fm2=fm2_all, summary=acc.result(), lengths=lengths_all)
+    return SimulationResult(config=config, final=final, fm2=fm2_all, summary=acc.result(), lengths=lengths_all,
+                            log_final=log_final, log_lengths=logs_all)

@@ -8,13 +8,21 @@ dimension scales/labels, so xarray's ``h5netcdf`` engine sees ``net`` and
            stream_layout (fmsim.laws.STREAM_LAYOUT: which random bits make which weight)
     net        (net,)            uint32    dimension scale: global net index
     layer      (layer,)          int64     dimension scale 0..d
-    final      (net,)            float64   M_d of each net
+    final      (net,)            float64   M_d of each net (0 or inf beyond float64's range)
+    log_final  (net,)            float64   log M_d of each net (-inf only for a dead net)
     fm2        (net,)            float64   variance of M_1..M_d across layers
-    lengths    (net, layer)      float32   M_0..M_d traces (record="layers"; gzip)
+    log_lengths (net, layer)     float32   log M_0..log M_d traces (record="layers"; gzip)
                (each: one HDF5 chunk per chunk of the run, with a Fletcher-32 checksum)
-    summary/   mean, var, log_mean, log_var, n_zero (layer,) (checksummed, as moments);
-               moments (quantity, moment) with scales quantity = M_0..M_d, fm2 and
-               moment = count, mean, M2, log_count, log_mean, log_M2
+    summary/   mean, var, log_mean, log_var, n_zero, log_of_mean, log_of_var (layer,)
+               (checksummed, as moments); moments (quantity, moment) with scales
+               quantity = M_0..M_d, fm2 and moment = count, mean, M2 (of M e^-pivot),
+               log_count, log_mean, log_M2, pivot (fmsim.summary)
+
+Schema 4 (fmsim 0.9) stores lengths as logs, so no value leaves float range at
+any depth; files of schema 3 and older (``lengths`` as float32 ``M_j``, no
+``log_final``, six moment columns) still open, their logs derived from ``M``
+(nan where ``M`` is 0 or inf: underflow and death, overflow and a large value,
+cannot be told apart there). They are not resumed by this version.
     chunks_done ()               int64     progress counter, written last
 
 Every dataset's dimensions are HDF5 dimension scales, so netCDF-4 readers
@@ -61,15 +69,16 @@ from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check
 from .integrity import checked_read, nets_counted, nets_held
 from .laws import STREAM_LAYOUT
 from .simulate import SimulationResult, check_backend, check_memory, map_chunks
-from .summary import LayerSummary, SummaryAccumulator
+from .summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
            "FileBusyError", "WriteError", "check_runs", "list_runs", "run_many_to_file", "reading",
            "rewrite_atomically", "check_writable"]
 
-SCHEMA_VERSION = 3  # 2: net/quantity/moment dimension scales, flat config attributes; 3: Fletcher-32 chunks
+SCHEMA_VERSION = 4  # 2: net/quantity/moment dimension scales, flat config attributes; 3: Fletcher-32 chunks;
+#                    4: log_final, log_lengths (float32) instead of lengths, summaries from logs (pivot column)
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
-_SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero")
+_SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero", "log_of_mean", "log_of_var")
 
 
 def _version() -> str:
@@ -132,7 +141,6 @@ def _early_alloc_dataset(g: h5py.Group, name: str, shape: tuple[int, ...], dtype
     return h5py.Dataset(dsid)
 
 
-MOMENT_COLUMNS = ("count", "mean", "M2", "log_count", "log_mean", "log_M2")  # of summary/moments (Welford)
 
 
 def config_attrs(config: RunConfig) -> dict[str, object]:
@@ -169,14 +177,18 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
     net.make_scale("net")
     net.attrs["long_name"] = "global net index (its random stream)"
     rows = min(config.chunk_size, n)
-    per_net = [_checksummed(g, "final", (n,), np.float64, rows), _checksummed(g, "fm2", (n,), np.float64, rows)]
-    per_net[0].attrs["long_name"] = "M_d = |z_d|^2 / n_d of each net"
-    per_net[1].attrs["long_name"] = "variance of M_1..M_d across layers, per net (failure mode 2)"
+    per_net = [_checksummed(g, "final", (n,), np.float64, rows), _checksummed(g, "log_final", (n,), np.float64, rows),
+               _checksummed(g, "fm2", (n,), np.float64, rows)]
+    per_net[0].attrs["long_name"] = "M_d = |z_d|^2 / n_d of each net (0 or inf beyond float64's range)"
+    per_net[1].attrs["long_name"] = "log M_d (natural log) of each net; -inf only for a dead net"
+    per_net[2].attrs["long_name"] = "variance of M_1..M_d across layers, per net (failure mode 2)"
     if config.record == "layers":
-        per_net.append(_checksummed(g, "lengths", (n, d + 1), np.float32, rows, compression="gzip",
+        # float32 logs: the size of the float32 M_j stored before, at any depth; the rounding of log M_j is
+        # 2^-24 |log M_j| (6e-7 at |log M_j| = 10, 4e-4 at 7000), far below the spread of log M_j across nets
+        per_net.append(_checksummed(g, "log_lengths", (n, d + 1), np.float32, rows, compression="gzip",
                                     compression_opts=4, shuffle=True))
         per_net[-1].dims[1].attach_scale(layer)
-        per_net[-1].attrs["long_name"] = "M_j of each net and layer"
+        per_net[-1].attrs["long_name"] = "log M_j (natural log) of each net and layer; -inf only for a dead net"
     for ds in per_net:
         ds.dims[0].attach_scale(net)
         ds.dims[0].label = "net"
@@ -189,11 +201,13 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
     quantity.make_scale("quantity")
     moment = s.create_dataset("moment", data=list(MOMENT_COLUMNS), dtype=h5py.string_dtype())
     moment.make_scale("moment")
-    moments = _checksummed(s, "moments", (d + 2, 6), np.float64, d + 2)
+    moments = _checksummed(s, "moments", (d + 2, len(MOMENT_COLUMNS)), np.float64, d + 2)
     moments.dims[0].attach_scale(quantity)
     moments.dims[1].attach_scale(moment)
-    moments.attrs["long_name"] = "merged Welford moments (count, mean, M2; of log over M > 0) of M_0..M_d and fm2"
-    s.attrs["description"] = "per-layer statistics of M_j across nets; log_* over nets with M_j > 0"
+    moments.attrs["long_name"] = ("merged Welford moments (count, mean, M2 of M e^-pivot; of log M over M > 0; the "
+                                  "pivot) of M_0..M_d and fm2")
+    s.attrs["description"] = ("per-layer statistics of M_j across nets; log_mean, log_var: of log M_j over nets with "
+                              "M_j > 0; log_of_mean, log_of_var: log of mean and var, at any depth")
     done = _early_alloc_dataset(g, "chunks_done", (), np.int64)
     done[()] = 0
     for key, value in config_attrs(config).items():
@@ -250,6 +264,13 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
                         f"{path}:{group} holds a run with a different configuration:\n  file: "
                         f"{g.attrs['config']}\n  this: {_config_json(config)}\n"
                         "use another file or group to start a new run"
+                    )
+                schema = int(g.attrs["schema_version"])
+                if schema < SCHEMA_VERSION and int(g["chunks_done"][()]) < config.n_chunks:
+                    raise StoreError(
+                        f"{path}:{group} is an unfinished run in file schema {schema} (fmsim < 0.9, lengths as M_j); "
+                        f"this fmsim writes schema {SCHEMA_VERSION} (log lengths). Finish it with the fmsim that "
+                        "started it, or start a new file or group"
                     )
                 layout = stream_layout_of(g)
                 if layout != STREAM_LAYOUT and int(g["chunks_done"][()]) < config.n_chunks:
@@ -342,9 +363,12 @@ def _recover(path: str) -> None:
             dst.attrs["creator"] = CREATOR
             for name in _runs_in(src):
                 g_src = src[name]
+                if int(g_src.attrs["schema_version"]) < SCHEMA_VERSION:
+                    raise KeyError(f"run {name} has schema {int(g_src.attrs['schema_version'])}, older than this "
+                                   f"fmsim's {SCHEMA_VERSION}; recover it with the fmsim that wrote it")
                 g = dst.require_group(name)
                 _create_run(g, RunConfig.from_dict(json.loads(g_src.attrs["config"])), stream_layout_of(g_src))
-                for key in ("final", "fm2", "lengths"):
+                for key in ("final", "log_final", "fm2", "log_lengths"):
                     if key in g_src:
                         g[key][...] = g_src[key][()]
                 for key in _SUMMARY_FIELDS + ("moments",):
@@ -483,7 +507,7 @@ class _RunWriter:
 
     def __init__(self, g: h5py.Group, config: RunConfig, path: str):
         self.g, self.config, self.path = g, config, path
-        self.datasets = {name: g[name] for name in ("final", "fm2", "lengths") if name in g}
+        self.datasets = {name: g[name] for name in ("final", "log_final", "fm2", "log_lengths") if name in g}
         self.summary = {name: g["summary"][name] for name in (*_SUMMARY_FIELDS, "moments")}
         self.counter = g["chunks_done"]
         self.done = int(self.counter[()])
@@ -506,9 +530,10 @@ class _RunWriter:
         try:
             _inject("data")
             self.datasets["final"][start:start + m] = chunk.final
+            self.datasets["log_final"][start:start + m] = chunk.log_final
             self.datasets["fm2"][start:start + m] = chunk.fm2
             if self.config.record == "layers":
-                self.datasets["lengths"][start:start + m] = chunk.lengths.astype(np.float32)
+                self.datasets["log_lengths"][start:start + m] = chunk.log_lengths.astype(np.float32)
             f.flush()  # the data on disk before the summary that counts it (see __init__)
             _inject("summary")
             self.acc.add_moments(chunk.moments)
@@ -561,7 +586,12 @@ def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False
     """Read a run (read-only): the same object :func:`fmsim.simulate` returns.
 
     Every chunk read is checked against its checksum (files of fmsim >= 0.8).
-    Traces (``lengths``) come back as float32, as stored.
+    Traces come back as stored: ``log_lengths`` in float32, and ``lengths`` as
+    their exponentials in float64 (0 or inf beyond its range). From files of
+    fmsim < 0.9, which stored ``M`` only (``lengths`` in float32), the logs
+    are derived: ``log M`` where ``M`` is positive and finite, nan where it is
+    0 or inf (there an underflow cannot be told from a dead net, nor an
+    overflow from a large value).
 
     Parameters
     ----------
@@ -598,9 +628,28 @@ def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False
         if nets is None:
             raise DamagedFileError(f"{path}:{group} is damaged: its summary counts {int(moments[0, 0])} nets, its "
                                    f"counter {nets_counted(config, done)}")
-        lengths = checked_read(g["lengths"], nets) if "lengths" in g else None
-        return SimulationResult(config=config, final=checked_read(g["final"], nets), fm2=checked_read(g["fm2"], nets),
-                                summary=LayerSummary.from_moments(moments), lengths=lengths)
+        final = checked_read(g["final"], nets)
+        log_final = checked_read(g["log_final"], nets) if "log_final" in g else derived_log(final)
+        if "log_lengths" in g:
+            log_lengths = checked_read(g["log_lengths"], nets)
+            with np.errstate(over="ignore"):
+                lengths = np.exp(log_lengths.astype(np.float64))
+        elif "lengths" in g:
+            lengths = checked_read(g["lengths"], nets)
+            log_lengths = derived_log(lengths)
+        else:
+            lengths = log_lengths = None
+        return SimulationResult(config=config, final=final, fm2=checked_read(g["fm2"], nets),
+                                summary=LayerSummary.from_moments(moments), lengths=lengths, log_final=log_final,
+                                log_lengths=log_lengths)
+
+
+def derived_log(lengths: np.ndarray) -> np.ndarray:
+    """``log M`` from ``M`` as files of fmsim < 0.9 stored it: nan where ``M`` is 0 or inf (not determined)."""
+    out = np.full(lengths.shape, np.nan, dtype=lengths.dtype)
+    ok = (lengths > 0) & np.isfinite(lengths)
+    out[ok] = np.log(lengths[ok])
+    return out
 
 
 # ------------------------------------------- files rewritten whole (experiments)

@@ -5,8 +5,14 @@ consecutive net indices (Welford within a block), and blocks are merged in
 net order (Chan et al.). Chunks are whole numbers of blocks, so the summary is
 bit-identical for any chunk size and thread count.
 
-``log M_j`` is summarized over the nets with ``M_j > 0`` only; ``n_zero``
-counts the dead ones (a net whose layer is all zeros stays dead).
+The summaries are computed from ``log M_j``, so they hold at any depth:
+
+- ``E[M_j]`` and ``Var[M_j]`` by Welford on ``M_j e^-p``, ``p`` the largest
+  ``log M_j`` of the block (a log-sum-exp pivot), and blocks merged after
+  rescaling to the larger pivot: no value leaves float64's range, and
+  ``log E[M_j]`` is ``p + log(mean)``;
+- ``log M_j`` by Welford over the nets with ``M_j > 0``; ``n_zero`` counts the
+  dead ones (a net whose layer is all zeros stays dead).
 """
 
 from __future__ import annotations
@@ -19,18 +25,20 @@ from numba import njit, prange
 
 from .config import SUMMARY_BLOCK
 
-__all__ = ["LayerSummary", "SummaryAccumulator", "block_moments", "welford_range"]
+__all__ = ["LayerSummary", "SummaryAccumulator", "block_moments", "welford_range", "welford_log_range",
+           "MOMENT_COLUMNS"]
 
 # Columns of the per-block moment table, for each layer.
-_N, _MEAN, _M2, _NLOG, _LMEAN, _LM2 = range(6)
+_N, _MEAN, _M2, _NLOG, _LMEAN, _LM2, _PIVOT = range(7)
+#: Names of the moment table's columns: count, mean and M2 of ``M e^-pivot``, count, mean and M2 of ``log M``
+#: over ``M > 0``, and the pivot (0 for fm2, and in files of fmsim < 0.9, which had the first six).
+MOMENT_COLUMNS = ("count", "mean", "M2", "log_count", "log_mean", "log_M2", "pivot")
 
 
 @njit(inline="always", cache=True)
 def welford_range(v, r0, r1, out):
-    """Welford moments of ``v[r0:r1]``: count, mean, M2 of the values and of the log of the positive ones.
-
-    Shared by the CPU reduction and the CUDA one (``out`` has 6 entries).
-    """
+    """Welford moments of ``v[r0:r1]``: count, mean, M2 of the values and of the log of the positive ones,
+    and pivot 0 (``out`` has 7 entries). For fm2; shared by the CPU reduction and the CUDA one."""
     cnt = 0.0
     mean = 0.0
     m2 = 0.0
@@ -55,50 +63,122 @@ def welford_range(v, r0, r1, out):
     out[3] = lcnt
     out[4] = lmean
     out[5] = lm2
+    out[6] = 0.0
+
+
+@njit(inline="always", cache=True)
+def welford_log_range(logs, r0, r1, out):
+    """Moments of ``M = e^logs[r0:r1]`` from the logs (``-inf`` for ``M = 0``): count, mean and M2 of
+    ``M e^-p`` with ``p`` the largest log (``-inf`` when every ``M`` is 0), count, mean and M2 of the
+    finite logs, and ``p`` (``out`` has 7 entries). Shared by the CPU reduction and the CUDA one."""
+    p = -math.inf
+    for r in range(r0, r1):
+        if logs[r] > p:
+            p = logs[r]
+    cnt = 0.0
+    mean = 0.0
+    m2 = 0.0
+    lcnt = 0.0
+    lmean = 0.0
+    lm2 = 0.0
+    for r in range(r0, r1):
+        lx = logs[r]
+        x = math.exp(lx - p) if lx > -math.inf else 0.0
+        cnt += 1.0
+        dv = x - mean
+        mean += dv / cnt
+        m2 += dv * (x - mean)
+        if lx > -math.inf:
+            lcnt += 1.0
+            dl = lx - lmean
+            lmean += dl / lcnt
+            lm2 += dl * (lx - lmean)
+    out[0] = cnt
+    out[1] = mean
+    out[2] = m2
+    out[3] = lcnt
+    out[4] = lmean
+    out[5] = lm2
+    out[6] = p
 
 
 @njit(parallel=True, cache=True)
-def _block_moments(values, block, out):
-    """Welford moments of each block of rows, per column.
+def _block_moments(logs, fm2, block, out):
+    """Welford moments of each block of rows, per column (:func:`welford_log_range`; fm2: :func:`welford_range`).
 
     Parameters
     ----------
-    values : ndarray, shape (n, L), float64
+    logs : ndarray, shape (n, d + 1), float64
+        ``log M_j``.
+    fm2 : ndarray, shape (n,), float64
     block : int
         Rows per block.
-    out : ndarray, shape (n_blocks, L, 6), float64
-        Written: count, mean, M2 of the values and of the log of the positive values.
+    out : ndarray, shape (n_blocks, d + 2, 7), float64
+        Written.
     """
-    n, n_cols = values.shape
+    n, n_layers = logs.shape
+    n_cols = n_layers + 1
     n_blocks = out.shape[0]
     for t in prange(n_blocks * n_cols):
         b = t // n_cols
         col = t % n_cols
-        welford_range(values[:, col], b * block, min(n, (b + 1) * block), out[b, col])
+        r0, r1 = b * block, min(n, (b + 1) * block)
+        if col < n_layers:
+            welford_log_range(logs[:, col], r0, r1, out[b, col])
+        else:
+            welford_range(fm2, r0, r1, out[b, col])
 
 
-def block_moments(lengths: np.ndarray, fm2: np.ndarray) -> np.ndarray:
-    """Per-block moments of a chunk: shape (n_blocks, d + 2, 6), the last column being fm2."""
-    values = np.concatenate([lengths, fm2[:, None]], axis=1)
-    parts = np.empty((-(-values.shape[0] // SUMMARY_BLOCK), values.shape[1], 6))
-    _block_moments(values, SUMMARY_BLOCK, parts)
+def block_moments(log_lengths: np.ndarray, fm2: np.ndarray) -> np.ndarray:
+    """Per-block moments of a chunk from its ``log M_j`` (n, d + 1) and fm2 (n,): shape (n_blocks, d + 2, 7),
+    the last column being fm2."""
+    logs = np.ascontiguousarray(log_lengths)
+    parts = np.empty((-(-logs.shape[0] // SUMMARY_BLOCK), logs.shape[1] + 1, 7))
+    _block_moments(logs, np.ascontiguousarray(fm2), SUMMARY_BLOCK, parts)
     return parts
 
 
 @njit(cache=True)
 def _merge(acc, part):
-    """Merge one block's moments ``part`` (L, 6) into ``acc`` (L, 6), in place."""
+    """Merge one block's moments ``part`` (L, 7) into ``acc`` (L, 7), in place.
+
+    The values' moments are first brought to the larger pivot (a factor
+    ``e^(p_old - p) <= 1`` on the mean, its square on M2); with equal pivots
+    (fm2, or one block) the arithmetic is plain Chan et al.
+    """
     for col in range(acc.shape[0]):
-        for o in (0, 3):
-            nb = part[col, o]
-            if nb == 0.0:
-                continue
-            na = acc[col, o]
-            n = na + nb
-            delta = part[col, o + 1] - acc[col, o + 1]
-            acc[col, o + 1] += delta * nb / n
-            acc[col, o + 2] += part[col, o + 2] + delta * delta * na * nb / n
-            acc[col, o] = n
+        nb = part[col, 0]
+        if nb == 0.0:
+            continue
+        if acc[col, 0] == 0.0:
+            acc[col, _PIVOT] = part[col, _PIVOT]
+        pa, pb = acc[col, _PIVOT], part[col, _PIVOT]
+        p = max(pa, pb)
+        mean_b, m2_b = part[col, _MEAN], part[col, _M2]
+        if pa != p:
+            f = math.exp(pa - p)
+            acc[col, _MEAN] *= f
+            acc[col, _M2] *= f * f
+        if pb != p:
+            f = math.exp(pb - p)
+            mean_b *= f
+            m2_b *= f * f
+        acc[col, _PIVOT] = p
+        na = acc[col, 0]
+        n = na + nb
+        delta = mean_b - acc[col, _MEAN]
+        acc[col, _MEAN] += delta * nb / n
+        acc[col, _M2] += m2_b + delta * delta * na * nb / n
+        acc[col, 0] = n
+        nb = part[col, _NLOG]
+        if nb == 0.0:
+            continue
+        na = acc[col, _NLOG]
+        n = na + nb
+        delta = part[col, _LMEAN] - acc[col, _LMEAN]
+        acc[col, _LMEAN] += delta * nb / n
+        acc[col, _LM2] += part[col, _LM2] + delta * delta * na * nb / n
+        acc[col, _NLOG] = n
 
 
 @dataclass(frozen=True)
@@ -110,13 +190,16 @@ class LayerSummary:
     count : ndarray, shape (d + 1,)
         Nets seen.
     mean, var : ndarray, shape (d + 1,)
-        Mean and (unbiased) variance of ``M_j``.
+        Mean and (unbiased) variance of ``M_j``, in float64: 0 or inf where they lie
+        beyond its range (``log_of_mean`` and ``log_of_var`` hold them at any depth).
     n_zero : ndarray, shape (d + 1,)
-        Nets with ``M_j == 0``.
+        Nets with ``M_j == 0``: dead nets.
     log_mean, log_var : ndarray, shape (d + 1,)
         Mean and variance of ``log M_j`` over nets with ``M_j > 0``.
     fm2_mean, fm2_var : float
         Mean and variance across nets of the empirical variance of ``M_1..M_d``.
+    log_of_mean, log_of_var : ndarray, shape (d + 1,)
+        ``log`` of ``mean`` and of ``var`` (``-inf`` for 0), computed without leaving float64's range.
     """
 
     count: np.ndarray
@@ -127,25 +210,41 @@ class LayerSummary:
     log_var: np.ndarray
     fm2_mean: float
     fm2_var: float
+    log_of_mean: np.ndarray | None = None
+    log_of_var: np.ndarray | None = None
 
     @property
     def sem(self) -> np.ndarray:
         """Standard error of ``mean``, from the sample variance."""
         return np.sqrt(self.var / self.count)
 
+    @property
+    def log_of_sem(self) -> np.ndarray:
+        """``log`` of :attr:`sem`, at any depth."""
+        return 0.5 * (self.log_of_var - np.log(self.count))
+
     @classmethod
     def from_moments(cls, moments: np.ndarray) -> LayerSummary:
-        """Build from the merged moment table, shape (d + 2, 6); last row is fm2."""
+        """Build from the merged moment table, shape (d + 2, 7) (or (d + 2, 6) from fmsim < 0.9: pivot 0);
+        the last row is fm2."""
         m = moments
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = m[:, _M2] / (m[:, _N] - 1)
+        if m.shape[1] == 6:
+            m = np.concatenate([m, np.zeros((m.shape[0], 1))], axis=1)
+        pivot = m[:, _PIVOT]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            raw_var = m[:, _M2] / (m[:, _N] - 1)
+            log_of_mean = np.where(m[:, _MEAN] > 0, pivot + np.log(m[:, _MEAN]), -np.inf)
+            log_of_var = np.where(m[:, _N] > 1, np.where(raw_var > 0, 2 * pivot + np.log(raw_var), -np.inf), np.nan)
+            mean = np.where(pivot == 0, m[:, _MEAN], np.exp(log_of_mean))
+            var = np.where(pivot == 0, raw_var, np.exp(log_of_var))
             lvar = m[:, _LM2] / (m[:, _NLOG] - 1)
             lmean = np.where(m[:, _NLOG] > 0, m[:, _LMEAN], np.nan)
         return cls(
-            count=m[:-1, _N].copy(), mean=m[:-1, _MEAN].copy(), var=var[:-1],
+            count=m[:-1, _N].copy(), mean=mean[:-1], var=var[:-1],
             n_zero=(m[:-1, _N] - m[:-1, _NLOG]).astype(np.int64),
             log_mean=lmean[:-1], log_var=lvar[:-1],
-            fm2_mean=float(m[-1, _MEAN]), fm2_var=float(var[-1]),
+            fm2_mean=float(m[-1, _MEAN]), fm2_var=float(raw_var[-1]),
+            log_of_mean=log_of_mean[:-1], log_of_var=log_of_var[:-1],
         )
 
 
@@ -159,14 +258,14 @@ class SummaryAccumulator:
     """
 
     def __init__(self, depth: int) -> None:
-        self.moments = np.zeros((depth + 2, 6))
+        self.moments = np.zeros((depth + 2, 7))
 
-    def add(self, lengths: np.ndarray, fm2: np.ndarray) -> None:
-        """Add a chunk: ``lengths`` (n, d + 1) and ``fm2`` (n,), n a multiple of the block unless last."""
-        self.add_moments(block_moments(lengths, fm2))
+    def add(self, log_lengths: np.ndarray, fm2: np.ndarray) -> None:
+        """Add a chunk: ``log M_j`` (n, d + 1) and ``fm2`` (n,), n a multiple of the block unless last."""
+        self.add_moments(block_moments(log_lengths, fm2))
 
     def add_moments(self, parts: np.ndarray) -> None:
-        """Add a chunk already reduced to block moments, shape (n_blocks, d + 2, 6), in net order."""
+        """Add a chunk already reduced to block moments, shape (n_blocks, d + 2, 7), in net order."""
         for b in range(parts.shape[0]):
             _merge(self.moments, parts[b])
 

@@ -40,8 +40,8 @@ def test_exact_cuda_equals_cpu(widths, init):
     cfg = make_config(fmsim.FullyConnected(widths), init, N, 7, method="exact", chunk_size=1024)
     for k in range(cfg.n_chunks) if SIM else (0, cfg.n_chunks - 1):
         cpu, gpu = run_chunk(cfg, k, "cpu"), run_chunk(cfg, k, "cuda")
-        _compare(cpu[0], gpu[0])
-        _compare(cpu[1], gpu[1])
+        for a, b in zip(cpu, gpu):  # lengths, log lengths, fm2
+            _compare(a, b)
 
 
 @pytest.mark.parametrize(
@@ -53,8 +53,8 @@ def test_full_cuda_equals_cpu(init):
     widths = (5, 4, 3, 6) if SIM else (33, 40, 17, 64)
     cfg = make_config(fmsim.FullyConnected(widths), init, N, 11, method="full", chunk_size=1024)
     cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
-    _compare(cpu[0], gpu[0])
-    _compare(cpu[1], gpu[1])
+    for a, b in zip(cpu, gpu):  # lengths, log lengths, fm2
+        _compare(a, b)
 
 
 def test_simulate_backend_cuda_and_auto():
@@ -81,8 +81,8 @@ def test_residual_and_conv_cuda_equal_cpu(arch, init, method):
     n = 1030 if SIM else 5000
     cfg = make_config(arch, init, n, 13, method=method, chunk_size=1024)
     cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
-    _compare(cpu[0], gpu[0])
-    _compare(cpu[1], gpu[1])
+    for a, b in zip(cpu, gpu):  # lengths, log lengths, fm2
+        _compare(a, b)
 
 
 @pytest.mark.parametrize("precision,init", [
@@ -101,8 +101,8 @@ def test_stream_layouts_cuda_equal_cpu(precision, init):
                       precision=precision)
     cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
     rtol = 1e-4 if precision == "float32" else 1e-12
-    _compare(cpu[0], gpu[0], rtol=rtol)
-    _compare(cpu[1], gpu[1], rtol=rtol)
+    for a, b in zip(cpu, gpu):
+        _compare(a, b, rtol=rtol)
 
 
 @pytest.mark.parametrize("arch,method", [(fmsim.FullyConnected((6, 5, 7, 4)), "full"),
@@ -118,7 +118,29 @@ def test_device_reduction_equals_cpu_reduction(arch, method):
     for k in chunks:
         cpu, gpu = reduce_chunk(cfg, k, "cpu"), reduce_chunk(cfg, k, "cuda")
         assert gpu.lengths is None and gpu.moments.shape == cpu.moments.shape
-        for field in ("final", "fm2", "moments"):
+        for field in ("final", "log_final", "fm2", "moments"):
             _compare(getattr(cpu, field), getattr(gpu, field))
     kept = reduce_chunk(cfg, chunks[-1], "cuda", keep_lengths=True)
     _compare(kept.lengths, run_chunk(cfg, chunks[-1], "cpu")[0])
+    _compare(kept.log_lengths, run_chunk(cfg, chunks[-1], "cpu")[1])
+
+
+@pytest.mark.parametrize("arch,init,method,x", [
+    (fmsim.FullyConnected.constant(depth=40, width=4), fmsim.Init("gaussian", 1e-8), "full", None),
+    (fmsim.FullyConnected.constant(depth=40, width=4), fmsim.Init("gaussian", 1e8, bias_var=1e-3), "exact", None),
+    (fmsim.FullyConnected((3, 4, 4)), fmsim.Init("uniform", 2.0, bias_var=0.1), "full", [1e300, 1e300, 0.0]),
+    (fmsim.FullyConnected.constant(depth=40, width=4), fmsim.Init("gaussian", 1e8), "full", None),
+    (fmsim.Residual(4, (1e10,) * 20, (3,), "relu"), fmsim.Init("uniform", 2.0, bias_var=0.1), "full", None),
+    (fmsim.Residual(4, (1e10,) * 20, (3,), "linear"), fmsim.Init.scheme("he"), "exact", None),
+    (fmsim.Residual(4, (1e10,) * 20, (), "relu"), fmsim.Init.scheme("he"), "exact", None),
+    (fmsim.Conv((1,) + (2,) * 12, (3,), 3), fmsim.Init("gaussian", 1e-30), "full", None),
+])
+def test_renormalized_nets_cuda_equal_cpu(arch, init, method, x):
+    """Nets that leave float64's range (renormalized by powers of two, log lengths carried): the same on both."""
+    n = 1030 if SIM else 5000
+    cfg = make_config(arch, init, n, 3, method=method, chunk_size=1024, x=x)
+    cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
+    assert np.all(np.isfinite(cpu[1][:, -1]) | (cpu[1][:, -1] == -np.inf))
+    assert np.any(~np.isfinite(cpu[0][:, -1]) | (cpu[0][:, -1] == 0.0))  # beyond float64: M_d is 0 or inf
+    for a, b in zip(cpu, gpu):
+        _compare(a, b)

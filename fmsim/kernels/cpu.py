@@ -7,6 +7,8 @@ threads.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
@@ -15,14 +17,19 @@ from ..first_layer import law_quantile
 from ..laws import polynomial32, polynomial32_row, row_scratch, row_words, standard_row
 from ..rng import philox4x32, u01_mid_from_words
 from .scalar import (
-    across_layer_variance,
+    RENORM_HIGH,
     bias_draw,
     fc_exact_trace,
     mean_square,
+    net_fm2,
     nonzero_inputs,
     rademacher_chunk,
+    record_length,
+    renorm_shift,
+    renorm_shift_within,
     residual_exact_trace,
     residual_relu_exact_trace,
+    scale_bias,
 )
 
 
@@ -175,18 +182,36 @@ def first_layer_from_law(law, law1, law1_guide, law1_grid, n, net, bias_sd, k0, 
         out[r] = pre if pre > 0.0 else zero
 
 
+@njit(inline="always", cache=True)
+def divide_by_power_of_two(z, n, e):
+    """``z[:n] /= 2^e`` (exact: a power of two) by one multiplication each."""
+    f = cast_like(math.ldexp(1.0, -e), z[0])
+    for k in range(n):
+        z[k] *= f
+
+
 @njit(parallel=True, cache=True)
-def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid, out_lengths,
-                out_fm2):
+def fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid,
+                renorm_high, out_lengths, out_log, out_fm2):
     """Forward passes of fully connected ReLU nets, weights drawn on the fly.
 
     Each layer draws weights only for its nonzero inputs (:func:`~fmsim.kernels.scalar.nonzero_inputs`):
     the same law, half the draws after a ReLU.
 
+    The activations are held divided by ``2^shift``: after a layer whose mean
+    square leaves ``[1/renorm_high, renorm_high]`` they are divided by a power
+    of two (:func:`~fmsim.kernels.scalar.renorm_shift_within`) and ``shift``
+    grows by its exponent; biases are divided by ``2^shift`` as they are added.
+    Every operation then gives its unscaled result times a power of two,
+    exactly (barring subnormals), so a net that stays inside the window has the
+    bits it had without renormalization, and none underflows, overflows or dies
+    by rounding at any depth.
+
     Parameters
     ----------
     x : ndarray, shape (n_0,), float64
-        Input, shared by all nets.
+        Input, shared by all nets, divided by ``2^x_shift``.
+    x_shift : int
     widths : ndarray, shape (d + 1,), int64
     scales : ndarray, shape (d,), float64
         Weight standard deviation per layer, ``sqrt(c_j / n_{j-1})``.
@@ -208,14 +233,20 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
     law1_guide : ndarray, shape (G + 1,), int64
         Its guide table (:attr:`fmsim.first_layer.FirstLayerLaw.guide`).
     law1_grid : ndarray, shape (3,), float64
-        ``(s0, ds, sd)``: the table's first node and step, and the pre-activations' standard deviation.
+        ``(s0, ds, sd)``: the table's first node and step, and the pre-activations' standard deviation
+        (for the input as given, divided by ``2^x_shift``).
+    renorm_high : float
+        The window's upper end (:data:`~fmsim.kernels.scalar.RENORM_HIGH`; ``inf``: never renormalize).
     out_lengths : ndarray, shape (n, d + 1), float64
-        Written: ``M_0..M_d`` of each net.
+        Written: ``M_0..M_d`` of each net (0 or inf beyond float64's range).
+    out_log : ndarray, shape (n, d + 1), float64
+        Written: ``log M_0..log M_d`` (``-inf`` only for a dead net).
     out_fm2 : ndarray, shape (n,), float64
         Written: empirical variance of ``M_1..M_d`` of each net.
     """
     n = out_lengths.shape[0]
     d = widths.shape[0] - 1
+    renorm_low = 1.0 / renorm_high
     wmax = 0
     for j in range(d + 1):
         wmax = max(wmax, widths[j])
@@ -228,20 +259,27 @@ def fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law
         signs = np.full(4 * wmax + 16, zero)
         words, slow, w, w32 = row_scratch(wmax)
         z[: widths[0]] = x
-        out_lengths[i, 0] = m0
+        shift = x_shift
+        record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for j in range(1, d + 1):
             layer = np.uint64(j)
+            bias_j = scale_bias(bias_sd, shift)
             if j == 1 and law1.shape[1] > 0:
-                first_layer_from_law(law, law1, law1_guide, law1_grid, widths[1], net, bias_sd, k0, k1, zero, znew)
+                first_layer_from_law(law, law1, law1_guide, law1_grid, widths[1], net, bias_j, k0, k1, zero, znew)
             else:
                 n_active = gather_inputs(law, z, widths[j - 1], active, signs)
                 for r in range(widths[j]):
                     pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
-                                            scales[j - 1], bias_sd, k0, k1, words, slow, w, w32)
+                                            scales[j - 1], bias_j, k0, k1, words, slow, w, w32)
                     znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
-            out_lengths[i, j] = mean_square(z, widths[j])
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+            ms = mean_square(z, widths[j])
+            record_length(ms, 2 * shift, j, out_lengths[i], out_log[i])
+            e = renorm_shift_within(ms, renorm_low, renorm_high)
+            if e != 0:
+                divide_by_power_of_two(z, widths[j], e)
+                shift += e
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 _NO_LAW = np.empty((2, 0))
@@ -249,65 +287,69 @@ _NO_GUIDE = np.zeros(1, dtype=np.int64)
 _NO_GRID = np.zeros(3)
 
 
-def fc_full(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
+def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log, out_fm2):
     """:func:`fc_full_any` in float64."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, _NO_LAW, _NO_GUIDE, _NO_GRID, out_lengths,
-                out_fm2)
+    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, _NO_LAW, _NO_GUIDE, _NO_GRID,
+                RENORM_HIGH, out_lengths, out_log, out_fm2)
 
 
-def fc_full_f32(x, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
+def fc_full_f32(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log, out_fm2):
     """``precision="float32"``: activations, weights and dot products in float32; ``M_j`` summed in float64."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, _NO_LAW, _NO_GUIDE, _NO_GRID,
-                out_lengths, out_fm2)
+    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, _NO_LAW, _NO_GUIDE,
+                _NO_GRID, RENORM_HIGH, out_lengths, out_log, out_fm2)
 
 
-def fc_exact_first(x, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid, out_lengths, out_fm2):
+def fc_exact_first(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid, out_lengths,
+                   out_log, out_fm2):
     """``method="exact_first"``: :func:`fc_full` with the first layer drawn from its law ``law1``."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, law1, law1_guide, law1_grid, out_lengths,
-                out_fm2)
+    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, law1, law1_guide, law1_grid,
+                RENORM_HIGH, out_lengths, out_log, out_fm2)
 
 
-def fc_exact_first_f32(x, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid, out_lengths,
-                       out_fm2):
+def fc_exact_first_f32(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid,
+                       out_lengths, out_log, out_fm2):
     """:func:`fc_exact_first` in float32 (the layers after the first as in :func:`fc_full_f32`)."""
-    fc_full_any(x, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, law1, law1_guide, law1_grid,
-                out_lengths, out_fm2)
+    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, law1, law1_guide,
+                law1_grid, RENORM_HIGH, out_lengths, out_log, out_fm2)
 
 
 @njit(parallel=True, cache=True)
-def fc_exact(m0, widths, cs, bias_var, k0, k1, net0, out_lengths, out_fm2):
+def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
     """Exact Gaussian sampler: ``M_j = (c_j M_{j-1} + bias_var)/n_j chi2(K_j)``, O(n_j/128 + 1) per layer.
 
     Parameters
     ----------
-    m0 : float
-        ``M_0`` of the input.
+    m0, m0_shift : float, int
+        ``M_0 = m0 2^m0_shift`` of the input.
     widths : ndarray, shape (d + 1,), int64
     cs : ndarray, shape (d,), float64
         ``c_j`` per layer.
     bias_var : float
         Variance of the Gaussian biases (0 for none).
-    k0, k1, net0, out_lengths, out_fm2
-        As in :func:`fc_full`.
+    k0, k1, net0, out_lengths, out_log, out_fm2
+        As in :func:`fc_full_any`.
     """
     for i in prange(out_lengths.shape[0]):
-        fc_exact_trace(m0, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i])
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+        fc_exact_trace(m0, m0_shift, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 # ------------------------------------------------------------------ residual
 @njit(parallel=True, cache=True)
-def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
-             out_lengths, out_fm2):
+def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
+             out_lengths, out_log, out_fm2):
     """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
 
     Layer ``i = 0..m`` of module ``l = 1..L`` (``i = m`` is the output layer)
     uses counter word ``layer = (l - 1)(m + 1) + i + 1``. As in :func:`fc_full_any`, each layer
-    draws weights only for its nonzero inputs.
+    draws weights only for its nonzero inputs; the stream is renormalized by
+    powers of two as the activations of :func:`fc_full_any` are.
 
     Parameters
     ----------
     x : ndarray, shape (n,), float64
+        Input divided by ``2^x_shift``.
+    x_shift : int
     module_widths : ndarray, shape (m,), int64
         Hidden widths of every module (``m`` may be 0).
     etas : ndarray, shape (L,), float64
@@ -319,7 +361,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         Apply ReLU to the module output.
     bias_sd, law, k0, k1, net0
         As in :func:`fc_full`.
-    out_lengths : ndarray, shape (nets, L + 1)
+    out_lengths, out_log : ndarray, shape (nets, L + 1)
     out_fm2 : ndarray, shape (nets,)
     """
     nets = out_lengths.shape[0]
@@ -338,9 +380,11 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
         active = np.zeros(kmax)
         signs = np.zeros(4 * kmax + 16)
         words, slow, w, w32 = row_scratch(kmax)
-        out_lengths[i, 0] = m0
+        shift = x_shift
+        record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
             base = mod * (m + 1) + 1
+            bias_l = scale_bias(bias_sd, shift)
             h[:n] = y
             n_in = n
             for j in range(m):
@@ -348,7 +392,7 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
                 n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(module_widths[j]):
                     pre = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net,
-                                            hidden_scale[j], bias_sd, k0, k1, words, slow, w, w32)
+                                            hidden_scale[j], bias_l, k0, k1, words, slow, w, w32)
                     hnew[r] = pre if pre > 0.0 else 0.0
                 h, hnew = hnew, h
                 n_in = module_widths[j]
@@ -356,18 +400,23 @@ def res_full(x, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd
             n_active = gather_inputs(law, h, n_in, active, signs)
             for r in range(n):
                 f = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net, out_scales,
-                                      bias_sd, k0, k1, words, slow, w, w32)
+                                      bias_l, k0, k1, words, slow, w, w32)
                 if relu_end and f < 0.0:
                     f = 0.0
                 hnew[r] = f
             for r in range(n):
                 y[r] += etas[mod] * hnew[r]
-            out_lengths[i, mod + 1] = mean_square(y, n)
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+            ms = mean_square(y, n)
+            record_length(ms, 2 * shift, mod + 1, out_lengths[i], out_log[i])
+            e = renorm_shift(ms)
+            if e != 0:
+                divide_by_power_of_two(y, n, e)
+                shift += e
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_exact(m0, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_fm2):
+def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
     """Exact sampler for residual nets with linear-ending modules and Gaussian weights.
 
     Given ``M``, the module's last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
@@ -377,13 +426,13 @@ def res_exact(m0, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_
     With Gaussian biases (every layer of a module), see :func:`~fmsim.kernels.scalar.residual_exact_trace`.
     """
     for i in prange(out_lengths.shape[0]):
-        residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
-                             out_lengths[i])
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+        residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+                             out_lengths[i], out_log[i])
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_relu_exact(x, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_fm2):
+def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
     """Sampler for residual nets with ReLU-ending Gaussian modules, O(n + k/128) per module (not O(n k)).
 
     The hidden lengths are drawn by the chi-square-binomial law from the
@@ -392,9 +441,9 @@ def res_relu_exact(x, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out
     """
     for i in prange(out_lengths.shape[0]):
         y = np.empty(x.shape[0])
-        residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1, y,
-                                  out_lengths[i])
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+        residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+                                  y, out_lengths[i], out_log[i])
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 # ---------------------------------------------------------------- convolution
@@ -451,7 +500,8 @@ def conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scale, bias, r, ac
 
 
 @njit(parallel=True, cache=True)
-def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_fm2):
+def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log,
+              out_fm2):
     """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
 
     The weights of output channel ``r`` of layer ``j`` are one row of
@@ -462,13 +512,15 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
     Parameters
     ----------
     x : ndarray, shape (C_0 H W,), float64
-        Input, ``(C_0, H, W)`` flattened in C order.
+        Input, ``(C_0, H, W)`` flattened in C order, divided by ``2^x_shift``
+        (activations are renormalized as in :func:`fc_full_any`).
+    x_shift : int
     channels : ndarray, shape (d + 1,), int64
     height, width, kh, kw : int
     scales : ndarray, shape (d,), float64
         ``sqrt(c_j / (kh kw C_{j-1}))``.
-    bias_sd, law, k0, k1, net0, out_lengths, out_fm2
-        As in :func:`fc_full`.
+    bias_sd, law, k0, k1, net0, out_lengths, out_log, out_fm2
+        As in :func:`fc_full_any`.
     """
     nets = out_lengths.shape[0]
     d = channels.shape[0] - 1
@@ -486,15 +538,22 @@ def conv_full(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, 
         acc = np.empty(height * (width + kw - 1))
         words, slow, w, _ = row_scratch(cmax * taps)
         z[: x.shape[0]] = x
-        out_lengths[i, 0] = m0
+        shift = x_shift
+        record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for j in range(1, d + 1):
             layer = np.uint64(j)
             c_in = channels[j - 1]
+            bias_j = scale_bias(bias_sd, shift)
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
             for r in range(channels[j]):
                 standard_row(law, False, c_in * taps, np.uint64(r), layer, net, k0, k1, words, slow, w)
-                b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
+                b = bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
                 conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scales[j - 1], b, r, acc, znew)
             z, znew = znew, z
-            out_lengths[i, j] = mean_square(z, channels[j] * P)
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+            ms = mean_square(z, channels[j] * P)
+            record_length(ms, 2 * shift, j, out_lengths[i], out_log[i])
+            e = renorm_shift(ms)
+            if e != 0:
+                divide_by_power_of_two(z, channels[j] * P, e)
+                shift += e
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])

@@ -7,6 +7,8 @@ to float rounding (the GPU may fuse multiply-adds).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import cuda
 
@@ -23,19 +25,25 @@ mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
 nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
 rademacher_chunk = cuda.jit(device=True)(scalar.rademacher_chunk.py_func)
 across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
+net_fm2 = cuda.jit(device=True)(scalar.net_fm2.py_func)
+length_and_log = cuda.jit(device=True)(scalar.length_and_log.py_func)
+renorm_shift = cuda.jit(device=True)(scalar.renorm_shift.py_func)
+renorm_shift_within = cuda.jit(device=True)(scalar.renorm_shift_within.py_func)
+renormalized = cuda.jit(device=True)(scalar.renormalized.py_func)
+scale_bias = cuda.jit(device=True)(scalar.scale_bias.py_func)
 fc_exact_trace = cuda.jit(device=True)(scalar.fc_exact_trace.py_func)
 unit_preactivation = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float64, row_dot, bias_draw))
 unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float32, row_dot_f32, bias_draw))
 
 
 @cuda.jit
-def fc_exact_kernel(m0, widths, cs, bias_var, k0, k1, net0, out_lengths, out_fm2):
+def fc_exact_kernel(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.fc_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    fc_exact_trace(m0, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i])
-    out_fm2[i] = across_layer_variance(out_lengths[i])
+    fc_exact_trace(m0, m0_shift, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
+    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit(device=True)
@@ -55,13 +63,14 @@ def _make_fc_full_kernel(ftype, preact):
     """The ``full`` FC kernel with activations and dot products in ``ftype`` (as the CPU kernel)."""
 
     @cuda.jit
-    def fc_full_kernel(x, widths, scales, bias_sd, law, k0, k1, net0, scratch, signs_scratch, out_lengths, out_fm2):
+    def fc_full_kernel(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, scratch, signs_scratch, out_lengths,
+                       out_log, out_fm2):
         """One thread block per net, threads over the rows of each layer.
 
         ``scratch`` : device array, shape (n, 3, max width), ``ftype``: the two
         activation buffers of each net and its nonzero inputs; ``signs_scratch``: shape
         (n, 4 max width + 16), each net's Rademacher table. Other arguments as
-        :func:`fmsim.kernels.cpu.fc_full`.
+        :func:`fmsim.kernels.cpu.fc_full_any` (renormalized as it is).
         """
         i = cuda.blockIdx.x
         if i >= out_lengths.shape[0]:
@@ -75,25 +84,37 @@ def _make_fc_full_kernel(ftype, preact):
         active = scratch[i, 2]
         signs = signs_scratch[i]
         n_active = cuda.shared.array(1, dtype=np.int64)
+        e_shared = cuda.shared.array(1, dtype=np.int64)
         for k in range(t, widths[0], n_threads):
             z[k] = x[k]
         if t == 0:
-            out_lengths[i, 0] = mean_square(x, widths[0])
+            out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, widths[0]), 2 * x_shift)
+        shift = x_shift  # every thread keeps it
         cuda.syncthreads()
         for j in range(1, d + 1):
             layer = np.uint64(j)
+            bias_j = scale_bias(bias_sd, shift)
             gather_inputs(law, z, widths[j - 1], active, signs, n_active, t, n_threads)
             for r in range(t, widths[j], n_threads):
-                pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_sd, k0,
+                pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_j, k0,
                              k1)
                 znew[r] = pre if pre > 0.0 else ftype(0.0)
             cuda.syncthreads()
             if t == 0:
-                out_lengths[i, j] = mean_square(znew, widths[j])
+                ms = mean_square(znew, widths[j])
+                out_lengths[i, j], out_log[i, j] = length_and_log(ms, 2 * shift)
+                e_shared[0] = renorm_shift(ms)
+            cuda.syncthreads()
+            e = int(e_shared[0])
+            if e != 0:
+                f = ftype(math.ldexp(1.0, -e))
+                for k in range(t, widths[j], n_threads):
+                    znew[k] *= f
+                shift += e
             z, znew = znew, z
             cuda.syncthreads()
         if t == 0:
-            out_fm2[i] = across_layer_variance(out_lengths[i])
+            out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
     return fc_full_kernel
 
@@ -109,18 +130,20 @@ fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
 
 
 @cuda.jit
-def res_exact_kernel(m0, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_fm2):
+def res_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log,
+                     out_fm2):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.res_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
-                         out_lengths[i])
-    out_fm2[i] = across_layer_variance(out_lengths[i])
+    residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+                         out_lengths[i], out_log[i])
+    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit
-def res_relu_exact_kernel(x, module_widths, etas, c, c_out, bias_var, k0, k1, net0, scratch, out_lengths, out_fm2):
+def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, scratch, out_lengths,
+                          out_log, out_fm2):
     """One thread per net; ``scratch`` (nets, n) holds each net's stream.
 
     Other arguments as :func:`fmsim.kernels.cpu.res_relu_exact`.
@@ -128,14 +151,14 @@ def res_relu_exact_kernel(x, module_widths, etas, c, c_out, bias_var, k0, k1, ne
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1, scratch[i],
-                              out_lengths[i])
-    out_fm2[i] = across_layer_variance(out_lengths[i])
+    residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+                              scratch[i], out_lengths[i], out_log[i])
+    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit
-def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
-                    scratch, signs_scratch, out_lengths, out_fm2):
+def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
+                    scratch, signs_scratch, out_lengths, out_log, out_fm2):
     """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
 
     ``scratch`` : device array, shape (nets, 4, max(n, k_max)): the stream, two hidden
@@ -156,13 +179,16 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
     active = scratch[i, 3]
     signs = signs_scratch[i]
     n_active = cuda.shared.array(1, dtype=np.int64)
+    e_shared = cuda.shared.array(1, dtype=np.int64)
     for k in range(t, n, nt):
         y[k] = x[k]
     if t == 0:
-        out_lengths[i, 0] = mean_square(x, n)
+        out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, n), 2 * x_shift)
+    shift = x_shift
     cuda.syncthreads()
     for mod in range(etas.shape[0]):
         base = mod * (m + 1) + 1
+        bias_l = scale_bias(bias_sd, shift)
         for k in range(t, n, nt):
             h[k] = y[k]
         cuda.syncthreads()
@@ -172,7 +198,7 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
             gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
             for r in range(t, module_widths[j], nt):
                 pre = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
-                                         bias_sd, k0, k1)
+                                         bias_l, k0, k1)
                 hnew[r] = pre if pre > 0.0 else 0.0
             cuda.syncthreads()
             h, hnew = hnew, h
@@ -180,7 +206,7 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
         layer = np.uint64(base + m)
         gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
         for r in range(t, n, nt):
-            f = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_sd, k0,
+            f = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_l, k0,
                                    k1)
             if relu_end and f < 0.0:
                 f = 0.0
@@ -190,15 +216,24 @@ def res_full_kernel(x, module_widths, etas, hidden_scale, out_scale, relu_end, b
             y[r] += etas[mod] * hnew[r]
         cuda.syncthreads()
         if t == 0:
-            out_lengths[i, mod + 1] = mean_square(y, n)
+            ms = mean_square(y, n)
+            out_lengths[i, mod + 1], out_log[i, mod + 1] = length_and_log(ms, 2 * shift)
+            e_shared[0] = renorm_shift(ms)
+        cuda.syncthreads()
+        e = int(e_shared[0])
+        if e != 0:
+            f = math.ldexp(1.0, -e)
+            for r in range(t, n, nt):
+                y[r] *= f
+            shift += e
         cuda.syncthreads()
     if t == 0:
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit
-def conv_full_kernel(x, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch, wscratch,
-                     out_lengths, out_fm2):
+def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch,
+                     wscratch, out_lengths, out_log, out_fm2):
     """One thread block per net, threads over output channels; arguments as :func:`fmsim.kernels.cpu.conv_full`.
 
     ``scratch`` : shape (nets, 2, C_max H W), the activations; ``wscratch`` :
@@ -215,41 +250,54 @@ def conv_full_kernel(x, channels, height, width, kh, kw, scales, bias_sd, law, k
     taps = kh * kw
     z = scratch[i, 0]
     znew = scratch[i, 1]
+    e_shared = cuda.shared.array(1, dtype=np.int64)
     for k in range(t, x.shape[0], nt):
         z[k] = x[k]
     if t == 0:
-        out_lengths[i, 0] = mean_square(x, x.shape[0])
+        out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, x.shape[0]), 2 * x_shift)
+    shift = x_shift
     cuda.syncthreads()
     for j in range(1, d + 1):
         layer = np.uint64(j)
         c_in = channels[j - 1]
+        bias_j = scale_bias(bias_sd, shift)
         for r in range(t, channels[j], nt):
             w = wscratch[i, r]
             fill_standard(law, False, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
-            b = bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
+            b = bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
             conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
         cuda.syncthreads()
         if t == 0:
-            out_lengths[i, j] = mean_square(znew, channels[j] * P)
+            ms = mean_square(znew, channels[j] * P)
+            out_lengths[i, j], out_log[i, j] = length_and_log(ms, 2 * shift)
+            e_shared[0] = renorm_shift(ms)
+        cuda.syncthreads()
+        e = int(e_shared[0])
+        if e != 0:
+            f = math.ldexp(1.0, -e)
+            for k in range(t, channels[j] * P, nt):
+                znew[k] *= f
+            shift += e
         z, znew = znew, z
         cuda.syncthreads()
     if t == 0:
-        out_fm2[i] = across_layer_variance(out_lengths[i])
+        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 # ----------------------------------------------------------------- reduction
 welford_range = cuda.jit(device=True)(_summary.welford_range.py_func)
+welford_log_range = cuda.jit(device=True)(_summary.welford_log_range.py_func)
 
 
 @cuda.jit
-def block_moments_kernel(lengths, fm2, block, out):
+def block_moments_kernel(logs, fm2, block, out):
     """Per-block Welford moments on the device, as :func:`fmsim.summary.block_moments`.
 
-    One thread per (block, column); columns ``0..d`` are ``M_0..M_d``, column ``d + 1`` is fm2.
-    ``out`` : shape (n_blocks, d + 2, 6).
+    One thread per (block, column); columns ``0..d`` are ``log M_0..log M_d``, column ``d + 1`` is fm2.
+    ``out`` : shape (n_blocks, d + 2, 7).
     """
     t = cuda.grid(1)
-    n, n_layers = lengths.shape
+    n, n_layers = logs.shape
     n_cols = n_layers + 1
     if t >= out.shape[0] * n_cols:
         return
@@ -258,7 +306,7 @@ def block_moments_kernel(lengths, fm2, block, out):
     r0 = b * block
     r1 = min(n, r0 + block)
     if col < n_layers:
-        welford_range(lengths[:, col], r0, r1, out[b, col])
+        welford_log_range(logs[:, col], r0, r1, out[b, col])
     else:
         welford_range(fm2, r0, r1, out[b, col])
 

@@ -189,6 +189,89 @@ def mean_square(z, n):
     return s / n
 
 
+# ------------------------------------------------------------ log space
+#: A net's activations are divided by a power of two when their mean square ``M`` (as held) leaves
+#: ``[RENORM_LOW, RENORM_HIGH]``; the kernels carry the exponent. ``2^±64`` keeps every activation and
+#: product far from float32's and float64's limits, and nets that stay inside never change a bit.
+RENORM_LOW = 2.0**-64
+RENORM_HIGH = 2.0**64
+LN2 = math.log(2.0)
+
+
+@njit(inline="always", cache=True)
+def renorm_shift_within(ms, low, high):
+    """The ``e`` to divide activations whose mean square is ``ms`` by ``2^e``: 0 inside ``[low, high]`` (and for 0).
+
+    Else ``e = floor(log2(ms) / 2)`` from the binary exponent, which brings the
+    mean square into ``[1, 4)``; dividing by a power of two is exact.
+    """
+    if ms == 0.0 or (ms >= low and ms <= high) or ms != ms or ms == math.inf:
+        return 0
+    _, e = math.frexp(ms)
+    return (e - 1) // 2
+
+
+@njit(inline="always", cache=True)
+def renorm_shift(ms):
+    """:func:`renorm_shift_within` the window ``[RENORM_LOW, RENORM_HIGH]``."""
+    return renorm_shift_within(ms, RENORM_LOW, RENORM_HIGH)
+
+
+@njit(inline="always", cache=True)
+def length_and_log(ms, shift2):
+    """``(M, log M)`` of ``M = ms 2^shift2``: ``M`` in float64 (exactly ``ms`` when ``shift2 = 0``; 0 or inf
+    beyond float64's range), ``log M`` at any scale (``-inf`` only for ``ms = 0``)."""
+    if shift2 == 0:
+        length = ms
+    elif shift2 > 2000:  # (ms < 2^70 is renormalized) beyond float64's range either way
+        length = ms * math.inf
+    elif shift2 < -2000:
+        length = 0.0
+    else:  # two exact powers of two (math.ldexp raises in Python, which the CUDA simulator runs)
+        a = shift2 // 2
+        length = (float(ms) * 2.0 ** a) * 2.0 ** (shift2 - a)
+    return length, (math.log(ms) + shift2 * LN2 if ms > 0.0 else -math.inf)
+
+
+@njit(inline="always", cache=True)
+def record_length(ms, shift2, j, out_lengths, out_log):
+    """Write :func:`length_and_log` into ``out_lengths[j]`` and ``out_log[j]`` (CPU kernels; scalar functions
+    called from CUDA code take no arrays, for the CUDA simulator's sake)."""
+    out_lengths[j], out_log[j] = length_and_log(ms, shift2)
+
+
+@njit(inline="always", cache=True)
+def scale_bias(bias_sd, shift):
+    """``bias_sd 2^-shift``: a bias added to activations held divided by ``2^shift``."""
+    return math.ldexp(bias_sd, -shift) if shift != 0 and bias_sd > 0.0 else bias_sd
+
+
+@njit(inline="always", cache=True)
+def net_fm2(lengths_row, log_row):
+    """Across-layer variance of ``M_1..M_d`` (as :func:`across_layer_variance`) of a net whose ``M_j`` may lie
+    beyond float64's range: inf when one overflowed (the variance does too; never nan from ``inf - inf``),
+    computed from the logs scaled by the largest ``M_j`` when one underflowed, else bitwise as before."""
+    d = lengths_row.shape[0] - 1
+    scaled = False
+    for j in range(1, d + 1):
+        if lengths_row[j] == math.inf:
+            return math.inf
+        if lengths_row[j] == 0.0 and log_row[j] > -math.inf:
+            scaled = True
+    p = -math.inf
+    for j in range(1, d + 1):
+        p = max(p, log_row[j])
+    mean = 0.0  # (Python floats under the CUDA simulator: an overflow to inf is the answer, not a warning)
+    for j in range(1, d + 1):
+        mean += math.exp(log_row[j] - p) if scaled else float(lengths_row[j])
+    mean /= d
+    ss = 0.0
+    for j in range(1, d + 1):
+        dev = (math.exp(log_row[j] - p) if scaled else float(lengths_row[j])) - mean
+        ss += dev * dev
+    return math.exp(2.0 * p) * (ss / d) if scaled else ss / d
+
+
 @njit(inline="always", cache=True)
 def across_layer_variance(lengths_row):
     """Empirical variance of ``M_1..M_d`` (population form, two-pass).
@@ -303,18 +386,38 @@ def exact_layer(m, n, c, bias_var, layer, net, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def fc_exact_trace(m0, widths, cs, bias_var, net, k0, k1, out):
-    """``M_0..M_d`` of one fully connected net by the exact sampler, written into ``out`` (shape (d + 1,))."""
+def renormalized(m, shift):
+    """``(m', shift')`` with ``m 2^shift = m' 2^shift'`` and ``m'`` inside the window (:func:`renorm_shift`);
+    ``shift`` stays even, so square roots of ``m`` scale exactly too."""
+    e = renorm_shift(m)
+    if e == 0:
+        return m, shift
+    return math.ldexp(m, -2 * e), shift + 2 * e
+
+
+@njit(inline="always", cache=True)
+def fc_exact_trace(m0, shift0, widths, cs, bias_var, net, k0, k1, out, out_log):
+    """``M_0..M_d`` of one fully connected net by the exact sampler, into ``out`` and their logs into ``out_log``
+    (shape (d + 1,) each).
+
+    ``M_j`` is carried as ``m 2^shift`` (``M_0 = m0 2^shift0``): each layer
+    multiplies ``m`` (and the bias variance is divided by ``2^shift``), which
+    is exact, so a net inside float64's range gets the same bits as the
+    plain product; ``m`` is renormalized by a power of two when it leaves
+    ``[2^-64, 2^64]``, so ``log M_j`` is exact at any depth.
+    """
     m = m0
-    out[0] = m
+    shift = shift0
+    out[0], out_log[0] = length_and_log(m, shift)
     for j in range(1, widths.shape[0]):
-        m = exact_layer(m, widths[j], cs[j - 1], bias_var, np.uint64(j), net, k0, k1)
-        out[j] = m
+        m = exact_layer(m, widths[j], cs[j - 1], scale_bias(bias_var, shift), np.uint64(j), net, k0, k1)
+        out[j], out_log[j] = length_and_log(m, shift)
+        m, shift = renormalized(m, shift)
 
 
 # ------------------------------------------------------------ residual nets
 @njit(cache=True)
-def residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, net, k0, k1, out):
+def residual_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, bias_var, net, k0, k1, out, out_log):
     """``M_0..M_L`` of one residual net with linear-ending Gaussian modules, sampled exactly, into ``out``.
 
     Per module, given ``M``: the hidden lengths follow :func:`exact_layer` from
@@ -323,18 +426,22 @@ def residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, net, k0
     ``n M' = (sqrt(n M) + eta a g)^2 + eta^2 a^2 chi2_{n-1}``.
     Module ``l`` (0-based) uses counter layers ``l (m + 1) + 1 + j`` for hidden layer ``j``
     and ``l (m + 1) + 1 + m`` for its output layer, as the ``full`` kernel does.
+    ``M`` is carried as ``mm 2^shift`` (``shift`` even), as in :func:`fc_exact_trace`: the
+    recursion is homogeneous in ``(M, bias_var)``, so the scaling is exact.
     """
     m = module_widths.shape[0]
     zero = np.uint64(0)
     mm = m0
-    out[0] = mm
+    shift = shift0
+    out[0], out_log[0] = length_and_log(mm, shift)
     for mod in range(etas.shape[0]):
         base = mod * (m + 1) + 1
+        bv = scale_bias(bias_var, shift)
         r = mm
         for j in range(m):
-            r = exact_layer(r, module_widths[j], c, bias_var, np.uint64(base + j), net, k0, k1)
+            r = exact_layer(r, module_widths[j], c, bv, np.uint64(base + j), net, k0, k1)
         # (no bias: the operations of the bias-free sampler, so earlier files resume bit-identically)
-        a2 = etas[mod] * etas[mod] * c_out * r if bias_var == 0.0 else etas[mod] * etas[mod] * (c_out * r + bias_var)
+        a2 = etas[mod] * etas[mod] * c_out * r if bias_var == 0.0 else etas[mod] * etas[mod] * (c_out * r + bv)
         if a2 > 0.0:  # else the module adds nothing: M stays exactly as it is
             layer = np.uint64(base + m)
             w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
@@ -342,11 +449,12 @@ def residual_exact_trace(m0, n, module_widths, etas, c, c_out, bias_var, net, k0
             chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
             s = math.sqrt(n * mm) + math.sqrt(a2) * g
             mm = (s * s + a2 * chi) / n
-        out[mod + 1] = mm
+        out[mod + 1], out_log[mod + 1] = length_and_log(mm, shift)
+        mm, shift = renormalized(mm, shift)
 
 
 @njit(cache=True)
-def residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, net, k0, k1, y, out):
+def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, net, k0, k1, y, out, out_log):
     """``M_0..M_L`` of one residual net with ReLU-ending Gaussian modules, O(n + m) per module, into ``out``.
 
     ``y_l = y_{l-1} + eta_l ReLU(W_out h + b)``. The hidden layers see the
@@ -360,10 +468,12 @@ def residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, net, k
     Parameters
     ----------
     x : ndarray, shape (n,)
-        Input (the stream at ``l = 0``).
+        Input (the stream at ``l = 0``) divided by ``2^x_shift``.
+    x_shift : int
     y : ndarray, shape (n,)
-        Scratch: the stream.
-    out : ndarray, shape (L + 1,)
+        Scratch: the stream, held divided by a power of two (renormalized as in :func:`fc_exact_trace`).
+    out, out_log : ndarray, shape (L + 1,)
+        ``M_l`` and ``log M_l``.
     """
     n = x.shape[0]
     m = module_widths.shape[0]
@@ -373,13 +483,15 @@ def residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, net, k
         y[i] = x[i]
         ss += x[i] * x[i]
     mm = ss / n
-    out[0] = mm
+    zs = x_shift  # the stream is y 2^zs
+    out[0], out_log[0] = length_and_log(mm, 2 * zs)
     for mod in range(etas.shape[0]):
         base = mod * (m + 1) + 1
+        bv = scale_bias(bias_var, 2 * zs)
         r = mm
         for j in range(m):
-            r = exact_layer(r, module_widths[j], c, bias_var, np.uint64(base + j), net, k0, k1)
-        scale = etas[mod] * math.sqrt(c_out * r + bias_var)
+            r = exact_layer(r, module_widths[j], c, bv, np.uint64(base + j), net, k0, k1)
+        scale = etas[mod] * math.sqrt(c_out * r + bv)
         if scale > 0.0:
             layer = np.uint64(base + m)
             for blk in range((n + 1) // 2):
@@ -396,7 +508,14 @@ def residual_relu_exact_trace(x, module_widths, etas, c, c_out, bias_var, net, k
             for i in range(n):
                 ss += y[i] * y[i]
             mm = ss / n
-        out[mod + 1] = mm
+        out[mod + 1], out_log[mod + 1] = length_and_log(mm, 2 * zs)
+        e = renorm_shift(mm)
+        if e != 0:
+            f = math.ldexp(1.0, -e)
+            for i in range(n):
+                y[i] *= f
+            mm = math.ldexp(mm, -2 * e)
+            zs += e
 
 
 # ---------------------------------------------------------------- conv nets
