@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -40,10 +41,12 @@ from .config import (
     RunConfig,
     eta_schedule,
 )
+from .display import format_from_log
 from .h5io import writer_alive
 from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
 from .store import check_runs, list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
+from .summary import LayerSummary
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -100,7 +103,8 @@ def _run(runs: list[tuple[RunConfig, str]], out: str, backend: str, args: argpar
     if not quiet:
         for _, group in runs:
             s = open_result(out, group).summary
-            print(f"{out}:{group}  E[M_d] = {s.mean[-1]:.6g} +- {s.sem[-1]:.2g}  "
+            print(f"{out}:{group}  E[M_d] = {format_from_log(s.log_of_mean[-1])} +- "
+                  f"{format_from_log(s.log_of_sem[-1], 2)}  "
                   f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
 
 
@@ -164,11 +168,14 @@ def cmd_info(args: argparse.Namespace) -> None:
             shape = ", ".join(f"{k} {v[:4]}{'...' if len(v) > 4 else ''}" if isinstance(v, list) else f"{k} {v}"
                               for k, v in arch.items())
             done = int(g["chunks_done"][()])
-            mean = g["summary/mean"][()]
+            summary = LayerSummary.from_moments(g["summary/moments"][()])
+            mean = format_from_log(float(summary.log_of_mean[-1]))
+            old = int(g.attrs["schema_version"]) < 4
+            note = ("; lengths stored as M (fmsim < 0.9): log M is unknown where M is 0 or inf" if old else "")
             print(f"{name}: {status}{'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
                   f"{shape} (d={cfg.arch.depth}), "
                   f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}, "
-                  f"stream layout {stream_layout_of(g)}; E[M_d] = {mean[-1]:.6g}")
+                  f"stream layout {stream_layout_of(g)}; E[M_d] = {mean}, dead {int(summary.n_zero[-1])}{note}")
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -224,23 +231,31 @@ def cmd_law(args: argparse.Namespace) -> None:
         shape = f"{ws[0]} x {len(ws)}" if len(set(ws)) == 1 else ",".join(map(str, ws))
         cs = f"{c[0]:g}" if np.all(c == c[0]) else ",".join(f"{v:g}" for v in c)
         what = f"fully connected, widths {shape} (d = {arch.depth}), {init.label}, c = {cs}"
-    q, q_err = law.quantile(np.array(LAW_QUANTILES), return_error=True)
-    moments = {p: law.moment(p) for p in LAW_MOMENTS}
+    log_q, log_q_err = law.log_quantile_of_m(np.array(LAW_QUANTILES), return_error=True)
+    log_moments = {p: law.log_moment(p) for p in LAW_MOMENTS}
     log_mean, log_var = law.log_mean_var()
+    m1, m2 = log_moments[1.0], log_moments[2.0]
+    log_var_m = m2 + math.log(-math.expm1(2 * m1 - m2)) if m2 > 2 * m1 else -math.inf  # Var[M_d], in logs
     if args.json:
-        print(json.dumps({"architecture": arch.to_dict(), "m0": args.m0, "p_dead": law.p_dead,
-                          "moments": {f"{p:g}": v for p, v in moments.items()},
-                          "log_given_alive": {"mean": log_mean, "var": log_var},
-                          "quantiles": {f"{p:g}": [v, e] for p, v, e in zip(LAW_QUANTILES, q, q_err)}}, indent=1))
+        with np.errstate(over="ignore"):
+            print(json.dumps({"architecture": arch.to_dict(), "m0": args.m0, "p_dead": law.p_dead,
+                              "log_p_alive": law.log_p_alive,
+                              "moments": {f"{p:g}": float(np.exp(v)) for p, v in log_moments.items()},
+                              "log_moments": {f"{p:g}": v for p, v in log_moments.items()},
+                              "log_given_alive": {"mean": log_mean, "var": log_var},
+                              "quantiles": {f"{p:g}": [float(np.exp(v)), float(np.exp(v)) * e]
+                                            for p, v, e in zip(LAW_QUANTILES, log_q, log_q_err)},
+                              "log_quantiles": {f"{p:g}": [v, e] for p, v, e in zip(LAW_QUANTILES, log_q, log_q_err)}},
+                             indent=1))
         return
     print(f"exact law of M_d = |z_d|^2 / n_d: {what}, M_0 = {args.m0:g}")
-    print(f"  P(dead) = P(M_d = 0) = {law.p_dead:.6g}")
-    print("  " + "  ".join(f"E[M_d^{p:g}] = {v:.8g}" for p, v in moments.items()))
-    print(f"  Var[M_d] = {moments[2.0] - moments[1.0] ** 2:.8g};  log M_d given M_d > 0: mean {log_mean:.8g}, "
+    print(f"  P(dead) = P(M_d = 0) = {law.p_dead:.6g};  P(alive) = {format_from_log(law.log_p_alive)}")
+    print("  " + "  ".join(f"E[M_d^{p:g}] = {format_from_log(v, 8)}" for p, v in log_moments.items()))
+    print(f"  Var[M_d] = {format_from_log(log_var_m, 8)};  log M_d given M_d > 0: mean {log_mean:.8g}, "
           f"variance {log_var:.8g}")
-    print(f"  {'q':>10s}  {'quantile of M_d':>18s}  {'error estimate':>14s}")
-    for p, v, e in zip(LAW_QUANTILES, q, q_err):
-        print(f"  {p:10.6g}  {v:18.10g}  {e:14.2g}")
+    print(f"  {'q':>10s}  {'quantile of M_d':>18s}  {'relative error':>14s}")
+    for p, v, e in zip(LAW_QUANTILES, log_q, log_q_err):
+        print(f"  {p:10.6g}  {format_from_log(v, 10):>18s}  {e:14.2g}")
 
 
 def cmd_schemes(args: argparse.Namespace) -> None:

@@ -176,7 +176,10 @@ class LengthLaw:
     Build it with :func:`length_law` (fully connected nets) or
     :func:`residual_length_law`. ``M`` has an atom at 0 of mass
     :attr:`p_dead` and, given ``M > 0``, a smooth law of ``log M`` computed
-    by characteristic-function inversion.
+    by characteristic-function inversion. :attr:`log_p_alive` is
+    ``log P(M > 0)``, exact where ``P(dead)`` rounds to 1; moments and
+    quantiles have log forms (:meth:`log_moment`, :meth:`log_quantile_of_m`)
+    that hold at any depth.
 
     Methods taking ``m`` accept arrays (any shape) and return arrays of the
     same shape; with ``return_error=True`` they also return an error
@@ -191,7 +194,8 @@ class LengthLaw:
         self.factors = tuple(factors)
         self.m0 = float(m0)
         # -expm1(sum log1p(-p)) rather than 1 - prod(1 - p): no cancellation when P(dead) is tiny
-        self.p_dead = float(-np.expm1(np.sum(np.log1p([-f.p_atom for f in self.factors]))))
+        self.log_p_alive = float(np.sum(np.log1p([-f.p_atom for f in self.factors])))
+        self.p_dead = float(-np.expm1(self.log_p_alive))
         self._groups: dict[Factor, int] = {}
         for f in self.factors:  # equal layers share one characteristic function, raised to a power
             self._groups[f] = self._groups.get(f, 0) + 1
@@ -223,15 +227,23 @@ class LengthLaw:
             ``inf`` where the moment is infinite (``p <= -1/2`` given alive,
             from layers whose ``K = 1``).
         """
+        log_m = self.log_moment(p, given_alive)
+        return math.exp(log_m) if log_m < 709.0 else math.inf  # (0 or inf beyond float64: see log_moment)
+
+    def log_moment(self, p: float, given_alive: bool = False) -> float:
+        """``log E[M^p]`` (as :meth:`moment`), finite wherever the moment is, however deep the net.
+
+        ``E[M_d]`` of a LeCun net of depth 1100 is ``2^-1100``: :meth:`moment`
+        gives 0, this gives ``-762.5``.
+        """
         if p == 0:
-            return 1.0
+            return 0.0
         log_alive = self.log_moment_alive(p)
-        alive = math.exp(log_alive) if math.isfinite(log_alive) else math.inf
-        if given_alive:
-            return alive
+        if given_alive or not math.isfinite(log_alive):
+            return log_alive
         if p < 0 and self.p_dead > 0:
             return math.inf
-        return (1.0 - self.p_dead) * alive
+        return self.log_p_alive + log_alive  # (log1p(-p_dead) fails where P(dead) rounds to 1)
 
     def log_mean_var(self) -> tuple[float, float]:
         """Mean and variance of ``log M`` given ``M > 0`` (sums over the independent layers)."""
@@ -386,6 +398,28 @@ class LengthLaw:
         f, err = (f if return_error else (f, None))
         scale = np.where(pos, (1 - self.p_dead) / np.where(pos, m, 1.0), 0.0)
         return (f * scale, err * scale) if return_error else f * scale
+
+    def log_quantile_of_m(self, q, return_error: bool = False):
+        """``log`` of :meth:`quantile` (``-inf`` for ``q <= P(dead)``), at any depth.
+
+        With ``return_error``, also the CDF's error estimate at the quantile
+        divided by the density of ``log M`` there: the error in ``log M``,
+        that is the relative error of the quantile (0 at the atom).
+        """
+        q = np.asarray(q, dtype=float)
+        if np.any((q <= 0) | (q >= 1)):
+            raise ValueError(f"q must lie in (0, 1), got {q}")
+        out = np.full(q.shape, -np.inf)
+        live = q > self.p_dead
+        if np.any(live):
+            out[live] = self.log_quantile((q[live] - self.p_dead) / (1 - self.p_dead))
+        if not return_error:
+            return out
+        err = np.zeros(q.shape)
+        if np.any(live):
+            _, cdf_err = self.log_cdf(out[live], return_error=True)
+            err[live] = cdf_err / np.maximum(self.log_pdf(out[live]), 1e-300)
+        return out, err
 
     def quantile(self, q, return_error: bool = False):
         """``inf{m : P(M <= m) >= q}``: 0 for ``q <= P(dead)``.

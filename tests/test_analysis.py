@@ -27,14 +27,16 @@ def test_plain_xarray_sees_named_dimensions_and_config_attributes(sweep_file):
     ds = xr.open_dataset(sweep_file, engine="h5netcdf", group="he/depth_3").load()
     ds.close()
     assert dict(ds.sizes) == {"net": 3072, "layer": 4}
-    assert ds["lengths"].dims == ("net", "layer") and ds["final"].dims == ("net",)
+    assert ds["log_lengths"].dims == ("net", "layer") and ds["final"].dims == ("net",)
+    assert ds["log_final"].dims == ("net",)
     assert not any(str(d).startswith("phony_dim") for d in ds.dims)
     assert ds.attrs["scheme"] == "he" and ds.attrs["law"] == "gaussian" and ds.attrs["depth"] == 3
     np.testing.assert_array_equal(ds["widths"].values if "widths" in ds else ds.attrs["widths"], [3, 3, 3, 3])
     with xr.open_dataset(sweep_file, engine="h5netcdf", group="he/depth_3/summary") as summary:
         summary = summary.load()
     assert summary["moments"].dims == ("quantity", "moment")
-    assert list(summary["moment"].values) == ["count", "mean", "M2", "log_count", "log_mean", "log_M2"]
+    assert list(summary["moment"].values) == ["count", "mean", "M2", "log_count", "log_mean", "log_M2",
+                                                "pivot"]
     with xr.open_datatree(sweep_file, engine="h5netcdf") as tree:
         for node in tree.subtree:
             assert not any(str(d).startswith("phony_dim") for d in node.dataset.dims), node.path
@@ -47,6 +49,9 @@ def test_open_dataset_equals_the_stored_run(sweep_file):
     res = fmsim.open(sweep_file, "he/depth_6")
     np.testing.assert_array_equal(ds["final"].values, res.final)
     np.testing.assert_array_equal(ds["lengths"].values, res.lengths)
+    np.testing.assert_array_equal(ds["log_lengths"].values, res.log_lengths)
+    np.testing.assert_array_equal(ds["log_final"].values, res.log_final)
+    np.testing.assert_array_equal(ds["log_of_mean"].values, res.summary.log_of_mean)
     np.testing.assert_array_equal(ds["sem"].values, res.summary.sem)
     np.testing.assert_allclose(ds["exact_second_moment"].values, theory.gaussian_moments([6] * 7, 2, m0=res.m0),
                                rtol=1e-12)

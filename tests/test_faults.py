@@ -93,7 +93,7 @@ def test_full_disk_for_real_one_line_exit_2_then_resume_bit_identical(tiny_tmpfs
     partial = fmsim.open(out, partial=True)
     full = fmsim.open(clean)
     assert partial.n_done == done * 1024 and not partial.complete
-    np.testing.assert_array_equal(partial.lengths, full.lengths[:partial.n_done])
+    np.testing.assert_array_equal(partial.log_lengths, full.log_lengths[:partial.n_done])
     # moved to a roomy disk: the same command resumes it
     moved = tmp_path / "moved.h5"
     shutil.copy(out, moved)
@@ -174,7 +174,7 @@ def _flip(path, dataset, chunk=0, offset=40):
         fh.write(bytes([byte[0] ^ 0x04]))
 
 
-@pytest.mark.parametrize("dataset, chunk", [("final", 7), ("fm2", 0), ("lengths", 59), ("summary/moments", 0),
+@pytest.mark.parametrize("dataset, chunk", [("final", 7), ("fm2", 0), ("log_lengths", 59), ("summary/moments", 0),
                                             ("summary/mean", 0), ("summary/n_zero", 0)])
 def test_a_flipped_byte_is_always_detected(tmp_path, clean, capsys, dataset, chunk):
     path = tmp_path / "flipped.h5"
@@ -183,7 +183,7 @@ def test_a_flipped_byte_is_always_detected(tmp_path, clean, capsys, dataset, chu
     assert cli.main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{dataset} chunk {chunk}" in err and "fails its checksum" in err, err
-    if dataset in ("final", "fm2", "lengths", "summary/moments"):  # what fmsim.open reads
+    if dataset in ("final", "fm2", "log_lengths", "summary/moments"):  # what fmsim.open reads
         with pytest.raises(DamagedFileError, match=f"{dataset}.*chunk {chunk}.*fails its checksum"):
             fmsim.open(path)
     with pytest.raises(OSError):  # any HDF5 reader, not only fmsim, sees the damage
@@ -193,16 +193,16 @@ def test_a_flipped_byte_is_always_detected(tmp_path, clean, capsys, dataset, chu
 
 def test_verify_says_ok_and_names_a_counter_that_claims_too_much(tmp_path, clean, capsys):
     assert cli.main(["verify", str(clean)]) == 0
-    assert "ok (complete; 9 datasets checked chunk by chunk)" in capsys.readouterr().out
+    assert "ok (complete; 12 datasets checked chunk by chunk)" in capsys.readouterr().out
     path = tmp_path / "short.h5"
     assert cli.main([*ARGS[:-1], "--nets", str(4 * 1024), "--quiet", "--out", str(path)]) == 0
     # a file whose counter says 4 chunks while the data of chunk 3 was never written
     with h5py.File(path, "r+") as f:
         cfg = json.loads(f.attrs["config"])
         cfg["n_nets"] = 8 * 1024
-        del f["lengths"], f["final"]
+        del f["log_lengths"], f["final"]
         f.create_dataset("final", (8 * 1024,), dtype="f8", chunks=(1024,), fletcher32=True)[:3 * 1024] = 1.0
-        f.create_dataset("lengths", (8 * 1024, 21), dtype="f4", chunks=(1024, 21), fletcher32=True)
+        f.create_dataset("log_lengths", (8 * 1024, 21), dtype="f4", chunks=(1024, 21), fletcher32=True)
         f.attrs["config"] = json.dumps(cfg, sort_keys=True)
     assert cli.main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
@@ -281,7 +281,7 @@ def test_partial_reads_of_a_live_run_equal_the_finished_run(tmp_path):
     for res in reads:
         assert res.n_done % 1024 == 0 and not res.complete and "unfinished" in repr(res)
         np.testing.assert_array_equal(res.final, done.final[:res.n_done])
-        np.testing.assert_array_equal(res.lengths, done.lengths[:res.n_done])
+        np.testing.assert_array_equal(res.log_lengths, done.log_lengths[:res.n_done])
         assert res.summary.count[0] == res.n_done  # the summary counts exactly the nets returned
 
 

@@ -180,7 +180,7 @@ def test_residual_and_conv_runs_round_trip_through_hdf5(tmp_path):
         mem = simulate(arch, Init.scheme("he"), 2048, 4, record="layers")
         assert back.config == cfg
         np.testing.assert_array_equal(back.final, mem.final)
-        np.testing.assert_array_equal(back.lengths, mem.lengths.astype(np.float32))
+        np.testing.assert_array_equal(back.log_lengths, mem.log_lengths.astype(np.float32))
     assert input_vector(cfg).shape == (18,)
 
 

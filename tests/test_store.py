@@ -41,16 +41,19 @@ def test_file_equals_memory_and_is_self_describing(tmp_path):
                          chunk_size=2048)
     np.testing.assert_array_equal(res.final, mem.final)
     np.testing.assert_array_equal(res.fm2, mem.fm2)
-    np.testing.assert_array_equal(res.lengths, mem.lengths.astype(np.float32))
-    for name in ("mean", "var", "log_mean", "log_var", "n_zero"):
+    np.testing.assert_array_equal(res.log_lengths, mem.log_lengths.astype(np.float32))
+    np.testing.assert_array_equal(res.log_final, mem.log_final)
+    np.testing.assert_allclose(res.lengths, mem.lengths, rtol=1e-6)  # exp of float32 logs
+    for name in ("mean", "var", "log_mean", "log_var", "n_zero", "log_of_mean", "log_of_var"):
         np.testing.assert_array_equal(getattr(res.summary, name), getattr(mem.summary, name))
     # readable without fmsim: plain h5py, config as JSON, dimension names
     with h5py.File(path, "r") as f:
         assert json.loads(f.attrs["config"])["arch"]["widths"] == list(ARCH.widths)
-        assert f.attrs["schema_version"] == 3
+        assert f.attrs["schema_version"] == 4
         assert f["final"].dims[0].label == "net"
-        assert list(f["lengths"].dims[1].keys()) == ["layer"]
-        assert f["lengths"].dtype == np.float32 and f["lengths"].compression == "gzip"
+        assert list(f["log_lengths"].dims[1].keys()) == ["layer"]
+        assert f["log_lengths"].dtype == np.float32 and f["log_lengths"].compression == "gzip"
+        np.testing.assert_array_equal(f["log_final"][()], mem.log_final)
         np.testing.assert_array_equal(f["summary/mean"][()], mem.summary.mean)
     reopened = fmsim.open(path)
     assert reopened.config == cfg
