@@ -17,6 +17,9 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
   bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
 * fmsim ``exact`` (nets per second; it draws no weights).
 * SIMD check: what LLVM made of a row's Philox pass and of the ziggurat's first step.
+* Renormalization cost (``--renorm-only`` runs just this): the Gaussian ``full`` kernel with
+  its window (``[2^-64, 2^64]``), never renormalizing, and renormalizing after every layer,
+  for He (M stays near 1) and LeCun (M halves per layer: crosses the window), interleaved.
 
 Run:  python bench/bench_fc.py [--size 100] [--nets 2048] [--repeat 3]   (about 8 minutes on 2 cores)
 """
@@ -200,6 +203,37 @@ def timed(fn, repeat: int) -> float:
     return best
 
 
+def renorm_cost(n: int, nets: int, repeat: int) -> None:
+    """Nets/s of the float64 Gaussian ``full`` kernel at depth = width = ``n`` with renormalization as shipped,
+    never, and after every layer (``renorm_high`` 2^64, inf, 1), interleaved pass by pass (best kept)."""
+    from fmsim.kernels import cpu
+    from fmsim.kernels.scalar import RENORM_HIGH
+    from fmsim.simulate import kernel_args, make_config
+
+    fc = fmsim.FullyConnected.constant(depth=n, width=n)
+    windows = (("as shipped (window 2^+-64)", RENORM_HIGH), ("never (0.8 arithmetic)", np.inf),
+               ("after every layer", 1.0))
+    print(f"\nRenormalization cost, float64 Gaussian full kernel, depth = width = {n}, {nets} nets, best of {repeat}")
+    for scheme in ("he", "lecun"):
+        _, args = kernel_args(make_config(fc, fmsim.Init.scheme(scheme), nets, 1, method="full"), 0)
+        outs = np.empty((nets, n + 1)), np.empty((nets, n + 1)), np.empty(nets)
+
+        def run(high, args=args, outs=outs):
+            x, shift, widths, scales, bias_sd, law, k0, k1, _ = args
+            cpu.fc_full_any(x, shift, widths, scales, bias_sd, law, k0, k1, 0, 0.0, False, cpu._NO_LAW,
+                            cpu._NO_GUIDE, cpu._NO_GRID, high, *outs)
+
+        run(RENORM_HIGH)  # compile
+        best = {high: np.inf for _, high in windows}
+        for _ in range(repeat):
+            for _, high in windows:
+                best[high] = min(best[high], timed(lambda high=high, run=run: run(high), 1))
+        base = nets / best[np.inf]
+        for name, high in windows:
+            rate = nets / best[high]
+            print(f"  {scheme:6s} {name:28s} {rate:10.1f} nets/s  {rate / base - 1:+7.1%} vs never")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=100, help="depth = width")
@@ -208,11 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-nets", type=int, default=512)
     p.add_argument("--exact-nets", type=int, default=2_000_000)
     p.add_argument("--repeat", type=int, default=3, help="round-robin passes over all rows; best kept")
+    p.add_argument("--renorm-only", action="store_true", help="only the renormalization-cost rows")
     a = p.parse_args(argv)
     n = a.size
     threads = numba.get_num_threads()
     print(f"CPU: {cpu_description()}")
     print(f"{os.cpu_count()} cores; numba threads {threads}; depth = width = {n} ({n**3:.3g} weight draws per net)")
+    if a.renorm_only:
+        renorm_cost(n, a.nets, max(a.repeat, 5))
+        return
 
     # Every row is a (name, weights, weights per Philox call or 0, function) case; the repeats visit the
     # cases round-robin and keep each one's best time, so a slow spell of a shared machine hits all rows
@@ -304,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     t = timed(lambda: fmsim.simulate(fc, he, a.exact_nets, 1, method="exact"), a.repeat)
     print(f"\nfmsim exact (no weights drawn): {a.exact_nets / t:.3e} nets/s "
           f"= {per_net * a.exact_nets / t:.3e} equivalent weight draws/s")
+    renorm_cost(n, a.nets, a.repeat)
 
 
 if __name__ == "__main__":

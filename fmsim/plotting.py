@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_length_vs_depth", "plot_onset_vs_depth"]
+__all__ = ["plot_length_vs_depth", "plot_log_length_vs_depth", "powers_of_ten_axis", "plot_onset_vs_depth"]
+
+_LOG10_E = float(np.log10(np.e))
 
 
 def _mean_with_errors(ax: Any, x: np.ndarray, y: np.ndarray, yerr: np.ndarray, label: str, color: str | None
@@ -58,6 +60,62 @@ def plot_length_vs_depth(
         for edge, width in zip(exact_band, (0.8, 1.4, 0.8)):
             ax.plot(depths, edge, ":", color=c, lw=width)
     ax.set_yscale("log")
+    ax.set_xlabel("depth d (width = depth)")
+    ax.set_ylabel(r"$M_d = \|z_d\|^2 / n_d$")
+    return ax
+
+
+def powers_of_ten_axis(ax: Any) -> Any:
+    """Label the y axis of ``ax``, which holds ``log10`` values, as powers of ten (``10^-331``): a log axis
+    that goes beyond float64's range."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$"))
+    return ax
+
+
+def plot_log_length_vs_depth(
+    depths: np.ndarray, log_mean: np.ndarray, log_sem: np.ndarray, log_lo: np.ndarray, log_hi: np.ndarray,
+    log_theory: np.ndarray | None = None, label: str = "", ax: Any = None, color: str | None = None,
+    log_exact_band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Any:
+    """:func:`plot_length_vs_depth` from natural logs, at any depth: ``log10`` values on a linear axis labelled
+    as powers of ten (:func:`powers_of_ten_axis`), so ``E[M_d] = 2^-1100`` is drawn at ``10^-331``.
+
+    Parameters
+    ----------
+    depths : ndarray, shape (k,)
+    log_mean, log_sem : ndarray, shape (k,)
+        ``log`` of the Monte Carlo mean of ``M_d`` and of its standard error
+        (:attr:`fmsim.summary.LayerSummary.log_of_mean`, ``log_of_sem``).
+    log_lo, log_hi : ndarray, shape (k,)
+        ``log`` of the spread band's edges.
+    log_theory : ndarray, shape (k,), optional
+        ``log E[M_d]``, dashed.
+    label, ax, color
+        As in :func:`plot_length_vs_depth`.
+    log_exact_band : (lower, median, upper), each ndarray of shape (k,), optional
+        ``log`` of exact quantiles, dotted.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    log_mean, log_sem = np.asarray(log_mean, float), np.asarray(log_sem, float)
+    rel = np.exp(log_sem - log_mean)  # s.e. / mean
+    y = _LOG10_E * log_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        down = -_LOG10_E * np.log1p(-np.minimum(rel, 0.999))
+    up = _LOG10_E * np.log1p(rel)
+    ax, c = _mean_with_errors(ax, depths, y, np.vstack([down, up]), label, color)
+    ax.fill_between(depths, _LOG10_E * np.asarray(log_lo), _LOG10_E * np.asarray(log_hi), color=c, alpha=0.15, lw=0)
+    if log_theory is not None:
+        ax.plot(depths, _LOG10_E * np.asarray(log_theory), "--", color=c, lw=1)
+    if log_exact_band is not None:
+        for edge, width in zip(log_exact_band, (0.8, 1.4, 0.8)):
+            ax.plot(depths, _LOG10_E * np.asarray(edge), ":", color=c, lw=width)
+    powers_of_ten_axis(ax)
     ax.set_xlabel("depth d (width = depth)")
     ax.set_ylabel(r"$M_d = \|z_d\|^2 / n_d$")
     return ax

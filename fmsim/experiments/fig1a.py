@@ -16,6 +16,7 @@ exact sampler draws the same chi-square ratios for each, rescaled by c_j/2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 
@@ -24,7 +25,8 @@ import numpy as np
 from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import FullyConnected, Init
-from ..plotting import plot_length_vs_depth
+from ..display import format_from_log
+from ..plotting import plot_log_length_vs_depth
 from ..simulate import make_config, resolve_backend
 from ..store import run_many_to_file
 from ._common import int_list, pyplot, save
@@ -63,37 +65,48 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
 
 
 COLUMNS = ("depth", "mean", "sem", "q10", "q50", "q90", "theory", "exact_q10", "exact_q50", "exact_q90")
+LOG_COLUMNS = tuple(f"log_{c}" for c in COLUMNS[1:])
 
 
 def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES) -> dict[str, dict[str, np.ndarray]]:
     """Per scheme: depth, mean, sem, simulated q10/q50/q90 of M_d given M_d > 0, exact E[M_d], and the
-    exact q10/q50/q90 of M_d given M_d > 0 from :func:`fmsim.theory.length_law` (Gaussian schemes; nan else)."""
+    exact q10/q50/q90 of M_d given M_d > 0 from :func:`fmsim.theory.length_law` (Gaussian schemes; nan else);
+    and the natural log of each (``log_mean``, ``log_sem``, ..., ``log_exact_q90``), which hold at any depth
+    where the values may leave float64's range."""
     from functools import cache
 
     from ..store import open_result
 
     @cache
-    def log_quantiles_c1(widths: tuple[int, ...], m0: float) -> np.ndarray:
+    def log_quantiles_c1(widths: tuple[int, ...], log_m0: float) -> np.ndarray:
         # log M_d = log(M_0 prod_j c_j/n_j chi2(K_j)): c only shifts it, so one law per depth serves every scheme
-        return theory.length_law(widths, 1.0, m0=m0).log_quantile([0.1, 0.5, 0.9])
+        return theory.length_law(widths, 1.0).log_quantile([0.1, 0.5, 0.9]) + log_m0
 
     table = {}
     for s in schemes:
         rows = []
         for d in depths:
             res = open_result(path, f"{s}/depth_{d}")
-            alive = res.final[res.final > 0]
-            sim_q = np.quantile(alive, [0.1, 0.5, 0.9]) if alive.size else np.full(3, np.nan)
+            logs = res.log_final[np.isfinite(res.log_final)]
+            log_q = np.quantile(logs, [0.1, 0.5, 0.9]) if logs.size else np.full(3, np.nan)
             arch, init = res.config.arch, res.config.init
             c = init.layer_c(arch)
-            exact = theory.mean_length(arch.widths, c, m0=res.m0)[-1]
-            if init.law == "gaussian" and init.bias_var == 0.0:
-                exact_q = np.exp(log_quantiles_c1(tuple(arch.widths), res.m0) + np.sum(np.log(c)))
+            log_m0 = float(res.summary.log_of_mean[0])
+            m0 = math.exp(log_m0)
+            if init.bias_var == 0.0:  # E[M_j] = (c_j / 2) E[M_{j-1}] for every law
+                log_exact = log_m0 + float(np.sum(np.log(c / 2)))
             else:
-                exact_q = np.full(3, np.nan)
-            rows.append((d, res.summary.mean[-1], res.summary.sem[-1], *sim_q, exact, *exact_q))
-        cols = np.array(rows).T
-        table[s] = dict(zip(COLUMNS, cols))
+                log_exact = math.log(theory.mean_length(arch.widths, c, m0=m0, bias_var=init.bias_var)[-1])
+            if init.law == "gaussian" and init.bias_var == 0.0:
+                log_exact_q = log_quantiles_c1(tuple(arch.widths), log_m0) + np.sum(np.log(c))
+            else:
+                log_exact_q = np.full(3, np.nan)
+            s_ = res.summary
+            rows.append((d, s_.log_of_mean[-1], s_.log_of_sem[-1], *log_q, log_exact, *log_exact_q))
+        logs = np.array(rows).T
+        with np.errstate(over="ignore"):
+            table[s] = {"depth": logs[0], **dict(zip(COLUMNS[1:], np.exp(logs[1:]))),
+                        **dict(zip(LOG_COLUMNS, logs[1:]))}
     return table
 
 
@@ -102,9 +115,10 @@ def plot(table: dict[str, dict[str, np.ndarray]], png: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for s, t in table.items():
-        band = (t["exact_q10"], t["exact_q50"], t["exact_q90"]) if np.all(np.isfinite(t["exact_q50"])) else None
-        plot_length_vs_depth(t["depth"], t["mean"], t["sem"], t["q10"], t["q90"], t["theory"], LABELS.get(s, s), ax=ax,
-                             exact_band=band)
+        band = ((t["log_exact_q10"], t["log_exact_q50"], t["log_exact_q90"]) if np.all(np.isfinite(t["exact_q50"]))
+                else None)
+        plot_log_length_vs_depth(t["depth"], t["log_mean"], t["log_sem"], t["log_q10"], t["log_q90"],
+                                 t["log_theory"], LABELS.get(s, s), ax=ax, log_exact_band=band)
     ax.set_title("Fig. 1a (Hanin & Rolnick 2018): mean length vs depth\n"
                  "points: Monte Carlo mean +- s.e.; dashed: exact E[M_d]\n"
                  "band: simulated 10-90% of M_d > 0; dotted: its exact 10/50/90% (law of M_d)", fontsize=9)
@@ -149,11 +163,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     png = os.path.join(a.out, f"{a.name}.png")
     plot(table, png)
     for s, t in table.items():
-        q = "  10/50/90% of M_d: " + "/".join(f"{v:.4g}" for v in (t["q10"][-1], t["q50"][-1], t["q90"][-1]))
+        q = "  10/50/90% of M_d: " + "/".join(format_from_log(t[k][-1], 4) for k in ("log_q10", "log_q50", "log_q90"))
         if np.isfinite(t["exact_q50"][-1]):
-            q += " (exact " + "/".join(f"{t[k][-1]:.4g}" for k in ("exact_q10", "exact_q50", "exact_q90")) + ")"
-        print(f"{LABELS.get(s, s):28s} E[M_d]/theory at d={int(t['depth'][-1])}: {t['mean'][-1] / t['theory'][-1]:.4f}"
-              f"  (s.e. {t['sem'][-1] / t['theory'][-1]:.4f}){q}")
+            q += " (exact " + "/".join(format_from_log(t[k][-1], 4)
+                                       for k in ("log_exact_q10", "log_exact_q50", "log_exact_q90")) + ")"
+        ratio = math.exp(t["log_mean"][-1] - t["log_theory"][-1])
+        print(f"{LABELS.get(s, s):28s} E[M_d] = {format_from_log(t['log_mean'][-1], 4)}, /theory at "
+              f"d={int(t['depth'][-1])}: {ratio:.4f}  (s.e. {math.exp(t['log_sem'][-1] - t['log_theory'][-1]):.4f}){q}")
     print(f"wrote {path} and {png}")
 
 

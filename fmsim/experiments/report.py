@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..commandline import add_cluster_options, cluster_argv, cluster_from_args
+from ..display import format_from_log
 
 Z_MAX = 5.0
 FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he"]
@@ -73,11 +74,13 @@ def fm1_claims(path: str, depths: Sequence[int]) -> list[Claim]:
     rows = []
     for s in FIG1A_SCHEMES:
         t = table[s]
-        mean, se, exact = t["mean"][-1], t["sem"][-1], t["theory"][-1]
-        z, verdict = _z_verdict(mean, se, exact)
+        log_mean, log_se, log_exact = t["log_mean"][-1], t["log_sem"][-1], t["log_theory"][-1]
+        # z from the ratios to the exact value: the same number as (mean - exact) / se, at any depth
+        z, verdict = _z_verdict(math.expm1(log_mean - log_exact), math.exp(log_se - log_exact), 0.0)
         n = open_result(path, f"{s}/depth_{d}").config.n_nets
-        rows.append(Claim("H&R 2018", FM1_CLAIMS[s], f"{s}, depth = width = {d}, {n} nets", _fmt(mean, se),
-                          _fmt(exact), z, verdict))
+        rows.append(Claim("H&R 2018", FM1_CLAIMS[s], f"{s}, depth = width = {d}, {n} nets",
+                          f"{format_from_log(log_mean, 4)} +- {format_from_log(log_se, 2)}",
+                          format_from_log(log_exact, 4), z, verdict))
     # the whole law, not only the mean: the He median against the exact law of M_d
     from .. import theory
 
