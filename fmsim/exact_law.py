@@ -427,16 +427,11 @@ class LengthLaw:
         With ``return_error``, also the CDF's error estimate at the quantile
         divided by the density there (0 where the quantile is the atom).
         """
-        q = np.asarray(q, dtype=float)
-        if np.any((q <= 0) | (q >= 1)):
-            raise ValueError(f"q must lie in (0, 1), got {q}")
-        out = np.zeros(q.shape)
-        live = q > self.p_dead
-        if np.any(live):
-            out[live] = np.exp(self.log_quantile((q[live] - self.p_dead) / (1 - self.p_dead)))
+        out = np.exp(self.log_quantile_of_m(q))  # (checks q; exp(-inf) = 0 at the atom)
         if not return_error:
             return out
-        err = np.zeros(q.shape)
+        live = np.asarray(q, dtype=float) > self.p_dead
+        err = np.zeros(out.shape)
         if np.any(live):
             _, cdf_err = self.cdf(out[live], return_error=True)
             err[live] = cdf_err / np.maximum(self.pdf(out[live]), 1e-300)

@@ -25,8 +25,7 @@ from numba import njit, prange
 
 from .config import SUMMARY_BLOCK
 
-__all__ = ["LayerSummary", "SummaryAccumulator", "block_moments", "welford_range", "welford_log_range",
-           "MOMENT_COLUMNS"]
+__all__ = ["LayerSummary", "SummaryAccumulator", "block_moments", "welford_range", "MOMENT_COLUMNS"]
 
 # Columns of the per-block moment table, for each layer.
 _N, _MEAN, _M2, _NLOG, _LMEAN, _LM2, _PIVOT = range(7)
@@ -36,9 +35,19 @@ MOMENT_COLUMNS = ("count", "mean", "M2", "log_count", "log_mean", "log_M2", "piv
 
 
 @njit(inline="always", cache=True)
-def welford_range(v, r0, r1, out):
-    """Welford moments of ``v[r0:r1]``: count, mean, M2 of the values and of the log of the positive ones,
-    and pivot 0 (``out`` has 7 entries). For fm2; shared by the CPU reduction and the CUDA one."""
+def welford_range(v, r0, r1, from_logs, out):
+    """Welford moments of ``v[r0:r1]`` into ``out`` (7 entries, :data:`MOMENT_COLUMNS`): count, mean and M2 of
+    the values ``M e^-p``; count, mean and M2 of ``log M`` over ``M > 0``; the pivot ``p``.
+
+    ``from_logs``: ``v`` holds ``log M`` (``-inf`` for ``M = 0``) and ``p`` is its largest entry (``-inf`` when
+    every ``M`` is 0), so no value leaves float64's range (the lengths). Else ``v`` holds ``M`` and ``p = 0``
+    (fm2). Shared by the CPU reduction and the CUDA one.
+    """
+    p = -math.inf if from_logs else 0.0
+    if from_logs:
+        for r in range(r0, r1):
+            if v[r] > p:
+                p = v[r]
     cnt = 0.0
     mean = 0.0
     m2 = 0.0
@@ -46,44 +55,12 @@ def welford_range(v, r0, r1, out):
     lmean = 0.0
     lm2 = 0.0
     for r in range(r0, r1):
-        x = v[r]
-        cnt += 1.0
-        dv = x - mean
-        mean += dv / cnt
-        m2 += dv * (x - mean)
-        if x > 0.0:
-            lx = math.log(x)
-            lcnt += 1.0
-            dl = lx - lmean
-            lmean += dl / lcnt
-            lm2 += dl * (lx - lmean)
-    out[0] = cnt
-    out[1] = mean
-    out[2] = m2
-    out[3] = lcnt
-    out[4] = lmean
-    out[5] = lm2
-    out[6] = 0.0
-
-
-@njit(inline="always", cache=True)
-def welford_log_range(logs, r0, r1, out):
-    """Moments of ``M = e^logs[r0:r1]`` from the logs (``-inf`` for ``M = 0``): count, mean and M2 of
-    ``M e^-p`` with ``p`` the largest log (``-inf`` when every ``M`` is 0), count, mean and M2 of the
-    finite logs, and ``p`` (``out`` has 7 entries). Shared by the CPU reduction and the CUDA one."""
-    p = -math.inf
-    for r in range(r0, r1):
-        if logs[r] > p:
-            p = logs[r]
-    cnt = 0.0
-    mean = 0.0
-    m2 = 0.0
-    lcnt = 0.0
-    lmean = 0.0
-    lm2 = 0.0
-    for r in range(r0, r1):
-        lx = logs[r]
-        x = math.exp(lx - p) if lx > -math.inf else 0.0
+        if from_logs:
+            lx = v[r]
+            x = math.exp(lx - p) if lx > -math.inf else 0.0
+        else:
+            x = v[r]
+            lx = math.log(x) if x > 0.0 else -math.inf
         cnt += 1.0
         dv = x - mean
         mean += dv / cnt
@@ -104,7 +81,7 @@ def welford_log_range(logs, r0, r1, out):
 
 @njit(parallel=True, cache=True)
 def _block_moments(logs, fm2, block, out):
-    """Welford moments of each block of rows, per column (:func:`welford_log_range`; fm2: :func:`welford_range`).
+    """Welford moments of each block of rows, per column (:func:`welford_range`: of the logs; fm2: of the values).
 
     Parameters
     ----------
@@ -124,9 +101,9 @@ def _block_moments(logs, fm2, block, out):
         col = t % n_cols
         r0, r1 = b * block, min(n, (b + 1) * block)
         if col < n_layers:
-            welford_log_range(logs[:, col], r0, r1, out[b, col])
+            welford_range(logs[:, col], r0, r1, True, out[b, col])
         else:
-            welford_range(fm2, r0, r1, out[b, col])
+            welford_range(fm2, r0, r1, False, out[b, col])
 
 
 def block_moments(log_lengths: np.ndarray, fm2: np.ndarray) -> np.ndarray:
@@ -147,38 +124,29 @@ def _merge(acc, part):
     (fm2, or one block) the arithmetic is plain Chan et al.
     """
     for col in range(acc.shape[0]):
-        nb = part[col, 0]
-        if nb == 0.0:
+        if part[col, 0] == 0.0:
             continue
         if acc[col, 0] == 0.0:
             acc[col, _PIVOT] = part[col, _PIVOT]
         pa, pb = acc[col, _PIVOT], part[col, _PIVOT]
         p = max(pa, pb)
-        mean_b, m2_b = part[col, _MEAN], part[col, _M2]
         if pa != p:
             f = math.exp(pa - p)
             acc[col, _MEAN] *= f
             acc[col, _M2] *= f * f
-        if pb != p:
-            f = math.exp(pb - p)
-            mean_b *= f
-            m2_b *= f * f
+        fb = math.exp(pb - p) if pb != p else 1.0  # (a factor 1 leaves every bit as it is)
         acc[col, _PIVOT] = p
-        na = acc[col, 0]
-        n = na + nb
-        delta = mean_b - acc[col, _MEAN]
-        acc[col, _MEAN] += delta * nb / n
-        acc[col, _M2] += m2_b + delta * delta * na * nb / n
-        acc[col, 0] = n
-        nb = part[col, _NLOG]
-        if nb == 0.0:
-            continue
-        na = acc[col, _NLOG]
-        n = na + nb
-        delta = part[col, _LMEAN] - acc[col, _LMEAN]
-        acc[col, _LMEAN] += delta * nb / n
-        acc[col, _LM2] += part[col, _LM2] + delta * delta * na * nb / n
-        acc[col, _NLOG] = n
+        for o in (_N, _NLOG):  # the values' moments, then the logs' (which need no pivot)
+            nb = part[col, o]
+            if nb == 0.0:
+                continue
+            f = fb if o == _N else 1.0
+            na = acc[col, o]
+            n = na + nb
+            delta = part[col, o + 1] * f - acc[col, o + 1]
+            acc[col, o + 1] += delta * nb / n
+            acc[col, o + 2] += part[col, o + 2] * (f * f) + delta * delta * na * nb / n
+            acc[col, o] = n
 
 
 @dataclass(frozen=True)

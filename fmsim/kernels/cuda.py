@@ -24,7 +24,6 @@ bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
 mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
 nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
 rademacher_chunk = cuda.jit(device=True)(scalar.rademacher_chunk.py_func)
-across_layer_variance = cuda.jit(device=True)(scalar.across_layer_variance.py_func)
 net_fm2 = cuda.jit(device=True)(scalar.net_fm2.py_func)
 length_and_log = cuda.jit(device=True)(scalar.length_and_log.py_func)
 renorm_shift = cuda.jit(device=True)(scalar.renorm_shift.py_func)
@@ -286,7 +285,6 @@ def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_s
 
 # ----------------------------------------------------------------- reduction
 welford_range = cuda.jit(device=True)(_summary.welford_range.py_func)
-welford_log_range = cuda.jit(device=True)(_summary.welford_log_range.py_func)
 
 
 @cuda.jit
@@ -306,9 +304,9 @@ def block_moments_kernel(logs, fm2, block, out):
     r0 = b * block
     r1 = min(n, r0 + block)
     if col < n_layers:
-        welford_log_range(logs[:, col], r0, r1, out[b, col])
+        welford_range(logs[:, col], r0, r1, True, out[b, col])
     else:
-        welford_range(fm2, r0, r1, out[b, col])
+        welford_range(fm2, r0, r1, False, out[b, col])
 
 
 @cuda.jit

@@ -248,9 +248,12 @@ def scale_bias(bias_sd, shift):
 
 @njit(inline="always", cache=True)
 def net_fm2(lengths_row, log_row):
-    """Across-layer variance of ``M_1..M_d`` (as :func:`across_layer_variance`) of a net whose ``M_j`` may lie
-    beyond float64's range: inf when one overflowed (the variance does too; never nan from ``inf - inf``),
-    computed from the logs scaled by the largest ``M_j`` when one underflowed, else bitwise as before."""
+    """Empirical variance of ``M_1..M_d`` of one net (population form, two-pass; ``M_0`` excluded).
+
+    From ``lengths_row`` (shape (d + 1,)) while every ``M_j`` is held in float64; from the logs
+    ``log_row``, scaled by the largest ``M_j``, when one underflowed to 0 (a live net); inf when one
+    overflowed (the variance does too: never nan from ``inf - inf``).
+    """
     d = lengths_row.shape[0] - 1
     scaled = False
     for j in range(1, d + 1):
@@ -259,8 +262,9 @@ def net_fm2(lengths_row, log_row):
         if lengths_row[j] == 0.0 and log_row[j] > -math.inf:
             scaled = True
     p = -math.inf
-    for j in range(1, d + 1):
-        p = max(p, log_row[j])
+    if scaled:
+        for j in range(1, d + 1):
+            p = max(p, log_row[j])
     mean = 0.0  # (Python floats under the CUDA simulator: an overflow to inf is the answer, not a warning)
     for j in range(1, d + 1):
         mean += math.exp(log_row[j] - p) if scaled else float(lengths_row[j])
@@ -270,27 +274,6 @@ def net_fm2(lengths_row, log_row):
         dev = (math.exp(log_row[j] - p) if scaled else float(lengths_row[j])) - mean
         ss += dev * dev
     return math.exp(2.0 * p) * (ss / d) if scaled else ss / d
-
-
-@njit(inline="always", cache=True)
-def across_layer_variance(lengths_row):
-    """Empirical variance of ``M_1..M_d`` (population form, two-pass).
-
-    Parameters
-    ----------
-    lengths_row : ndarray, shape (d + 1,)
-        ``M_0..M_d`` of one net; ``M_0`` is excluded.
-    """
-    d = lengths_row.shape[0] - 1
-    mean = 0.0
-    for j in range(1, d + 1):
-        mean += lengths_row[j]
-    mean /= d
-    ss = 0.0
-    for j in range(1, d + 1):
-        dev = lengths_row[j] - mean
-        ss += dev * dev
-    return ss / d
 
 
 # ------------------------------------------------------------ exact sampler
