@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, TRUNCATED_NORMAL_VARIANCE, draw_standard_array
+from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, MAX_ORTHOGONAL_ENTRIES, TRUNCATED_NORMAL_VARIANCE, draw_standard_array
 from .rng import seed_to_key
 
 __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
@@ -348,6 +348,8 @@ SCHEMES: dict[str, tuple[str, float, str]] = {
     "rademacher_he": ("rademacher", 2.0, "in"),
     # nn.Linear's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in) (weights only)
     "pytorch_default": ("uniform", 1.0 / 3.0, "in"),
+    "orthogonal": ("orthogonal", 2.0, "in"),
+    "orthogonal_unit": ("orthogonal", 1.0, "in"),
 }
 
 SCHEME_NOTES: dict[str, str] = {
@@ -361,20 +363,33 @@ SCHEME_NOTES: dict[str, str] = {
     "2x_he": "twice He (explodes: Hanin & Rolnick Fig. 1a)",
     "rademacher_he": "+-sqrt(2/fan_in) signs",
     "pytorch_default": "PyTorch nn.Linear/Conv default weights: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in))",
+    "orthogonal": "Haar orthogonal times gain sqrt(2) (nn.init.orthogonal_, ReLU gain; Saxe et al. 2014)",
+    "orthogonal_unit": "Haar orthogonal, gain 1 (nn.init.orthogonal_'s default)",
 }
+
+#: Laws of whole weight matrices rather than of i.i.d. entries.
+MATRIX_LAWS = ("orthogonal",)
+#: Every weight law an :class:`Init` accepts.
+WEIGHT_LAWS = tuple(sorted(LAW_CODES)) + MATRIX_LAWS
 
 
 @dataclass(frozen=True)
 class Init:
-    """Weight initialization: i.i.d. symmetric weights of variance ``c / fan``.
+    """Weight initialization: i.i.d. symmetric weights of variance ``c / fan``, or orthogonal matrices.
 
     Parameters
     ----------
-    law : {"gaussian", "uniform", "rademacher", "laplace", "truncated_normal"}
+    law : {"gaussian", "uniform", "rademacher", "laplace", "truncated_normal", "orthogonal"}
         Shape of the weight law (each standardized to unit variance;
         ``truncated_normal`` is N(0, 1) cut at +-2 s.d. and rescaled).
+        ``orthogonal``: each layer's weight matrix (``out x in``; conv
+        kernels flattened to ``out x (in k^dim)``) is Haar-random with
+        orthonormal rows (``out < in``) or columns (``out >= in``), times
+        ``gain = sqrt(c)``: PyTorch's ``nn.init.orthogonal_(w, gain)``.
+        It takes no bias (``bias_var = 0``) and ``fan = "in"``.
     c : float or sequence of float
-        Variance numerator, > 0; one value, or one per layer.
+        Variance numerator, > 0; one value, or one per layer (orthogonal:
+        the squared gain).
     bias_var : float
         Variance of the biases (same law as the weights), >= 0.
     fan : {"in", "avg"}
@@ -390,8 +405,8 @@ class Init:
     name: str | None = field(default=None, compare=True)
 
     def __post_init__(self) -> None:
-        if self.law not in LAW_CODES:
-            raise ValueError(f"law must be one of {sorted(LAW_CODES)}, got {self.law!r}")
+        if self.law not in WEIGHT_LAWS:
+            raise ValueError(f"law must be one of {list(WEIGHT_LAWS)}, got {self.law!r}")
         if isinstance(self.c, (list, tuple, np.ndarray)):
             c: float | tuple[float, ...] = tuple(_as_float("c", v) for v in self.c)
             if len(c) == 0 or min(c) <= 0:
@@ -407,6 +422,13 @@ class Init:
         object.__setattr__(self, "bias_var", bias_var)
         if self.fan not in ("in", "avg"):
             raise ValueError(f"fan must be 'in' or 'avg', got {self.fan!r}")
+        if self.law == "orthogonal":
+            if bias_var != 0.0:
+                raise ValueError(f"bias_var must be 0 for law='orthogonal' (an orthogonal matrix has no entry law "
+                                 f"to draw biases from; nn.init.orthogonal_ leaves them to the user), got {bias_var}")
+            if self.fan != "in":
+                raise ValueError(f"fan must be 'in' for law='orthogonal' (its scale is the gain sqrt(c), not a "
+                                 f"fan), got {self.fan!r}")
 
     @classmethod
     def scheme(cls, name: str, bias_var: float = 0.0) -> Init:
@@ -417,8 +439,16 @@ class Init:
         return cls(law=law, c=c, bias_var=bias_var, fan=fan, name=name)
 
     @property
+    def orthogonal(self) -> bool:
+        """Whether the weight matrices are orthogonal (:data:`MATRIX_LAWS`) rather than i.i.d."""
+        return self.law in MATRIX_LAWS
+
+    @property
     def m4(self) -> float:
-        """Standardized fourth moment of the weight law."""
+        """Standardized fourth moment of the (i.i.d.) weight law."""
+        if self.orthogonal:
+            raise ValueError("law='orthogonal' has no entry law, so no fourth moment; its closed forms are "
+                             "fmsim.theory.orthogonal_moments and length_law(..., weights='orthogonal')")
         return float(LAW_M4[self.law])
 
     @property
@@ -539,9 +569,21 @@ class RunConfig:
         if self.method == "exact_first" and not isinstance(self.arch, FullyConnected):
             raise ValueError(f"method='exact_first' exists for fully connected nets, not {type(self.arch).__name__} "
                              "nets; use method='full'")
+        if self.init.orthogonal:
+            if self.precision != "float64":
+                raise ValueError("law='orthogonal' runs in precision='float64' only")
+            if self.method == "exact_first":
+                raise ValueError("method='exact_first' needs i.i.d. weights, not law='orthogonal'; use method="
+                                 "'exact' (fully connected and residual nets) or 'full'")
+            if self.method == "full":
+                big = _largest_weight_matrix(self.arch)
+                if big > MAX_ORTHOGONAL_ENTRIES:
+                    raise ValueError(f"method='full' with law='orthogonal' draws each weight matrix whole (O(n^3) "
+                                     f"QR per layer); the largest here has {big} entries, more than "
+                                     f"{MAX_ORTHOGONAL_ENTRIES}: use method='exact' or smaller layers")
         if self.method == "exact":
-            if self.init.law != "gaussian":
-                raise ValueError(f"method='exact' needs law='gaussian' (got law={self.init.law!r}); "
+            if self.init.law not in ("gaussian", "orthogonal"):
+                raise ValueError(f"method='exact' needs law='gaussian' or 'orthogonal' (got law={self.init.law!r}); "
                                  "use method='full'")
             if isinstance(self.arch, Conv):
                 raise ValueError("method='exact' exists for fully connected and residual nets, not conv nets; "
@@ -589,9 +631,21 @@ class RunConfig:
         )
 
 
+def _largest_weight_matrix(arch: Architecture) -> int:
+    """Entries of the largest weight matrix of ``arch`` (conv kernels flattened to ``out x (in k^dim)``)."""
+    if isinstance(arch, FullyConnected):
+        w = arch.widths
+        return max(w[j] * w[j - 1] for j in range(1, len(w)))
+    if isinstance(arch, Residual):
+        fans = (arch.width,) + arch.module_widths
+        outs = arch.module_widths + (arch.width,)
+        return max(a * b for a, b in zip(fans, outs))
+    return max(arch.channels[j] * arch.fan_in(j) for j in range(1, arch.depth + 1))
+
+
 def resolve_method(method: str, init: Init, arch: Architecture | None = None) -> str:
-    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian weights and biases; fully connected
-    or residual nets, either module ending), else ``"full"``.
+    """Turn ``"auto"`` into ``"exact"`` where it is valid (Gaussian weights and biases, or orthogonal weights;
+    fully connected or residual nets, either module ending), else ``"full"``.
 
     ``"exact_first"`` is never chosen here: its nets are other samples than ``"full"``'s (of the same
     law), so it is asked for by name, and files written under ``"auto"`` stay resumable."""
@@ -601,7 +655,7 @@ def resolve_method(method: str, init: Init, arch: Architecture | None = None) ->
         return method
     if isinstance(arch, Conv):
         return "full"
-    return "exact" if init.law == "gaussian" else "full"
+    return "exact" if init.law in ("gaussian", "orthogonal") else "full"
 
 
 def input_vector(config: RunConfig) -> np.ndarray:

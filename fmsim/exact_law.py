@@ -56,7 +56,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LengthLaw", "length_law", "residual_length_law", "ChiSquareBinomialFactor", "NoncentralFactor"]
+__all__ = ["LengthLaw", "length_law", "residual_length_law", "ChiSquareBinomialFactor", "NoncentralFactor",
+           "OrthogonalFactor"]
 
 _PMF_CUT = 1e-22  # binomial / Poisson terms below this are dropped (their total is < 1e-18)
 _TAIL = 1e-17  # mass left outside the inversion window, and |phi| at the last frequency
@@ -167,7 +168,83 @@ class NoncentralFactor:
         return p * math.log(2.0 * self.s) + float(special.logsumexp(terms, b=w))
 
 
-Factor = ChiSquareBinomialFactor | NoncentralFactor
+def _log_beta_mean_var(a: np.ndarray, ab: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``log Beta(a, ab - a)`` (``psi(a) - psi(ab)``, ``psi'(a) - psi'(ab)``; 0 and 0 at
+    ``a = ab``, the atom at 1)."""
+    from scipy import special
+    return special.digamma(a) - special.digamma(ab), special.polygamma(1, a) - special.polygamma(1, ab)
+
+
+@dataclass(frozen=True)
+class OrthogonalFactor:
+    """One fully connected layer with Haar-orthogonal weights (``n x n_in``, gain ``sqrt(c)``):
+    ``Y = c (n_in / n) B Beta(K/2, (n - K)/2)``, ``K ~ Bin(n, 1/2)``; ``K = 0`` is death.
+
+    ``B = 1`` if ``n >= n_in``, else ``B ~ Beta(n/2, (n_in - n)/2)``: the squared length a Haar
+    matrix with orthonormal rows keeps. ``Beta(K/2, (n - K)/2)`` is the part of a uniform
+    direction's squared length on its ``K`` positive coordinates (1 when ``K = n``).
+    ``E[Beta(a, b)^{it}] = Gamma(a + it) Gamma(a + b) / (Gamma(a) Gamma(a + b + it))``.
+    """
+
+    n_in: int
+    n: int
+    c: float
+
+    def _terms(self) -> tuple[np.ndarray, np.ndarray]:
+        return ChiSquareBinomialFactor(self.n, 1.0)._terms()
+
+    @property
+    def p_atom(self) -> float:
+        return 2.0 ** (-self.n)
+
+    @property
+    def log_scale(self) -> float:
+        return math.log(self.c * self.n_in / self.n)
+
+    @property
+    def _projects(self) -> bool:
+        return self.n < self.n_in
+
+    def log_cf_alive(self, t: np.ndarray) -> np.ndarray:
+        from scipy import special
+        k, p = self._terms()
+        h = self.n / 2.0
+        z = (special.loggamma(k[None, :] / 2 + 1j * t[:, None]) - special.gammaln(k / 2)[None, :]
+             + special.gammaln(h) - special.loggamma(h + 1j * t)[:, None])
+        out = 1j * t * self.log_scale + np.log(np.exp(z) @ p)
+        if self._projects:
+            g = self.n_in / 2.0
+            out = out + special.loggamma(h + 1j * t) - special.gammaln(h) + special.gammaln(g) - \
+                special.loggamma(g + 1j * t)
+        return out
+
+    def log_mean_var(self) -> tuple[float, float]:
+        k, p = self._terms()
+        mu_k, var_k = _log_beta_mean_var(k / 2, self.n / 2.0)
+        mean = float(p @ mu_k)
+        var = float(p @ var_k + p @ (mu_k - mean) ** 2)
+        if self._projects:
+            mb, vb = _log_beta_mean_var(np.array([self.n / 2.0]), self.n_in / 2.0)
+            mean, var = mean + float(mb[0]), var + float(vb[0])
+        return self.log_scale + mean, var
+
+    def log_moment_alive(self, p: float, truncated: bool = False) -> float:
+        """``log E[Y^p | K >= 1]``: ``E[Beta(a, b)^p] = Gamma(a + p) Gamma(a + b) / (Gamma(a) Gamma(a + b + p))``,
+        finite for ``p > -a``; ``inf`` for ``p <= -1/2`` (``p <= -K_min/2`` if ``truncated``)."""
+        k, w = self._terms()
+        if p <= (-0.5 * k.min() if truncated else -0.5):
+            return math.inf
+        from scipy import special
+        h = self.n / 2.0
+        terms = special.gammaln(k / 2 + p) - special.gammaln(k / 2)
+        total = p * self.log_scale + float(special.logsumexp(terms, b=w)) + special.gammaln(h) - special.gammaln(h + p)
+        if self._projects:
+            g = self.n_in / 2.0
+            total += special.gammaln(h + p) - special.gammaln(h) + special.gammaln(g) - special.gammaln(g + p)
+        return float(total)
+
+
+Factor = ChiSquareBinomialFactor | NoncentralFactor | OrthogonalFactor
 
 
 class LengthLaw:
@@ -438,16 +515,23 @@ class LengthLaw:
         return out, err
 
 
-def length_law(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0) -> LengthLaw:
-    """Exact law of ``M_d`` for a fully connected ReLU net with Gaussian weights ``N(0, c_j/n_{j-1})``, no bias.
+def length_law(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0,
+               weights: str = "gaussian") -> LengthLaw:
+    """Exact law of ``M_d`` for a fully connected ReLU net without bias: Gaussian weights ``N(0, c_j/n_{j-1})``,
+    or Haar-orthogonal weight matrices times ``sqrt(c_j)``.
 
     Parameters
     ----------
     widths : sequence of int, length d + 1
-        ``n_0, ..., n_d`` (``n_0`` enters only through ``M_0``).
+        ``n_0, ..., n_d`` (for Gaussian weights ``n_0`` enters only through ``M_0``; for orthogonal
+        ones it also decides whether the first layer projects).
     c : float or sequence of float (length d)
+        Gaussian: variance numerator; orthogonal: squared gain.
     m0 : float
         ``M_0 = ||x||^2 / n_0`` of the fixed input.
+    weights : {"gaussian", "orthogonal"}
+        ``"orthogonal"``: each layer is an :class:`OrthogonalFactor`,
+        ``M_j / M_{j-1} = c_j (n_{j-1}/n_j) B_j Beta(K_j/2, (n_j - K_j)/2)``.
 
     Returns
     -------
@@ -461,10 +545,21 @@ def length_law(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: floa
     widths = [int(n) for n in widths]
     if len(widths) < 2 or min(widths) < 1:
         raise ValueError(f"widths must hold n_0..n_d with d >= 1 and every n_j >= 1, got {widths}")
-    cs = np.broadcast_to(np.asarray(c, dtype=float), (len(widths) - 1,))
+    try:
+        cs = np.broadcast_to(np.asarray(c, dtype=float), (len(widths) - 1,))
+    except ValueError:
+        raise ValueError(f"c must be one number or one per layer ({len(widths) - 1}), got {c}") from None
     if np.any(~np.isfinite(cs)) or np.any(cs <= 0):
         raise ValueError(f"c must be finite and > 0, got {c}")
-    return LengthLaw([ChiSquareBinomialFactor(n, float(cj)) for n, cj in zip(widths[1:], cs)], m0)
+    if weights == "gaussian":
+        return LengthLaw([ChiSquareBinomialFactor(n, float(cj)) for n, cj in zip(widths[1:], cs)], m0)
+    if weights != "orthogonal":
+        raise ValueError(f"weights must be 'gaussian' or 'orthogonal', got {weights!r}")
+    factors = [OrthogonalFactor(n_in, n, float(cj)) for n_in, n, cj in zip(widths[:-1], widths[1:], cs)]
+    if all(f.n == 1 and f.n_in == 1 for f in factors):
+        raise ValueError("with orthogonal weights and every width 1, M_d is 0 or exactly M_0 prod c_j: no "
+                         "continuous law to invert (p_dead is 1 - 2^-d)")
+    return LengthLaw(factors, m0)
 
 
 def residual_length_law(n: int, etas: Sequence[float], c_out: float = 2.0, m0: float = 1.0) -> LengthLaw:

@@ -48,6 +48,16 @@ which no weight reaches: one 64-bit draw (words 0 and 1) for every law and preci
 ``method="exact_first"`` draws no first-layer weight; unit ``r`` of layer 1 reads
 its uniform from words 0 and 1 of block 0 of its row (:mod:`fmsim.first_layer`).
 
+Orthogonal weights (``law="orthogonal"``) are not drawn entry by entry. With
+``method="full"`` row ``r`` of a layer's Gaussian matrix ``G`` (``out x in``) is
+the ``gaussian`` row ``r`` above (all ``in`` weights, zero inputs included), and
+the layer's weights are the Haar matrix made from ``G`` by Householder QR
+(:func:`fmsim.kernels.orthogonal.haar_matrix`). The exact samplers draw, per
+layer, ``K ~ Bin(n, 1/2)`` from row 0 (as the Gaussian sampler does) and each
+Gamma variate of a Beta from counter rows ``1, 2, ...`` with ``c0`` = its stream
+(:func:`fmsim.kernels.scalar.gamma_stream`; the Gaussian sampler's own Gamma is
+stream 0). They add streams and change none of the above.
+
 History: layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2 (0.2.0)
 took 32 or 1 for ``uniform``, ``rademacher`` and ``precision="float32"``; layout 3
 (0.3.0) samples ``truncated_normal`` with its own ziggurat instead of redrawing
@@ -79,6 +89,7 @@ __all__ = [
     "LAW_M4",
     "BLOCK_BITS",
     "MAX_FAN_IN",
+    "MAX_ORTHOGONAL_ENTRIES",
     "BIAS_BLOCK",
     "standard_draw",
     "draw_standard_array",
@@ -107,6 +118,8 @@ BLOCK_BITS = 20
 BIAS_BLOCK = np.uint64((1 << BLOCK_BITS) - 1)
 #: Largest fan-in a row may have (two weights per block, bias block excluded).
 MAX_FAN_IN = 2 * ((1 << BLOCK_BITS) - 1)
+#: Largest weight matrix (entries) that ``law="orthogonal"`` draws whole (``method="full"``).
+MAX_ORTHOGONAL_ENTRIES = 1 << 22
 _BLOCK_MASK = np.uint64((1 << BLOCK_BITS) - 1)
 _STREAM_SHIFT = np.uint64(BLOCK_BITS)
 _MAX_ATTEMPTS = 63  # retries of a slow draw (each fails with probability < 0.1)

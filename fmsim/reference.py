@@ -16,7 +16,8 @@ from .config import Conv, Residual, RunConfig, input_vector
 from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
 from .rng import philox4x32, seed_to_key
 
-__all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths"]
+__all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths",
+           "reference_orthogonal_lengths"]
 
 
 def _bias(law: str, n: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
@@ -162,4 +163,60 @@ def reference_conv_lengths(config: RunConfig, nets: np.ndarray | range) -> np.nd
                 pre += np.sqrt(init.bias_var) * _bias(init.law, arch.channels[j], key, j, int(net))[:, None, None]
             z = np.maximum(pre, 0.0)
             out[i, j] = np.mean(z**2)
+    return out
+
+
+def reference_orthogonal_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
+    """``M_0..M_d`` of nets with orthogonal weights (``method="full"``; fully connected, residual or conv), with
+    each weight matrix from ``np.linalg.qr`` (:func:`fmsim.orthogonal.orthogonal_weights`) and dense products.
+
+    Returns
+    -------
+    ndarray, shape (len(nets), d + 1), float64
+    """
+    from .config import FullyConnected
+    from .orthogonal import orthogonal_weights
+
+    arch, init = config.arch, config.init
+    key = seed_to_key(config.seed)
+    x = input_vector(config)
+    cs = init.layer_c(arch)
+    out = np.empty((len(nets), arch.depth + 1))
+    for i, net in enumerate(nets):
+        net = int(net)
+        out[i, 0] = x @ x / x.size
+        if isinstance(arch, FullyConnected):
+            z = x
+            for j in range(1, arch.depth + 1):
+                w = orthogonal_weights(arch.widths[j], arch.widths[j - 1], key, j, net)
+                z = np.maximum(np.sqrt(cs[j - 1]) * (w @ z), 0.0)
+                out[i, j] = z @ z / z.size
+        elif isinstance(arch, Residual):
+            m = len(arch.module_widths)
+            y = x.copy()
+            for mod, eta in enumerate(arch.etas):
+                base = mod * (m + 1) + 1
+                h = y
+                for j, k in enumerate(arch.module_widths):
+                    h = np.maximum(np.sqrt(float(init.c)) * (orthogonal_weights(k, h.size, key, base + j, net) @ h),
+                                   0.0)
+                f = np.sqrt(arch.c_out) * (orthogonal_weights(arch.width, h.size, key, base + m, net) @ h)
+                if arch.ending == "relu":
+                    f = np.maximum(f, 0.0)
+                y = y + eta * f
+                out[i, mod + 1] = y @ y / y.size
+        else:
+            shape2d = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
+            kh = 1 if len(arch.spatial) == 1 else arch.kernel
+            z = x.reshape((arch.channels[0],) + shape2d)
+            for j in range(1, arch.depth + 1):
+                w = orthogonal_weights(arch.channels[j], arch.fan_in(j), key, j, net)
+                w = w.reshape(arch.channels[j], arch.channels[j - 1], kh, arch.kernel)
+                pre = np.zeros((arch.channels[j],) + shape2d)
+                for ty in range(kh):
+                    for tx in range(arch.kernel):
+                        shifted = np.roll(z, (-(ty - kh // 2), -(tx - arch.kernel // 2)), axis=(1, 2))
+                        pre += np.einsum("oc,chw->ohw", w[:, :, ty, tx], shifted)
+                z = np.maximum(np.sqrt(cs[j - 1]) * pre, 0.0)
+                out[i, j] = np.mean(z**2)
     return out

@@ -159,9 +159,9 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
 
         cuda_backend.run_chunk(kernel, args, lengths, logs, fm2)
     else:
-        from .kernels import cpu
+        from .kernels import cpu, orthogonal
 
-        getattr(cpu, kernel)(*args, lengths, logs, fm2)
+        getattr(cpu if hasattr(cpu, kernel) else orthogonal, kernel)(*args, lengths, logs, fm2)
     return lengths, logs, fm2
 
 
@@ -202,9 +202,11 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
     k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
     x_true = input_vector(config)
     x, x_shift = scaled_input(x_true)
+    c = init.layer_c(arch)
+    if init.orthogonal:
+        return _orthogonal_kernel_args(config, x_true, x, x_shift, c, k0, k1, start)
     bias_sd = float(np.sqrt(init.bias_var))
     law = LAW_CODES[init.law]
-    c = init.layer_c(arch)
     if isinstance(arch, FullyConnected):
         widths = np.asarray(arch.widths, dtype=np.int64)
         if config.method == "exact":
@@ -237,6 +239,31 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
     fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
     return "conv_full", (x, x_shift, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel,
                          np.sqrt(c / fans), bias_sd, law, k0, k1, start)
+
+
+def _orthogonal_kernel_args(config: RunConfig, x_true: np.ndarray, x: np.ndarray, x_shift: int, c: np.ndarray,
+                            k0: np.uint64, k1: np.uint64, start: int) -> tuple[str, tuple]:
+    """:func:`kernel_args` for ``law="orthogonal"`` (:mod:`fmsim.kernels.orthogonal`)."""
+    arch = config.arch
+    if isinstance(arch, FullyConnected):
+        widths = np.asarray(arch.widths, dtype=np.int64)
+        if config.method == "exact":
+            return "fc_orthogonal_exact", (*_m0(x_true), widths, c, k0, k1, start)
+        return "fc_orthogonal_full", (x, x_shift, widths, np.sqrt(c), k0, k1, start)
+    if isinstance(arch, Residual):
+        mw = np.asarray(arch.module_widths, dtype=np.int64)
+        etas = np.asarray(arch.etas, dtype=float)
+        cc = float(config.init.c)
+        if config.method == "exact" and arch.ending == "linear":
+            return "res_orthogonal_exact", (*_m0(x_true), arch.width, mw, etas, cc, arch.c_out, k0, k1, start)
+        if config.method == "exact":
+            return "res_orthogonal_relu_exact", (x, x_shift, mw, etas, cc, arch.c_out, k0, k1, start)
+        return "res_orthogonal_full", (x, x_shift, mw, etas, float(np.sqrt(cc)), float(np.sqrt(arch.c_out)),
+                                       arch.ending == "relu", k0, k1, start)
+    h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
+    kh = 1 if len(arch.spatial) == 1 else arch.kernel
+    return "conv_orthogonal_full", (x, x_shift, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel,
+                                    np.sqrt(c), k0, k1, start)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ __all__ = [
     "residual_second_moment",
     "conv_second_moment_bounds",
     "gaussian_log_length_moments",
+    "orthogonal_ratio_moment",
+    "orthogonal_moments",
+    "log_length_moments",
 ]
 
 
@@ -40,8 +43,15 @@ def _layer_c(c: float | Sequence[float], depth: int) -> np.ndarray:
 
 
 def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0,
-                bias_var: float = 0.0) -> np.ndarray:
-    """``E[M_j]``, exact for any symmetric law: ``E[M_j] = (c_j E[M_{j-1}] + bias_var) / 2``.
+                bias_var: float = 0.0, weights: str = "iid") -> np.ndarray:
+    """``E[M_j]``, exact for any symmetric i.i.d. law: ``E[M_j] = (c_j E[M_{j-1}] + bias_var) / 2``; or for
+    Haar-orthogonal weights times ``sqrt(c_j)``: ``E[M_j] = E[M_{j-1}] (c_j/2) min(n_{j-1}, n_j) / n_j``.
+
+    Orthogonal weights keep the squared length when ``n_j >= n_{j-1}`` and
+    spread it over ``n_j`` units, so every widening layer loses the factor
+    ``n_{j-1}/n_j`` of ``M``, where i.i.d. weights of variance ``c/n_{j-1}``
+    lose nothing; a narrowing layer keeps the fraction ``n_j/n_{j-1}`` of the
+    squared length in ``n_j`` units, as i.i.d. weights do.
 
     Parameters
     ----------
@@ -50,15 +60,25 @@ def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: flo
     m0 : float
         ``M_0 = ||x||^2 / n_0``.
     bias_var : float
+        (i.i.d. weights only.)
+    weights : {"iid", "orthogonal"}
 
     Returns
     -------
     ndarray, shape (d + 1,)
-        ``E[M_0], ..., E[M_d]``; with zero bias ``E[M_d] = M_0 prod_j (c_j / 2)``.
+        ``E[M_0], ..., E[M_d]``; with zero bias and i.i.d. weights ``E[M_d] = M_0 prod_j (c_j / 2)``.
     """
     cs = _layer_c(c, len(widths) - 1)
     out = np.empty(len(widths))
     out[0] = m0
+    if weights == "orthogonal":
+        if bias_var != 0.0:
+            raise ValueError(f"bias_var must be 0 for orthogonal weights, got {bias_var}")
+        for j, cj in enumerate(cs, start=1):
+            out[j] = out[j - 1] * 0.5 * cj * min(widths[j - 1], widths[j]) / widths[j]
+        return out
+    if weights != "iid":
+        raise ValueError(f"weights must be 'iid' or 'orthogonal', got {weights!r}")
     for j, cj in enumerate(cs, start=1):
         out[j] = 0.5 * (cj * out[j - 1] + bias_var)
     return out
@@ -89,6 +109,61 @@ def gaussian_moments(widths: Sequence[int], k: int, c: float | Sequence[float] =
     cs = _layer_c(c, len(widths) - 1)
     ratios = [gaussian_ratio_moment(int(n), k, float(cj)) for n, cj in zip(widths[1:], cs)]
     return m0**k * np.concatenate([[1.0], np.cumprod(ratios)])
+
+
+def orthogonal_ratio_moment(n_in: int, n: int, k: int, c: float = 2.0) -> float:
+    """``E[Y^k]`` for one orthogonal layer, ``Y = ||ReLU(W z)||^2 / ||z||^2`` with ``W`` (``n x n_in``) Haar times
+    ``sqrt(c)``: ``Y = c B Beta(K/2, (n - K)/2)``, ``K ~ Bin(n, 1/2)`` (:class:`~fmsim.exact_law.OrthogonalFactor`).
+
+    Uses ``E[Beta(a, b)^k] = prod_{i<k} (a + i)/(a + b + i)``. For ``k = 1`` this is ``(c/2) min(1, n/n_in)``;
+    for square layers and ``k = 2``, ``(c/2)^2 (1 + 3/(n + 2))``.
+    """
+    from scipy import stats
+    kk = np.arange(n + 1, dtype=float)
+    ratio = np.ones_like(kk)
+    for i in range(k):
+        ratio *= (kk / 2 + i) / (n / 2 + i)
+    moment = float(stats.binom.pmf(np.arange(n + 1), n, 0.5) @ ratio)
+    if n < n_in:
+        for i in range(k):
+            moment *= (n / 2 + i) / (n_in / 2 + i)
+    return c**k * moment
+
+
+def orthogonal_moments(widths: Sequence[int], k: int, c: float | Sequence[float] = 2.0, m0: float = 1.0
+                       ) -> np.ndarray:
+    """``E[M_j^k]`` for Haar-orthogonal weights times ``sqrt(c_j)``, no bias (exact):
+    ``M_0^k prod_{i<=j} (n_{i-1}/n_i)^k E[Y_i^k]`` (:func:`orthogonal_ratio_moment`).
+
+    For square layers, ``E[M_d^2]/M_0^2 = prod_j (c_j/2)^2 (1 + 3/(n_j + 2))``, against Gaussian weights'
+    ``prod_j (c_j/2)^2 (1 + 5/n_j)`` (:func:`gaussian_moments`).
+
+    Returns
+    -------
+    ndarray, shape (d + 1,)
+    """
+    cs = _layer_c(c, len(widths) - 1)
+    ratios = [(n_in / n) ** k * orthogonal_ratio_moment(int(n_in), int(n), k, float(cj))
+              for n_in, n, cj in zip(widths[:-1], widths[1:], cs)]
+    return m0**k * np.concatenate([[1.0], np.cumprod(ratios)])
+
+
+def log_length_moments(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0,
+                       weights: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``log M_j`` given ``M_j > 0`` for Gaussian or orthogonal weights, zero bias (exact):
+    sums over the layers of their factors' :meth:`log_mean_var` (:func:`length_law`).
+
+    Returns
+    -------
+    mean, var : ndarray, shape (d + 1,)
+    """
+    law = length_law(widths, c, m0, weights=weights) if len(widths) > 1 else None
+    means, variances = [math.log(m0)], [0.0]
+    for f in law.factors if law is not None else ():
+        fm, fv = f.log_mean_var()
+        means.append(means[-1] + fm)
+        variances.append(variances[-1] + fv)
+    return np.array(means), np.array(variances)
 
 
 def second_moment(x: np.ndarray, widths: Sequence[int], m4: float, c: float | Sequence[float] = 2.0,

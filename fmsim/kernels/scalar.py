@@ -310,21 +310,22 @@ def binomial_half(n, layer, net, k0, k1):
 
 
 @njit(cache=True)
-def gamma_unit(shape, layer, net, k0, k1):
-    """``Gamma(shape, 1)`` by Marsaglia & Tsang (2000); shape >= 1/2.
+def gamma_stream(shape, stream, layer, net, k0, k1):
+    """``Gamma(shape, 1)`` by Marsaglia & Tsang (2000) from stream ``stream`` of the layer; shape >= 1/2.
 
-    Attempt ``t`` uses counter row ``1 + t`` of the layer; the ``shape < 1``
-    boost uses row ``2**32 - 1``.
+    Attempt ``t`` uses counter ``(c0, c1) = (stream, 1 + t)`` of the layer; the
+    ``shape < 1`` boost uses ``(stream, 2**32 - 1)``. Stream 0 is the Gaussian
+    sampler's (:func:`gamma_unit`); the orthogonal samplers' Beta variates use
+    streams 1 to 4.
     """
     a = shape if shape >= 1.0 else shape + 1.0
     dd = a - 1.0 / 3.0
     cc = 1.0 / math.sqrt(9.0 * dd)
-    zero = np.uint64(0)
     g = dd
     for t in range(_MAX_GAMMA_ATTEMPTS):
         row = np.uint64(1 + t)
-        w0, w1, w2, w3 = philox4x32(zero, row, layer, net, k0, k1)
-        x = _ziggurat_draw(0, w0, w1, zero, 0, row, layer, net, k0, k1)  # N(0, 1)
+        w0, w1, w2, w3 = philox4x32(stream, row, layer, net, k0, k1)
+        x = _ziggurat_draw(0, w0, w1, stream, 0, row, layer, net, k0, k1)  # N(0, 1)
         v = 1.0 + cc * x
         if v <= 0.0:
             continue
@@ -337,9 +338,73 @@ def gamma_unit(shape, layer, net, k0, k1):
             g = dd * v
             break
     if shape < 1.0:
-        w0, w1, _, _ = philox4x32(zero, _GAMMA_BOOST_ROW, layer, net, k0, k1)
+        w0, w1, _, _ = philox4x32(stream, _GAMMA_BOOST_ROW, layer, net, k0, k1)
         g *= math.pow(1.0 - u01_from_words(w0, w1), 1.0 / shape)
     return g
+
+
+@njit(cache=True)
+def gamma_unit(shape, layer, net, k0, k1):
+    """``Gamma(shape, 1)`` from stream 0 of the layer (:func:`gamma_stream`): the Gaussian samplers' chi-squares."""
+    return gamma_stream(shape, np.uint64(0), layer, net, k0, k1)
+
+
+@njit(cache=True)
+def beta_pair(a, b, stream, layer, net, k0, k1):
+    """``(X, 1 - X)`` for ``X ~ Beta(a, b)``, as ``(G_a, G_b) / (G_a + G_b)`` with ``G_a`` from stream ``stream``
+    and ``G_b`` from ``stream + 1`` (:func:`gamma_stream`); ``(1, 0)`` when ``b = 0``. ``a, b`` are 0 or >= 1/2.
+    Both parts are returned so that ``1 - X`` keeps its relative accuracy when ``X`` is near 1."""
+    if b == 0.0:
+        return 1.0, 0.0
+    ga = gamma_stream(a, stream, layer, net, k0, k1)
+    gb = gamma_stream(b, stream + np.uint64(1), layer, net, k0, k1)
+    return ga / (ga + gb), gb / (ga + gb)
+
+
+@njit(inline="always", cache=True)
+def orthogonal_layer_ratio(n_in, n, c, layer, net, k0, k1):
+    """``||ReLU(W z)||^2 / ||z||^2`` for ``W`` (``n x n_in``) Haar-orthogonal times ``sqrt(c)``: exact, O(1 + n/128).
+
+    ``||W z||^2 = c ||z||^2 B`` with ``B = 1`` if ``n >= n_in``, else ``B ~ Beta(n/2, (n_in - n)/2)``
+    (streams 3, 4), and ``W z`` has a uniform direction; given its ``K ~ Bin(n, 1/2)`` positive
+    coordinates (row 0, as :func:`binomial_half`), the ReLU keeps the fraction
+    ``Beta(K/2, (n - K)/2)`` (streams 1, 2) of its length. ``K = 0`` is a dead net (0).
+    """
+    k = binomial_half(n, layer, net, k0, k1)
+    if k == 0:
+        return 0.0
+    kept, _ = beta_pair(0.5 * k, 0.5 * (n - k), np.uint64(1), layer, net, k0, k1)
+    ratio = c * kept
+    if n < n_in:
+        b, _ = beta_pair(0.5 * n, 0.5 * (n_in - n), np.uint64(3), layer, net, k0, k1)
+        ratio *= b
+    return ratio
+
+
+@njit(inline="always", cache=True)
+def fc_orthogonal_exact_trace(m0, shift0, widths, cs, net, k0, k1, out, out_log):
+    """``M_0..M_d`` of one fully connected net with orthogonal weights, sampled exactly, into ``out`` and their
+    logs into ``out_log`` (shape (d + 1,) each): ``M_j = M_{j-1} (n_{j-1}/n_j) Y_j`` with ``Y_j`` from
+    :func:`orthogonal_layer_ratio`. ``M`` is carried as ``m 2^shift``, as in :func:`fc_exact_trace`."""
+    m = m0
+    shift = shift0
+    out[0], out_log[0] = length_and_log(m, shift)
+    for j in range(1, widths.shape[0]):
+        if m > 0.0:
+            y = orthogonal_layer_ratio(widths[j - 1], widths[j], cs[j - 1], np.uint64(j), net, k0, k1)
+            m = m * (y * widths[j - 1] / widths[j])
+        out[j], out_log[j] = length_and_log(m, shift)
+        m, shift = renormalized(m, shift)
+
+
+@njit(inline="always", cache=True)
+def orthogonal_output_gain(n, fan, c_out, layer, net, k0, k1):
+    """``||W_out h||^2 / ||h||^2`` of an orthogonal residual module's output layer (``n x fan``, no ReLU):
+    ``c_out B``, ``B ~ Beta(n/2, (fan - n)/2)`` (streams 3, 4) if ``n < fan``, else ``B = 1``."""
+    if n >= fan:
+        return c_out
+    b, _ = beta_pair(0.5 * n, 0.5 * (fan - n), np.uint64(3), layer, net, k0, k1)
+    return c_out * b
 
 
 @njit(inline="always", cache=True)
@@ -498,6 +563,109 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
             for i in range(n):
                 y[i] *= f
             mm = math.ldexp(mm, -2 * e)
+            zs += e
+
+
+@njit(cache=True)
+def residual_orthogonal_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, net, k0, k1, out, out_log):
+    """``M_0..M_L`` of one residual net with linear-ending orthogonal modules, sampled exactly: O(1 + k/128) per module.
+
+    With ``q = ||W_out h||^2 / ||y||^2`` (hidden layers by :func:`orthogonal_layer_ratio`, output layer by
+    :func:`orthogonal_output_gain`) the output ``W_out h`` has a
+    direction uniform on the sphere, whose cosine ``u`` with ``y`` has ``u^2 ~ Beta(1/2, (n - 1)/2)``
+    (streams 1, 2 of the output layer) and a fair sign (bit 0 of word 0 of stream 5, row 0), so
+    ``M' = M ((1 + eta sqrt(q) u)^2 + eta^2 q (1 - u^2))``. Counter layers as in the ``full`` kernel.
+    """
+    m = module_widths.shape[0]
+    zero = np.uint64(0)
+    mm = m0
+    shift = shift0
+    out[0], out_log[0] = length_and_log(mm, shift)
+    for mod in range(etas.shape[0]):
+        base = mod * (m + 1) + 1
+        # q = ||W_out h||^2 / ||y||^2: the hidden layers' ratios, then the output layer's (written out, not a
+        # helper over module_widths: the CUDA simulator cannot pass its arrays to CPU-compiled functions)
+        q = 1.0 if mm > 0.0 else 0.0
+        fan = n
+        for j in range(m):
+            if q > 0.0:
+                q *= orthogonal_layer_ratio(fan, module_widths[j], c, np.uint64(base + j), net, k0, k1)
+            fan = module_widths[j]
+        if q > 0.0:
+            q *= orthogonal_output_gain(n, fan, c_out, np.uint64(base + m), net, k0, k1)
+        a = etas[mod] * math.sqrt(q)
+        if a > 0.0:  # else the module adds nothing: M stays exactly as it is
+            layer = np.uint64(base + m)
+            u2, rest = beta_pair(0.5, 0.5 * (n - 1), np.uint64(1), layer, net, k0, k1)
+            w0, _, _, _ = philox4x32(np.uint64(5), zero, layer, net, k0, k1)
+            u = math.sqrt(u2) if w0 & np.uint64(1) else -math.sqrt(u2)
+            s = 1.0 + a * u
+            mm = mm * (s * s + a * a * rest)
+        out[mod + 1], out_log[mod + 1] = length_and_log(mm, shift)
+        mm, shift = renormalized(mm, shift)
+
+
+@njit(cache=True)
+def residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, net, k0, k1, y, g, out, out_log):
+    """``M_0..M_L`` of one residual net with ReLU-ending orthogonal modules, O(n + k/128) per module.
+
+    ``y_l = y_{l-1} + eta_l ReLU(W_out h)``: ``||W_out h||^2 = q ||y||^2``
+    (as in :func:`residual_orthogonal_exact_trace`) and its direction ``g / ||g||`` is uniform on the sphere,
+    independent of ``y``, with ``g_i`` the standard normal of counter block ``i // 2``, slot ``i % 2``, row 0 of
+    the output layer (as :func:`residual_relu_exact_trace` draws its coordinates). ``y`` and ``g`` are scratch of shape
+    (n,); the stream is held divided by a power of two, as there.
+    """
+    n = x.shape[0]
+    m = module_widths.shape[0]
+    zero = np.uint64(0)
+    ss = 0.0
+    for i in range(n):
+        y[i] = x[i]
+        ss += x[i] * x[i]
+    mm = ss / n
+    zs = x_shift  # the stream is y 2^zs
+    out[0], out_log[0] = length_and_log(mm, 2 * zs)
+    for mod in range(etas.shape[0]):
+        base = mod * (m + 1) + 1
+        # q = ||W_out h||^2 / ||y||^2: the hidden layers' ratios, then the output layer's (written out, not a
+        # helper over module_widths: the CUDA simulator cannot pass its arrays to CPU-compiled functions)
+        q = 1.0 if mm > 0.0 else 0.0
+        fan = n
+        for j in range(m):
+            if q > 0.0:
+                q *= orthogonal_layer_ratio(fan, module_widths[j], c, np.uint64(base + j), net, k0, k1)
+            fan = module_widths[j]
+        if q > 0.0:
+            q *= orthogonal_output_gain(n, fan, c_out, np.uint64(base + m), net, k0, k1)
+        if q > 0.0 and etas[mod] > 0.0:
+            layer = np.uint64(base + m)
+            gg = 0.0
+            for blk in range((n + 1) // 2):
+                block = np.uint64(blk)
+                w0, w1, w2, w3 = philox4x32(block, zero, layer, net, k0, k1)
+                v = standard_draw(0, w0, w1, block, 0, zero, layer, net, k0, k1)
+                g[2 * blk] = v
+                gg += v * v
+                if 2 * blk + 1 < n:
+                    v = standard_draw(0, w2, w3, block, 1, zero, layer, net, k0, k1)
+                    g[2 * blk + 1] = v
+                    gg += v * v
+            scale = etas[mod] * math.sqrt(q * ss / gg)
+            for i in range(n):
+                if g[i] > 0.0:
+                    y[i] += scale * g[i]
+            ss = 0.0
+            for i in range(n):
+                ss += y[i] * y[i]
+            mm = ss / n
+        out[mod + 1], out_log[mod + 1] = length_and_log(mm, 2 * zs)
+        e = renorm_shift(mm)
+        if e != 0:
+            f = math.ldexp(1.0, -e)
+            for i in range(n):
+                y[i] *= f
+            mm = math.ldexp(mm, -2 * e)
+            ss = math.ldexp(ss, -2 * e)
             zs += e
 
 
