@@ -33,6 +33,7 @@ from .config import (
     PRECISIONS,
     RECORDS,
     SCHEMES,
+    WEIGHT_LAWS,
     Architecture,
     Conv,
     FullyConnected,
@@ -43,15 +44,15 @@ from .config import (
 )
 from .display import format_from_log
 from .h5io import writer_alive
-from .laws import LAW_CODES
 from .simulate import make_config, resolve_backend
 from .store import check_runs, list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
 from .summary import LayerSummary
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--law", choices=sorted(LAW_CODES), help="weight law (default: the scheme's, else gaussian)")
-    p.add_argument("--c", type=float_list, help="variance numerator c (Var = c/fan-in); one value or one per layer")
+    p.add_argument("--law", choices=WEIGHT_LAWS, help="weight law (default: the scheme's, else gaussian)")
+    p.add_argument("--c", type=float_list, help="variance numerator c (Var = c/fan-in; orthogonal: the squared "
+                                                 "gain); one value or one per layer")
     p.add_argument("--bias-var", type=float, default=0.0, help="bias variance (default 0)")
     p.add_argument("--nets", type=int, default=100_000, help="number of random nets (default 1e5)")
     p.add_argument("--seed", type=int, default=0, help="seed, 0 <= seed < 2**64 (default 0)")
@@ -222,11 +223,11 @@ def cmd_law(args: argparse.Namespace) -> None:
     else:
         arch = _arch(args.widths, args.depth, args.width, args.n0)
         init = _init(args, args.scheme)
-        if init.law != "gaussian" or init.bias_var != 0.0:
-            raise UsageError(f"the exact law needs Gaussian weights without bias, got law {init.law!r}, "
+        if init.law not in ("gaussian", "orthogonal") or init.bias_var != 0.0:
+            raise UsageError(f"the exact law needs Gaussian or orthogonal weights without bias, got law {init.law!r}, "
                              f"bias_var {init.bias_var}; simulate other laws with 'fmsim simulate'")
         c = init.layer_c(arch)
-        law = theory.length_law(arch.widths, c, args.m0)
+        law = theory.length_law(arch.widths, c, args.m0, weights="orthogonal" if init.orthogonal else "gaussian")
         ws = arch.widths[1:]
         shape = f"{ws[0]} x {len(ws)}" if len(set(ws)) == 1 else ",".join(map(str, ws))
         cs = f"{c[0]:g}" if np.all(c == c[0]) else ",".join(f"{v:g}" for v in c)
@@ -376,15 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--group", help="only this run (default: every run in the file)")
     v.set_defaults(func=cmd_verify)
 
-    lw = sub.add_parser("law", help="the exact law of M_d (Gaussian weights, no bias): quantiles, P(dead), "
-                                    "moments; no Monte Carlo")
+    lw = sub.add_parser("law", help="the exact law of M_d (Gaussian or orthogonal weights, no bias): quantiles, "
+                                    "P(dead), moments; no Monte Carlo")
     lw.add_argument("--widths", type=int_list, help="n0,n1,...,nd")
     lw.add_argument("--depth", type=int)
     lw.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
     lw.add_argument("--n0", type=int, help="input width (default = width)")
-    lw.add_argument("--scheme", choices=sorted(SCHEMES), help="named initialization (Gaussian ones: he, lecun, ...)")
-    lw.add_argument("--c", type=float_list, help="variance numerator c; one value or one per layer (default 2)")
-    lw.add_argument("--law", choices=["gaussian"], help=argparse.SUPPRESS)
+    lw.add_argument("--scheme", choices=sorted(SCHEMES),
+                    help="named initialization (Gaussian ones: he, lecun, ...; orthogonal, orthogonal_unit)")
+    lw.add_argument("--c", type=float_list, help="variance numerator c (orthogonal: squared gain); one value or one "
+                                                 "per layer (default 2)")
+    lw.add_argument("--law", choices=["gaussian", "orthogonal"], help="weight law (default gaussian)")
     lw.add_argument("--bias-var", type=float, default=0.0, help=argparse.SUPPRESS)
     lw.add_argument("--m0", type=float, default=1.0, help="M_0 = |x|^2/n_0 of the input (default 1)")
     lr = lw.add_argument_group("linear-ending residual net without hidden layers")

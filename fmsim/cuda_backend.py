@@ -49,6 +49,13 @@ def _launch(kernel: str, args: tuple, m: int, n_layers: int):
     elif kernel == "res_relu_exact":
         scratch = cuda.device_array((m, args[0].size), dtype=np.float64)
         kernels.res_relu_exact_kernel[one_thread_per_net](*d_args, scratch, d_lengths, d_logs, d_fm2)
+    elif kernel == "fc_orthogonal_exact":
+        kernels.fc_orthogonal_exact_kernel[one_thread_per_net](*d_args, d_lengths, d_logs, d_fm2)
+    elif kernel == "res_orthogonal_exact":
+        kernels.res_orthogonal_exact_kernel[one_thread_per_net](*d_args, d_lengths, d_logs, d_fm2)
+    elif kernel == "res_orthogonal_relu_exact":
+        scratch = cuda.device_array((m, 2, args[0].size), dtype=np.float64)
+        kernels.res_orthogonal_relu_exact_kernel[one_thread_per_net](*d_args, scratch, d_lengths, d_logs, d_fm2)
     elif kernel in ("fc_full", "fc_full_f32"):
         widths = args[2]
         f32 = kernel == "fc_full_f32"
@@ -85,8 +92,9 @@ def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_log: np.nda
 
     Parameters
     ----------
-    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_relu_exact", "res_full", "conv_full"}
-        Name of the CPU kernel in :mod:`fmsim.kernels.cpu` whose CUDA twin runs.
+    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_relu_exact", "res_full", "conv_full", \
+"fc_orthogonal_exact", "res_orthogonal_exact", "res_orthogonal_relu_exact"}
+        Name of the CPU kernel in :mod:`fmsim.kernels.cpu` or :mod:`fmsim.kernels.orthogonal` whose CUDA twin runs.
     args : tuple
         That kernel's inputs, as built by :func:`fmsim.simulate.kernel_args`;
         arrays are copied to the device.

@@ -76,6 +76,9 @@ def check_backend(config: RunConfig, backend: str) -> None:
     if backend == "cuda" and config.method == "exact_first":
         raise ValueError("method='exact_first' runs on backend='cpu' only (it has no CUDA kernel yet); "
                          "use backend='cpu', or method='full' on the GPU")
+    if backend == "cuda" and config.init.orthogonal and config.method == "full":
+        raise ValueError("law='orthogonal' with method='full' runs on backend='cpu' only (the GPU has no QR kernel); "
+                         "use method='exact' (fully connected and residual nets) or backend='cpu'")
     if backend == "cuda":
         from . import cuda_backend
 

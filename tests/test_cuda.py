@@ -144,3 +144,25 @@ def test_renormalized_nets_cuda_equal_cpu(arch, init, method, x):
     assert np.any(~np.isfinite(cpu[0][:, -1]) | (cpu[0][:, -1] == 0.0))  # beyond float64: M_d is 0 or inf
     for a, b in zip(cpu, gpu):
         _compare(a, b)
+
+
+@pytest.mark.parametrize("arch", [
+    fmsim.FullyConnected((6, 4, 9, 9, 3)),  # narrowing (B ~ Beta) and widening layers
+    fmsim.Residual(5, (0.7, 1.2), (7, 3), "linear"),
+    fmsim.Residual(5, (0.7, 1.2), (), "linear"),
+    fmsim.Residual(5, (0.7, 1.2), (7, 3), "relu"),
+    fmsim.Residual(4, (0.7, 1.2), (9,), "relu", c_out=1.0),  # output layer 4 x 9: projects
+])
+def test_orthogonal_exact_cuda_equal_cpu(arch):
+    n = 1030 if SIM else 5000
+    cfg = make_config(arch, fmsim.Init.scheme("orthogonal"), n, 17, method="exact", chunk_size=1024)
+    cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
+    for a, b in zip(cpu, gpu):  # lengths, log lengths, fm2
+        _compare(a, b)
+
+
+def test_orthogonal_full_refused_on_cuda():
+    cfg = make_config(fmsim.FullyConnected((4, 4)), fmsim.Init.scheme("orthogonal"), 10, 1, method="full")
+    from fmsim.simulate import check_backend
+    with pytest.raises(ValueError, match="backend='cpu' only"):
+        check_backend(cfg, "cuda")

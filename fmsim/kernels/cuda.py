@@ -155,6 +155,46 @@ def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k
     out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
+fc_orthogonal_exact_trace = cuda.jit(device=True)(scalar.fc_orthogonal_exact_trace.py_func)
+residual_orthogonal_exact_trace = cuda.jit(device=True)(scalar.residual_orthogonal_exact_trace.py_func)
+residual_orthogonal_relu_exact_trace = cuda.jit(device=True)(scalar.residual_orthogonal_relu_exact_trace.py_func)
+
+
+@cuda.jit
+def fc_orthogonal_exact_kernel(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log, out_fm2):
+    """One thread per net; arguments as :func:`fmsim.kernels.orthogonal.fc_orthogonal_exact`."""
+    i = cuda.grid(1)
+    if i >= out_lengths.shape[0]:
+        return
+    fc_orthogonal_exact_trace(m0, m0_shift, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
+    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+
+@cuda.jit
+def res_orthogonal_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log,
+                                out_fm2):
+    """One thread per net; arguments as :func:`fmsim.kernels.orthogonal.res_orthogonal_exact`."""
+    i = cuda.grid(1)
+    if i >= out_lengths.shape[0]:
+        return
+    residual_orthogonal_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
+                                    out_lengths[i], out_log[i])
+    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+
+@cuda.jit
+def res_orthogonal_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, k0, k1, net0, scratch, out_lengths,
+                                     out_log, out_fm2):
+    """One thread per net; ``scratch`` (nets, 2, n) holds each net's stream and its output direction.
+    Other arguments as :func:`fmsim.kernels.orthogonal.res_orthogonal_relu_exact`."""
+    i = cuda.grid(1)
+    if i >= out_lengths.shape[0]:
+        return
+    residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
+                                         scratch[i, 0], scratch[i, 1], out_lengths[i], out_log[i])
+    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+
 @cuda.jit
 def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
                     scratch, signs_scratch, out_lengths, out_log, out_fm2):
