@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import FullyConnected, Init, _as_int
 from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
+from .orthogonal import orthogonal_weights
 from .rng import seed_to_key
 
 __all__ = ["MLP", "Forward", "ACTIVATIONS", "LOSSES"]
@@ -128,7 +129,9 @@ class MLP:
 
     # ------------------------------------------------------------------ init
     def init_params(self, init: Init, seed: int, net: int = 0, dtype: Any = np.float32) -> np.ndarray:
-        """Initial ``theta``: ``W_l`` i.i.d. with variance ``c_l / n_{l-1}``, biases from ``init.bias_var``.
+        """Initial ``theta``: ``W_l`` i.i.d. with variance ``c_l / n_{l-1}``, biases from ``init.bias_var``; or, for
+        ``law="orthogonal"``, each weight matrix Haar-orthogonal times ``sqrt(c_l)`` as ``nn.init.orthogonal_``
+        makes it (:func:`fmsim.orthogonal.orthogonal_weights`: the simulator's matrices) and zero biases.
 
         Parameters
         ----------
@@ -156,6 +159,10 @@ class MLP:
         theta = np.empty(self.n_params, dtype=np.float64)
         for layer, (W, b) in enumerate(self.layers(theta), start=1):
             n_in, n_out = W.shape
+            if init.orthogonal:  # nn.init.orthogonal_(weight (n_out, n_in), gain=sqrt(c)); W is its transpose
+                W[:] = np.sqrt(cs[layer - 1]) * orthogonal_weights(n_out, n_in, key, layer, net).T
+                b[:] = 0.0
+                continue
             scale = np.sqrt(cs[layer - 1] / n_in)
             for r in range(n_out):
                 W[:, r] = scale * draw_standard_array(init.law, n_in, key, r, layer, net)

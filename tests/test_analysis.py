@@ -103,7 +103,12 @@ def test_report_quick_writes_claims_and_reuses_stored_files(tmp_path):
     assert cli.main(["report", "--quick", "--quiet", "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
     assert text.count("| H&R 2018 |") >= 15 and text.count("| STT 2020 |") == 3
-    for png in ("fig1a_report.png", "fig1b.png", "fm2_profiles.png", "resnet_scaling.png", "hessian_init.png"):
+    for claim in ("orthogonal weights, gain sqrt 2, no widening layer", "gain 1: E[M_d] = 2^-d M_0",
+                  "orthogonal FM2: Var[log M_d]", "orthogonal FM2: E[M_d^2]/M_0^2", "orthogonal FM1: gain sqrt 2 loses",
+                  "orthogonal weights with gain sqrt 2 (E[M_d] = M_0 here, no FM1) start"):
+        assert claim in text, claim
+    for png in ("fig1a_report.png", "fig1b.png", "fm2_profiles.png", "fm2_beta.png", "resnet_scaling.png",
+                "hessian_init.png"):
         assert f"]({png})" in text and (out / png).exists()
     # 'agrees' rows must really be within 5 s.e.
     for line in text.splitlines():

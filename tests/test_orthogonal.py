@@ -226,3 +226,25 @@ def test_schemes_and_law_cli(capsys):
 
     doc = json.loads(capsys.readouterr().out)
     assert doc["moments"]["1"] == pytest.approx(0.25, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------ training
+def test_mlp_orthogonal_init_is_the_simulators_and_orthogonal():
+    """Every layer of the MLP at init is the simulator's ``full`` net (the same Haar matrices, ReLU at every
+    hidden layer), and each weight matrix is ``sqrt(c)`` times a matrix with orthonormal rows or columns."""
+    from fmsim.mlp import MLP
+
+    widths = (12, 8, 20, 9)
+    mlp = MLP(widths + (3,), loss="mse")
+    x = np.linspace(-1.0, 2.0, widths[0])
+    res = fmsim.simulate(FullyConnected(widths), ORTH, n_nets=4, seed=77, method="full", record="layers", x=x)
+    for net in range(4):
+        theta = mlp.init_params(ORTH, seed=77, net=net, dtype=np.float64)
+        fwd = mlp.forward(theta, x[None, :])
+        m = [float(np.sum(h * h)) / h.size for h in fwd.post]  # M_0 .. M_{L-1}
+        np.testing.assert_allclose(m, res.lengths[net], rtol=1e-12)
+        for W, b in mlp.layers(theta):  # W is (n_in, n_out)
+            small = min(W.shape)
+            gram = W.T @ W if W.shape[1] == small else W @ W.T
+            np.testing.assert_allclose(gram, 2.0 * np.eye(small), atol=1e-12)
+            assert not np.any(b)

@@ -1,6 +1,8 @@
 """Hanin & Rolnick (2018), Fig. 1a: mean output length M_d vs depth, width = depth.
 
-Initializations: He, LeCun, Glorot, 2x He (Gaussian; exact sampler) and the
+Initializations: He, LeCun, Glorot, 2x He (Gaussian; exact sampler), orthogonal
+with gain sqrt 2 and gain 1 (exact sampler of :mod:`fmsim.kernels.orthogonal`;
+every layer here keeps or narrows its width, so E[M_d] = M_0 (c/2)^d) and the
 2018 Keras truncated-normal He (std not rescaled, variance 0.7737 * 2/fan-in;
 full simulation, its first layer drawn from the exact law of a pre-activation
 given the input: ``method="exact_first"``, :mod:`fmsim.first_layer`).
@@ -31,8 +33,9 @@ from ..simulate import make_config, resolve_backend
 from ..store import run_many_to_file
 from ._common import int_list, pyplot, save
 
-SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he"]
-LABELS = {"he": "He", "he_truncated_keras2018": "He, truncated (Keras 2018)", "lecun": "LeCun",
+SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he", "orthogonal", "orthogonal_unit"]
+LABELS = {"orthogonal": "Orthogonal, gain sqrt 2", "orthogonal_unit": "Orthogonal, gain 1",
+          "he": "He", "he_truncated_keras2018": "He, truncated (Keras 2018)", "lecun": "LeCun",
           "glorot": "Glorot", "2x_he": "2x He", "he_uniform": "He uniform", "pytorch_default": "PyTorch default",
           "lecun_uniform": "LeCun uniform", "glorot_uniform": "Glorot uniform", "rademacher_he": "Rademacher He"}
 DEPTHS = [5, 10, 15, 20, 30, 40, 50]
@@ -54,8 +57,9 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
     configs = []
     for s in schemes:
         init = Init.scheme(s)
-        nets = n_nets if (init.law == "gaussian" or full_nets is None) else full_nets
-        method = "auto" if init.law == "gaussian" else full_method
+        exact = init.law in ("gaussian", "orthogonal")
+        nets = n_nets if (exact or full_nets is None) else full_nets
+        method = "auto" if exact else full_method
         configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed, method))
                        for d in depths)
     with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet,
@@ -70,7 +74,8 @@ LOG_COLUMNS = tuple(f"log_{c}" for c in COLUMNS[1:])
 
 def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES) -> dict[str, dict[str, np.ndarray]]:
     """Per scheme: depth, mean, sem, simulated q10/q50/q90 of M_d given M_d > 0, exact E[M_d], and the
-    exact q10/q50/q90 of M_d given M_d > 0 from :func:`fmsim.theory.length_law` (Gaussian schemes; nan else);
+    exact q10/q50/q90 of M_d given M_d > 0 from :func:`fmsim.theory.length_law` (Gaussian and orthogonal
+    schemes; nan else);
     and the natural log of each (``log_mean``, ``log_sem``, ..., ``log_exact_q90``), which hold at any depth
     where the values may leave float64's range."""
     from functools import cache
@@ -78,9 +83,9 @@ def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES
     from ..store import open_result
 
     @cache
-    def log_quantiles_c1(widths: tuple[int, ...], log_m0: float) -> np.ndarray:
-        # log M_d = log(M_0 prod_j c_j/n_j chi2(K_j)): c only shifts it, so one law per depth serves every scheme
-        return theory.length_law(widths, 1.0).log_quantile([0.1, 0.5, 0.9]) + log_m0
+    def log_quantiles_c1(widths: tuple[int, ...], log_m0: float, weights: str) -> np.ndarray:
+        # log M_d = log(M_0 prod_j c_j Y_j): c only shifts it, so one law per depth serves every scheme
+        return theory.length_law(widths, 1.0, weights=weights).log_quantile([0.1, 0.5, 0.9]) + log_m0
 
     table = {}
     for s in schemes:
@@ -93,12 +98,16 @@ def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES
             c = init.layer_c(arch)
             log_m0 = float(res.summary.log_of_mean[0])
             m0 = math.exp(log_m0)
-            if init.bias_var == 0.0:  # E[M_j] = (c_j / 2) E[M_{j-1}] for every law
+            w = np.asarray(arch.widths, dtype=float)
+            if init.orthogonal:  # E[M_j] = (c_j / 2) min(n_{j-1}, n_j)/n_j E[M_{j-1}]
+                log_exact = log_m0 + float(np.sum(np.log(c / 2 * np.minimum(w[:-1], w[1:]) / w[1:])))
+            elif init.bias_var == 0.0:  # E[M_j] = (c_j / 2) E[M_{j-1}] for every i.i.d. law
                 log_exact = log_m0 + float(np.sum(np.log(c / 2)))
             else:
                 log_exact = math.log(theory.mean_length(arch.widths, c, m0=m0, bias_var=init.bias_var)[-1])
-            if init.law == "gaussian" and init.bias_var == 0.0:
-                log_exact_q = log_quantiles_c1(tuple(arch.widths), log_m0) + np.sum(np.log(c))
+            if init.law in ("gaussian", "orthogonal") and init.bias_var == 0.0:
+                weights = "orthogonal" if init.orthogonal else "gaussian"
+                log_exact_q = log_quantiles_c1(tuple(arch.widths), log_m0, weights) + np.sum(np.log(c))
             else:
                 log_exact_q = np.full(3, np.nan)
             s_ = res.summary

@@ -1,8 +1,9 @@
 """Hanin & Rolnick (2018), Fig. 1b and its FM2 variant: epochs until an MLP starts training on MNIST.
 
 FM1 part: ReLU MLPs 784 -> d hidden layers of width d -> 10, for He, LeCun,
-Glorot and 2x He, ``--runs`` independent initializations each (net index
-k = 0..runs-1 of one seed, so the schemes share their standardized weights),
+Glorot, 2x He and orthogonal weights with gain sqrt 2 (``nn.init.orthogonal_``),
+``--runs`` independent initializations each (net index k = 0..runs-1 of one
+seed, so the schemes share their standardized weights),
 trained with plain SGD (lr 0.01, batch 1024, at most ``--max-epochs``
 epochs) until test accuracy reaches 20%.
 
@@ -30,8 +31,8 @@ from ..mlp import MLP
 from ..train import SGDConfig, read_run, run_meta, train, write_run
 from ._common import float_list, int_list, pyplot, save
 
-SCHEMES = ["he", "lecun", "glorot", "2x_he"]
-LABELS = {"he": "He", "lecun": "LeCun", "glorot": "Glorot", "2x_he": "2x He"}
+SCHEMES = ["he", "lecun", "glorot", "2x_he", "orthogonal"]
+LABELS = {"he": "He", "lecun": "LeCun", "glorot": "Glorot", "2x_he": "2x He", "orthogonal": "Orthogonal (gain sqrt 2)"}
 DEPTHS = [5, 10, 20, 30, 40]
 FM2_PROFILES = ["constant", "increasing", "decreasing", "alternating"]
 FM2_DEPTHS = [10, 20, 30]

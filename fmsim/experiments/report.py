@@ -27,7 +27,8 @@ from ..commandline import add_cluster_options, cluster_argv, cluster_from_args
 from ..display import format_from_log
 
 Z_MAX = 5.0
-FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he"]
+FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he",
+                 "orthogonal", "orthogonal_unit"]
 FIG1A_DEPTHS = [5, 10, 20, 30, 50, 75, 100]
 FM1_CLAIMS = {
     "he": "Var(W) = 2/fan-in keeps the mean length: E[M_d] = M_0 (no FM1)",
@@ -37,6 +38,8 @@ FM1_CLAIMS = {
     "glorot": "Glorot (width = depth, so Var = 1/fan-in past layer 1): E[M_d] vanishes (FM1)",
     "pytorch_default": "PyTorch's default Var(W) = 1/(3 fan-in): E[M_d] = 6^-d M_0 vanishes (FM1)",
     "2x_he": "Var(W) = 4/fan-in: E[M_d] = 2^d M_0 explodes (FM1)",
+    "orthogonal": "orthogonal weights, gain sqrt 2, no widening layer: E[M_d] = M_0 (no FM1)",
+    "orthogonal_unit": "orthogonal weights with PyTorch's default gain 1: E[M_d] = 2^-d M_0 vanishes (FM1)",
 }
 
 
@@ -117,6 +120,7 @@ def fm2_claims(path: str, depths: Sequence[int], betas: Sequence[float]) -> list
             f"He, depth {d}, {len(ts)} width profiles", f"{sims.min():.4g} to {sims.max():.4g} (s.e. {ses.max():.2g})",
             f"{exact.min():.4g} to {exact.max():.4g}", float(zs[worst]),
             "agrees" if np.all(np.abs(zs) <= Z_MAX) else "disagrees"))
+    rows += orthogonal_fm2_claims(path, depths, betas)
     for b in betas:  # the exponential growth in beta (exact; the sample moment is too heavy-tailed to test)
         n = max(1, round(max(depths) / b))
         widths = [n] * (max(depths) + 1)
@@ -126,6 +130,53 @@ def fm2_claims(path: str, depths: Sequence[int], betas: Sequence[float]) -> list
         rows.append(Claim("H&R 2018", "FM2: E[M_d^2]/M_0^2 grows exponentially in beta, below exp(5 beta)",
                           f"He, constant width {n}, depth {max(depths)} (beta = {beta:.3g})", "(exact law)",
                           f"{second:.4g} <= {bound:.4g}", None, "holds" if second <= bound else "fails"))
+    return rows
+
+
+def orthogonal_fm2_claims(path: str, depths: Sequence[int], betas: Sequence[float]) -> list[Claim]:
+    """Orthogonal weights beside He on fm2_profiles' nets: the spread of log M_d against its exact value per
+    profile, the second moment against ``prod (1 + 3/(n_j + 2))``, and the length a widening net loses."""
+    from .. import theory
+    from ..store import open_result
+    from . import fm2_profiles
+
+    table = fm2_profiles.summarize(path, depths, betas, "orthogonal")
+    rows = []
+    for b in betas:
+        ts = [t for (bb, _), t in table.items() if bb == b]
+        d = int(ts[0]["depth"][-1])
+        sims = np.array([t["var_log"][-1] for t in ts])
+        ses = np.array([t["var_log_se"][-1] for t in ts])
+        exact = np.array([t["var_log_exact"][-1] for t in ts])
+        zs = (sims - exact) / ses
+        worst = int(np.argmax(np.abs(zs)))
+        rows.append(Claim(
+            "fmsim", f"orthogonal FM2: Var[log M_d] follows its exact law on every width profile at beta = {b:g} "
+                     "(it depends on the profile, unlike He's)",
+            f"orthogonal, gain sqrt 2, depth {d}, {len(ts)} width profiles",
+            f"{sims.min():.4g} to {sims.max():.4g} (s.e. {ses.max():.2g})", f"{exact.min():.4g} to {exact.max():.4g}",
+            float(zs[worst]), "agrees" if np.all(np.abs(zs) <= Z_MAX) else "disagrees"))
+    b, d = min(betas), max(depths)
+    res = open_result(path, fm2_profiles.group("orthogonal", b, "constant", d))
+    w = res.config.arch.widths
+    m2 = (res.final / res.m0) ** 2
+    exact = float(theory.orthogonal_moments(w, 2)[-1])
+    he = float(theory.gaussian_moments(w, 2)[-1])
+    z, verdict = _z_verdict(float(m2.mean()), float(m2.std(ddof=1) / math.sqrt(m2.size)), exact)
+    rows.append(Claim("fmsim", "orthogonal FM2: E[M_d^2]/M_0^2 = prod (1 + 3/(n_j + 2)), below He's prod (1 + 5/n_j)",
+                      f"orthogonal, 784 -> {w[1]} x {len(w) - 1}, {res.config.n_nets} nets",
+                      _fmt(float(m2.mean()), float(m2.std(ddof=1) / math.sqrt(m2.size))),
+                      f"{exact:.4g} (He: {he:.4g})", z, verdict))
+    res = open_result(path, fm2_profiles.group("orthogonal", b, "increasing", d))
+    w = res.config.arch.widths
+    ratio = res.final / res.m0
+    exact = float(theory.mean_length(w, 2.0, weights="orthogonal")[-1])
+    se = float(ratio.std(ddof=1) / math.sqrt(ratio.size))
+    z, verdict = _z_verdict(float(ratio.mean()), se, exact)
+    rows.append(Claim("fmsim", "orthogonal FM1: gain sqrt 2 loses length at every widening layer, "
+                               "E[M_d]/M_0 = prod min(n_{j-1}, n_j)/n_j (He keeps 1)",
+                      f"orthogonal, widths 784 -> {w[1]} ... {w[-1]} (widening), {res.config.n_nets} nets",
+                      _fmt(float(ratio.mean()), se), f"{exact:.4g}", z, verdict))
     return rows
 
 
@@ -180,6 +231,15 @@ def fig1b_claims(path: str, depths: Sequence[int], runs: int, cap: int) -> list[
                           f"depth = width = {d}, {runs} runs, at most {cap} epochs (never = {cap})",
                           f"He {_fmt(mh, sh)}, {fig1b.LABELS[other]} {_fmt(mo, so)} epochs", "He < other", z,
                           verdict))
+    (mh, sh), (mo, so) = stats["he"], stats["orthogonal"]
+    se = math.hypot(sh, so)
+    z = (mo - mh) / se if se > 0 else None
+    slack = Z_MAX * se if math.isfinite(se) else 0.0  # no later than He, within 5 s.e. of the difference
+    rows.append(Claim("fmsim", "Fig. 1b: orthogonal weights with gain sqrt 2 (E[M_d] = M_0 here, no FM1) start "
+                               "training no later than He",
+                      f"depth = width = {d}, {runs} runs, at most {cap} epochs (never = {cap})",
+                      f"orthogonal {_fmt(mo, so)}, He {_fmt(mh, sh)} epochs", "orthogonal <= He", z,
+                      "holds" if mo <= mh + slack else "fails"))
     never = int(np.isnan(on["2x_he"]).sum())
     rows.append(Claim("H&R 2018", "Fig. 1b: 2x He (exploding mean length) does not start training in deep nets",
                       f"depth = width = {d}, {runs} runs", f"{never} of {runs} never started",
@@ -284,7 +344,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures = [("Fig. 1a: mean length vs depth (FM1), with exact quantile bands", "fig1a_report.png"),
                ("Fig. 1b: epochs until training starts", "fig1b.png"),
                ("Fig. 1b, FM2 variant: width profiles of equal beta", "fig1b_fm2.png"),
-               ("FM2: width profiles of equal beta", "fm2_profiles.png"),
+               ("FM2: width profiles of equal beta (He and orthogonal)", "fm2_profiles.png"),
+               ("FM2: spread of log M_d against beta, He vs orthogonal", "fm2_beta.png"),
                ("ResNets: eta schedules", "resnet_scaling.png"),
                ("Hessian norm at initialization", "hessian_init.png")]
     report = os.path.join(out, "report.md")
