@@ -186,7 +186,7 @@ def test_residual_and_conv_runs_round_trip_through_hdf5(tmp_path):
 
 @pytest.mark.parametrize("name,files,groups", [
     ("resnet_scaling", ("resnet_scaling.h5", "resnet_scaling.png"), 18),
-    ("fm2_profiles", ("fm2_profiles.h5", "fm2_profiles.png"), 20),
+    ("fm2_profiles", ("fm2_profiles.h5", "fm2_profiles.png"), 40),  # He and orthogonal: 2 x 20
 ])
 def test_issue6_experiments_quick(tmp_path, name, files, groups):
     import importlib

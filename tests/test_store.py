@@ -255,7 +255,7 @@ def test_demo_quick_writes_h5_and_png(tmp_path):
     proc = _cli("demo", "--quick", "--out", str(tmp_path), timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "fig1a.png").stat().st_size > 10_000
-    assert len(fmsim.store.list_runs(tmp_path / "fig1a.h5")) == 15
+    assert len(fmsim.store.list_runs(tmp_path / "fig1a.h5")) == 21  # 7 schemes x 3 depths
 
 
 def test_cli_residual_and_conv_runs(tmp_path):
