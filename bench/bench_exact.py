@@ -58,6 +58,23 @@ def rate(arch, init, method: str, nets: int, repeat: int) -> float:
     return nets / timed(lambda: fmsim.simulate(arch, init, nets, 1, method=method, chunk_size=1024), repeat)
 
 
+def numpy_orthogonal_rate(size: int, nets: int, repeat: int) -> float:
+    """Nets/s of depth = width = ``size`` orthogonal ReLU nets as a user writes them in NumPy: per layer a
+    Gaussian matrix, ``np.linalg.qr``, the sign fix, a product and a ReLU."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(size)
+
+    def one_batch():
+        for _ in range(nets):
+            z = x
+            for _ in range(size):
+                q, r = np.linalg.qr(rng.standard_normal((size, size)))
+                q *= np.sign(np.diag(r))
+                z = np.maximum(np.sqrt(2.0) * (q @ z), 0.0)
+
+    return nets / timed(one_batch, repeat)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--width", type=int, default=64, help="ResNet stream width n")
@@ -84,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     full = rate(fc, orth, "full", max(64, a.full_nets // 32), a.repeat)
     exact = rate(fc, orth, "exact", a.exact_nets * 2, a.repeat)
     rows.append((f"FC orthogonal, d = n = {a.size}", full, exact))
+    numpy_orth = numpy_orthogonal_rate(a.size, 16, a.repeat)
     trunc = fmsim.Init.scheme("he_truncated_keras2018")
     for d in (10, 50):
         arch = fmsim.FullyConnected.constant(d, d, 784)
@@ -94,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'':40s} {'full nets/s':>12s} {'exact nets/s':>13s} {'ratio':>9s}  (exact_first for the truncated rows)")
     for name, f, e in rows:
         print(f"{name:40s} {f:12.4g} {e:13.4g} {e / f:8.3g}x")
+
+    print(f"{'FC orthogonal, NumPy (QR per layer)':40s} {numpy_orth:12.4g}  (what a user writes: "
+          f"nn.init.orthogonal_'s recipe, np.linalg.qr; fmsim exact is {rows[2][2] / numpy_orth:.3g}x, "
+          f"full {rows[2][1] / numpy_orth:.3g}x)")
 
     from fmsim.first_layer import _first_layer_law_cached, first_layer_law
 
