@@ -17,6 +17,7 @@ from .config import (
     BACKENDS,
     RECORDS,
     Architecture,
+    Conv,
     FullyConnected,
     Init,
     Residual,
@@ -237,11 +238,15 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
         k_last = mw[-1] if mw.size else arch.width
         return "res_full", (x, x_shift, mw, etas, np.sqrt(c / fans[:mw.size]), float(np.sqrt(arch.c_out / k_last)),
                             arch.ending == "relu", bias_sd, law, k0, k1, start)
+    fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
+    return "conv_full", (x, x_shift, *_conv_grid(arch), np.sqrt(c / fans), bias_sd, law, k0, k1, start)
+
+
+def _conv_grid(arch: Conv) -> tuple[np.ndarray, int, int, int, int]:
+    """The conv kernels' ``(channels, height, width, kh, kw)``: a 1D net is a 2D net of height 1 and ``kh = 1``."""
     h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
     kh = 1 if len(arch.spatial) == 1 else arch.kernel
-    fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
-    return "conv_full", (x, x_shift, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel,
-                         np.sqrt(c / fans), bias_sd, law, k0, k1, start)
+    return np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel
 
 
 def _orthogonal_kernel_args(config: RunConfig, x_true: np.ndarray, x: np.ndarray, x_shift: int, c: np.ndarray,
@@ -263,10 +268,7 @@ def _orthogonal_kernel_args(config: RunConfig, x_true: np.ndarray, x: np.ndarray
             return "res_orthogonal_relu_exact", (x, x_shift, mw, etas, cc, arch.c_out, k0, k1, start)
         return "res_orthogonal_full", (x, x_shift, mw, etas, float(np.sqrt(cc)), float(np.sqrt(arch.c_out)),
                                        arch.ending == "relu", k0, k1, start)
-    h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
-    kh = 1 if len(arch.spatial) == 1 else arch.kernel
-    return "conv_orthogonal_full", (x, x_shift, np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel,
-                                    np.sqrt(c), k0, k1, start)
+    return "conv_orthogonal_full", (x, x_shift, *_conv_grid(arch), np.sqrt(c), k0, k1, start)
 
 
 @dataclass(frozen=True)

@@ -101,25 +101,30 @@ def fm1_claims(path: str, depths: Sequence[int]) -> list[Claim]:
     return rows
 
 
+def _var_log_claim(table: dict, beta: float, paper: str, claim: str, init: str) -> Claim:
+    """One claim of :func:`fm2_profiles.summarize`'s ``table`` at ``beta``: Var[log M_d] at the largest depth of
+    every width profile against its exact value, with the worst z (``init`` names the weights)."""
+    ts = [t for (bb, _), t in table.items() if bb == beta]
+    d = int(ts[0]["depth"][-1])
+    sims = np.array([t["var_log"][-1] for t in ts])
+    ses = np.array([t["var_log_se"][-1] for t in ts])
+    exact = np.array([t["var_log_exact"][-1] for t in ts])
+    zs = (sims - exact) / ses
+    worst = int(np.argmax(np.abs(zs)))
+    return Claim(paper, claim, f"{init}, depth {d}, {len(ts)} width profiles",
+                 f"{sims.min():.4g} to {sims.max():.4g} (s.e. {ses.max():.2g})",
+                 f"{exact.min():.4g} to {exact.max():.4g}", float(zs[worst]),
+                 "agrees" if np.all(np.abs(zs) <= Z_MAX) else "disagrees")
+
+
 def fm2_claims(path: str, depths: Sequence[int], betas: Sequence[float]) -> list[Claim]:
     from .. import theory
     from . import fm2_profiles
 
     table = fm2_profiles.summarize(path, depths, betas)
-    rows = []
-    for b in betas:
-        ts = [t for (bb, _), t in table.items() if bb == b]
-        d = int(ts[0]["depth"][-1])
-        sims = np.array([t["var_log"][-1] for t in ts])
-        ses = np.array([t["var_log_se"][-1] for t in ts])
-        exact = np.array([t["var_log_exact"][-1] for t in ts])
-        zs = (sims - exact) / ses
-        worst = int(np.argmax(np.abs(zs)))
-        rows.append(Claim(
-            "H&R 2018", f"FM2: the spread of log M_d is set by beta = sum 1/n_j = {b:g}, not by the width profile",
-            f"He, depth {d}, {len(ts)} width profiles", f"{sims.min():.4g} to {sims.max():.4g} (s.e. {ses.max():.2g})",
-            f"{exact.min():.4g} to {exact.max():.4g}", float(zs[worst]),
-            "agrees" if np.all(np.abs(zs) <= Z_MAX) else "disagrees"))
+    rows = [_var_log_claim(table, b, "H&R 2018",
+                           f"FM2: the spread of log M_d is set by beta = sum 1/n_j = {b:g}, not by the width profile",
+                           "He") for b in betas]
     rows += orthogonal_fm2_claims(path, depths, betas)
     for b in betas:  # the exponential growth in beta (exact; the sample moment is too heavy-tailed to test)
         n = max(1, round(max(depths) / b))
@@ -141,21 +146,9 @@ def orthogonal_fm2_claims(path: str, depths: Sequence[int], betas: Sequence[floa
     from . import fm2_profiles
 
     table = fm2_profiles.summarize(path, depths, betas, "orthogonal")
-    rows = []
-    for b in betas:
-        ts = [t for (bb, _), t in table.items() if bb == b]
-        d = int(ts[0]["depth"][-1])
-        sims = np.array([t["var_log"][-1] for t in ts])
-        ses = np.array([t["var_log_se"][-1] for t in ts])
-        exact = np.array([t["var_log_exact"][-1] for t in ts])
-        zs = (sims - exact) / ses
-        worst = int(np.argmax(np.abs(zs)))
-        rows.append(Claim(
-            "fmsim", f"orthogonal FM2: Var[log M_d] follows its exact law on every width profile at beta = {b:g} "
-                     "(it depends on the profile, unlike He's)",
-            f"orthogonal, gain sqrt 2, depth {d}, {len(ts)} width profiles",
-            f"{sims.min():.4g} to {sims.max():.4g} (s.e. {ses.max():.2g})", f"{exact.min():.4g} to {exact.max():.4g}",
-            float(zs[worst]), "agrees" if np.all(np.abs(zs) <= Z_MAX) else "disagrees"))
+    rows = [_var_log_claim(table, b, "fmsim", "orthogonal FM2: Var[log M_d] follows its exact law on every width "
+                           f"profile at beta = {b:g} (it depends on the profile, unlike He's)",
+                           "orthogonal, gain sqrt 2") for b in betas]
     b, d = min(betas), max(depths)
     res = open_result(path, fm2_profiles.group("orthogonal", b, "constant", d))
     w = res.config.arch.widths

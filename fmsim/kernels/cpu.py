@@ -18,6 +18,7 @@ from ..laws import polynomial32, polynomial32_row, row_scratch, row_words, stand
 from ..rng import philox4x32, u01_mid_from_words
 from .scalar import (
     RENORM_HIGH,
+    RENORM_LOW,
     bias_draw,
     fc_exact_trace,
     mean_square,
@@ -25,7 +26,6 @@ from .scalar import (
     nonzero_inputs,
     rademacher_chunk,
     record_length,
-    renorm_shift,
     renorm_shift_within,
     residual_exact_trace,
     residual_relu_exact_trace,
@@ -190,6 +190,20 @@ def divide_by_power_of_two(z, n, e):
         z[k] *= f
 
 
+@njit(inline="always", cache=True)
+def record_and_renormalize(z, n, shift, j, low, high, out_lengths, out_log):
+    """After layer ``j`` of a net held divided by ``2^shift``: write ``M_j`` and ``log M_j`` (of the mean square of
+    ``z[:n]``) into ``out_lengths[j]`` and ``out_log[j]``, and if that mean square left ``[low, high]`` divide
+    ``z[:n]`` by the power of two :func:`~fmsim.kernels.scalar.renorm_shift_within` gives. Returns the new shift.
+    Every CPU ``full`` kernel ends its layers (or modules) with it."""
+    ms = mean_square(z, n)
+    record_length(ms, 2 * shift, j, out_lengths, out_log)
+    e = renorm_shift_within(ms, low, high)
+    if e != 0:
+        divide_by_power_of_two(z, n, e)
+    return shift + e
+
+
 @njit(parallel=True, cache=True)
 def fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid,
                 renorm_high, out_lengths, out_log, out_fm2):
@@ -273,12 +287,8 @@ def fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bi
                                             scales[j - 1], bias_j, k0, k1, words, slow, w, w32)
                     znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
-            ms = mean_square(z, widths[j])
-            record_length(ms, 2 * shift, j, out_lengths[i], out_log[i])
-            e = renorm_shift_within(ms, renorm_low, renorm_high)
-            if e != 0:
-                divide_by_power_of_two(z, widths[j], e)
-                shift += e
+            shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, out_lengths[i],
+                                           out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
@@ -406,12 +416,7 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
                 hnew[r] = f
             for r in range(n):
                 y[r] += etas[mod] * hnew[r]
-            ms = mean_square(y, n)
-            record_length(ms, 2 * shift, mod + 1, out_lengths[i], out_log[i])
-            e = renorm_shift(ms)
-            if e != 0:
-                divide_by_power_of_two(y, n, e)
-                shift += e
+            shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
@@ -550,10 +555,6 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law,
                 b = bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
                 conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scales[j - 1], b, r, acc, znew)
             z, znew = znew, z
-            ms = mean_square(z, channels[j] * P)
-            record_length(ms, 2 * shift, j, out_lengths[i], out_log[i])
-            e = renorm_shift(ms)
-            if e != 0:
-                divide_by_power_of_two(z, channels[j] * P, e)
-                shift += e
+            shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
+                                           out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])

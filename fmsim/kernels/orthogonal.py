@@ -18,13 +18,14 @@ import numpy as np
 from numba import njit, prange
 
 from ..laws import row_scratch, standard_row
-from .cpu import conv_channel_padded, divide_by_power_of_two, periodic_pad
+from .cpu import conv_channel_padded, periodic_pad, record_and_renormalize
 from .scalar import (
+    RENORM_HIGH,
+    RENORM_LOW,
     fc_orthogonal_exact_trace,
     mean_square,
     net_fm2,
     record_length,
-    renorm_shift,
     residual_orthogonal_exact_trace,
     residual_orthogonal_relu_exact_trace,
 )
@@ -39,6 +40,18 @@ def haar_scratch(max_entries, max_side):
     ``max_side``: ``(a, qt, tau, rdiag, words, slow, g)``."""
     words, slow, g, _ = row_scratch(max_side)
     return (np.empty(max_entries), np.empty(max_entries), np.empty(max_side), np.empty(max_side), words, slow, g)
+
+
+@njit(inline="always", cache=True)
+def _reflect(a, cj, j, m, tau_j, b, cb):
+    """``b[cb + j : cb + m] -= tau_j (v . b) v`` with ``v = a[cj + j : cj + m]``: the Householder reflection
+    ``H_j`` applied to one column stored from ``b[cb]``."""
+    s = 0.0
+    for i in range(j, m):
+        s += a[cj + i] * b[cb + i]
+    s *= tau_j
+    for i in range(j, m):
+        b[cb + i] -= s * a[cj + i]
 
 
 @njit(cache=True)
@@ -89,26 +102,14 @@ def haar_matrix(n_out, n_in, layer, net, k0, k1, a, qt, tau, rdiag, words, slow,
         vnorm2 = norm2 - x0 * x0 + a[cj + j] * a[cj + j]
         tau[j] = 2.0 / vnorm2 if vnorm2 > 0.0 else 0.0
         for col in range(j + 1, k):
-            cl = col * m
-            s = 0.0
-            for i in range(j, m):
-                s += a[cj + i] * a[cl + i]
-            s *= tau[j]
-            for i in range(j, m):
-                a[cl + i] -= s * a[cj + i]
+            _reflect(a, cj, j, m, tau[j], a, col * m)
     for col in range(k):
         cl = col * m
         for i in range(m):
             qt[cl + i] = 0.0
         qt[cl + col] = 1.0
         for j in range(col, -1, -1):  # H_j for j > col leaves e_col unchanged
-            cj = j * m
-            s = 0.0
-            for i in range(j, m):
-                s += a[cj + i] * qt[cl + i]
-            s *= tau[j]
-            for i in range(j, m):
-                qt[cl + i] -= s * a[cj + i]
+            _reflect(a, j * m, j, m, tau[j], qt, cl)
         if rdiag[col] < 0.0:
             for i in range(m):
                 qt[cl + i] = -qt[cl + i]
@@ -169,12 +170,8 @@ def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out
             haar_matrix(widths[j], widths[j - 1], np.uint64(j), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
             _dense_relu_layer(wm, z, widths[j], widths[j - 1], gains[j - 1], True, znew)
             z, znew = znew, z
-            ms = mean_square(z, widths[j])
-            record_length(ms, 2 * shift, j, out_lengths[i], out_log[i])
-            e = renorm_shift(ms)
-            if e != 0:
-                divide_by_power_of_two(z, widths[j], e)
-                shift += e
+            shift = record_and_renormalize(z, widths[j], shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
+                                           out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
@@ -232,12 +229,7 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
             _dense_relu_layer(wm, h, n, n_in, out_gain, relu_end, hnew)
             for r in range(n):
                 y[r] += etas[mod] * hnew[r]
-            ms = mean_square(y, n)
-            record_length(ms, 2 * shift, mod + 1, out_lengths[i], out_log[i])
-            e = renorm_shift(ms)
-            if e != 0:
-                divide_by_power_of_two(y, n, e)
-                shift += e
+            shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
@@ -289,12 +281,8 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
                 conv_channel_padded(wm[r * fan:], zpad, c_in, height, width, kh, kw, gains[j - 1], 0.0, r, acc,
                                     znew)
             z, znew = znew, z
-            ms = mean_square(z, channels[j] * P)
-            record_length(ms, 2 * shift, j, out_lengths[i], out_log[i])
-            e = renorm_shift(ms)
-            if e != 0:
-                divide_by_power_of_two(z, channels[j] * P, e)
-                shift += e
+            shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
+                                           out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
