@@ -524,8 +524,8 @@ class RunConfig:
     chunk_size : int
         Nets per chunk, a positive multiple of 1024.
     precision : {"float64", "float32"}
-        Arithmetic of the ``full`` method's activations and dot products
-        (fully connected nets); ``M_j`` is always summed and stored in float64.
+        Arithmetic of the ``full`` method's activations, weights and sums (every
+        architecture); ``M_j`` is always summed and stored in float64.
         float32 draws each weight from 32 random bits (stream layout,
         :mod:`fmsim.laws`), so its nets are other samples than float64's; on
         the same weights, float32 arithmetic agrees with float64 to a relative
@@ -563,9 +563,8 @@ class RunConfig:
         self.init.layer_c(self.arch)  # validates per-layer c against depth
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.precision == "float32" and (self.method == "exact" or not isinstance(self.arch, FullyConnected)):
-            raise ValueError("precision='float32' exists for fully connected nets with method='full' or "
-                             "'exact_first' only")
+        if self.precision == "float32" and self.method == "exact":
+            raise ValueError("precision='float32' exists for method='full' (and 'exact_first'), not method='exact'")
         if self.method == "exact_first" and not isinstance(self.arch, FullyConnected):
             raise ValueError(f"method='exact_first' exists for fully connected nets, not {type(self.arch).__name__} "
                              "nets; use method='full'")

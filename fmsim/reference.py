@@ -97,7 +97,8 @@ def _dense(law: str, n_out: int, n_in: int, key: tuple[int, int], layer: int, ne
 
 
 def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
-    """``M_0..M_L`` of residual nets (method ``"full"``), densely; shape (len(nets), L + 1)."""
+    """``M_0..M_L`` of residual nets (method ``"full"``), densely in float64; shape (len(nets), L + 1). With
+    ``config.precision == "float32"`` the weights are those of the float32 stream layout."""
     arch, init = config.arch, config.init
     assert isinstance(arch, Residual)
     key = seed_to_key(config.seed)
@@ -112,12 +113,12 @@ def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> n
             base = mod * (m + 1) + 1
             h = y
             for j, k in enumerate(arch.module_widths):
-                w = _weights_on_nonzero(init.law, h, k, key, base + j, int(net))
+                w = _weights_on_nonzero(init.law, h, k, key, base + j, int(net), config.precision)
                 pre = np.sqrt(float(init.c) / h.size) * (w @ h)
                 if bsd > 0:
                     pre = pre + bsd * _bias(init.law, k, key, base + j, int(net))
                 h = np.maximum(pre, 0.0)
-            w = _weights_on_nonzero(init.law, h, arch.width, key, base + m, int(net))
+            w = _weights_on_nonzero(init.law, h, arch.width, key, base + m, int(net), config.precision)
             f = np.sqrt(arch.c_out / h.size) * (w @ h)
             if bsd > 0:
                 f = f + bsd * _bias(init.law, arch.width, key, base + m, int(net))
@@ -134,12 +135,14 @@ def conv_weights(config: RunConfig, layer: int, net: int) -> np.ndarray:
     assert isinstance(arch, Conv)
     kh = 1 if len(arch.spatial) == 1 else arch.kernel
     c_out, c_in = arch.channels[layer], arch.channels[layer - 1]
-    w = _dense(config.init.law, c_out, c_in * kh * arch.kernel, seed_to_key(config.seed), layer, net)
+    w = _dense(config.init.law, c_out, c_in * kh * arch.kernel, seed_to_key(config.seed), layer, net,
+               config.precision)
     return w.reshape(c_out, c_in, kh, arch.kernel)
 
 
 def reference_conv_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
-    """``M_0..M_d`` of periodic conv nets, with ``np.roll``; shape (len(nets), d + 1)."""
+    """``M_0..M_d`` of periodic conv nets, with ``np.roll``, in float64 (the weights of ``config.precision``'s
+    stream layout); shape (len(nets), d + 1)."""
     arch, init = config.arch, config.init
     assert isinstance(arch, Conv)
     key = seed_to_key(config.seed)

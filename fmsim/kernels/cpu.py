@@ -21,6 +21,7 @@ from .scalar import (
     RENORM_LOW,
     bias_draw,
     fc_exact_trace,
+    fused_multiply_add as fma,
     mean_square,
     net_fm2,
     nonzero_inputs,
@@ -346,8 +347,8 @@ def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_
 
 # ------------------------------------------------------------------ residual
 @njit(parallel=True, cache=True)
-def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
-             out_lengths, out_log, out_fm2):
+def res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0, zero,
+                 bits32, out_lengths, out_log, out_fm2):
     """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
 
     Layer ``i = 0..m`` of module ``l = 1..L`` (``i = m`` is the output layer)
@@ -369,8 +370,8 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         ``sqrt(c_out / k_m)`` of the output layer.
     relu_end : bool
         Apply ReLU to the module output.
-    bias_sd, law, k0, k1, net0
-        As in :func:`fc_full`.
+    bias_sd, law, k0, k1, net0, zero, bits32
+        As in :func:`fc_full_any`: ``zero`` sets the precision of the stream, the module and the dot products.
     out_lengths, out_log : ndarray, shape (nets, L + 1)
     out_fm2 : ndarray, shape (nets,)
     """
@@ -384,12 +385,15 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
     m0 = mean_square(x, n)
     for i in prange(nets):
         net = np.uint64(net0 + i)
-        y = x.copy()
-        h = np.zeros(kmax)
-        hnew = np.zeros(kmax)
-        active = np.zeros(kmax)
-        signs = np.zeros(4 * kmax + 16)
+        y = np.full(n, zero)
+        for k in range(n):
+            y[k] = cast_like(x[k], zero)
+        h = np.full(kmax, zero)
+        hnew = np.full(kmax, zero)
+        active = np.full(kmax, zero)
+        signs = np.full(4 * kmax + 16, zero)
         words, slow, w, w32 = row_scratch(kmax)
+        eta = zero
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
@@ -401,23 +405,38 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
                 layer = np.uint64(base + j)
                 n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(module_widths[j]):
-                    pre = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net,
+                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
                                             hidden_scale[j], bias_l, k0, k1, words, slow, w, w32)
-                    hnew[r] = pre if pre > 0.0 else 0.0
+                    hnew[r] = pre if pre > 0.0 else zero
                 h, hnew = hnew, h
                 n_in = module_widths[j]
             layer = np.uint64(base + m)
             n_active = gather_inputs(law, h, n_in, active, signs)
             for r in range(n):
-                f = row_preactivation(law, False, active, signs, n_active, np.uint64(r), layer, net, out_scales,
+                f = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net, out_scales,
                                       bias_l, k0, k1, words, slow, w, w32)
                 if relu_end and f < 0.0:
-                    f = 0.0
+                    f = zero
                 hnew[r] = f
+            eta = cast_like(etas[mod], zero)
             for r in range(n):
-                y[r] += etas[mod] * hnew[r]
+                y[r] += eta * hnew[r]
             shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+
+def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
+             out_lengths, out_log, out_fm2):
+    """:func:`res_full_any` in float64."""
+    res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0, 0.0,
+                 False, out_lengths, out_log, out_fm2)
+
+
+def res_full_f32(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
+                 out_lengths, out_log, out_fm2):
+    """``precision="float32"``: the stream, modules, weights (32 bits each) and dot products in float32."""
+    res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
+                 np.float32(0.0), True, out_lengths, out_log, out_fm2)
 
 
 @njit(parallel=True, cache=True)
@@ -463,56 +482,123 @@ def periodic_pad(z, c_in, height, width, kh, kw, zpad):
                 zpad[(ci * hp + y) * wp + x] = z[(ci * height + sy) * width + (x - kw // 2) % width]
 
 
+_NO_WEIGHTS = np.empty(0)
+
+#: Output channels per pass of the conv kernel (:func:`conv_tile`): each input value loaded is used for this
+#: many fused multiply-adds, and the 3 taps x 4 channels of a pass keep their weights in registers.
+CONV_TILE = 4
+#: Positions per pass of the conv kernel: a tile's ``CONV_TILE`` accumulators stay in L1 (4 x 512 x 8 bytes).
+CONV_SPAN = 512
+
+
 @njit(inline="always", cache=True)
-def conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scale, bias, r, acc, out):
-    """:func:`~fmsim.kernels.scalar.conv_channel` on the padded input, bitwise: every position sums its taps
-    in the same ``(c_in, ty, tx)`` order, one addition after another.
+def conv_tile(w, stride, zpad, c_in, height, width, kh, kw, q0, q1, acc):
+    """Pre-activation sums of ``CONV_TILE`` output channels at padded positions ``q0 <= q < q1``, into
+    ``acc[k, q - q0]``: bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s, each position summing its taps in
+    ``(c_in, ty, tx)`` order, one fused multiply-add after another.
 
-    Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so a tap
-    reads ``zpad[src + q]`` for one contiguous run of ``q`` over all rows at once: one long vectorized
-    loop per tap instead of a short one per row (the ``kw - 1`` columns between rows are computed and
-    dropped). Three taps of a kernel row share a pass, which reads and writes ``acc`` once for three
-    multiply-adds.
+    Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so a tap reads
+    ``zpad[src + q]`` for one contiguous run of ``q`` over all rows at once: one long vectorized loop per tap
+    (the ``kw - 1`` columns between rows are computed and dropped). A pass takes three taps of a kernel row for
+    all four channels: per vector of positions, 3 loads of the input and 4 of the accumulators feed 12 fused
+    multiply-adds, with the 12 weights held in registers.
 
-    ``acc`` : scratch, shape (>= height wp,).
+    ``w`` : channel ``k``'s ``c_in kh kw`` weights at ``w[k stride:]``, ordered ``(c_in, ty, tx)``.
     """
     hp, wp = height + kh - 1, width + kw - 1
-    span = (height - 1) * wp + width
-    for q in range(span):
-        acc[q] = 0.0
+    zero = cast_like(0.0, acc[0, 0])
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    n = q1 - q0
+    for q in range(n):
+        a0[q] = zero
+        a1[q] = zero
+        a2[q] = zero
+        a3[q] = zero
+    s1, s2, s3 = stride, 2 * stride, 3 * stride
     for ci in range(c_in):
         for ty in range(kh):
-            src = (ci * hp + ty) * wp
+            src = (ci * hp + ty) * wp + q0
             tap = (ci * kh + ty) * kw
             tx = 0
             while tx + 3 <= kw:
-                w0, w1, w2 = w[tap + tx], w[tap + tx + 1], w[tap + tx + 2]
+                t = tap + tx
+                u0, u1, u2 = w[t], w[t + 1], w[t + 2]
+                v0, v1, v2 = w[s1 + t], w[s1 + t + 1], w[s1 + t + 2]
+                x0, x1, x2 = w[s2 + t], w[s2 + t + 1], w[s2 + t + 2]
+                y0, y1, y2 = w[s3 + t], w[s3 + t + 1], w[s3 + t + 2]
                 z0, z1, z2 = zpad[src + tx:], zpad[src + tx + 1:], zpad[src + tx + 2:]
-                for q in range(span):  # (views indexed from 0 up: no negative-index checks, so LLVM vectorizes)
-                    acc[q] = ((acc[q] + w0 * z0[q]) + w1 * z1[q]) + w2 * z2[q]
+                for q in range(n):  # (views indexed from 0 up: no negative-index checks, so LLVM vectorizes)
+                    e0, e1, e2 = z0[q], z1[q], z2[q]
+                    a0[q] = fma(u2, e2, fma(u1, e1, fma(u0, e0, a0[q])))
+                    a1[q] = fma(v2, e2, fma(v1, e1, fma(v0, e0, a1[q])))
+                    a2[q] = fma(x2, e2, fma(x1, e1, fma(x0, e0, a2[q])))
+                    a3[q] = fma(y2, e2, fma(y1, e1, fma(y0, e0, a3[q])))
                 tx += 3
             while tx < kw:
-                wv = w[tap + tx]
+                t = tap + tx
+                u0, v0, x0, y0 = w[t], w[s1 + t], w[s2 + t], w[s3 + t]
                 z0 = zpad[src + tx:]
-                for q in range(span):
-                    acc[q] += wv * z0[q]
+                for q in range(n):
+                    e0 = z0[q]
+                    a0[q] = fma(u0, e0, a0[q])
+                    a1[q] = fma(v0, e0, a1[q])
+                    a2[q] = fma(x0, e0, a2[q])
+                    a3[q] = fma(y0, e0, a3[q])
                 tx += 1
+
+
+@njit(inline="always", cache=True)
+def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, scale, bias_sd, layer, net, k0, k1,
+               words, slow, wtile, stride, acc, out):
+    """One conv layer of a net through the ReLU: ``out[(r, py, px)]`` for every output channel ``r``, from the
+    padded input ``zpad``. Channels go ``CONV_TILE`` at a time (:func:`conv_tile`); a last, partial tile
+    computes the missing channels with zero weights and drops them. Each channel's row is drawn by
+    :func:`~fmsim.laws.standard_row` (float32 Gaussian and Laplace: :func:`float32_polynomial_row`) into
+    ``wtile`` (the precision of ``acc``), or copied from ``given`` (shape ``(c_out c_in kh kw,)``, row after
+    row) where that is not empty; its pre-activation is ``fma(scale, sum, bias)``."""
+    wp = width + kw - 1
+    span = (height - 1) * wp + width
     P = height * width
-    for py in range(height):
-        for px in range(width):
-            pre = scale * acc[py * wp + px] + bias
-            out[r * P + py * width + px] = pre if pre > 0.0 else 0.0
+    n = c_in * kh * kw
+    one = acc[0, 0]
+    sc = cast_like(scale, one)
+    for r0 in range(0, c_out, CONV_TILE):
+        for k in range(CONV_TILE):
+            r = r0 + k
+            row = wtile[k * stride:]
+            if r >= c_out:
+                row[:n] = 0.0
+            elif given.shape[0] > 0:
+                row[:n] = given[r * n:(r + 1) * n]
+            elif polynomial32(law, bits32):
+                float32_polynomial_row(law, n, np.uint64(r), layer, net, k0, k1, words, row)
+            else:
+                standard_row(law, bits32, n, np.uint64(r), layer, net, k0, k1, words, slow, row)
+        for q0 in range(0, span, CONV_SPAN):
+            q1 = min(span, q0 + CONV_SPAN)
+            conv_tile(wtile, stride, zpad, c_in, height, width, kh, kw, q0, q1, acc)
+            for k in range(min(CONV_TILE, c_out - r0)):
+                r = r0 + k
+                b = cast_like(bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0,
+                              one)
+                a = acc[k]
+                for q in range(q0, q1):
+                    py, px = q // wp, q % wp
+                    if px < width:
+                        pre = fma(sc, a[q - q0], b)
+                        out[r * P + py * width + px] = pre if pre > 0.0 else cast_like(0.0, one)
 
 
 @njit(parallel=True, cache=True)
-def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log,
-              out_fm2):
+def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, zero, bits32,
+                  out_lengths, out_log, out_fm2):
     """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
 
     The weights of output channel ``r`` of layer ``j`` are one row of
     ``C_{j-1} kh kw`` draws (counter ``(r, j, net)``), ordered
     ``(c_in, ty, tx)``; tap ``(ty, tx)`` reads position
-    ``((py + ty - kh//2) mod H, (px + tx - kw//2) mod W)``.
+    ``((py + ty - kh//2) mod H, (px + tx - kw//2) mod W)``. Each position sums its taps in that order by fused
+    multiply-adds, in the precision of ``zero`` (:func:`conv_layer`).
 
     Parameters
     ----------
@@ -524,37 +610,57 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law,
     height, width, kh, kw : int
     scales : ndarray, shape (d,), float64
         ``sqrt(c_j / (kh kw C_{j-1}))``.
-    bias_sd, law, k0, k1, net0, out_lengths, out_log, out_fm2
+    bias_sd, law, k0, k1, net0
+        As in :func:`fc_full_any`.
+    zero : float64 or float32
+        Zero in the precision of the activations, weights and sums.
+    bits32 : bool
+        32 bits per weight (the float32 stream layout, :mod:`fmsim.laws`).
+    out_lengths, out_log, out_fm2
         As in :func:`fc_full_any`.
     """
     nets = out_lengths.shape[0]
     d = channels.shape[0] - 1
     P = height * width
     taps = kh * kw
+    wp = width + kw - 1
     cmax = 0
     for j in range(d + 1):
         cmax = max(cmax, channels[j])
+    stride = 32 * ((cmax * taps + 31) // 32) + 32  # a row slot holds a padded float32 polynomial row
     m0 = mean_square(x, x.shape[0])
     for i in prange(nets):
         net = np.uint64(net0 + i)
-        z = np.zeros(cmax * P)
-        znew = np.zeros(cmax * P)
-        zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
-        acc = np.empty(height * (width + kw - 1))
-        words, slow, w, _ = row_scratch(cmax * taps)
-        z[: x.shape[0]] = x
+        z = np.full(cmax * P, zero)
+        znew = np.full(cmax * P, zero)
+        zpad = np.full(cmax * (height + kh - 1) * wp, zero)
+        acc = np.full((CONV_TILE, CONV_SPAN), zero)
+        wtile = np.full(CONV_TILE * stride, zero)
+        words, slow, _, _ = row_scratch(cmax * taps)
+        for k in range(x.shape[0]):
+            z[k] = cast_like(x[k], zero)
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for j in range(1, d + 1):
-            layer = np.uint64(j)
             c_in = channels[j - 1]
-            bias_j = scale_bias(bias_sd, shift)
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
-            for r in range(channels[j]):
-                standard_row(law, False, c_in * taps, np.uint64(r), layer, net, k0, k1, words, slow, w)
-                b = bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
-                conv_channel_padded(w, zpad, c_in, height, width, kh, kw, scales[j - 1], b, r, acc, znew)
+            conv_layer(law, bits32, _NO_WEIGHTS, zpad, c_in, channels[j], height, width, kh, kw, scales[j - 1],
+                       scale_bias(bias_sd, shift), np.uint64(j), net, k0, k1, words, slow, wtile, stride, acc, znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+
+def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log,
+              out_fm2):
+    """:func:`conv_full_any` in float64."""
+    conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, 0.0, False,
+                  out_lengths, out_log, out_fm2)
+
+
+def conv_full_f32(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths,
+                  out_log, out_fm2):
+    """``precision="float32"``: activations, weights (32 bits each) and sums in float32; ``M_j`` in float64."""
+    conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, np.float32(0.0),
+                  True, out_lengths, out_log, out_fm2)

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..laws import row_scratch, standard_row
-from .cpu import conv_channel_padded, periodic_pad, record_and_renormalize
+from .cpu import CONV_SPAN, CONV_TILE, conv_layer, periodic_pad, record_and_renormalize
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
@@ -238,7 +238,8 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
                          out_fm2):
     """Forward passes of periodic conv ReLU nets whose flattened kernels (``C_j x C_{j-1} kh kw``, ordered
     ``(c_in, ty, tx)``) are Haar-orthogonal (:func:`haar_matrix`) times ``gains[j - 1] = sqrt(c_j)``: PyTorch's
-    ``orthogonal_`` on a conv weight. Convolution and renormalization as in :func:`~fmsim.kernels.cpu.conv_full`.
+    ``orthogonal_`` on a conv weight. Convolution (:func:`~fmsim.kernels.cpu.conv_layer`) and renormalization as in
+    :func:`~fmsim.kernels.cpu.conv_full_any`.
 
     Parameters
     ----------
@@ -260,13 +261,15 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
         if j > 0:
             emax = max(emax, channels[j] * channels[j - 1] * taps)
             side = max(side, channels[j], channels[j - 1] * taps)
+    stride = cmax * taps
     m0 = mean_square(x, x.shape[0])
     for i in prange(nets):
         net = np.uint64(net0 + i)
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
         zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
-        acc = np.empty(height * (width + kw - 1))
+        acc = np.empty((CONV_TILE, CONV_SPAN))
+        wtile = np.empty(CONV_TILE * stride)
         wm = np.empty(emax)
         a, qt, tau, rdiag, words, slow, g = haar_scratch(emax, side)
         z[: x.shape[0]] = x
@@ -277,9 +280,8 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
             fan = c_in * taps
             haar_matrix(channels[j], fan, np.uint64(j), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
-            for r in range(channels[j]):
-                conv_channel_padded(wm[r * fan:], zpad, c_in, height, width, kh, kw, gains[j - 1], 0.0, r, acc,
-                                    znew)
+            conv_layer(0, False, wm[:channels[j] * fan], zpad, c_in, channels[j], height, width, kh, kw,
+                       gains[j - 1], 0.0, np.uint64(j), net, k0, k1, words, slow, wtile, stride, acc, znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])

@@ -8,9 +8,11 @@ them as device functions.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
 from ..laws import BIAS_BLOCK, _word, _ziggurat_draw, row_weight, standard_draw, weights_per_block
 from ..rng import philox4x32, u01_from_words
@@ -187,6 +189,48 @@ def mean_square(z, n):
         v = np.float64(z[i])  # explicit: NumPy 2 would keep float32 (CUDA simulator) where numba widens
         s += v * v
     return s / n
+
+
+# ------------------------------------------------------------ fused multiply-add
+def fused_multiply_add(a, b, c):
+    """``a b + c`` rounded once (IEEE 754 fusedMultiplyAdd), in the precision of the operands.
+
+    Compiled (CPU or CUDA), it is LLVM's ``llvm.fma``: one ``vfmadd`` on the CPU, ``fma.rn`` on a GPU, so
+    both give the same bits. Called from Python (the CUDA simulator runs the device code so), it is this
+    exact rational computation, correctly rounded to float64, or to float32 when an operand is float32.
+    """
+    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+        return a * b + c
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    if not any(isinstance(v, np.float32) for v in (a, b, c)):
+        return float(exact)
+    near = np.float32(float(exact))  # within one float32 step of the correctly rounded value (double rounding)
+    best = near
+    for cand in (np.nextafter(near, np.float32(-np.inf)), np.nextafter(near, np.float32(np.inf))):
+        if not math.isfinite(cand):
+            continue
+        dc, db = abs(Fraction(float(cand)) - exact), abs(Fraction(float(best)) - exact)
+        if dc < db or (dc == db and int(cand.view(np.uint32)) % 2 == 0):
+            best = cand
+    return best
+
+
+@intrinsic
+def _llvm_fma(typingctx, a, b, c):
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+@overload(fused_multiply_add, inline="always")
+def _fused_multiply_add_jit(a, b, c):
+    if not (isinstance(a, types.Float) and a == b == c):
+        raise TypeError(f"fused_multiply_add needs three operands of one float type, got {a}, {b}, {c}")
+    return lambda a, b, c: _llvm_fma(a, b, c)
 
 
 # ------------------------------------------------------------ log space
@@ -677,15 +721,19 @@ def conv_channel(w, z, c_in, height, width, kh, kw, scale, bias, r, out):
     ``w`` holds the channel's ``c_in kh kw`` weights ordered ``(c_in, ty, tx)``;
     ``z`` and ``out`` are ``(C, height, width)`` flattened. Tap ``(ty, tx)``
     reads position ``((py + ty - kh//2) mod height, (px + tx - kw//2) mod width)``.
+    Each position sums its taps in ``(c_in, ty, tx)`` order by :func:`fused_multiply_add`, in the precision
+    of ``scale`` and ``bias`` (which the caller gives in that of ``w``, ``z`` and ``out``); its pre-activation
+    is ``fma(scale, sum, bias)``: bitwise the CPU kernel's (:func:`fmsim.kernels.cpu.conv_layer`).
     """
+    zero = bias - bias
     for py in range(height):
         for px in range(width):
-            acc = 0.0
+            acc = zero
             for ci in range(c_in):
                 for ty in range(kh):
                     qy = (py + ty - kh // 2) % height
                     for tx in range(kw):
                         qx = (px + tx - kw // 2) % width
-                        acc += w[(ci * kh + ty) * kw + tx] * z[(ci * height + qy) * width + qx]
-            pre = scale * acc + bias
-            out[(r * height + py) * width + px] = pre if pre > 0.0 else 0.0
+                        acc = fused_multiply_add(w[(ci * kh + ty) * kw + tx], z[(ci * height + qy) * width + qx], acc)
+            pre = fused_multiply_add(scale, acc, bias)
+            out[(r * height + py) * width + px] = pre if pre > 0.0 else zero
