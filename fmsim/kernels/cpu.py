@@ -475,11 +475,17 @@ def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, 
 def periodic_pad(z, c_in, height, width, kh, kw, zpad):
     """``zpad[(ci, y, x)] = z[(ci, (y - kh//2) mod H, (x - kw//2) mod W)]`` on the ``(H + kh - 1, W + kw - 1)`` grid."""
     hp, wp = height + kh - 1, width + kw - 1
+    left = kw // 2
     for ci in range(c_in):
         for y in range(hp):
-            sy = (y - kh // 2) % height
-            for x in range(wp):
-                zpad[(ci * hp + y) * wp + x] = z[(ci * height + sy) * width + (x - kw // 2) % width]
+            src = z[(ci * height + (y - kh // 2) % height) * width:]
+            dst = zpad[(ci * hp + y) * wp:]
+            for x in range(width):  # the row itself, one contiguous copy; then the wrapped columns
+                dst[left + x] = src[x]
+            for x in range(left):
+                dst[x] = src[(x - left) % width]
+            for x in range(left + width, wp):
+                dst[x] = src[(x - left) % width]
 
 
 _NO_WEIGHTS = np.empty(0)
@@ -487,7 +493,8 @@ _NO_WEIGHTS = np.empty(0)
 #: Output channels per pass of the conv kernel (:func:`conv_tile`): each input value loaded is used for this
 #: many fused multiply-adds, and the 3 taps x 4 channels of a pass keep their weights in registers.
 CONV_TILE = 4
-#: Positions per pass of the conv kernel: a tile's ``CONV_TILE`` accumulators stay in L1 (4 x 512 x 8 bytes).
+#: Positions per pass of the conv kernel (whole rows of the padded grid, at least one): a tile's ``CONV_TILE``
+#: accumulators stay in L1 (4 x 512 x 8 bytes).
 CONV_SPAN = 512
 
 
@@ -558,10 +565,13 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
     row) where that is not empty; its pre-activation is ``fma(scale, sum, bias)``."""
     wp = width + kw - 1
     span = (height - 1) * wp + width
+    rows = max(1, acc.shape[1] // wp)
     P = height * width
     n = c_in * kh * kw
     one = acc[0, 0]
+    zero = cast_like(0.0, one)
     sc = cast_like(scale, one)
+    bias = np.empty(CONV_TILE, dtype=acc.dtype)
     for r0 in range(0, c_out, CONV_TILE):
         for k in range(CONV_TILE):
             r = r0 + k
@@ -574,19 +584,23 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
                 float32_polynomial_row(law, n, np.uint64(r), layer, net, k0, k1, words, row)
             else:
                 standard_row(law, bits32, n, np.uint64(r), layer, net, k0, k1, words, slow, row)
-        for q0 in range(0, span, CONV_SPAN):
-            q1 = min(span, q0 + CONV_SPAN)
-            conv_tile(wtile, stride, zpad, c_in, height, width, kh, kw, q0, q1, acc)
+        for k in range(CONV_TILE):
+            r = min(r0 + k, c_out - 1)
+            bias[k] = cast_like(bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0,
+                                one)
+        for py0 in range(0, height, rows):  # a pass covers whole rows of positions
+            py1 = min(height, py0 + rows)
+            q0 = py0 * wp
+            conv_tile(wtile, stride, zpad, c_in, height, width, kh, kw, q0, min(span, py1 * wp), acc)
             for k in range(min(CONV_TILE, c_out - r0)):
-                r = r0 + k
-                b = cast_like(bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0,
-                              one)
                 a = acc[k]
-                for q in range(q0, q1):
-                    py, px = q // wp, q % wp
-                    if px < width:
-                        pre = fma(sc, a[q - q0], b)
-                        out[r * P + py * width + px] = pre if pre > 0.0 else cast_like(0.0, one)
+                b = bias[k]
+                for py in range(py0, py1):
+                    dst = (r0 + k) * P + py * width
+                    src = (py - py0) * wp
+                    for px in range(width):
+                        pre = fma(sc, a[src + px], b)
+                        out[dst + px] = pre if pre > 0.0 else zero
 
 
 @njit(parallel=True, cache=True)
@@ -634,7 +648,7 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
         z = np.full(cmax * P, zero)
         znew = np.full(cmax * P, zero)
         zpad = np.full(cmax * (height + kh - 1) * wp, zero)
-        acc = np.full((CONV_TILE, CONV_SPAN), zero)
+        acc = np.full((CONV_TILE, max(CONV_SPAN, wp)), zero)
         wtile = np.full(CONV_TILE * stride, zero)
         words, slow, _, _ = row_scratch(cmax * taps)
         for k in range(x.shape[0]):

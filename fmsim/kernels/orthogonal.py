@@ -268,7 +268,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
         zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
-        acc = np.empty((CONV_TILE, CONV_SPAN))
+        acc = np.empty((CONV_TILE, max(CONV_SPAN, width + kw - 1)))
         wtile = np.empty(CONV_TILE * stride)
         wm = np.empty(emax)
         a, qt, tau, rdiag, words, slow, g = haar_scratch(emax, side)

@@ -183,12 +183,42 @@ def rademacher_chunk(z, n, c, signs):
 
 @njit(inline="always", cache=True)
 def mean_square(z, n):
-    """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``."""
-    s = 0.0
-    for i in range(n):
-        v = np.float64(z[i])  # explicit: NumPy 2 would keep float32 (CUDA simulator) where numba widens
-        s += v * v
-    return s / n
+    """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``: eight partial sums over ``i mod 8``,
+    combined ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`` (LLVM keeps them in vector registers; one
+    serial chain of additions took a fifth of a conv layer's time)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    m = n - n % 8
+    for i in range(0, m, 8):
+        v0, v1 = np.float64(z[i]), np.float64(z[i + 1])  # explicit: NumPy 2 would keep float32 (CUDA simulator)
+        v2, v3 = np.float64(z[i + 2]), np.float64(z[i + 3])
+        v4, v5 = np.float64(z[i + 4]), np.float64(z[i + 5])
+        v6, v7 = np.float64(z[i + 6]), np.float64(z[i + 7])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        s4 += v4 * v4
+        s5 += v5 * v5
+        s6 += v6 * v6
+        s7 += v7 * v7
+    for i in range(m, n):  # the tail: lane i mod 8
+        v = np.float64(z[i])
+        lane = i - m
+        if lane == 0:
+            s0 += v * v
+        elif lane == 1:
+            s1 += v * v
+        elif lane == 2:
+            s2 += v * v
+        elif lane == 3:
+            s3 += v * v
+        elif lane == 4:
+            s4 += v * v
+        elif lane == 5:
+            s5 += v * v
+        else:
+            s6 += v * v
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / n
 
 
 # ------------------------------------------------------------ fused multiply-add

@@ -1,0 +1,197 @@
+"""Conv and residual nets: fmsim's ``full`` kernels against PyTorch's convolution, and against the FMA peak.
+
+Rows, all in one run with the same thread count:
+
+* PyTorch CPU, what a researcher would write: per batch of 64 nets, ``torch.randn`` weights scaled to He,
+  one grouped ``F.conv2d`` (``F.conv1d``) per layer (``groups`` = nets) on an input circularly padded by
+  ``F.pad(mode="circular")``, ReLU, and ``M_j`` of every net, in float32 and float64 (skipped, with a note,
+  when torch is not installed: ``pip install -e ".[bench]"``).
+* fmsim ``full`` (He, Gaussian weights) in float64 and float32 at the same sizes.
+* fmsim ``full`` on a residual net with ReLU-ending modules and uniform weights, in float64 and float32.
+
+Every row prints nets/s, multiply-adds per second (a conv layer is ``C_out C_in k^dim H W`` of them, zero
+inputs included; a residual module ``n k + k n``), its ratio to PyTorch float32 at the same size, and its
+fraction of the machine's FMA peak for its precision:
+
+    peak = cores x FMA lanes per core per cycle x clock.
+
+The lanes are 16 float32 (8 float64) per core per cycle by default: two 256-bit FMA pipes, or one 512-bit
+one, as on Intel client cores, Zen 2 to Zen 4 (``--fma-lanes 32`` for Xeons with two 512-bit FMA units).
+The clock is measured here: a chain of dependent scalar fused multiply-adds runs at one per 4 cycles
+(their latency on every Intel core since Skylake and every AMD Zen), timed on all threads at once.
+
+Run:  python bench/bench_conv.py [--nets 256] [--repeat 3]   (about 3 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+import fmsim
+from fmsim.kernels.scalar import fused_multiply_add
+from fmsim.simulate import make_config, run_chunk
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_fc import cpu_description, timed  # noqa: E402
+
+#: (name, channels, spatial, kernel, depth) of the issue's table.
+CONV_SIZES = [
+    ("16 ch, 16x16, 3x3, d10", 16, (16, 16), 3, 10),
+    ("32 ch, 32x32, 3x3, d8", 32, (32, 32), 3, 8),
+    ("64 ch, 16x16, 3x3, d6", 64, (16, 16), 3, 6),
+    ("64 ch, 1D 256, k5, d10", 64, (256,), 5, 10),
+]
+IN_CHANNELS = 4
+FMA_LATENCY = 4  # cycles, scalar FMA: Intel Skylake and later, AMD Zen 1-4
+
+
+@njit(parallel=True, cache=True)
+def fma_chain(n, threads, out):
+    """``threads`` independent chains of ``n`` dependent scalar fused multiply-adds (one per thread)."""
+    for t in prange(threads):
+        a = 1.0 + 1e-9 * t
+        for _ in range(n):
+            a = fused_multiply_add(a, 0.999999999, 1e-9)
+        out[t] = a
+
+
+def measured_clock(threads: int) -> float:
+    """Clock in Hz from :func:`fma_chain` on every thread at once (a loaded core runs its all-core clock)."""
+    out = np.empty(threads)
+    fma_chain(1000, threads, out)
+    n = 200_000_000
+    dt = timed(lambda: fma_chain(n, threads, out), 3)
+    return n * FMA_LATENCY / dt
+
+
+def conv_macs(arch: fmsim.Conv) -> float:
+    positions = float(np.prod(arch.spatial))
+    return sum(arch.channels[j] * arch.fan_in(j) * positions for j in range(1, arch.depth + 1))
+
+
+def torch_conv(torch, n_nets: int, arch: fmsim.Conv, dtype, batch: int = 64) -> np.ndarray:
+    """``M_0..M_d`` of ``n_nets`` He nets, ``batch`` at a time as one grouped convolution per layer."""
+    F = torch.nn.functional
+    g = torch.Generator().manual_seed(0)
+    dims = len(arch.spatial)
+    conv = F.conv2d if dims == 2 else F.conv1d
+    k = arch.kernel
+    pad = (k // 2, k // 2) * dims
+    c0 = arch.channels[0]
+    x = torch.randn((c0,) + arch.spatial, generator=g, dtype=dtype)
+    x *= x.numel() ** 0.5 / torch.linalg.norm(x)
+    out = torch.empty((n_nets, arch.depth + 1), dtype=torch.float64)
+    with torch.no_grad():
+        for b0 in range(0, n_nets, batch):
+            b = min(batch, n_nets - b0)
+            z = x.repeat((1, b) + (1,) * dims)  # (1, b c0, *spatial)
+            out[b0:b0 + b, 0] = 1.0
+            for j in range(1, arch.depth + 1):
+                c_in, c_out = arch.channels[j - 1], arch.channels[j]
+                w = torch.randn((b * c_out, c_in) + (k,) * dims, generator=g, dtype=dtype)
+                w.mul_((2.0 / arch.fan_in(j)) ** 0.5)
+                z = torch.relu(conv(F.pad(z, pad, mode="circular"), w, groups=b))
+                out[b0:b0 + b, j] = z.view(b, -1).square().mean(1).double()
+    return out
+
+
+def fmsim_chunk(arch, init, n_nets: int, precision: str):
+    """The ``full`` kernel on one chunk of ``n_nets`` nets (what :func:`fmsim.simulate` runs, without the reduction)."""
+    cfg = make_config(arch, init, n_nets, 1, method="full", precision=precision, chunk_size=1024 * -(-n_nets // 1024))
+    run_chunk(make_config(arch, init, 2, 0, method="full", precision=precision), 0)  # compile
+    return lambda: run_chunk(cfg, 0)
+
+
+def simd_check() -> str:
+    """Packed fused multiply-adds in the float32 and float64 conv kernels, by register width (a fresh, uncached
+    compile: numba does not keep the assembly of cached code)."""
+    from fmsim.kernels import cpu
+    from fmsim.simulate import kernel_args
+
+    fresh = njit(parallel=True)(cpu.conv_full_any.py_func)
+    for prec, zero in (("float64", 0.0), ("float32", np.float32(0.0))):
+        cfg = make_config(fmsim.Conv((2, 3), (5, 5), 3), fmsim.Init(), 2, 0, method="full", precision=prec)
+        _, args = kernel_args(cfg, 0)
+        fresh(*args, zero, prec == "float32", np.empty((2, 2)), np.empty((2, 2)), np.empty(2))
+    asm = "".join(fresh.inspect_asm().values())
+    counts = {r: len(re.findall(rf"vfmadd\w+p[sd]\s+[^\n]*%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
+    return "packed vfmadd in conv_full_any: " + ", ".join(f"{r} {c}" for r, c in counts.items())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nets", type=int, default=256, help="nets per row (fmsim and PyTorch)")
+    p.add_argument("--repeat", type=int, default=3, help="round-robin passes over all rows; best kept")
+    p.add_argument("--fma-lanes", type=int, default=16, help="float32 FMA lanes per core per cycle (peak)")
+    a = p.parse_args(argv)
+    threads = numba.get_num_threads()
+    print(f"CPU: {cpu_description()}")
+    clock = measured_clock(threads)
+    peak32 = threads * a.fma_lanes * clock
+    print(f"{os.cpu_count()} cores; numba and torch threads {threads}; clock {clock / 1e9:.2f} GHz (measured: "
+          f"dependent FMA chain, {FMA_LATENCY} cycles each); FMA peak = {threads} x {a.fma_lanes} float32 lanes x "
+          f"clock = {peak32:.3g} MAC/s float32, {peak32 / 2:.3g} float64")
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("(PyTorch rows skipped: torch is not installed; pip install -e '.[bench]')")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+    he = fmsim.Init.scheme("he")
+    rows: list[tuple[str, str, str, float, object]] = []  # (group, name, precision, MACs per net, fn)
+    for label, ch, spatial, k, d in CONV_SIZES:
+        arch = fmsim.Conv((IN_CHANNELS,) + (ch,) * d, spatial, k)
+        macs = conv_macs(arch)
+        if torch is not None:
+            for dt, prec in ((torch.float32, "float32"), (torch.float64, "float64")):
+                torch_conv(torch, 64, arch, dt)  # warm up
+                rows.append((label, f"PyTorch {torch.__version__} conv {prec}", prec, macs,
+                             lambda arch=arch, dt=dt: torch_conv(torch, a.nets, arch, dt)))
+        for prec in ("float64", "float32"):
+            rows.append((label, f"fmsim full {prec}", prec, macs, fmsim_chunk(arch, he, a.nets, prec)))
+
+    n, k, mods = 256, 256, 10
+    res = fmsim.Residual(width=n, module_widths=(k,), etas=(1.0 / np.sqrt(mods),) * mods, ending="relu")
+    uniform = fmsim.Init("uniform", 2.0)
+    res_label = f"residual n = k = {n}, {mods} ReLU-ending modules, uniform"
+    for prec in ("float64", "float32"):
+        rows.append((res_label, f"fmsim full {prec}", prec, float(mods * 2 * n * k),
+                     fmsim_chunk(res, uniform, 4 * a.nets, prec)))
+
+    best = {i: np.inf for i in range(len(rows))}
+    for _ in range(a.repeat):
+        for i, row in enumerate(rows):
+            best[i] = min(best[i], timed(row[4], 1))
+
+    print(f"\n{'row':<36} {'nets/s':>10} {'MAC/s':>10} {'vs torch f32':>13} {'of peak':>8}")
+    group = None
+    torch32 = {}
+    for i, (g, name, prec, macs, _) in enumerate(rows):
+        nets = (4 * a.nets) if g == res_label else a.nets
+        rate = nets / best[i]
+        if name.startswith("PyTorch") and prec == "float32":
+            torch32[g] = rate
+        if g != group:
+            print(f"-- {g} ({macs:.3g} MACs per net)")
+            group = g
+        ratio = f"{rate / torch32[g]:.2f}x" if g in torch32 else "-"
+        peak = peak32 if prec == "float32" else peak32 / 2
+        print(f"{name:<36} {rate:>10.4g} {rate * macs:>10.3g} {ratio:>13} {rate * macs / peak:>8.1%}")
+    res_rates = [len(rows) - 2, len(rows) - 1]
+    print(f"\nresidual float32 / float64: {best[res_rates[0]] / best[res_rates[1]]:.2f}x")
+    print(simd_check())
+
+
+if __name__ == "__main__":
+    main()
