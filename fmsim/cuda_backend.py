@@ -64,19 +64,22 @@ def _launch(kernel: str, args: tuple, m: int, n_layers: int):
         signs = cuda.device_array((m, 4 * widest + 16), dtype=dtype)
         fn = kernels.fc_full_kernel_f32 if f32 else kernels.fc_full_kernel
         fn[m, _threads_for(widths[1:].max())](*d_args, scratch, signs, d_lengths, d_logs, d_fm2)
-    elif kernel == "res_full":
+    elif kernel in ("res_full", "res_full_f32"):
         x, mw = args[0], args[2]
-        widest = max([x.size] + [int(k) for k in mw])
-        scratch = cuda.device_array((m, 4, widest), dtype=np.float64)
-        signs = cuda.device_array((m, 4 * widest + 16), dtype=np.float64)
-        kernels.res_full_kernel[m, _threads_for(widest)](*d_args, scratch, signs, d_lengths, d_logs, d_fm2)
-    elif kernel == "conv_full":
+        f32 = kernel == "res_full_f32"
+        dtype, widest = (np.float32 if f32 else np.float64), max([x.size] + [int(k) for k in mw])
+        scratch = cuda.device_array((m, 4, widest), dtype=dtype)
+        signs = cuda.device_array((m, 4 * widest + 16), dtype=dtype)
+        fn = kernels.res_full_kernel_f32 if f32 else kernels.res_full_kernel
+        fn[m, _threads_for(widest)](*d_args, scratch, signs, d_lengths, d_logs, d_fm2)
+    elif kernel in ("conv_full", "conv_full_f32"):
         channels, height, width, kh, kw = args[2:7]
-        cmax = int(channels.max())
-        scratch = cuda.device_array((m, 2, cmax * height * width), dtype=np.float64)
-        wscratch = cuda.device_array((m, cmax, cmax * kh * kw), dtype=np.float64)
-        kernels.conv_full_kernel[m, _threads_for(channels[1:].max())](*d_args, scratch, wscratch, d_lengths, d_logs,
-                                                                       d_fm2)
+        f32 = kernel == "conv_full_f32"
+        dtype, cmax = (np.float32 if f32 else np.float64), int(channels.max())
+        scratch = cuda.device_array((m, 2, cmax * height * width), dtype=dtype)
+        wscratch = cuda.device_array((m, cmax, cmax * kh * kw), dtype=dtype)
+        fn = kernels.conv_full_kernel_f32 if f32 else kernels.conv_full_kernel
+        fn[m, _threads_for(channels[1:].max())](*d_args, scratch, wscratch, d_lengths, d_logs, d_fm2)
     else:
         raise ValueError(f"unknown kernel {kernel!r}")
     return d_lengths, d_logs, d_fm2
@@ -92,8 +95,8 @@ def run_chunk(kernel: str, args: tuple, out_lengths: np.ndarray, out_log: np.nda
 
     Parameters
     ----------
-    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_relu_exact", "res_full", "conv_full", \
-"fc_orthogonal_exact", "res_orthogonal_exact", "res_orthogonal_relu_exact"}
+    kernel : {"fc_exact", "fc_full", "fc_full_f32", "res_exact", "res_relu_exact", "res_full", "res_full_f32", \
+"conv_full", "conv_full_f32", "fc_orthogonal_exact", "res_orthogonal_exact", "res_orthogonal_relu_exact"}
         Name of the CPU kernel in :mod:`fmsim.kernels.cpu` or :mod:`fmsim.kernels.orthogonal` whose CUDA twin runs.
     args : tuple
         That kernel's inputs, as built by :func:`fmsim.simulate.kernel_args`;

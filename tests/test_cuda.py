@@ -85,6 +85,25 @@ def test_residual_and_conv_cuda_equal_cpu(arch, init, method):
         _compare(a, b)
 
 
+@pytest.mark.parametrize("arch,init", [
+    (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("uniform", 2.0, bias_var=0.1)),
+    (fmsim.Residual(9, (0.7, 1.2), (6,), "linear"), fmsim.Init.scheme("he")),  # float32 Box-Muller rows
+    (fmsim.Residual(6, (0.5,), (5,), "relu"), fmsim.Init("rademacher", 2.0)),
+    (fmsim.Conv((2, 3, 2), (5,), 3), fmsim.Init("laplace", 2.0, bias_var=0.1)),  # float32 inverse-CDF rows
+    (fmsim.Conv((1, 5, 3), (3, 4), 2), fmsim.Init.scheme("he")),  # 5 channels: a partial tile of 4
+    (fmsim.Conv((2, 3, 2), (4, 5), 4), fmsim.Init("truncated_normal", 2.0)),  # 32-bit ziggurat
+])
+def test_float32_residual_and_conv_cuda_equal_cpu(arch, init):
+    """precision='float32' on residual and conv nets: bit-identical under the simulator (the conv sums are fused
+    multiply-adds on both sides, exact rational ones in the simulator); on a GPU, the residual sums may fuse
+    (relative 1e-4)."""
+    n = 1030 if SIM else 5000
+    cfg = make_config(arch, init, n, 17, method="full", chunk_size=1024, precision="float32")
+    cpu, gpu = run_chunk(cfg, 1, "cpu"), run_chunk(cfg, 1, "cuda")
+    for a, b in zip(cpu, gpu):
+        _compare(a, b, rtol=1e-4)
+
+
 @pytest.mark.parametrize("precision,init", [
     ("float32", fmsim.Init("uniform", 2.0, bias_var=0.1)),
     ("float32", fmsim.Init.scheme("he")),  # Box-Muller from float32 polynomials, a pair of words

@@ -393,7 +393,6 @@ def res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu
         active = np.full(kmax, zero)
         signs = np.full(4 * kmax + 16, zero)
         words, slow, w, w32 = row_scratch(kmax)
-        eta = zero
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
@@ -401,26 +400,26 @@ def res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu
             bias_l = scale_bias(bias_sd, shift)
             h[:n] = y
             n_in = n
-            for j in range(m):
+            for j in range(m + 1):  # hidden layers, then (j = m) the output layer: one inlined row path
+                last = j == m
                 layer = np.uint64(base + j)
+                n_out = n if last else module_widths[j]
+                sc = out_scales if last else hidden_scale[j]
                 n_active = gather_inputs(law, h, n_in, active, signs)
-                for r in range(module_widths[j]):
-                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
-                                            hidden_scale[j], bias_l, k0, k1, words, slow, w, w32)
-                    hnew[r] = pre if pre > 0.0 else zero
+                for r in range(n_out):
+                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net, sc,
+                                            bias_l, k0, k1, words, slow, w, w32)
+                    if last:
+                        if relu_end and pre < 0.0:
+                            pre = zero
+                    elif not pre > 0.0:
+                        pre = zero
+                    hnew[r] = pre
                 h, hnew = hnew, h
-                n_in = module_widths[j]
-            layer = np.uint64(base + m)
-            n_active = gather_inputs(law, h, n_in, active, signs)
-            for r in range(n):
-                f = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net, out_scales,
-                                      bias_l, k0, k1, words, slow, w, w32)
-                if relu_end and f < 0.0:
-                    f = zero
-                hnew[r] = f
+                n_in = n_out
             eta = cast_like(etas[mod], zero)
             for r in range(n):
-                y[r] += eta * hnew[r]
+                y[r] += eta * h[r]
             shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
         out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 

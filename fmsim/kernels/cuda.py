@@ -195,132 +195,150 @@ def res_orthogonal_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, 
     out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
-@cuda.jit
-def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
-                    scratch, signs_scratch, out_lengths, out_log, out_fm2):
-    """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
+def _make_res_full_kernel(ftype, preact):
+    """The ``full`` residual kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.res_full_any`)."""
 
-    ``scratch`` : device array, shape (nets, 4, max(n, k_max)): the stream, two hidden
-    buffers and the nonzero inputs of a layer; ``signs_scratch``: shape (nets, 4 max(n, k_max) + 16),
-    each net's Rademacher table.
-    """
-    i = cuda.blockIdx.x
-    if i >= out_lengths.shape[0]:
-        return
-    t = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    net = np.uint64(net0 + i)
-    n = x.shape[0]
-    m = module_widths.shape[0]
-    y = scratch[i, 0]
-    h = scratch[i, 1]
-    hnew = scratch[i, 2]
-    active = scratch[i, 3]
-    signs = signs_scratch[i]
-    n_active = cuda.shared.array(1, dtype=np.int64)
-    e_shared = cuda.shared.array(1, dtype=np.int64)
-    for k in range(t, n, nt):
-        y[k] = x[k]
-    if t == 0:
-        out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, n), 2 * x_shift)
-    shift = x_shift
-    cuda.syncthreads()
-    for mod in range(etas.shape[0]):
-        base = mod * (m + 1) + 1
-        bias_l = scale_bias(bias_sd, shift)
+    @cuda.jit
+    def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
+                        scratch, signs_scratch, out_lengths, out_log, out_fm2):
+        """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
+
+        ``scratch`` : device array, shape (nets, 4, max(n, k_max)): the stream, two hidden
+        buffers and the nonzero inputs of a layer; ``signs_scratch``: shape (nets, 4 max(n, k_max) + 16),
+        each net's Rademacher table.
+        """
+        i = cuda.blockIdx.x
+        if i >= out_lengths.shape[0]:
+            return
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        net = np.uint64(net0 + i)
+        n = x.shape[0]
+        m = module_widths.shape[0]
+        y = scratch[i, 0]
+        h = scratch[i, 1]
+        hnew = scratch[i, 2]
+        active = scratch[i, 3]
+        signs = signs_scratch[i]
+        n_active = cuda.shared.array(1, dtype=np.int64)
+        e_shared = cuda.shared.array(1, dtype=np.int64)
         for k in range(t, n, nt):
-            h[k] = y[k]
+            y[k] = x[k]
+        if t == 0:
+            out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, n), 2 * x_shift)
+        shift = x_shift
         cuda.syncthreads()
-        n_in = n
-        for j in range(m):
-            layer = np.uint64(base + j)
-            gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
-            for r in range(t, module_widths[j], nt):
-                pre = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
-                                         bias_l, k0, k1)
-                hnew[r] = pre if pre > 0.0 else 0.0
+        for mod in range(etas.shape[0]):
+            base = mod * (m + 1) + 1
+            bias_l = scale_bias(bias_sd, shift)
+            for k in range(t, n, nt):
+                h[k] = y[k]
             cuda.syncthreads()
-            h, hnew = hnew, h
-            n_in = module_widths[j]
-        layer = np.uint64(base + m)
-        gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
-        for r in range(t, n, nt):
-            f = unit_preactivation(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_l, k0,
-                                   k1)
-            if relu_end and f < 0.0:
-                f = 0.0
-            hnew[r] = f
-        cuda.syncthreads()
-        for r in range(t, n, nt):
-            y[r] += etas[mod] * hnew[r]
-        cuda.syncthreads()
-        if t == 0:
-            ms = mean_square(y, n)
-            out_lengths[i, mod + 1], out_log[i, mod + 1] = length_and_log(ms, 2 * shift)
-            e_shared[0] = renorm_shift(ms)
-        cuda.syncthreads()
-        e = int(e_shared[0])
-        if e != 0:
-            f = math.ldexp(1.0, -e)
+            n_in = n
+            for j in range(m):
+                layer = np.uint64(base + j)
+                gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
+                for r in range(t, module_widths[j], nt):
+                    pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
+                                             bias_l, k0, k1)
+                    hnew[r] = pre if pre > 0.0 else ftype(0.0)
+                cuda.syncthreads()
+                h, hnew = hnew, h
+                n_in = module_widths[j]
+            layer = np.uint64(base + m)
+            gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
             for r in range(t, n, nt):
-                y[r] *= f
-            shift += e
-        cuda.syncthreads()
-    if t == 0:
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
-
-
-@cuda.jit
-def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch,
-                     wscratch, out_lengths, out_log, out_fm2):
-    """One thread block per net, threads over output channels; arguments as :func:`fmsim.kernels.cpu.conv_full`.
-
-    ``scratch`` : shape (nets, 2, C_max H W), the activations; ``wscratch`` :
-    shape (nets, C_max, C_max kh kw), each channel's kernel row.
-    """
-    i = cuda.blockIdx.x
-    if i >= out_lengths.shape[0]:
-        return
-    t = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    net = np.uint64(net0 + i)
-    d = channels.shape[0] - 1
-    P = height * width
-    taps = kh * kw
-    z = scratch[i, 0]
-    znew = scratch[i, 1]
-    e_shared = cuda.shared.array(1, dtype=np.int64)
-    for k in range(t, x.shape[0], nt):
-        z[k] = x[k]
-    if t == 0:
-        out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, x.shape[0]), 2 * x_shift)
-    shift = x_shift
-    cuda.syncthreads()
-    for j in range(1, d + 1):
-        layer = np.uint64(j)
-        c_in = channels[j - 1]
-        bias_j = scale_bias(bias_sd, shift)
-        for r in range(t, channels[j], nt):
-            w = wscratch[i, r]
-            fill_standard(law, False, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
-            b = bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0
-            conv_channel(w, z, c_in, height, width, kh, kw, scales[j - 1], b, r, znew)
-        cuda.syncthreads()
+                f = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_l, k0,
+                                       k1)
+                if relu_end and f < 0.0:
+                    f = ftype(0.0)
+                hnew[r] = f
+            cuda.syncthreads()
+            for r in range(t, n, nt):
+                y[r] += ftype(etas[mod]) * hnew[r]
+            cuda.syncthreads()
+            if t == 0:
+                ms = mean_square(y, n)
+                out_lengths[i, mod + 1], out_log[i, mod + 1] = length_and_log(ms, 2 * shift)
+                e_shared[0] = renorm_shift(ms)
+            cuda.syncthreads()
+            e = int(e_shared[0])
+            if e != 0:
+                f = math.ldexp(1.0, -e)
+                for r in range(t, n, nt):
+                    y[r] *= f
+                shift += e
+            cuda.syncthreads()
         if t == 0:
-            ms = mean_square(znew, channels[j] * P)
-            out_lengths[i, j], out_log[i, j] = length_and_log(ms, 2 * shift)
-            e_shared[0] = renorm_shift(ms)
+            out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+    return res_full_kernel
+
+
+res_full_kernel = _make_res_full_kernel(np.float64, unit_preactivation)
+res_full_kernel_f32 = _make_res_full_kernel(np.float32, unit_preactivation_f32)
+
+
+def _make_conv_full_kernel(ftype, bits32):
+    """The ``full`` conv kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.conv_full_any`)."""
+
+    @cuda.jit
+    def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch,
+                         wscratch, out_lengths, out_log, out_fm2):
+        """One thread block per net, threads over output channels; arguments as :func:`fmsim.kernels.cpu.conv_full`.
+
+        ``scratch`` : shape (nets, 2, C_max H W), the activations; ``wscratch`` :
+        shape (nets, C_max, C_max kh kw), each channel's kernel row.
+        """
+        i = cuda.blockIdx.x
+        if i >= out_lengths.shape[0]:
+            return
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        net = np.uint64(net0 + i)
+        d = channels.shape[0] - 1
+        P = height * width
+        taps = kh * kw
+        z = scratch[i, 0]
+        znew = scratch[i, 1]
+        e_shared = cuda.shared.array(1, dtype=np.int64)
+        for k in range(t, x.shape[0], nt):
+            z[k] = x[k]
+        if t == 0:
+            out_lengths[i, 0], out_log[i, 0] = length_and_log(mean_square(x, x.shape[0]), 2 * x_shift)
+        shift = x_shift
         cuda.syncthreads()
-        e = int(e_shared[0])
-        if e != 0:
-            f = math.ldexp(1.0, -e)
-            for k in range(t, channels[j] * P, nt):
-                znew[k] *= f
-            shift += e
-        z, znew = znew, z
-        cuda.syncthreads()
-    if t == 0:
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+        for j in range(1, d + 1):
+            layer = np.uint64(j)
+            c_in = channels[j - 1]
+            bias_j = scale_bias(bias_sd, shift)
+            for r in range(t, channels[j], nt):
+                w = wscratch[i, r]
+                fill_standard(law, bits32, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
+                b = ftype(bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0)
+                conv_channel(w, z, c_in, height, width, kh, kw, ftype(scales[j - 1]), b, r, znew)
+            cuda.syncthreads()
+            if t == 0:
+                ms = mean_square(znew, channels[j] * P)
+                out_lengths[i, j], out_log[i, j] = length_and_log(ms, 2 * shift)
+                e_shared[0] = renorm_shift(ms)
+            cuda.syncthreads()
+            e = int(e_shared[0])
+            if e != 0:
+                f = math.ldexp(1.0, -e)
+                for k in range(t, channels[j] * P, nt):
+                    znew[k] *= f
+                shift += e
+            z, znew = znew, z
+            cuda.syncthreads()
+        if t == 0:
+            out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
+
+    return conv_full_kernel
+
+
+conv_full_kernel = _make_conv_full_kernel(np.float64, False)
+conv_full_kernel_f32 = _make_conv_full_kernel(np.float32, True)
 
 
 # ----------------------------------------------------------------- reduction
