@@ -64,8 +64,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, default=16384, help="nets per chunk, a multiple of 1024")
     p.add_argument("--backend", choices=BACKENDS, default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="float64",
-                   help="arithmetic of methods full and exact_first (float32: fully connected nets only; 32 random "
-                        "bits per weight)")
+                   help="arithmetic of methods full and exact_first (float32: 32 random bits per weight; not with "
+                        "method exact)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
