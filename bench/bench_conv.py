@@ -7,7 +7,8 @@ Rows, all in one run with the same thread count:
   ``F.pad(mode="circular")``, ReLU, and ``M_j`` of every net, in float32 and float64 (skipped, with a note,
   when torch is not installed: ``pip install -e ".[bench]"``).
 * fmsim ``full`` (He, Gaussian weights) in float64 and float32 at the same sizes.
-* fmsim ``full`` on a residual net with ReLU-ending modules and uniform weights, in float64 and float32.
+* fmsim ``full`` on a residual net with ReLU-ending modules and uniform weights, in float64 and float32, and
+  Philox alone producing the words its weights take (the RNG ceiling, as in ``bench_fc.py``).
 
 Every row prints nets/s, multiply-adds per second (a conv layer is ``C_out C_in k^dim H W`` of them, zero
 inputs included; a residual module ``n k + k n``), its ratio to PyTorch float32 at the same size, and its
@@ -40,7 +41,7 @@ from fmsim.kernels.scalar import fused_multiply_add
 from fmsim.simulate import make_config, run_chunk
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_fc import cpu_description, timed  # noqa: E402
+from bench_fc import cpu_description, philox_ceiling, timed  # noqa: E402
 
 #: (name, channels, spatial, kernel, depth) of the issue's table.
 CONV_SIZES = [
@@ -169,10 +170,20 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((res_label, f"fmsim full {prec}", prec, float(mods * 2 * n * k),
                      fmsim_chunk(res, uniform, 4 * a.nets, prec)))
 
+    # The residual rows draw about n k + k n / 2 uniform weights per module (the hidden layer's input is the
+    # stream, the output layer's a ReLU's: half zero), 4 per Philox call in both precisions (fmsim.laws).
+    draws = mods * (n * k + k * n // 2) * 4 * a.nets
+    k0, k1 = np.uint64(1), np.uint64(2)
+    calls_per_row = 64
+    philox_ceiling(64, calls_per_row, k0, k1)
+    n_rows = draws // (4 * calls_per_row)
+    ceiling = [np.inf]
+
     best = {i: np.inf for i in range(len(rows))}
     for _ in range(a.repeat):
         for i, row in enumerate(rows):
             best[i] = min(best[i], timed(row[4], 1))
+        ceiling[0] = min(ceiling[0], timed(lambda: philox_ceiling(n_rows, calls_per_row, k0, k1), 1))
 
     print(f"\n{'row':<36} {'nets/s':>10} {'MAC/s':>10} {'vs torch f32':>13} {'of peak':>8}")
     group = None
@@ -188,8 +199,11 @@ def main(argv: list[str] | None = None) -> None:
         ratio = f"{rate / torch32[g]:.2f}x" if g in torch32 else "-"
         peak = peak32 if prec == "float32" else peak32 / 2
         print(f"{name:<36} {rate:>10.4g} {rate * macs:>10.3g} {ratio:>13} {rate * macs / peak:>8.1%}")
-    res_rates = [len(rows) - 2, len(rows) - 1]
-    print(f"\nresidual float32 / float64: {best[res_rates[0]] / best[res_rates[1]]:.2f}x")
+    i64, i32 = len(rows) - 2, len(rows) - 1
+    print(f"\nresidual float32 / float64: {best[i64] / best[i32]:.2f}x; weight draws/s float64 "
+          f"{draws / best[i64]:.3g}, float32 {draws / best[i32]:.3g}; Philox alone (RNG ceiling, 4 uniform "
+          f"weights per call) {draws / ceiling[0]:.3g}: {ceiling[0] / best[i64]:.0%} and {ceiling[0] / best[i32]:.0%} "
+          "of it")
     print(simd_check())
 
 

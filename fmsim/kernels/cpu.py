@@ -494,7 +494,7 @@ _NO_WEIGHTS = np.empty(0)
 CONV_TILE = 4
 #: Positions per pass of the conv kernel (whole rows of the padded grid, at least one): a tile's ``CONV_TILE``
 #: accumulators stay in L1 (4 x 512 x 8 bytes).
-CONV_SPAN = 512
+CONV_SPAN = 2048
 
 
 @njit(inline="always", cache=True)
@@ -506,8 +506,8 @@ def conv_tile(w, stride, zpad, c_in, height, width, kh, kw, q0, q1, acc):
     Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so a tap reads
     ``zpad[src + q]`` for one contiguous run of ``q`` over all rows at once: one long vectorized loop per tap
     (the ``kw - 1`` columns between rows are computed and dropped). A pass takes three taps of a kernel row for
-    all four channels: per vector of positions, 3 loads of the input and 4 of the accumulators feed 12 fused
-    multiply-adds, with the 12 weights held in registers.
+    all four channels (two, or one, for what is left of the row): per vector of positions, 3 loads of the input
+    and 4 of the accumulators feed 12 fused multiply-adds, with the 12 weights held in registers.
 
     ``w`` : channel ``k``'s ``c_in kh kw`` weights at ``w[k stride:]``, ordered ``(c_in, ty, tx)``.
     """
@@ -540,6 +540,18 @@ def conv_tile(w, stride, zpad, c_in, height, width, kh, kw, q0, q1, acc):
                     a2[q] = fma(x2, e2, fma(x1, e1, fma(x0, e0, a2[q])))
                     a3[q] = fma(y2, e2, fma(y1, e1, fma(y0, e0, a3[q])))
                 tx += 3
+            if tx + 2 == kw:  # two taps left: one pass
+                t = tap + tx
+                u0, u1, v0, v1 = w[t], w[t + 1], w[s1 + t], w[s1 + t + 1]
+                x0, x1, y0, y1 = w[s2 + t], w[s2 + t + 1], w[s3 + t], w[s3 + t + 1]
+                z0, z1 = zpad[src + tx:], zpad[src + tx + 1:]
+                for q in range(n):
+                    e0, e1 = z0[q], z1[q]
+                    a0[q] = fma(u1, e1, fma(u0, e0, a0[q]))
+                    a1[q] = fma(v1, e1, fma(v0, e0, a1[q]))
+                    a2[q] = fma(x1, e1, fma(x0, e0, a2[q]))
+                    a3[q] = fma(y1, e1, fma(y0, e0, a3[q]))
+                tx += 2
             while tx < kw:
                 t = tap + tx
                 u0, v0, x0, y0 = w[t], w[s1 + t], w[s2 + t], w[s3 + t]
