@@ -7,8 +7,9 @@ Rows, all in one run with the same thread count:
   ``F.pad(mode="circular")``, ReLU, and ``M_j`` of every net, in float32 and float64 (skipped, with a note,
   when torch is not installed: ``pip install -e ".[bench]"``).
 * fmsim ``full`` (He, Gaussian weights) in float64 and float32 at the same sizes.
-* fmsim ``full`` on a residual net with ReLU-ending modules and uniform weights, in float64 and float32, and
-  Philox alone producing the words its weights take (the RNG ceiling, as in ``bench_fc.py``).
+* fmsim ``full`` on a residual net with ReLU-ending modules, uniform weights (32 random bits each in both
+  precisions) and Gaussian ones (64 bits in float64, 32 in float32), in float64 and float32; and Philox alone
+  producing the words the uniform weights take (the RNG ceiling, as in ``bench_fc.py``).
 
 Every row prints nets/s, multiply-adds per second (a conv layer is ``C_out C_in k^dim H W`` of them, zero
 inputs included; a residual module ``n k + k n``), its ratio to PyTorch float32 at the same size, and its
@@ -30,7 +31,6 @@ import argparse
 import os
 import re
 import sys
-import time
 
 import numba
 import numpy as np
@@ -164,11 +164,13 @@ def main(argv: list[str] | None = None) -> None:
 
     n, k, mods = 256, 256, 10
     res = fmsim.Residual(width=n, module_widths=(k,), etas=(1.0 / np.sqrt(mods),) * mods, ending="relu")
-    uniform = fmsim.Init("uniform", 2.0)
-    res_label = f"residual n = k = {n}, {mods} ReLU-ending modules, uniform"
-    for prec in ("float64", "float32"):
-        rows.append((res_label, f"fmsim full {prec}", prec, float(mods * 2 * n * k),
-                     fmsim_chunk(res, uniform, 4 * a.nets, prec)))
+    res_rows = {}
+    for law in ("uniform", "gaussian"):  # 32 bits per weight in both precisions; 64 in float64, 32 in float32
+        res_label = f"residual n = k = {n}, {mods} ReLU-ending modules, {law}"
+        for prec in ("float64", "float32"):
+            res_rows[law, prec] = len(rows)
+            rows.append((res_label, f"fmsim full {prec}", prec, float(mods * 2 * n * k),
+                         fmsim_chunk(res, fmsim.Init(law, 2.0), 4 * a.nets, prec)))
 
     # The residual rows draw about n k + k n / 2 uniform weights per module (the hidden layer's input is the
     # stream, the output layer's a ReLU's: half zero), 4 per Philox call in both precisions (fmsim.laws).
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     group = None
     torch32 = {}
     for i, (g, name, prec, macs, _) in enumerate(rows):
-        nets = (4 * a.nets) if g == res_label else a.nets
+        nets = (4 * a.nets) if g.startswith("residual") else a.nets
         rate = nets / best[i]
         if name.startswith("PyTorch") and prec == "float32":
             torch32[g] = rate
@@ -199,8 +201,12 @@ def main(argv: list[str] | None = None) -> None:
         ratio = f"{rate / torch32[g]:.2f}x" if g in torch32 else "-"
         peak = peak32 if prec == "float32" else peak32 / 2
         print(f"{name:<36} {rate:>10.4g} {rate * macs:>10.3g} {ratio:>13} {rate * macs / peak:>8.1%}")
-    i64, i32 = len(rows) - 2, len(rows) - 1
-    print(f"\nresidual float32 / float64: {best[i64] / best[i32]:.2f}x; weight draws/s float64 "
+    print()
+    for law in ("uniform", "gaussian"):
+        ratio = best[res_rows[law, "float64"]] / best[res_rows[law, "float32"]]
+        print(f"residual {law} float32 / float64: {ratio:.2f}x")
+    i64, i32 = res_rows["uniform", "float64"], res_rows["uniform", "float32"]
+    print(f"residual uniform: weight draws/s float64 "
           f"{draws / best[i64]:.3g}, float32 {draws / best[i32]:.3g}; Philox alone (RNG ceiling, 4 uniform "
           f"weights per call) {draws / ceiling[0]:.3g}: {ceiling[0] / best[i64]:.0%} and {ceiling[0] / best[i32]:.0%} "
           "of it")

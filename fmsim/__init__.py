@@ -18,7 +18,7 @@ from .simulate import SimulationResult, simulate
 from .store import open_result as open
 from .store import run_to_file
 
-__version__ = "0.10.0"  # the one place the version is written (pyproject reads it)
+__version__ = "0.11.0"  # the one place the version is written (pyproject reads it)
 
 # numba loads a cached kernel at its first call, not at import: this runs before any.
 _drop_stale_jit_cache(_Path(__file__).parent)

@@ -529,7 +529,8 @@ class RunConfig:
         float32 draws each weight from 32 random bits (stream layout,
         :mod:`fmsim.laws`), so its nets are other samples than float64's; on
         the same weights, float32 arithmetic agrees with float64 to a relative
-        1e-4 on nets up to depth = width = 100 (see tests/test_kernels.py).
+        1e-4 on fully connected nets up to depth = width = 100 and on residual
+        and conv nets (see tests/test_kernels.py, tests/test_float32_nets.py).
     """
 
     arch: FullyConnected

@@ -237,8 +237,10 @@ def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
         fans = np.concatenate([[arch.width], mw[:-1]]).astype(float)
         k_last = mw[-1] if mw.size else arch.width
         suffix = "" if config.precision == "float64" else "_f32"
-        return "res_full" + suffix, (x, x_shift, mw, etas, np.sqrt(c / fans[:mw.size]), float(np.sqrt(arch.c_out / k_last)),
-                            arch.ending == "relu", bias_sd, law, k0, k1, start)
+        out_scale = float(np.sqrt(arch.c_out / k_last))
+        relu_end = arch.ending == "relu"
+        return "res_full" + suffix, (x, x_shift, mw, etas, np.sqrt(c / fans[:mw.size]), out_scale, relu_end, bias_sd,
+                                     law, k0, k1, start)
     fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
     suffix = "" if config.precision == "float64" else "_f32"
     return "conv_full" + suffix, (x, x_shift, *_conv_grid(arch), np.sqrt(c / fans), bias_sd, law, k0, k1, start)

@@ -67,7 +67,7 @@ import numpy as np
 from .config import RunConfig
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
 from .integrity import checked_read, nets_counted, nets_held
-from .laws import STREAM_LAYOUT
+from .laws import LAW_CODES, STREAM_LAYOUT, weights_per_block
 from .simulate import SimulationResult, check_backend, check_memory, map_chunks
 from .summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
 
@@ -150,7 +150,9 @@ def config_attrs(config: RunConfig) -> dict[str, object]:
     ``width``, ``etas``, ``module_widths``, ``ending``, ``c_out``; ``channels``,
     ``spatial``, ``kernel``), ``scheme`` ("" if none), ``law``, ``c``,
     ``bias_var``, ``fan``, ``n_nets``, ``seed``, ``method``, ``record``,
-    ``chunk_size``, ``precision``.
+    ``chunk_size``, ``precision``, and ``bits_per_weight``: the random bits each drawn weight takes
+    (:func:`fmsim.laws.weights_per_block`: 1 Rademacher, 32 uniform or float32, 64 otherwise; orthogonal
+    ``full``: the 64 of its Gaussian rows; 0 where no weight is drawn, method ``exact``).
     """
     arch = config.arch.to_dict()
     out: dict[str, object] = {"arch_kind": arch.pop("kind"), "depth": config.arch.depth}
@@ -161,8 +163,16 @@ def config_attrs(config: RunConfig) -> dict[str, object]:
     out["law"], out["bias_var"], out["fan"] = init["law"], float(init["bias_var"]), init["fan"]
     out["c"] = np.asarray(init["c"], dtype=float)
     out.update(n_nets=config.n_nets, seed=np.uint64(config.seed), method=config.method, record=config.record,
-               chunk_size=config.chunk_size, precision=config.precision)
+               chunk_size=config.chunk_size, precision=config.precision, bits_per_weight=bits_per_weight(config))
     return out
+
+
+def bits_per_weight(config: RunConfig) -> int:
+    """Random bits per drawn weight of ``config``'s stream layout (0 for ``method="exact"``: none drawn)."""
+    if config.method == "exact":
+        return 0
+    law = LAW_CODES["gaussian" if config.init.orthogonal else config.init.law]
+    return 128 // int(weights_per_block(law, config.precision == "float32"))
 
 
 def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LAYOUT) -> None:

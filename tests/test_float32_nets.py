@@ -116,3 +116,21 @@ def test_float32_conv_runs_from_the_command_line_and_round_trips_through_hdf5(tm
     assert back.config.precision == "float32" and back.config.method == "full"
     again = simulate(back.config.arch, back.config.init, 2048, seed=3, precision="float32")
     np.testing.assert_array_equal(back.summary.mean, again.summary.mean)
+
+
+def test_the_bit_budget_is_recorded_in_the_file(tmp_path):
+    """Attribute bits_per_weight: 32 for float32 Gaussian conv weights, 64 in float64, 32 uniform, 1 Rademacher."""
+    import h5py
+
+    from fmsim.simulate import make_config
+    from fmsim.store import run_to_file
+
+    cases = [(Conv((2, 3), (4,), 3), Init.scheme("he"), "float32", 32),
+             (Conv((2, 3), (4,), 3), Init.scheme("he"), "float64", 64),
+             (Residual(4, (0.5,), (3,), "relu"), Init("uniform", 2.0), "float64", 32),
+             (Residual(4, (0.5,), (3,), "relu"), Init("rademacher", 2.0), "float32", 1)]
+    for i, (arch, init, precision, bits) in enumerate(cases):
+        path = tmp_path / f"run{i}.h5"
+        run_to_file(make_config(arch, init, 1024, 1, method="full", precision=precision), path)
+        with h5py.File(path, "r") as f:
+            assert int(f.attrs["bits_per_weight"]) == bits and f.attrs["precision"] == precision

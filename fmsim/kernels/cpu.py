@@ -21,7 +21,6 @@ from .scalar import (
     RENORM_LOW,
     bias_draw,
     fc_exact_trace,
-    fused_multiply_add as fma,
     mean_square,
     net_fm2,
     nonzero_inputs,
@@ -32,6 +31,7 @@ from .scalar import (
     residual_relu_exact_trace,
     scale_bias,
 )
+from .scalar import fused_multiply_add as fma
 
 
 def cast_like(value, like):
