@@ -303,7 +303,7 @@ def _no_gpu():
     pytest.param(["--backend", "cuda"], "backend='cuda' needs an NVIDIA GPU",
                  marks=pytest.mark.skipif(not _no_gpu(), reason="this machine has a GPU")),
     (["--backend", "cuda", "--method", "exact_first"], "runs on backend='cpu' only"),
-    (["--channels", "2,4", "--spatial", "8", "--precision", "float32"], "precision='float32'"),
+    (["--method", "exact", "--precision", "float32"], "precision='float32' exists for method='full'"),
 ])
 def test_impossible_requests_are_refused_before_any_file(tmp_path, extra, text):
     out = tmp_path / "run.h5"

@@ -134,3 +134,13 @@ def test_the_bit_budget_is_recorded_in_the_file(tmp_path):
         run_to_file(make_config(arch, init, 1024, 1, method="full", precision=precision), path)
         with h5py.File(path, "r") as f:
             assert int(f.attrs["bits_per_weight"]) == bits and f.attrs["precision"] == precision
+
+
+@pytest.mark.parametrize("precision,rtol", [("float64", 1e-12), ("float32", 1e-4)])
+@pytest.mark.parametrize("spatial", [(50, 48), (2100,)], ids=["2d-two-passes", "1d-row-longer-than-a-pass"])
+def test_conv_images_larger_than_one_pass_equal_the_reference(spatial, precision, rtol):
+    """Images of more positions than a pass of the conv kernel holds (CONV_SPAN): 2D in passes of whole rows,
+    1D with one row longer than a pass."""
+    res = simulate(Conv((2, 5, 3), spatial, 3), Init("gaussian", 2.0, bias_var=0.2), 3, seed=8, method="full",
+                   record="layers", precision=precision)
+    np.testing.assert_allclose(res.lengths, reference_conv_lengths(res.config, range(3)), rtol=rtol)

@@ -168,7 +168,7 @@ def test_float32_mode_agrees_with_the_float64_reference_to_the_documented_tolera
         rel = np.abs(r32.lengths[nets][alive] / ref[alive] - 1)
         assert rel.max() < 1e-4
         assert rel.max() > 0  # it really is float32 arithmetic
-    with pytest.raises(ValueError, match="precision='float32' exists for fully connected nets with method='full'"):
+    with pytest.raises(ValueError, match="precision='float32' exists for method='full'"):
         fmsim.simulate(fmsim.FullyConnected((4, 4)), fmsim.Init(), 10, 1, method="exact", precision="float32")
     with pytest.raises(ValueError, match="precision must be one of"):
         fmsim.simulate(fmsim.FullyConnected((4, 4)), fmsim.Init(), 10, 1, precision="float16")

@@ -21,7 +21,7 @@ from . import scalar
 row_dot = cuda.jit(device=True)(scalar.row_dot.py_func)
 row_dot_f32 = cuda.jit(device=True)(scalar.row_dot_f32.py_func)
 bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
-mean_square = cuda.jit(device=True)(scalar.mean_square.py_func)
+mean_square = cuda.jit(device=True)(scalar._mean_square)
 nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
 rademacher_chunk = cuda.jit(device=True)(scalar.rademacher_chunk.py_func)
 net_fm2 = cuda.jit(device=True)(scalar.net_fm2.py_func)

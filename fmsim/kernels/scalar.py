@@ -181,11 +181,8 @@ def rademacher_chunk(z, n, c, signs):
         signs[16 * c + m] = t
 
 
-@njit(inline="always", cache=True)
-def mean_square(z, n):
-    """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``: eight partial sums over ``i mod 8``,
-    combined ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`` (LLVM keeps them in vector registers; one
-    serial chain of additions took a fifth of a conv layer's time)."""
+def _mean_square(z, n):
+    """The body of :func:`mean_square`."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     m = n - n % 8
     for i in range(0, m, 8):
@@ -219,6 +216,28 @@ def mean_square(z, n):
         else:
             s6 += v * v
     return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / n
+
+
+_mean_square_compiled = njit(cache=True)(_mean_square)
+
+
+def mean_square(z, n):
+    """``||z[:n]||^2 / n``, summed in float64 whatever the dtype of ``z``: eight partial sums over ``i mod 8``,
+    combined ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`` (LLVM keeps them in vector registers; one
+    serial chain of additions took a fifth of a conv layer's time).
+
+    One function for every caller, so that every method and backend sums a stream alike: compiled code (CPU
+    kernels, numba-cuda) call its overload; from Python it runs compiled on NumPy arrays and as Python on the CUDA
+    simulator's arrays (which CPU-compiled functions cannot take).
+    """
+    if isinstance(z, np.ndarray):
+        return _mean_square_compiled(z, n)
+    return _mean_square(z, n)
+
+
+@overload(mean_square)  # (numba-level inlining of this body trips numba's SSA check; LLVM inlines it)
+def _mean_square_jit(z, n):
+    return _mean_square
 
 
 # ------------------------------------------------------------ fused multiply-add
@@ -600,11 +619,9 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
     n = x.shape[0]
     m = module_widths.shape[0]
     zero = np.uint64(0)
-    ss = 0.0  # (sums written out: the CUDA simulator cannot pass its arrays to the CPU-compiled mean_square)
     for i in range(n):
         y[i] = x[i]
-        ss += x[i] * x[i]
-    mm = ss / n
+    mm = mean_square(x, n)
     zs = x_shift  # the stream is y 2^zs
     out[0], out_log[0] = length_and_log(mm, 2 * zs)
     for mod in range(etas.shape[0]):
@@ -626,10 +643,7 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
                     g = standard_draw(0, w2, w3, block, 1, zero, layer, net, k0, k1)
                     if g > 0.0:
                         y[2 * blk + 1] += scale * g
-            ss = 0.0
-            for i in range(n):
-                ss += y[i] * y[i]
-            mm = ss / n
+            mm = mean_square(y, n)
         out[mod + 1], out_log[mod + 1] = length_and_log(mm, 2 * zs)
         e = renorm_shift(mm)
         if e != 0:
@@ -692,11 +706,10 @@ def residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_o
     n = x.shape[0]
     m = module_widths.shape[0]
     zero = np.uint64(0)
-    ss = 0.0
     for i in range(n):
         y[i] = x[i]
-        ss += x[i] * x[i]
-    mm = ss / n
+    mm = mean_square(x, n)
+    ss = mm * n
     zs = x_shift  # the stream is y 2^zs
     out[0], out_log[0] = length_and_log(mm, 2 * zs)
     for mod in range(etas.shape[0]):
@@ -728,10 +741,8 @@ def residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_o
             for i in range(n):
                 if g[i] > 0.0:
                     y[i] += scale * g[i]
-            ss = 0.0
-            for i in range(n):
-                ss += y[i] * y[i]
-            mm = ss / n
+            mm = mean_square(y, n)
+            ss = mm * n
         out[mod + 1], out_log[mod + 1] = length_and_log(mm, 2 * zs)
         e = renorm_shift(mm)
         if e != 0:
