@@ -19,6 +19,7 @@ fraction of the machine's FMA peak for its precision:
 
 The lanes are 16 float32 (8 float64) per core per cycle by default: two 256-bit FMA pipes, or one 512-bit
 one, as on Intel client cores, Zen 2 to Zen 4 (``--fma-lanes 32`` for Xeons with two 512-bit FMA units).
+``bench/fma_peak.c`` measures the lanes per cycle of the machine at hand, in ymm and zmm registers.
 The clock is measured here: a chain of dependent scalar fused multiply-adds runs at one per 4 cycles
 (their latency on every Intel core since Skylake and every AMD Zen), timed on all threads at once.
 
