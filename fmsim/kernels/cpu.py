@@ -32,6 +32,7 @@ from .scalar import (
     scale_bias,
 )
 from .scalar import fused_multiply_add as fma
+from .simd import CONV_BLOCK, block_positions, conv_block
 
 
 def cast_like(value, like):
@@ -489,102 +490,62 @@ def periodic_pad(z, c_in, height, width, kh, kw, zpad):
 
 _NO_WEIGHTS = np.empty(0)
 
-#: Output channels per pass of the conv kernel (:func:`conv_tile`): each input value loaded is used for this
-#: many fused multiply-adds, and the 3 taps x 4 channels of a pass keep their weights in registers.
-CONV_TILE = 4
-#: Positions per pass of the conv kernel (whole rows of the padded grid, at least one): a tile's ``CONV_TILE``
-#: accumulators stay in L1 (4 x 512 x 8 bytes).
+#: Positions per pass of the conv kernel (whole rows of the padded grid, at least one): a block's
+#: ``CONV_BLOCK`` rows of sums stay in L1 (8 x 2048 x 4 bytes in float32).
 CONV_SPAN = 2048
 
 
 @njit(inline="always", cache=True)
-def conv_tile(w, stride, zpad, c_in, height, width, kh, kw, q0, q1, acc):
-    """Pre-activation sums of ``CONV_TILE`` output channels at padded positions ``q0 <= q < q1``, into
-    ``acc[k, q - q0]``: bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s, each position summing its taps in
-    ``(c_in, ty, tx)`` order, one fused multiply-add after another.
-
-    Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so a tap reads
-    ``zpad[src + q]`` for one contiguous run of ``q`` over all rows at once: one long vectorized loop per tap
-    (the ``kw - 1`` columns between rows are computed and dropped). A pass takes three taps of a kernel row for
-    all four channels (two, or one, for what is left of the row): per vector of positions, 3 loads of the input
-    and 4 of the accumulators feed 12 fused multiply-adds, with the 12 weights held in registers.
-
-    ``w`` : channel ``k``'s ``c_in kh kw`` weights at ``w[k stride:]``, ordered ``(c_in, ty, tx)``.
-    """
+def conv_scratch(cmax, height, width, kh, kw, stride, zero):
+    """Per-net buffers of :func:`conv_layer` in the precision of ``zero``: the padded input (with a zeroed tail a
+    block may read past the last position), the block's sums, the drawn rows (``stride`` apart), the block's
+    weights ordered ``(tap, channel)``, and the taps' offsets."""
+    taps = kh * kw
     hp, wp = height + kh - 1, width + kw - 1
-    zero = cast_like(0.0, acc[0, 0])
-    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-    n = q1 - q0
-    for q in range(n):
-        a0[q] = zero
-        a1[q] = zero
-        a2[q] = zero
-        a3[q] = zero
-    s1, s2, s3 = stride, 2 * stride, 3 * stride
-    for ci in range(c_in):
-        for ty in range(kh):
-            src = (ci * hp + ty) * wp + q0
-            tap = (ci * kh + ty) * kw
-            tx = 0
-            while tx + 3 <= kw:
-                t = tap + tx
-                u0, u1, u2 = w[t], w[t + 1], w[t + 2]
-                v0, v1, v2 = w[s1 + t], w[s1 + t + 1], w[s1 + t + 2]
-                x0, x1, x2 = w[s2 + t], w[s2 + t + 1], w[s2 + t + 2]
-                y0, y1, y2 = w[s3 + t], w[s3 + t + 1], w[s3 + t + 2]
-                z0, z1, z2 = zpad[src + tx:], zpad[src + tx + 1:], zpad[src + tx + 2:]
-                for q in range(n):  # (views indexed from 0 up: no negative-index checks, so LLVM vectorizes)
-                    e0, e1, e2 = z0[q], z1[q], z2[q]
-                    a0[q] = fma(u2, e2, fma(u1, e1, fma(u0, e0, a0[q])))
-                    a1[q] = fma(v2, e2, fma(v1, e1, fma(v0, e0, a1[q])))
-                    a2[q] = fma(x2, e2, fma(x1, e1, fma(x0, e0, a2[q])))
-                    a3[q] = fma(y2, e2, fma(y1, e1, fma(y0, e0, a3[q])))
-                tx += 3
-            if tx + 2 == kw:  # two taps left: one pass
-                t = tap + tx
-                u0, u1, v0, v1 = w[t], w[t + 1], w[s1 + t], w[s1 + t + 1]
-                x0, x1, y0, y1 = w[s2 + t], w[s2 + t + 1], w[s3 + t], w[s3 + t + 1]
-                z0, z1 = zpad[src + tx:], zpad[src + tx + 1:]
-                for q in range(n):
-                    e0, e1 = z0[q], z1[q]
-                    a0[q] = fma(u1, e1, fma(u0, e0, a0[q]))
-                    a1[q] = fma(v1, e1, fma(v0, e0, a1[q]))
-                    a2[q] = fma(x1, e1, fma(x0, e0, a2[q]))
-                    a3[q] = fma(y1, e1, fma(y0, e0, a3[q]))
-                tx += 2
-            while tx < kw:
-                t = tap + tx
-                u0, v0, x0, y0 = w[t], w[s1 + t], w[s2 + t], w[s3 + t]
-                z0 = zpad[src + tx:]
-                for q in range(n):
-                    e0 = z0[q]
-                    a0[q] = fma(u0, e0, a0[q])
-                    a1[q] = fma(v0, e0, a1[q])
-                    a2[q] = fma(x0, e0, a2[q])
-                    a3[q] = fma(y0, e0, a3[q])
-                tx += 1
+    pt = block_positions(zero)
+    zpad = np.full(cmax * hp * wp + 2 * pt, zero)
+    acc = np.full((CONV_BLOCK, max(CONV_SPAN, wp) + pt), zero)
+    wtile = np.full(CONV_BLOCK * stride, zero)
+    wblock = np.full(cmax * taps * CONV_BLOCK, zero)
+    offsets = np.empty(cmax * taps, dtype=np.int64)
+    return zpad, acc, wtile, wblock, offsets
 
 
 @njit(inline="always", cache=True)
 def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, scale, bias_sd, layer, net, k0, k1,
-               words, slow, wtile, stride, acc, out):
+               words, slow, wtile, stride, wblock, offsets, acc, out):
     """One conv layer of a net through the ReLU: ``out[(r, py, px)]`` for every output channel ``r``, from the
-    padded input ``zpad``. Channels go ``CONV_TILE`` at a time (:func:`conv_tile`); a last, partial tile
-    computes the missing channels with zero weights and drops them. Each channel's row is drawn by
-    :func:`~fmsim.laws.standard_row` (float32 Gaussian and Laplace: :func:`float32_polynomial_row`) into
-    ``wtile`` (the precision of ``acc``), or copied from ``given`` (shape ``(c_out c_in kh kw,)``, row after
-    row) where that is not empty; its pre-activation is ``fma(scale, sum, bias)``."""
-    wp = width + kw - 1
+    padded input ``zpad`` (buffers from :func:`conv_scratch`).
+
+    Channels go ``CONV_BLOCK`` at a time; a last, partial block computes the missing channels with zero weights
+    and drops them. Each channel's row is drawn by :func:`~fmsim.laws.standard_row` (float32 Gaussian and
+    Laplace: :func:`float32_polynomial_row`) into ``wtile``, or copied from ``given`` (shape
+    ``(c_out c_in kh kw,)``, row after row) where that is not empty, then laid out ``(tap, channel)`` in
+    ``wblock``. Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so tap
+    ``(ci, ty, tx)`` reads ``zpad[q + offset]``, for a run of ``q`` within a row, or over whole rows where the rows
+    are too short for that (the ``kw - 1`` columns between rows are then computed and dropped):
+    :func:`~fmsim.kernels.simd.conv_block` sums a block of
+    channels x positions in registers, each position's taps in ``(c_in, ty, tx)`` order by fused
+    multiply-adds, bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s. The pre-activation is
+    ``fma(scale, sum, bias)``."""
+    hp, wp = height + kh - 1, width + kw - 1
     span = (height - 1) * wp + width
-    rows = max(1, acc.shape[1] // wp)
+    pt = block_positions(acc)
+    rows = max(1, (acc.shape[1] - pt) // wp)
+    by_rows = height > 1 and pt * ((width + pt - 1) // pt) <= wp  # (a block may run on into the next row's
+    # sums: the next row, computed after it, writes its own)
     P = height * width
     n = c_in * kh * kw
+    for ci in range(c_in):
+        for ty in range(kh):
+            for tx in range(kw):
+                offsets[(ci * kh + ty) * kw + tx] = (ci * hp + ty) * wp + tx
     one = acc[0, 0]
     zero = cast_like(0.0, one)
     sc = cast_like(scale, one)
-    bias = np.empty(CONV_TILE, dtype=acc.dtype)
-    for r0 in range(0, c_out, CONV_TILE):
-        for k in range(CONV_TILE):
+    bias = np.empty(CONV_BLOCK, dtype=acc.dtype)
+    for r0 in range(0, c_out, CONV_BLOCK):
+        for k in range(CONV_BLOCK):
             r = r0 + k
             row = wtile[k * stride:]
             if r >= c_out:
@@ -595,23 +556,31 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
                 float32_polynomial_row(law, n, np.uint64(r), layer, net, k0, k1, words, row)
             else:
                 standard_row(law, bits32, n, np.uint64(r), layer, net, k0, k1, words, slow, row)
-        for k in range(CONV_TILE):
+            for t in range(n):
+                wblock[t * CONV_BLOCK + k] = row[t]
+        for k in range(CONV_BLOCK):
             r = min(r0 + k, c_out - 1)
             bias[k] = cast_like(bias_sd * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0,
                                 one)
         for py0 in range(0, height, rows):  # a pass covers whole rows of positions
             py1 = min(height, py0 + rows)
             q0 = py0 * wp
-            conv_tile(wtile, stride, zpad, c_in, height, width, kh, kw, q0, min(span, py1 * wp), acc)
-            for k in range(min(CONV_TILE, c_out - r0)):
+            if by_rows:  # blocks within each row: none computes the columns between rows
+                for py in range(py0, py1):
+                    for px in range(0, width, pt):
+                        conv_block(zpad, py * wp + px, offsets, n, wblock, acc, (py - py0) * wp + px)
+            else:
+                for t in range(0, min(span, py1 * wp) - q0, pt):
+                    conv_block(zpad, q0 + t, offsets, n, wblock, acc, t)
+            for k in range(min(CONV_BLOCK, c_out - r0)):
                 a = acc[k]
                 b = bias[k]
                 for py in range(py0, py1):
-                    dst = (r0 + k) * P + py * width
-                    src = (py - py0) * wp
+                    src = a[(py - py0) * wp:]  # views indexed from 0 up: no negative-index checks, so LLVM
+                    dst = out[(r0 + k) * P + py * width:]  # vectorizes with plain loads and stores
                     for px in range(width):
-                        pre = fma(sc, a[src + px], b)
-                        out[dst + px] = pre if pre > 0.0 else zero
+                        pre = fma(sc, src[px], b)
+                        dst[px] = pre if pre > 0.0 else zero
 
 
 @njit(parallel=True, cache=True)
@@ -648,7 +617,6 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
     d = channels.shape[0] - 1
     P = height * width
     taps = kh * kw
-    wp = width + kw - 1
     cmax = 0
     for j in range(d + 1):
         cmax = max(cmax, channels[j])
@@ -658,9 +626,7 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
         net = np.uint64(net0 + i)
         z = np.full(cmax * P, zero)
         znew = np.full(cmax * P, zero)
-        zpad = np.full(cmax * (height + kh - 1) * wp, zero)
-        acc = np.full((CONV_TILE, max(CONV_SPAN, wp)), zero)
-        wtile = np.full(CONV_TILE * stride, zero)
+        zpad, acc, wtile, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, stride, zero)
         words, slow, _, _ = row_scratch(cmax * taps)
         for k in range(x.shape[0]):
             z[k] = cast_like(x[k], zero)
@@ -670,7 +636,8 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
             c_in = channels[j - 1]
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
             conv_layer(law, bits32, _NO_WEIGHTS, zpad, c_in, channels[j], height, width, kh, kw, scales[j - 1],
-                       scale_bias(bias_sd, shift), np.uint64(j), net, k0, k1, words, slow, wtile, stride, acc, znew)
+                       scale_bias(bias_sd, shift), np.uint64(j), net, k0, k1, words, slow, wtile, stride, wblock,
+                       offsets, acc, znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])

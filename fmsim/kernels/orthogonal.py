@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..laws import row_scratch, standard_row
-from .cpu import CONV_SPAN, CONV_TILE, conv_layer, periodic_pad, record_and_renormalize
+from .cpu import conv_layer, conv_scratch, periodic_pad, record_and_renormalize
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
@@ -267,9 +267,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
         net = np.uint64(net0 + i)
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
-        zpad = np.empty(cmax * (height + kh - 1) * (width + kw - 1))
-        acc = np.empty((CONV_TILE, max(CONV_SPAN, width + kw - 1)))
-        wtile = np.empty(CONV_TILE * stride)
+        zpad, acc, wtile, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, stride, 0.0)
         wm = np.empty(emax)
         a, qt, tau, rdiag, words, slow, g = haar_scratch(emax, side)
         z[: x.shape[0]] = x
@@ -281,7 +279,8 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
             haar_matrix(channels[j], fan, np.uint64(j), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
             conv_layer(0, False, wm[:channels[j] * fan], zpad, c_in, channels[j], height, width, kh, kw,
-                       gains[j - 1], 0.0, np.uint64(j), net, k0, k1, words, slow, wtile, stride, acc, znew)
+                       gains[j - 1], 0.0, np.uint64(j), net, k0, k1, words, slow, wtile, stride, wblock, offsets, acc,
+                       znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])

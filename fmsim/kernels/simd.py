@@ -1,0 +1,110 @@
+"""The register-blocked micro-kernel of the CPU convolution, written in LLVM vector instructions.
+
+numba compiles with LLVM's SLP vectorizer off and keeps its local arrays in memory, so a loop nest cannot hold
+a block of accumulators in vector registers. :func:`conv_block` is an ``@intrinsic``: it emits the block's loop
+itself, with ``CONV_BLOCK x 2`` vector accumulators that LLVM keeps in registers, and it is inlined into the
+caller like any numba function. Per (input channel, tap) it loads 2 vectors of inputs and ``CONV_BLOCK``
+weights, and makes ``2 CONV_BLOCK`` vector fused multiply-adds; no accumulator touches memory until the block
+ends.
+
+Each lane is one position and sums its taps in the order of ``offsets``, one ``llvm.fma`` after another from
+zero: bitwise the scalar ``fma`` chain of :func:`fmsim.kernels.scalar.conv_channel`, whatever the block shape
+or the vector width the machine has.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+__all__ = ["CONV_BLOCK", "conv_block", "block_positions"]
+
+_FEATURES = llvm.get_host_cpu_features()
+#: Output channels per block. ``2 CONV_BLOCK`` accumulators, 2 input vectors and a broadcast weight must fit
+#: the vector registers: 32 with AVX-512 (8 channels), 16 with AVX2 (6 channels).
+CONV_BLOCK = 8 if _FEATURES.get("avx512vl", False) else 6
+#: Vectors of positions per block.
+VECTORS = 2
+#: Vector lanes: 256-bit vectors (numba prefers them, also on AVX-512 machines).
+_LANES = {types.float32: 8, types.float64: 4}
+
+
+def block_positions(x):
+    """Positions per :func:`conv_block` for activations like ``x`` (an array or a scalar): 16 in float32, 8 in
+    float64."""
+    raise NotImplementedError("a numba kernel helper: see its overload")
+
+
+@overload(block_positions, inline="always")
+def _block_positions_jit(x):
+    n = VECTORS * _LANES[getattr(x, "dtype", x)]
+    return lambda x: n
+
+
+@intrinsic
+def conv_block(typingctx, zpad, base, offsets, count, weights, acc, col):
+    """``acc[k, col + p] = sum_i weights[i CONV_BLOCK + k] zpad[base + p + offsets[i]]`` for ``k < CONV_BLOCK``,
+    ``p < block_positions``, ``i < count``, summed in the order of ``i`` by fused multiply-adds from zero.
+
+    ``zpad`` : 1D, C-contiguous, float32 or float64; ``offsets`` : 1D int64; ``weights`` : 1D, the dtype of
+    ``zpad``, ``(count, CONV_BLOCK)`` flattened; ``acc`` : 2D, C-contiguous, ``(>= CONV_BLOCK, >= col + positions)``.
+    Bounds are the caller's to keep: nothing is checked.
+    """
+    dtype = zpad.dtype
+    if dtype not in _LANES or weights.dtype != dtype or acc.dtype != dtype or offsets.dtype != types.int64:
+        return None
+    lanes = _LANES[dtype]
+    sig = types.void(zpad, base, offsets, count, weights, acc, col)
+
+    def codegen(context, builder, signature, args):
+        zpad_v, base_v, offs_v, count_v, w_v, acc_v, col_v = args
+        zt, _, ot, _, wt, at, _ = signature.args
+        fty = context.get_value_type(dtype)
+        vty = ir.VectorType(fty, lanes)
+        i64 = ir.IntType(64)
+        align = context.get_abi_sizeof(fty)
+        zdata = context.make_array(zt)(context, builder, zpad_v).data
+        odata = context.make_array(ot)(context, builder, offs_v).data
+        wdata = context.make_array(wt)(context, builder, w_v).data
+        aarr = context.make_array(at)(context, builder, acc_v)
+        adata = aarr.data
+        row = cgutils.unpack_tuple(builder, aarr.shape, 2)[1]
+        base_i = context.cast(builder, base_v, signature.args[1], types.int64)
+        count_i = context.cast(builder, count_v, signature.args[3], types.int64)
+        col_i = context.cast(builder, col_v, signature.args[6], types.int64)
+
+        slots = [[cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(VECTORS)]
+                 for _ in range(CONV_BLOCK)]
+        zero_v = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
+        for per_k in slots:
+            for s in per_k:
+                builder.store(zero_v, s)
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        undef_v = ir.Constant(vty, ir.Undefined)
+        bits = 32 if dtype == types.float32 else 64
+        vfma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                              f"llvm.fma.v{lanes}f{bits}")
+        with cgutils.for_range(builder, count_i) as loop:
+            i = loop.index
+            off = builder.load(builder.gep(odata, [i]))
+            src = builder.gep(zdata, [builder.add(base_i, off)])
+            xs = [builder.load(builder.bitcast(builder.gep(src, [ir.Constant(i64, v * lanes)]), vty.as_pointer()),
+                               align=align) for v in range(VECTORS)]
+            wrow = builder.gep(wdata, [builder.mul(i, ir.Constant(i64, CONV_BLOCK))])
+            for k in range(CONV_BLOCK):
+                wk = builder.load(builder.gep(wrow, [ir.Constant(i64, k)]))
+                wv = builder.shuffle_vector(builder.insert_element(undef_v, wk, ir.Constant(ir.IntType(32), 0)),
+                                            undef_v, splat_mask)
+                for v in range(VECTORS):
+                    builder.store(builder.call(vfma, [wv, xs[v], builder.load(slots[k][v])]), slots[k][v])
+        for k in range(CONV_BLOCK):
+            dst = builder.gep(adata, [builder.add(builder.mul(ir.Constant(i64, k), row), col_i)])
+            for v in range(VECTORS):
+                ptr = builder.bitcast(builder.gep(dst, [ir.Constant(i64, v * lanes)]), vty.as_pointer())
+                builder.store(builder.load(slots[k][v]), ptr, align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
