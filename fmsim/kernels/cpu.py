@@ -532,8 +532,8 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
     span = (height - 1) * wp + width
     pt = block_positions(acc)
     rows = max(1, (acc.shape[1] - pt) // wp)
-    by_rows = height > 1 and pt * ((width + pt - 1) // pt) <= wp  # (a block may run on into the next row's
-    # sums: the next row, computed after it, writes its own)
+    by_rows = height > 1 and pt * ((width + pt - 1) // pt) <= wp  # (then no block runs past its row's padded
+    # width: the columns it computes beyond the row are those between rows)
     P = height * width
     n = c_in * kh * kw
     for ci in range(c_in):

@@ -1,0 +1,107 @@
+"""The CPU conv layer (register-blocked, fmsim.kernels.simd.conv_block) against the scalar conv the CUDA kernel
+runs (fmsim.kernels.scalar.conv_channel), bit for bit, and the micro-kernel against an exact computation.
+
+The shapes cover: blocks within rows and over whole rows, a row's last block computing the columns between
+rows, channel counts that leave a partial block, 1D and 2D, kernels 1 to 5, both precisions.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fmsim.kernels import cpu
+from fmsim.kernels.scalar import conv_channel, fused_multiply_add
+from fmsim.kernels.simd import CONV_BLOCK, block_positions, conv_block
+from fmsim.laws import row_scratch
+
+
+@njit(cache=True)
+def _blocked(given, z, c_in, c_out, height, width, kh, kw, scale, zero):
+    taps = kh * kw
+    stride = 32 * ((max(c_in, c_out) * taps + 31) // 32) + 32
+    zpad, acc, wtile, wblock, offsets = cpu.conv_scratch(max(c_in, c_out), height, width, kh, kw, stride, zero)
+    words, slow, _, _ = row_scratch(max(c_in, c_out) * taps)
+    out = np.full(c_out * height * width, zero)
+    cpu.periodic_pad(z, c_in, height, width, kh, kw, zpad)
+    cpu.conv_layer(0, False, given, zpad, c_in, c_out, height, width, kh, kw, scale, 0.0, np.uint64(1),
+                   np.uint64(0), np.uint32(1), np.uint32(2), words, slow, wtile, stride, wblock, offsets, acc, out)
+    return out
+
+
+@njit(cache=True)
+def _scalar(given, z, c_in, c_out, height, width, kh, kw, scale, zero):
+    out = np.full(c_out * height * width, zero)
+    n = c_in * kh * kw
+    for r in range(c_out):
+        conv_channel(given[r * n:(r + 1) * n], z, c_in, height, width, kh, kw, scale, zero, r, out)
+    return out
+
+
+# (c_in, c_out, height, width, kernel): 30 wide with 3 taps is a padded row of 32, so float32 blocks (16) tile
+# it within rows, the last one computing the 2 columns between rows; 14 wide does so in float64 (8).
+SHAPES = [
+    (3, 5, 30, 30, 3),
+    (4, 11, 14, 14, 3),
+    (8, 8, 16, 16, 3),
+    (2, 9, 5, 7, 3),
+    (5, 3, 9, 20, 5),
+    (6, 17, 1, 100, 5),
+    (3, 4, 1, 37, 1),
+    (2, 3, 12, 12, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_conv_layer_equals_scalar_conv_bitwise(shape, dtype):
+    c_in, c_out, height, width, k = shape
+    kh = 1 if height == 1 else k
+    rng = np.random.default_rng(7)
+    given = rng.standard_normal(c_out * c_in * kh * k).astype(dtype)
+    z = np.abs(rng.standard_normal(c_in * height * width)).astype(dtype)
+    z[rng.random(z.size) < 0.5] = 0.0  # as after a ReLU
+    scale = dtype(0.37)
+    blocked = _blocked(given, z, c_in, c_out, height, width, kh, k, scale, dtype(0.0))
+    scalar = _scalar(given, z, c_in, c_out, height, width, kh, k, scale, dtype(0.0))
+    assert blocked.dtype == dtype
+    assert np.count_nonzero(scalar) > scalar.size // 10  # not a net of dead units (ReLU zeros are correlated
+    # across positions with this few weights per channel: 20% to 50% are nonzero)
+    np.testing.assert_array_equal(blocked, scalar)
+
+
+@njit(cache=True)
+def _one_block(z, base, offsets, count, weights, acc, col):
+    conv_block(z, base, offsets, count, weights, acc, col)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype):
+    """Each lane sums ``weights[i k] z[base + p + offsets[i]]`` in the order of ``i``, rounded once per term
+    (the Python fused_multiply_add: exact rational arithmetic, rounded once to ``dtype``), and writes nothing
+    outside its block."""
+    rng = np.random.default_rng(3)
+    count, base, col = 23, 5, 3
+    z = rng.standard_normal(400).astype(dtype)
+    offsets = rng.integers(0, 300, count).astype(np.int64)
+    weights = rng.standard_normal(count * CONV_BLOCK).astype(dtype)
+    positions = 16 if dtype == np.float32 else 8
+    acc = np.full((CONV_BLOCK, col + positions + 4), dtype(7.0))
+    _one_block(z, base, offsets, count, weights, acc, col)
+    for k in range(CONV_BLOCK):
+        for p in range(positions):
+            s = dtype(0.0)
+            for i in range(count):  # from Python: exact rational arithmetic, rounded once to dtype
+                s = fused_multiply_add(weights[i * CONV_BLOCK + k], z[base + p + offsets[i]], s)
+            assert acc[k, col + p] == s
+    assert isinstance(s, np.float32) == (dtype == np.float32)  # the reference rounded to float32 where it should
+    assert np.all(acc[:, :col] == 7.0) and np.all(acc[:, col + positions:] == 7.0)
+
+
+@njit(cache=True)
+def _positions(x):
+    return block_positions(x)
+
+
+def test_block_positions():
+    assert _positions(np.zeros(1, np.float32)) == 16
+    assert _positions(np.float64(0.0)) == 8
