@@ -17,14 +17,12 @@ from fmsim.laws import row_scratch
 
 @njit(cache=True)
 def _blocked(given, z, c_in, c_out, height, width, kh, kw, scale, zero):
-    taps = kh * kw
-    stride = 32 * ((max(c_in, c_out) * taps + 31) // 32) + 32
-    zpad, acc, wtile, wblock, offsets = cpu.conv_scratch(max(c_in, c_out), height, width, kh, kw, stride, zero)
-    words, slow, _, _ = row_scratch(max(c_in, c_out) * taps)
+    zpad, acc, wrow, wblock, offsets = cpu.conv_scratch(max(c_in, c_out), height, width, kh, kw, zero)
+    words, slow, _, _ = row_scratch(max(c_in, c_out) * kh * kw)
     out = np.full(c_out * height * width, zero)
     cpu.periodic_pad(z, c_in, height, width, kh, kw, zpad)
     cpu.conv_layer(0, False, given, zpad, c_in, c_out, height, width, kh, kw, scale, 0.0, np.uint64(1),
-                   np.uint64(0), np.uint32(1), np.uint32(2), words, slow, wtile, stride, wblock, offsets, acc, out)
+                   np.uint64(0), np.uint32(1), np.uint32(2), words, slow, wrow, wblock, offsets, acc, out)
     return out
 
 

@@ -496,38 +496,39 @@ CONV_SPAN = 2048
 
 
 @njit(inline="always", cache=True)
-def conv_scratch(cmax, height, width, kh, kw, stride, zero):
+def conv_scratch(cmax, height, width, kh, kw, zero):
     """Per-net buffers of :func:`conv_layer` in the precision of ``zero``: the padded input (with a zeroed tail a
-    block may read past the last position), the block's sums, the drawn rows (``stride`` apart), the block's
-    weights ordered ``(tap, channel)``, and the taps' offsets."""
+    block may read past the last position), the block's sums, one drawn row (room for a padded float32
+    polynomial row, as in :func:`~fmsim.laws.row_scratch`), the block's weights ordered ``(tap, channel)``, and
+    the taps' offsets."""
     taps = kh * kw
     hp, wp = height + kh - 1, width + kw - 1
     pt = block_positions(zero)
     zpad = np.full(cmax * hp * wp + 2 * pt, zero)
     acc = np.full((CONV_BLOCK, max(CONV_SPAN, wp) + pt), zero)
-    wtile = np.full(CONV_BLOCK * stride, zero)
+    wrow = np.full(cmax * taps + 32, zero)
     wblock = np.full(cmax * taps * CONV_BLOCK, zero)
     offsets = np.empty(cmax * taps, dtype=np.int64)
-    return zpad, acc, wtile, wblock, offsets
+    return zpad, acc, wrow, wblock, offsets
 
 
 @njit(inline="always", cache=True)
 def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, scale, bias_sd, layer, net, k0, k1,
-               words, slow, wtile, stride, wblock, offsets, acc, out):
+               words, slow, wrow, wblock, offsets, acc, out):
     """One conv layer of a net through the ReLU: ``out[(r, py, px)]`` for every output channel ``r``, from the
     padded input ``zpad`` (buffers from :func:`conv_scratch`).
 
     Channels go ``CONV_BLOCK`` at a time; a last, partial block computes the missing channels with zero weights
     and drops them. Each channel's row is drawn by :func:`~fmsim.laws.standard_row` (float32 Gaussian and
-    Laplace: :func:`float32_polynomial_row`) into ``wtile``, or copied from ``given`` (shape
-    ``(c_out c_in kh kw,)``, row after row) where that is not empty, then laid out ``(tap, channel)`` in
-    ``wblock``. Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so tap
-    ``(ci, ty, tx)`` reads ``zpad[q + offset]``, for a run of ``q`` within a row, or over whole rows where the rows
-    are too short for that (the ``kw - 1`` columns between rows are then computed and dropped):
-    :func:`~fmsim.kernels.simd.conv_block` sums a block of
-    channels x positions in registers, each position's taps in ``(c_in, ty, tx)`` order by fused
-    multiply-adds, bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s. The pre-activation is
-    ``fma(scale, sum, bias)``."""
+    Laplace: :func:`float32_polynomial_row`), or copied from ``given`` (shape ``(c_out c_in kh kw,)``, row after
+    row) where that is not empty, into ``wrow``, then laid out ``(tap, channel)`` in ``wblock``.
+
+    Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so tap
+    ``(ci, ty, tx)`` reads ``zpad[q + offset]``, for a run of ``q`` within a row, or over whole rows where the
+    rows are too short for that (the ``kw - 1`` columns between rows are then computed and dropped):
+    :func:`~fmsim.kernels.simd.conv_block` sums a block of channels x positions in registers, each position's
+    taps in ``(c_in, ty, tx)`` order by fused multiply-adds, bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s.
+    The pre-activation is ``fma(scale, sum, bias)``."""
     hp, wp = height + kh - 1, width + kw - 1
     span = (height - 1) * wp + width
     pt = block_positions(acc)
@@ -547,7 +548,7 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
     for r0 in range(0, c_out, CONV_BLOCK):
         for k in range(CONV_BLOCK):
             r = r0 + k
-            row = wtile[k * stride:]
+            row = wrow
             if r >= c_out:
                 row[:n] = 0.0
             elif given.shape[0] > 0:
@@ -620,13 +621,12 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
     cmax = 0
     for j in range(d + 1):
         cmax = max(cmax, channels[j])
-    stride = 32 * ((cmax * taps + 31) // 32) + 32  # a row slot holds a padded float32 polynomial row
     m0 = mean_square(x, x.shape[0])
     for i in prange(nets):
         net = np.uint64(net0 + i)
         z = np.full(cmax * P, zero)
         znew = np.full(cmax * P, zero)
-        zpad, acc, wtile, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, stride, zero)
+        zpad, acc, wrow, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, zero)
         words, slow, _, _ = row_scratch(cmax * taps)
         for k in range(x.shape[0]):
             z[k] = cast_like(x[k], zero)
@@ -636,8 +636,8 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
             c_in = channels[j - 1]
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
             conv_layer(law, bits32, _NO_WEIGHTS, zpad, c_in, channels[j], height, width, kh, kw, scales[j - 1],
-                       scale_bias(bias_sd, shift), np.uint64(j), net, k0, k1, words, slow, wtile, stride, wblock,
-                       offsets, acc, znew)
+                       scale_bias(bias_sd, shift), np.uint64(j), net, k0, k1, words, slow, wrow, wblock, offsets, acc,
+                       znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])

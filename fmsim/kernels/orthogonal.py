@@ -261,13 +261,12 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
         if j > 0:
             emax = max(emax, channels[j] * channels[j - 1] * taps)
             side = max(side, channels[j], channels[j - 1] * taps)
-    stride = cmax * taps
     m0 = mean_square(x, x.shape[0])
     for i in prange(nets):
         net = np.uint64(net0 + i)
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
-        zpad, acc, wtile, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, stride, 0.0)
+        zpad, acc, wrow, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, 0.0)
         wm = np.empty(emax)
         a, qt, tau, rdiag, words, slow, g = haar_scratch(emax, side)
         z[: x.shape[0]] = x
@@ -279,8 +278,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
             haar_matrix(channels[j], fan, np.uint64(j), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
             conv_layer(0, False, wm[:channels[j] * fan], zpad, c_in, channels[j], height, width, kh, kw,
-                       gains[j - 1], 0.0, np.uint64(j), net, k0, k1, words, slow, wtile, stride, wblock, offsets, acc,
-                       znew)
+                       gains[j - 1], 0.0, np.uint64(j), net, k0, k1, words, slow, wrow, wblock, offsets, acc, znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])
