@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from bits_cases import GOLDEN, device_cases, run_device_case
 
 import fmsim
 from fmsim import cuda_backend
@@ -185,3 +186,12 @@ def test_orthogonal_full_refused_on_cuda():
     from fmsim.simulate import check_backend
     with pytest.raises(ValueError, match="backend='cpu' only"):
         check_backend(cfg, "cuda")
+
+
+@pytest.mark.parametrize(("name", "arguments"), device_cases(), ids=[n for n, _ in device_cases()])
+def test_cuda_bits_unchanged(name, arguments):
+    """The CUDA backend gives the bits fmsim 0.11.0 gave (tests/bits_cases.py): under the simulator exactly;
+    on a GPU, where fused multiply-adds move last bits, this is checked against the CPU elsewhere."""
+    if not SIM:
+        pytest.skip("bit-exact only under the simulator")
+    assert run_device_case(arguments, "cuda") == GOLDEN[name]
