@@ -13,11 +13,10 @@ exists so that the measurement behind keeping the 4-lane loop can be repeated.
 from __future__ import annotations
 
 import numpy as np
+from fmsim.rng import philox4x32
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
-
-from fmsim.rng import philox4x32
 
 LANES = 8
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57

@@ -39,7 +39,7 @@ from numba import njit, prange
 
 import fmsim
 from fmsim.kernels.scalar import fused_multiply_add
-from fmsim.simulate import make_config, run_chunk
+from fmsim.running.simulate import make_config, run_chunk
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_fc import cpu_description, philox_ceiling, timed  # noqa: E402
@@ -116,16 +116,15 @@ def simd_check() -> str:
     """Packed fused multiply-adds in the float32 and float64 conv kernels, by register width (a fresh, uncached
     compile: numba does not keep the assembly of cached code)."""
     from fmsim.kernels import cpu
-    from fmsim.simulate import kernel_args
+    from fmsim.running.launch import plan
 
-    fresh = njit(parallel=True)(cpu.conv_full_any.py_func)
+    fresh = njit(parallel=True)(cpu.conv_full.py_func)
     for prec, zero in (("float64", 0.0), ("float32", np.float32(0.0))):
         cfg = make_config(fmsim.Conv((2, 3), (5, 5), 3), fmsim.Init(), 2, 0, method="full", precision=prec)
-        _, args = kernel_args(cfg, 0)
-        fresh(*args, zero, prec == "float32", np.empty((2, 2)), np.empty((2, 2)), np.empty(2))
+        fresh(*plan(cfg, 0).arguments(), zero, prec == "float32", np.empty((2, 2)), np.empty((2, 2)))
     asm = "".join(fresh.inspect_asm().values())
     counts = {r: len(re.findall(rf"vfmadd\w+p[sd]\s+[^\n]*%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
-    return "packed vfmadd in conv_full_any: " + ", ".join(f"{r} {c}" for r, c in counts.items())
+    return "packed vfmadd in conv_full: " + ", ".join(f"{r} {c}" for r, c in counts.items())
 
 
 def main(argv: list[str] | None = None) -> None:

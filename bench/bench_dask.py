@@ -18,11 +18,11 @@ import tempfile
 import time
 
 import numba
+from fmsim.execution import close, connect
+from fmsim.store import run_to_file
 
 import fmsim
-from fmsim.execution import close, connect
-from fmsim.simulate import make_config
-from fmsim.store import run_to_file
+from fmsim.running.simulate import make_config
 
 
 def cpu_name() -> str:

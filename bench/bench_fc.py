@@ -33,10 +33,10 @@ import time
 
 import numba
 import numpy as np
+from fmsim.rng import philox4x32
 from numba import njit, prange
 
 import fmsim
-from fmsim.rng import philox4x32
 
 LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
 
@@ -208,20 +208,20 @@ def renorm_cost(n: int, nets: int, repeat: int) -> None:
     never, and after every layer (``renorm_high`` 2^64, inf, 1), interleaved pass by pass (best kept)."""
     from fmsim.kernels import cpu
     from fmsim.kernels.scalar import RENORM_HIGH
-    from fmsim.simulate import kernel_args, make_config
+    from fmsim.running.launch import plan
+    from fmsim.running.simulate import make_config
 
     fc = fmsim.FullyConnected.constant(depth=n, width=n)
     windows = (("as shipped (window 2^+-64)", RENORM_HIGH), ("never (0.8 arithmetic)", np.inf),
                ("after every layer", 1.0))
     print(f"\nRenormalization cost, float64 Gaussian full kernel, depth = width = {n}, {nets} nets, best of {repeat}")
     for scheme in ("he", "lecun"):
-        _, args = kernel_args(make_config(fc, fmsim.Init.scheme(scheme), nets, 1, method="full"), 0)
-        outs = np.empty((nets, n + 1)), np.empty((nets, n + 1)), np.empty(nets)
+        call = plan(make_config(fc, fmsim.Init.scheme(scheme), nets, 1, method="full"), 0)
+        outs = np.empty((nets, n + 1)), np.empty((nets, n + 1))
 
-        def run(high, args=args, outs=outs):
-            x, shift, widths, scales, bias_sd, law, k0, k1, _ = args
-            cpu.fc_full_any(x, shift, widths, scales, bias_sd, law, k0, k1, 0, 0.0, False, cpu._NO_LAW,
-                            cpu._NO_GUIDE, cpu._NO_GRID, high, *outs)
+        def run(high, c=call, outs=outs):
+            cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sd, c.law, c.k0, c.k1, 0, 0.0, False,
+                        *c.first_layer(), high, *outs)
 
         run(RENORM_HIGH)  # compile
         best = {high: np.inf for _, high in windows}

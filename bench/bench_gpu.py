@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import fmsim
-from fmsim.simulate import make_config, run_chunk
+from fmsim.running.simulate import make_config, run_chunk
 
 
 def torch_batched(n_nets: int, n: int, dtype, batch: int = 1024) -> float:

@@ -16,11 +16,11 @@ import os
 import time
 
 import numpy as np
-
-from fmsim import Init
 from fmsim.mlp import MLP
 from fmsim.mnist import load_mnist
 from fmsim.train import epoch_order, sgd_steps
+
+from fmsim import Init
 
 NETS = {"fig1b d=w=20": MLP.constant(20, 20), "fig1b d=w=50": MLP.constant(50, 50),
         "784-256-256-10": MLP((784, 256, 256, 10)), "784-1024x3-10": MLP((784, 1024, 1024, 1024, 10))}

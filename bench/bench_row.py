@@ -47,6 +47,7 @@ from numba import njit  # noqa: E402
 
 from fmsim import laws  # noqa: E402
 from fmsim.kernels import cpu  # noqa: E402
+from fmsim.kernels.scalar import RENORM_HIGH  # noqa: E402
 
 K0, K1 = np.uint64(0x1234), np.uint64(0x5678)
 LAWS = {"gaussian": 0, "laplace": 3, "truncated_normal": 4}
@@ -80,11 +81,11 @@ def _stub_polynomial_row(law, n, c1, c2, c3, k0, k1, words, out):
 row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
                     _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"), _ziggurat_slow=_no_slow))
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
-kernel_stub = clone(cpu.fc_full_any, jit=njit(parallel=True),
+kernel_stub = clone(cpu.fc_full, jit=njit(parallel=True),
                     row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row,
                                             float32_polynomial_row=_stub_polynomial_row))
 # The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
-kernel_row_called = clone(cpu.fc_full_any, jit=njit(parallel=True),
+kernel_row_called = clone(cpu.fc_full, jit=njit(parallel=True),
                           row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
                                                   float32_polynomial_row=njit(laws.polynomial32_row.py_func),
                                                   standard_row=clone(laws.standard_row,
@@ -206,14 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     x = np.random.default_rng(0).standard_normal(w)
     x *= np.sqrt(w) / np.linalg.norm(x)
     nets = 128
-    lengths, fm2 = np.empty((nets, d + 1)), np.empty(nets)
+    lengths, logs = np.empty((nets, d + 1)), np.empty((nets, d + 1))
+    no_first_layer = np.empty((2, 0)), np.zeros(1, dtype=np.int64), np.zeros(3)
     kern = {}
     for prec, zero, b32 in (("float64", 0.0, False), ("float32", np.float32(0.0), True)):
-        for name, k in (("kernel", cpu.fc_full_any), ("kernel rest", kernel_stub),
+        for name, k in (("kernel", cpu.fc_full), ("kernel rest", kernel_stub),
                         ("kernel, row called", kernel_row_called)):
             kern[name, prec] = (lambda k=k, zero=zero, b32=b32:
-                                k(x, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, cpu._NO_LAW, cpu._NO_GUIDE,
-                                  cpu._NO_GRID, lengths, fm2))
+                                k(x, 0, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, *no_first_layer,
+                                  RENORM_HIGH, lengths, logs))
     for f in kern.values():
         f()
     tk = {k: v / (nets * d * w) * 1e9 for k, v in best_of(kern, a.repeat).items()}

@@ -42,11 +42,11 @@ from .config import (
     RunConfig,
     eta_schedule,
 )
-from .display import format_from_log
-from .h5io import writer_alive
-from .simulate import make_config, resolve_backend
-from .store import check_runs, list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
-from .summary import LayerSummary
+from .files.h5io import writer_alive
+from .files.store import check_runs, list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
+from .presenting.display import format_from_log
+from .running.simulate import make_config, resolve_backend
+from .running.summary import LayerSummary
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -181,8 +181,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     """Read every chunk of every run (or of --group) and check it against its checksum."""
-    from .integrity import describe, verify_run
-    from .store import DamagedFileError, reading
+    from .files.integrity import describe, verify_run
+    from .files.store import DamagedFileError, reading
 
     runs = list_runs(args.file)
     if args.group is not None:
@@ -270,7 +270,7 @@ def cmd_schemes(args: argparse.Namespace) -> None:
 
 def cmd_data(args: argparse.Namespace) -> None:
     """Where each data file lives and whether its SHA-256 matches; ``--fetch`` downloads the missing ones."""
-    from .datasets import ENV_CACHE, ENV_LOCAL, ENV_URL, fetch_mnist_file, mnist_dir, mnist_status
+    from .files.datasets import ENV_CACHE, ENV_LOCAL, ENV_URL, fetch_mnist_file, mnist_dir, mnist_status
 
     if args.fetch:
         for st in mnist_status():

@@ -13,8 +13,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .execution import ClusterError
-from .h5io import StoreError
+from .files.h5io import StoreError
+from .running.execution import ClusterError
 
 __all__ = ["UsageError", "int_list", "float_list", "run_main", "add_cluster_options", "cluster_from_args",
            "cluster_argv"]
@@ -77,7 +77,7 @@ def cluster_argv(args: argparse.Namespace, scheduler: str | None = None) -> list
 
 def cluster_from_args(args: argparse.Namespace, quiet: bool = False):
     """The client of ``--workers`` / ``--scheduler`` as a context manager (``None``: run in this process)."""
-    from .execution import cluster
+    from .running.execution import cluster
 
     workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
     dashboard = getattr(args, "dashboard", None)
@@ -96,7 +96,7 @@ def cluster_from_args(args: argparse.Namespace, quiet: bool = False):
             raise UsageError("TLS needs both --tls-ca-file and --tls-cert (and --tls-key unless the cert holds it)")
         if scheduler is not None and not scheduler.lower().startswith("tls://"):
             raise UsageError(f"--tls-* options need a tls:// scheduler address, got --scheduler {scheduler}")
-        from .execution import tls_security
+        from .running.execution import tls_security
 
         security = tls_security(tls["tls_ca_file"], tls["tls_cert"], tls["tls_key"])
     return cluster(workers, scheduler, announce=None if quiet else (lambda msg: print(msg, file=sys.stderr)),
@@ -109,7 +109,7 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     """Run ``main(argv)`` under fmsim's error policy and return the exit status.
 
     Bad input (``UsageError``, ``ValueError``, ``TypeError``), an unusable
-    file (:class:`~fmsim.h5io.StoreError`, ``FileNotFoundError``,
+    file (:class:`~fmsim.files.h5io.StoreError`, ``FileNotFoundError``,
     ``IsADirectoryError``, ``PermissionError``) or cluster
     (:class:`~fmsim.execution.ClusterError`) print ``prog: error: ...``
     and give 2; Ctrl-C gives 130; a closed stdout pipe gives 141 quietly.

@@ -13,8 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .laws import LAW_CODES, LAW_M4, MAX_FAN_IN, MAX_ORTHOGONAL_ENTRIES, TRUNCATED_NORMAL_VARIANCE, draw_standard_array
-from .rng import seed_to_key
+from .sampling.laws import (
+    LAW_CODES,
+    LAW_M4,
+    MAX_FAN_IN,
+    MAX_ORTHOGONAL_ENTRIES,
+    TRUNCATED_NORMAL_VARIANCE,
+    draw_standard_array,
+)
+from .sampling.rng import seed_to_key
 
 __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
            "METHODS", "BACKENDS", "RECORDS", "PROFILES", "input_vector",
@@ -599,7 +606,7 @@ class RunConfig:
         object.__setattr__(self, "seed", seed)
         object.__setattr__(self, "chunk_size", cs)
         if self.method == "exact_first":  # tabulate the first layer's law now: refused before any work starts
-            from .first_layer import first_layer_law
+            from .sampling.first_layer import first_layer_law
 
             first_layer_law(self.init.law, input_vector(self))
 

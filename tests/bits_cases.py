@@ -113,7 +113,7 @@ def device_cases() -> list[tuple[str, dict]]:
 
 
 def config_of(arguments: dict) -> fmsim.RunConfig:
-    from fmsim.simulate import make_config
+    from fmsim.running.simulate import make_config
 
     a = dict(arguments)
     return make_config(a.pop("arch"), a.pop("init"), a.pop("n_nets"), seed=2026, chunk_size=1024, **a)

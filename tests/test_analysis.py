@@ -6,7 +6,7 @@ import pytest
 import fmsim
 from fmsim import cli, theory
 from fmsim.config import input_vector
-from fmsim.simulate import make_config
+from fmsim.running.simulate import make_config
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")

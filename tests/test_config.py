@@ -5,7 +5,7 @@ import pytest
 
 import fmsim
 from fmsim.config import RunConfig
-from fmsim.simulate import make_config
+from fmsim.running.simulate import make_config
 
 ARCH = fmsim.FullyConnected((4, 3, 3))
 

@@ -7,12 +7,12 @@ rows, channel counts that leave a partial block, 1D and 2D, kernels 1 to 5, both
 
 import numpy as np
 import pytest
+from fmsim.laws import row_scratch
 from numba import njit
 
 from fmsim.kernels import cpu
 from fmsim.kernels.scalar import conv_channel, fused_multiply_add
 from fmsim.kernels.simd import CONV_BLOCK, block_positions, conv_block
-from fmsim.laws import row_scratch
 
 
 @njit(cache=True)

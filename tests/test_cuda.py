@@ -14,8 +14,8 @@ import pytest
 from bits_cases import GOLDEN, device_cases, run_device_case
 
 import fmsim
-from fmsim import cuda_backend
-from fmsim.simulate import make_config, reduce_chunk, run_chunk
+from fmsim.running import cuda_backend
+from fmsim.running.simulate import make_config, reduce_chunk, run_chunk
 
 pytestmark = [
     pytest.mark.cuda,
@@ -138,7 +138,7 @@ def test_device_reduction_equals_cpu_reduction(arch, method):
     for k in chunks:
         cpu, gpu = reduce_chunk(cfg, k, "cpu"), reduce_chunk(cfg, k, "cuda")
         assert gpu.lengths is None and gpu.moments.shape == cpu.moments.shape
-        for field in ("final", "log_final", "fm2", "moments"):
+        for field in ("final", "log_final", "stats", "moments"):
             _compare(getattr(cpu, field), getattr(gpu, field))
     kept = reduce_chunk(cfg, chunks[-1], "cuda", keep_lengths=True)
     _compare(kept.lengths, run_chunk(cfg, chunks[-1], "cpu")[0])
@@ -183,7 +183,7 @@ def test_orthogonal_exact_cuda_equal_cpu(arch):
 
 def test_orthogonal_full_refused_on_cuda():
     cfg = make_config(fmsim.FullyConnected((4, 4)), fmsim.Init.scheme("orthogonal"), 10, 1, method="full")
-    from fmsim.simulate import check_backend
+    from fmsim.running.simulate import check_backend
     with pytest.raises(ValueError, match="backend='cpu' only"):
         check_backend(cfg, "cuda")
 

@@ -13,13 +13,13 @@ import time
 import h5py
 import numpy as np
 import pytest
+from fmsim.store import StoreError, list_runs, run_to_file
 
 import fmsim
 from fmsim import cli
 from fmsim.commandline import run_main
 from fmsim.experiments import fig1b, fm2_profiles, hessian_init, resnet_scaling
-from fmsim.simulate import make_config
-from fmsim.store import StoreError, list_runs, run_to_file
+from fmsim.running.simulate import make_config
 
 pytestmark = pytest.mark.timeout(120)  # a regression to the old hang fails instead of stalling CI
 
@@ -219,7 +219,7 @@ def test_live_writer_is_busy_not_damaged(tmp_path):
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
-            if path.exists() and fmsim.h5io.writer_alive(path):
+            if path.exists() and fmsim.files.h5io.writer_alive(path):
                 break
             time.sleep(0.2)
         else:

@@ -10,12 +10,12 @@ import time
 import h5py
 import numpy as np
 import pytest
+from fmsim.execution import ClusterError, close, connect
+from fmsim.store import run_many_to_file, run_to_file
 
 import fmsim
 from fmsim import cli
-from fmsim.execution import ClusterError, close, connect
-from fmsim.simulate import make_config
-from fmsim.store import run_many_to_file, run_to_file
+from fmsim.running.simulate import make_config
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.timeout(300)

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO_MNIST
-
-from fmsim import cli, datasets
 from fmsim.datasets import MNIST_FILES, DataUnavailableError, fetch_mnist_file, mnist_status, sha256_of
 from fmsim.mnist import load_mnist
+
+from fmsim import cli, datasets
 
 
 @contextmanager

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from fmsim.exact_law import length_law, residual_length_law
 from scipy import integrate, optimize, stats
 
 import fmsim
 from fmsim import theory
-from fmsim.exact_law import length_law, residual_length_law
 
 
 def _one_layer_alive_cdf(n, c, m):

@@ -19,11 +19,11 @@ import time
 import h5py
 import numpy as np
 import pytest
+from fmsim.integrity import verify_run
 
 import fmsim
 from fmsim import cli, store
-from fmsim.h5io import DamagedFileError, StoreError
-from fmsim.integrity import verify_run
+from fmsim.files.h5io import DamagedFileError, StoreError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -294,7 +294,7 @@ def test_partial_reads_of_a_live_run_equal_the_finished_run(tmp_path):
 
 # ----------------------------------------------------------------------------- refused before any file
 def _no_gpu():
-    from fmsim import cuda_backend
+    from fmsim.running import cuda_backend
 
     return not cuda_backend.is_available()
 
@@ -329,7 +329,7 @@ def test_a_chunk_too_big_for_memory_is_refused_with_a_chunk_size_that_fits(tmp_p
     fits = int(r.stderr.split("use --chunk-size ")[1].split()[0])
     assert fits % 1024 == 0
     # the chunk size it names passes the same check under the same limit
-    code = ("import fmsim; from fmsim.simulate import make_config, check_memory; "
+    code = ("import fmsim; from fmsim.running.simulate import make_config, check_memory; "
             f"check_memory(make_config(fmsim.FullyConnected.constant(1000, 10), fmsim.Init.scheme('he'), 1048576, 0, "
             f"record='layers', chunk_size={fits}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=cap)

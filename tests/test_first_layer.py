@@ -6,14 +6,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from fmsim.first_layer import first_layer_law, log_mgf, standard_cf
+from fmsim.laws import LAW_M4, TRUNCATED_NORMAL_VARIANCE
+from fmsim.reference import reference_lengths
 from scipy import integrate, stats
 
 import fmsim
 from fmsim.config import input_vector
-from fmsim.first_layer import first_layer_law, log_mgf, standard_cf
-from fmsim.laws import LAW_M4, TRUNCATED_NORMAL_VARIANCE
-from fmsim.reference import reference_lengths
-from fmsim.simulate import make_config
+from fmsim.running.simulate import make_config
 
 CONTINUOUS = ["gaussian", "uniform", "laplace", "truncated_normal"]
 _TSD = math.sqrt(TRUNCATED_NORMAL_VARIANCE)

@@ -9,13 +9,13 @@ import numba
 import numpy as np
 import pytest
 from conftest import assert_within_se
+from fmsim.reference import reference_conv_lengths, reference_residual_lengths
 from numba import njit
 
 import fmsim
 from fmsim import Init, simulate, theory
 from fmsim.config import Conv, Residual
 from fmsim.kernels.scalar import fused_multiply_add
-from fmsim.reference import reference_conv_lengths, reference_residual_lengths
 
 LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
 
@@ -121,9 +121,9 @@ def test_float32_conv_runs_from_the_command_line_and_round_trips_through_hdf5(tm
 def test_the_bit_budget_is_recorded_in_the_file(tmp_path):
     """Attribute bits_per_weight: 32 for float32 Gaussian conv weights, 64 in float64, 32 uniform, 1 Rademacher."""
     import h5py
-
-    from fmsim.simulate import make_config
     from fmsim.store import run_to_file
+
+    from fmsim.running.simulate import make_config
 
     cases = [(Conv((2, 3), (4,), 3), Init.scheme("he"), "float32", 32),
              (Conv((2, 3), (4,), 3), Init.scheme("he"), "float64", 64),

@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-
-from fmsim import Init
 from fmsim.hessian import (
     dense_hessian,
     hessian_norm_init,
@@ -15,6 +13,8 @@ from fmsim.hessian import (
     power_iteration,
 )
 from fmsim.mlp import MLP
+
+from fmsim import Init
 
 
 def _problem(activation="relu", loss="xent", widths=(12, 16, 16, 5), B=40, seed=0):

@@ -1,6 +1,6 @@
 """numba's cache is dropped when a source file with numba code changes (numba checks only the defining file)."""
 
-from fmsim._jit_cache import STAMP_NAME, drop_stale_jit_cache
+from fmsim.running.jit_cache import STAMP_NAME, drop_stale_jit_cache
 
 
 def _cache_files(pkg):

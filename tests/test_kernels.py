@@ -4,11 +4,11 @@ import numba
 import numpy as np
 import pytest
 from conftest import assert_within_se
+from fmsim.reference import reference_lengths
 from scipy import stats
 
 import fmsim
 from fmsim.kernels.scalar import binomial_half, gamma_unit
-from fmsim.reference import reference_lengths
 
 LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
 

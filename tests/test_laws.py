@@ -5,10 +5,6 @@ import math
 import numpy as np
 import pytest
 from conftest import assert_within_se
-from numba import njit
-from scipy import stats
-
-from fmsim import laws
 from fmsim.laws import (
     LAW_CODES,
     LAW_M4,
@@ -18,6 +14,10 @@ from fmsim.laws import (
     draw_standard_array,
     standard_row,
 )
+from numba import njit
+from scipy import stats
+
+from fmsim import laws
 
 N = 400_000
 SD_T = math.sqrt(TRUNCATED_NORMAL_VARIANCE)

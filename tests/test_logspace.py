@@ -11,13 +11,15 @@ import math
 import numpy as np
 import pytest
 from conftest import N_SIGMA, assert_within_se
+from fmsim.display import format_from_log, format_value
+from fmsim.rng import seed_to_key
 
 import fmsim
 from fmsim import FullyConnected, Init, simulate, theory
-from fmsim.display import format_from_log, format_value
 from fmsim.kernels import cpu, scalar
-from fmsim.rng import seed_to_key
-from fmsim.simulate import kernel_args, make_config, scaled_input
+from fmsim.running import statistics
+from fmsim.running.launch import FullyConnectedFull, plan, scaled_input
+from fmsim.running.simulate import make_config
 
 
 def _law(arch, init):
@@ -74,15 +76,14 @@ def test_in_range_nets_keep_their_bits():
     has, layer by layer, the bits of the same kernel run without renormalization (renorm_high = inf)."""
     cfg = make_config(FullyConnected.constant(depth=120, width=40), Init("uniform", 1.0, bias_var=1e-40), 64, 3,
                       method="full")
-    name, args = kernel_args(cfg, 0)
-    x, shift, widths, scales, bias_sd, law, k0, k1, net0 = args
-    assert name == "fc_full" and shift == 0
+    c = plan(cfg, 0)
+    assert type(c) is FullyConnectedFull and c.x_shift == 0
     outs = []
     for high in (scalar.RENORM_HIGH, np.inf):
-        out = np.empty((64, 121)), np.empty((64, 121)), np.empty(64)
-        cpu.fc_full_any(x, shift, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, cpu._NO_LAW, cpu._NO_GUIDE,
-                        cpu._NO_GRID, high, *out)
-        outs.append(out)
+        lengths, logs = np.empty((64, 121)), np.empty((64, 121))
+        cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sd, c.law, c.k0, c.k1, c.net0, 0.0, False,
+                    *c.first_layer(), high, lengths, logs)
+        outs.append((lengths, logs, statistics.compute(lengths, logs)))
     (lengths, logs, fm2), (plain, _, plain_fm2) = outs
     assert np.all(plain[:, -1] < 2.0**-64) and np.all(plain[:, -1] > 1e-200)  # renormalized, and in range
     np.testing.assert_array_equal(lengths, plain)
@@ -190,7 +191,6 @@ def test_cli_law_and_info_print_powers_of_ten(tmp_path, capsys):
 def test_files_of_schema_3_open_with_derived_logs_and_are_not_resumed(tmp_path):
     """A file laid out as fmsim 0.8 wrote it (lengths as float32 M, no log_final, six moment columns)."""
     import h5py
-
     from fmsim.store import StoreError
 
     arch, init = FullyConnected.constant(depth=100, width=8), Init.scheme("lecun")  # P(dead) = 0.32

@@ -6,12 +6,12 @@ import h5py
 import numpy as np
 import pytest
 from conftest import REPO_MNIST, assert_within_se
-from scipy import stats
-
-from fmsim import FullyConnected, Init, simulate
 from fmsim.mlp import MLP
 from fmsim.mnist import FILES, load_mnist
 from fmsim.train import SGDConfig, read_run, run_meta, train, write_run
+from scipy import stats
+
+from fmsim import FullyConnected, Init, simulate
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,15 @@ import math
 
 import numpy as np
 import pytest
+from fmsim.orthogonal import haar_from_gaussian, orthogonal_weights
+from fmsim.reference import reference_orthogonal_lengths
+from fmsim.rng import seed_to_key
 from scipy import stats
 
 import fmsim
 from fmsim import theory
 from fmsim.config import Conv, FullyConnected, Init, Residual
-from fmsim.orthogonal import haar_from_gaussian, orthogonal_weights
-from fmsim.reference import reference_orthogonal_lengths
-from fmsim.rng import seed_to_key
-from fmsim.simulate import check_backend, make_config, run_chunk
+from fmsim.running.simulate import check_backend, make_config, run_chunk
 
 ORTH = Init.scheme("orthogonal")
 Z = 5.0  # standard errors

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 from conftest import assert_within_se
+from fmsim.reference import conv_weights, reference_conv_lengths, reference_residual_lengths
 from scipy import stats
 
 import fmsim
 from fmsim import FullyConnected, Init, simulate, theory
 from fmsim.config import Conv, Residual, eta_schedule, input_vector
-from fmsim.reference import conv_weights, reference_conv_lengths, reference_residual_lengths
-from fmsim.simulate import make_config
+from fmsim.running.simulate import make_config
 
 
 # ------------------------------------------------------------------ residual

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from fmsim.rng import philox4x32, seed_to_key, u01_from_words
 
 # Random123 kat_vectors, "philox4x32 10": counter (4 words), key (2 words) -> output (4 words).

@@ -11,10 +11,10 @@ import time
 import h5py
 import numpy as np
 import pytest
+from fmsim.store import StoreError, run_to_file
 
 import fmsim
-from fmsim.simulate import make_config
-from fmsim.store import StoreError, run_to_file
+from fmsim.running.simulate import make_config
 
 ARCH = fmsim.FullyConnected((8, 6, 7, 6))
 
@@ -152,7 +152,8 @@ def test_second_writer_is_refused(tmp_path):
     path = tmp_path / "run.h5"
     run_to_file(_config(), path)
     with h5py.File(path, "a"):  # a writer holds the file
-        code = ("import fmsim, sys; from fmsim.simulate import make_config; from fmsim.store import run_to_file\n"
+        code = ("import fmsim, sys; from fmsim.running.simulate import make_config\n"
+                "from fmsim.store import run_to_file\n"
                 f"cfg = make_config(fmsim.FullyConnected({ARCH.widths}), fmsim.Init(law='uniform', bias_var=0.1), "
                 "6000, 3, method='full', record='layers', chunk_size=1024)\n"
                 f"run_to_file(cfg, {str(path)!r})")

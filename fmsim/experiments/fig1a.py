@@ -1,7 +1,7 @@
 """Hanin & Rolnick (2018), Fig. 1a: mean output length M_d vs depth, width = depth.
 
 Initializations: He, LeCun, Glorot, 2x He (Gaussian; exact sampler), orthogonal
-with gain sqrt 2 and gain 1 (exact sampler of :mod:`fmsim.kernels.orthogonal`;
+with gain sqrt 2 and gain 1 (exact sampler of :mod:`fmsim.kernels.cpu_orthogonal`;
 every layer here keeps or narrows its width, so E[M_d] = M_0 (c/2)^d) and the
 2018 Keras truncated-normal He (std not rescaled, variance 0.7737 * 2/fan-in;
 full simulation, its first layer drawn from the exact law of a pre-activation
@@ -27,10 +27,10 @@ import numpy as np
 from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import FullyConnected, Init
-from ..display import format_from_log
-from ..plotting import plot_log_length_vs_depth
-from ..simulate import make_config, resolve_backend
-from ..store import run_many_to_file
+from ..files.store import run_many_to_file
+from ..presenting.display import format_from_log
+from ..presenting.plotting import plot_log_length_vs_depth
+from ..running.simulate import make_config, resolve_backend
 from ._common import int_list, pyplot, save
 
 SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he", "orthogonal", "orthogonal_unit"]
@@ -80,7 +80,7 @@ def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES
     where the values may leave float64's range."""
     from functools import cache
 
-    from ..store import open_result
+    from ..files.store import open_result
 
     @cache
     def log_quantiles_c1(widths: tuple[int, ...], log_m0: float, weights: str) -> np.ndarray:

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, width_profile
-from ..mlp import MLP
-from ..train import SGDConfig, read_run, run_meta, train, write_run
+from ..training.mlp import MLP
+from ..training.train import SGDConfig, read_run, run_meta, train, write_run
 from ._common import float_list, int_list, pyplot, save
 
 SCHEMES = ["he", "lecun", "glorot", "2x_he", "orthogonal"]
@@ -70,7 +70,7 @@ def fm2_jobs(depths: Sequence[int], betas: Sequence[float], runs: int,
 
 @functools.lru_cache(maxsize=1)
 def _mnist():
-    from ..mnist import load_mnist
+    from ..training.mnist import load_mnist
 
     return load_mnist()
 
@@ -92,8 +92,8 @@ def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: b
     """
     from tqdm.auto import tqdm
 
-    from ..execution import unordered_map
-    from ..store import check_writable, reading, rewrite_atomically
+    from ..files.store import check_writable, reading, rewrite_atomically
+    from ..running.execution import unordered_map
 
     check_writable(path)  # damaged, foreign or busy: refused before any work
     todo = []
@@ -120,7 +120,7 @@ def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: b
 
 def onsets(path: str, prefix: str, depths: Sequence[int], runs: int) -> np.ndarray:
     """Onset epochs of ``prefix/depth_{d}/run_{k}``, shape (len(depths), runs); nan = never."""
-    from ..store import reading
+    from ..files.store import reading
 
     with reading(path) as f:
         return np.array([[f[f"{prefix}/depth_{d}/run_{k}"].attrs["onset_epoch"] for k in range(runs)]
@@ -130,7 +130,7 @@ def onsets(path: str, prefix: str, depths: Sequence[int], runs: int) -> np.ndarr
 def plot_fm1(path: str, depths: Sequence[int], runs: int, cap: int, png: str) -> dict[str, np.ndarray]:
     plt = pyplot()
 
-    from ..plotting import plot_onset_vs_depth
+    from ..presenting.plotting import plot_onset_vs_depth
 
     table = {s: onsets(path, f"fm1/{s}", depths, runs) for s in SCHEMES}
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -150,7 +150,7 @@ def plot_fm2(path: str, depths: Sequence[int], betas: Sequence[float], runs: int
              ) -> dict[tuple[float, str], np.ndarray]:
     plt = pyplot()
 
-    from ..plotting import plot_onset_vs_depth
+    from ..presenting.plotting import plot_onset_vs_depth
 
     table = {}
     fig, axes = plt.subplots(1, len(betas), figsize=(5.5 * len(betas), 4.5), squeeze=False, sharey=True)

@@ -35,8 +35,8 @@ import numpy as np
 from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import PROFILES, FullyConnected, Init, width_profile
-from ..simulate import make_config
-from ..store import open_result, run_many_to_file
+from ..files.store import open_result, run_many_to_file
+from ..running.simulate import make_config
 from ._common import float_list, int_list, pyplot, save
 
 N0 = 784

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..config import Init
-from ..hessian import hessian_norm_init, layer_block_frobenius
-from ..mlp import MLP
-from ..train import sgd_steps
+from ..training.hessian import hessian_norm_init, layer_block_frobenius
+from ..training.mlp import MLP
+from ..training.train import sgd_steps
 from ._common import int_list, pyplot, save
 
 C_VALUES = (1.0, 2.0, 4.0)
@@ -93,7 +93,7 @@ def sd_sweep(data, iters: int, nets: int, seed: int, every: int = 50, hess_batch
 
 
 def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep: dict, meta: dict) -> None:
-    from ..store import rewrite_atomically
+    from ..files.store import rewrite_atomically
 
     with rewrite_atomically(path, fresh=True) as f:
         f.attrs["config"] = json.dumps(meta)
@@ -110,7 +110,7 @@ def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep
 
 def read(path: str) -> tuple[np.ndarray, list[int], int, dict, dict]:
     """Inverse of :func:`write`: ``(norms, depths, width, sweep, meta)``."""
-    from ..store import reading
+    from ..files.store import reading
 
     with reading(path) as f:
         g = f["depth_sweep"]
@@ -202,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         a.depths, a.width, a.batch, a.nets, a.iters, a.hess_batch = [1, 2, 3], 16, 8, 2, 20, 64
     if min(a.depths) < 1 or min(a.width, a.batch, a.iters, a.hess_batch) < 1 or a.nets < 2:
         p.error("--depths, --width, --batch, --iters, --hess-batch must be >= 1 and --nets >= 2")
-    from ..mnist import load_mnist
-    from ..store import check_writable
+    from ..files.store import check_writable
+    from ..training.mnist import load_mnist
 
     path, png = os.path.join(a.out, "hessian_init.h5"), os.path.join(a.out, "hessian_init.png")
     check_writable(path)  # damaged, foreign or busy: refused before minutes of work

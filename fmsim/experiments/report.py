@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..commandline import add_cluster_options, cluster_argv, cluster_from_args
-from ..display import format_from_log
+from ..presenting.display import format_from_log
 
 Z_MAX = 5.0
 FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he",
@@ -69,7 +69,7 @@ def _fmt(v: float, se: float | None = None) -> str:
 
 # ----------------------------------------------------------------------------- claims
 def fm1_claims(path: str, depths: Sequence[int]) -> list[Claim]:
-    from ..store import open_result
+    from ..files.store import open_result
     from . import fig1a
 
     table = fig1a.summarize(path, depths, FIG1A_SCHEMES)
@@ -142,7 +142,7 @@ def orthogonal_fm2_claims(path: str, depths: Sequence[int], betas: Sequence[floa
     """Orthogonal weights beside He on fm2_profiles' nets: the spread of log M_d against its exact value per
     profile, the second moment against ``prod (1 + 3/(n_j + 2))``, and the length a widening net loses."""
     from .. import theory
-    from ..store import open_result
+    from ..files.store import open_result
     from . import fm2_profiles
 
     table = fm2_profiles.summarize(path, depths, betas, "orthogonal")
@@ -174,7 +174,7 @@ def orthogonal_fm2_claims(path: str, depths: Sequence[int], betas: Sequence[floa
 
 
 def resnet_claims(path: str, width: int, depths: Sequence[int]) -> list[Claim]:
-    from ..store import open_result
+    from ..files.store import open_result
     from . import resnet_scaling
 
     table = resnet_scaling.summarize(path, width, depths)

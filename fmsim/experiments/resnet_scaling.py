@@ -27,8 +27,8 @@ import numpy as np
 from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, Residual
-from ..simulate import make_config
-from ..store import open_result, run_many_to_file
+from ..files.store import open_result, run_many_to_file
+from ..running.simulate import make_config
 from ._common import int_list, pyplot, save
 
 SCHEDULES = ["constant", "1/l", "1/sqrt(L)"]

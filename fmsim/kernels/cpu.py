@@ -13,16 +13,15 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ..first_layer import law_quantile
-from ..laws import polynomial32, polynomial32_row, row_scratch, row_words, standard_row
-from ..rng import philox4x32, u01_mid_from_words
+from ..sampling.first_layer import law_quantile
+from ..sampling.laws import polynomial32, polynomial32_row, row_scratch, row_words, standard_row
+from ..sampling.rng import philox4x32, u01_mid_from_words
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
     bias_draw,
     fc_exact_trace,
     mean_square,
-    net_fm2,
     nonzero_inputs,
     rademacher_chunk,
     record_length,
@@ -207,8 +206,8 @@ def record_and_renormalize(z, n, shift, j, low, high, out_lengths, out_log):
 
 
 @njit(parallel=True, cache=True)
-def fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid,
-                renorm_high, out_lengths, out_log, out_fm2):
+def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid,
+                renorm_high, out_lengths, out_log):
     """Forward passes of fully connected ReLU nets, weights drawn on the fly.
 
     Each layer draws weights only for its nonzero inputs (:func:`~fmsim.kernels.scalar.nonzero_inputs`):
@@ -257,8 +256,6 @@ def fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bi
         Written: ``M_0..M_d`` of each net (0 or inf beyond float64's range).
     out_log : ndarray, shape (n, d + 1), float64
         Written: ``log M_0..log M_d`` (``-inf`` only for a dead net).
-    out_fm2 : ndarray, shape (n,), float64
-        Written: empirical variance of ``M_1..M_d`` of each net.
     """
     n = out_lengths.shape[0]
     d = widths.shape[0] - 1
@@ -291,42 +288,16 @@ def fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bi
             z, znew = znew, z
             shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, out_lengths[i],
                                            out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
-_NO_LAW = np.empty((2, 0))
-_NO_GUIDE = np.zeros(1, dtype=np.int64)
-_NO_GRID = np.zeros(3)
 
 
-def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log, out_fm2):
-    """:func:`fc_full_any` in float64."""
-    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, _NO_LAW, _NO_GUIDE, _NO_GRID,
-                RENORM_HIGH, out_lengths, out_log, out_fm2)
 
 
-def fc_full_f32(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log, out_fm2):
-    """``precision="float32"``: activations, weights and dot products in float32; ``M_j`` summed in float64."""
-    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, _NO_LAW, _NO_GUIDE,
-                _NO_GRID, RENORM_HIGH, out_lengths, out_log, out_fm2)
-
-
-def fc_exact_first(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid, out_lengths,
-                   out_log, out_fm2):
-    """``method="exact_first"``: :func:`fc_full` with the first layer drawn from its law ``law1``."""
-    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, 0.0, False, law1, law1_guide, law1_grid,
-                RENORM_HIGH, out_lengths, out_log, out_fm2)
-
-
-def fc_exact_first_f32(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, law1, law1_guide, law1_grid,
-                       out_lengths, out_log, out_fm2):
-    """:func:`fc_exact_first` in float32 (the layers after the first as in :func:`fc_full_f32`)."""
-    fc_full_any(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, np.float32(0.0), True, law1, law1_guide,
-                law1_grid, RENORM_HIGH, out_lengths, out_log, out_fm2)
 
 
 @njit(parallel=True, cache=True)
-def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
+def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log):
     """Exact Gaussian sampler: ``M_j = (c_j M_{j-1} + bias_var)/n_j chi2(K_j)``, O(n_j/128 + 1) per layer.
 
     Parameters
@@ -338,24 +309,23 @@ def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_
         ``c_j`` per layer.
     bias_var : float
         Variance of the Gaussian biases (0 for none).
-    k0, k1, net0, out_lengths, out_log, out_fm2
-        As in :func:`fc_full_any`.
+    k0, k1, net0, out_lengths, out_log
+        As in :func:`fc_full`.
     """
     for i in prange(out_lengths.shape[0]):
         fc_exact_trace(m0, m0_shift, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 # ------------------------------------------------------------------ residual
 @njit(parallel=True, cache=True)
-def res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0, zero,
-                 bits32, out_lengths, out_log, out_fm2):
+def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0, zero,
+                 bits32, out_lengths, out_log):
     """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
 
     Layer ``i = 0..m`` of module ``l = 1..L`` (``i = m`` is the output layer)
-    uses counter word ``layer = (l - 1)(m + 1) + i + 1``. As in :func:`fc_full_any`, each layer
+    uses counter word ``layer = (l - 1)(m + 1) + i + 1``. As in :func:`fc_full`, each layer
     draws weights only for its nonzero inputs; the stream is renormalized by
-    powers of two as the activations of :func:`fc_full_any` are.
+    powers of two as the activations of :func:`fc_full` are.
 
     Parameters
     ----------
@@ -372,9 +342,8 @@ def res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu
     relu_end : bool
         Apply ReLU to the module output.
     bias_sd, law, k0, k1, net0, zero, bits32
-        As in :func:`fc_full_any`: ``zero`` sets the precision of the stream, the module and the dot products.
+        As in :func:`fc_full`: ``zero`` sets the precision of the stream, the module and the dot products.
     out_lengths, out_log : ndarray, shape (nets, L + 1)
-    out_fm2 : ndarray, shape (nets,)
     """
     nets = out_lengths.shape[0]
     n = x.shape[0]
@@ -422,25 +391,12 @@ def res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu
             for r in range(n):
                 y[r] += eta * h[r]
             shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
-def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
-             out_lengths, out_log, out_fm2):
-    """:func:`res_full_any` in float64."""
-    res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0, 0.0,
-                 False, out_lengths, out_log, out_fm2)
-
-
-def res_full_f32(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
-                 out_lengths, out_log, out_fm2):
-    """``precision="float32"``: the stream, modules, weights (32 bits each) and dot products in float32."""
-    res_full_any(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0,
-                 np.float32(0.0), True, out_lengths, out_log, out_fm2)
 
 
 @njit(parallel=True, cache=True)
-def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
+def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for residual nets with linear-ending modules and Gaussian weights.
 
     Given ``M``, the module's last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
@@ -452,11 +408,10 @@ def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, 
     for i in prange(out_lengths.shape[0]):
         residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
                              out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
+def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log):
     """Sampler for residual nets with ReLU-ending Gaussian modules, O(n + k/128) per module (not O(n k)).
 
     The hidden lengths are drawn by the chi-square-binomial law from the
@@ -467,7 +422,6 @@ def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, 
         y = np.empty(x.shape[0])
         residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
                                   y, out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 # ---------------------------------------------------------------- convolution
@@ -585,8 +539,8 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
 
 
 @njit(parallel=True, cache=True)
-def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, zero, bits32,
-                  out_lengths, out_log, out_fm2):
+def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, zero, bits32,
+                  out_lengths, out_log):
     """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
 
     The weights of output channel ``r`` of layer ``j`` are one row of
@@ -599,20 +553,20 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
     ----------
     x : ndarray, shape (C_0 H W,), float64
         Input, ``(C_0, H, W)`` flattened in C order, divided by ``2^x_shift``
-        (activations are renormalized as in :func:`fc_full_any`).
+        (activations are renormalized as in :func:`fc_full`).
     x_shift : int
     channels : ndarray, shape (d + 1,), int64
     height, width, kh, kw : int
     scales : ndarray, shape (d,), float64
         ``sqrt(c_j / (kh kw C_{j-1}))``.
     bias_sd, law, k0, k1, net0
-        As in :func:`fc_full_any`.
+        As in :func:`fc_full`.
     zero : float64 or float32
         Zero in the precision of the activations, weights and sums.
     bits32 : bool
         32 bits per weight (the float32 stream layout, :mod:`fmsim.laws`).
-    out_lengths, out_log, out_fm2
-        As in :func:`fc_full_any`.
+    out_lengths, out_log
+        As in :func:`fc_full`.
     """
     nets = out_lengths.shape[0]
     d = channels.shape[0] - 1
@@ -641,18 +595,4 @@ def conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, 
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
-
-def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths, out_log,
-              out_fm2):
-    """:func:`conv_full_any` in float64."""
-    conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, 0.0, False,
-                  out_lengths, out_log, out_fm2)
-
-
-def conv_full_f32(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, out_lengths,
-                  out_log, out_fm2):
-    """``precision="float32"``: activations, weights (32 bits each) and sums in float32; ``M_j`` in float64."""
-    conv_full_any(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, np.float32(0.0),
-                  True, out_lengths, out_log, out_fm2)

@@ -1,4 +1,4 @@
-"""CUDA kernels (numba-cuda). Imported only by :mod:`fmsim.cuda_backend`.
+"""CUDA kernels (numba-cuda). Imported only by :mod:`fmsim.running.cuda_backend`.
 
 They call the same scalar functions as the CPU kernels (Philox streams, laws,
 row dot products, exact-layer sampler), so a net's ``M_j`` agree with the CPU
@@ -8,13 +8,26 @@ to float rounding (the GPU may fuse multiply-adds).
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import cuda
 
-from .. import summary as _summary
-from ..laws import _fill_standard
-from . import scalar
+from ..running import summary as _summary
+from ..sampling.laws import _fill_standard
+from . import epilogue, scalar
+
+
+def device_function(fn, **helpers):
+    """``fn``'s Python source compiled as a CUDA device function, the helpers it calls by the given names bound to
+    their device versions (under the CUDA simulator a CPU-compiled helper cannot take device arrays)."""
+    py = fn.py_func
+    namespace = dict(py.__globals__)
+    namespace.update(helpers)
+    clone = types.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__, py.__closure__)
+    clone.__doc__ = py.__doc__
+    return cuda.jit(device=True)(clone)
+
 
 # The shared njit helpers, compiled again as CUDA device functions from their Python source.
 # (Also what lets the CUDA simulator pass its device arrays to them.)
@@ -24,7 +37,6 @@ bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
 mean_square = cuda.jit(device=True)(scalar._mean_square)
 nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
 rademacher_chunk = cuda.jit(device=True)(scalar.rademacher_chunk.py_func)
-net_fm2 = cuda.jit(device=True)(scalar.net_fm2.py_func)
 length_and_log = cuda.jit(device=True)(scalar.length_and_log.py_func)
 renorm_shift = cuda.jit(device=True)(scalar.renorm_shift.py_func)
 renorm_shift_within = cuda.jit(device=True)(scalar.renorm_shift_within.py_func)
@@ -36,13 +48,12 @@ unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np
 
 
 @cuda.jit
-def fc_exact_kernel(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log, out_fm2):
+def fc_exact_kernel(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.fc_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
     fc_exact_trace(m0, m0_shift, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
-    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit(device=True)
@@ -63,13 +74,13 @@ def _make_fc_full_kernel(ftype, preact):
 
     @cuda.jit
     def fc_full_kernel(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, scratch, signs_scratch, out_lengths,
-                       out_log, out_fm2):
+                       out_log):
         """One thread block per net, threads over the rows of each layer.
 
         ``scratch`` : device array, shape (n, 3, max width), ``ftype``: the two
         activation buffers of each net and its nonzero inputs; ``signs_scratch``: shape
         (n, 4 max width + 16), each net's Rademacher table. Other arguments as
-        :func:`fmsim.kernels.cpu.fc_full_any` (renormalized as it is).
+        :func:`fmsim.kernels.cpu.fc_full` (renormalized as it is).
         """
         i = cuda.blockIdx.x
         if i >= out_lengths.shape[0]:
@@ -112,8 +123,6 @@ def _make_fc_full_kernel(ftype, preact):
                 shift += e
             z, znew = znew, z
             cuda.syncthreads()
-        if t == 0:
-            out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
     return fc_full_kernel
 
@@ -129,20 +138,18 @@ fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
 
 
 @cuda.jit
-def res_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log,
-                     out_fm2):
+def res_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.res_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
     residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
                          out_lengths[i], out_log[i])
-    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit
 def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, scratch, out_lengths,
-                          out_log, out_fm2):
+                          out_log):
     """One thread per net; ``scratch`` (nets, n) holds each net's stream.
 
     Other arguments as :func:`fmsim.kernels.cpu.res_relu_exact`.
@@ -152,7 +159,6 @@ def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k
         return
     residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
                               scratch[i], out_lengths[i], out_log[i])
-    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 fc_orthogonal_exact_trace = cuda.jit(device=True)(scalar.fc_orthogonal_exact_trace.py_func)
@@ -161,46 +167,42 @@ residual_orthogonal_relu_exact_trace = cuda.jit(device=True)(scalar.residual_ort
 
 
 @cuda.jit
-def fc_orthogonal_exact_kernel(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log, out_fm2):
-    """One thread per net; arguments as :func:`fmsim.kernels.orthogonal.fc_orthogonal_exact`."""
+def fc_orthogonal_exact_kernel(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log):
+    """One thread per net; arguments as :func:`fmsim.kernels.cpu_orthogonal.fc_orthogonal_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
     fc_orthogonal_exact_trace(m0, m0_shift, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
-    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit
-def res_orthogonal_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log,
-                                out_fm2):
-    """One thread per net; arguments as :func:`fmsim.kernels.orthogonal.res_orthogonal_exact`."""
+def res_orthogonal_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
+    """One thread per net; arguments as :func:`fmsim.kernels.cpu_orthogonal.res_orthogonal_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
     residual_orthogonal_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                     out_lengths[i], out_log[i])
-    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @cuda.jit
 def res_orthogonal_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, k0, k1, net0, scratch, out_lengths,
-                                     out_log, out_fm2):
+                                     out_log):
     """One thread per net; ``scratch`` (nets, 2, n) holds each net's stream and its output direction.
-    Other arguments as :func:`fmsim.kernels.orthogonal.res_orthogonal_relu_exact`."""
+    Other arguments as :func:`fmsim.kernels.cpu_orthogonal.res_orthogonal_relu_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
     residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                          scratch[i, 0], scratch[i, 1], out_lengths[i], out_log[i])
-    out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 def _make_res_full_kernel(ftype, preact):
-    """The ``full`` residual kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.res_full_any`)."""
+    """The ``full`` residual kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.res_full`)."""
 
     @cuda.jit
     def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
-                        scratch, signs_scratch, out_lengths, out_log, out_fm2):
+                        scratch, signs_scratch, out_lengths, out_log):
         """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
 
         ``scratch`` : device array, shape (nets, 4, max(n, k_max)): the stream, two hidden
@@ -269,8 +271,6 @@ def _make_res_full_kernel(ftype, preact):
                     y[r] *= f
                 shift += e
             cuda.syncthreads()
-        if t == 0:
-            out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
     return res_full_kernel
 
@@ -280,11 +280,11 @@ res_full_kernel_f32 = _make_res_full_kernel(np.float32, unit_preactivation_f32)
 
 
 def _make_conv_full_kernel(ftype, bits32):
-    """The ``full`` conv kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.conv_full_any`)."""
+    """The ``full`` conv kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.conv_full`)."""
 
     @cuda.jit
     def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch,
-                         wscratch, out_lengths, out_log, out_fm2):
+                         wscratch, out_lengths, out_log):
         """One thread block per net, threads over output channels; arguments as :func:`fmsim.kernels.cpu.conv_full`.
 
         ``scratch`` : shape (nets, 2, C_max H W), the activations; ``wscratch`` :
@@ -331,8 +331,6 @@ def _make_conv_full_kernel(ftype, bits32):
                 shift += e
             z, znew = znew, z
             cuda.syncthreads()
-        if t == 0:
-            out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
     return conv_full_kernel
 
@@ -341,20 +339,33 @@ conv_full_kernel = _make_conv_full_kernel(np.float64, False)
 conv_full_kernel_f32 = _make_conv_full_kernel(np.float32, True)
 
 
+# ----------------------------------------------------------------- epilogue
+net_statistics = device_function(epilogue.net_statistics, net_fm2=device_function(epilogue.net_fm2))
+
+
+@cuda.jit
+def statistics_kernel(lengths, logs, out):
+    """The per-net statistics of every net (:func:`fmsim.kernels.epilogue.net_statistics`), one thread per net:
+    ``lengths``, ``logs`` of shape (m, d + 1) into ``out`` of shape (s, m)."""
+    i = cuda.grid(1)
+    if i < lengths.shape[0]:
+        net_statistics(lengths[i], logs[i], out, i)
+
+
 # ----------------------------------------------------------------- reduction
 welford_range = cuda.jit(device=True)(_summary.welford_range.py_func)
 
 
 @cuda.jit
-def block_moments_kernel(logs, fm2, block, out):
-    """Per-block Welford moments on the device, as :func:`fmsim.summary.block_moments`.
+def block_moments_kernel(logs, stats, stats_from_logs, block, out):
+    """Per-block Welford moments on the device, as :func:`fmsim.running.summary.block_moments`.
 
-    One thread per (block, column); columns ``0..d`` are ``log M_0..log M_d``, column ``d + 1`` is fm2.
-    ``out`` : shape (n_blocks, d + 2, 7).
+    One thread per (block, column); columns ``0..d`` are ``log M_0..log M_d``, then one per row of ``stats``
+    (shape (s, m)). ``out`` : shape (n_blocks, d + 1 + s, 7).
     """
     t = cuda.grid(1)
     n, n_layers = logs.shape
-    n_cols = n_layers + 1
+    n_cols = n_layers + stats.shape[0]
     if t >= out.shape[0] * n_cols:
         return
     b = t // n_cols
@@ -364,7 +375,7 @@ def block_moments_kernel(logs, fm2, block, out):
     if col < n_layers:
         welford_range(logs[:, col], r0, r1, True, out[b, col])
     else:
-        welford_range(fm2, r0, r1, False, out[b, col])
+        welford_range(stats[col - n_layers], r0, r1, stats_from_logs[col - n_layers], out[b, col])
 
 
 @cuda.jit

@@ -14,8 +14,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ..laws import BIAS_BLOCK, _word, _ziggurat_draw, row_weight, standard_draw, weights_per_block
-from ..rng import philox4x32, u01_from_words
+from ..sampling.laws import BIAS_BLOCK, _word, _ziggurat_draw, row_weight, standard_draw, weights_per_block
+from ..sampling.rng import philox4x32, u01_from_words
 
 _GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
 _MAX_GAMMA_ATTEMPTS = 1000
@@ -337,36 +337,6 @@ def record_length(ms, shift2, j, out_lengths, out_log):
 def scale_bias(bias_sd, shift):
     """``bias_sd 2^-shift``: a bias added to activations held divided by ``2^shift``."""
     return math.ldexp(bias_sd, -shift) if shift != 0 and bias_sd > 0.0 else bias_sd
-
-
-@njit(inline="always", cache=True)
-def net_fm2(lengths_row, log_row):
-    """Empirical variance of ``M_1..M_d`` of one net (population form, two-pass; ``M_0`` excluded).
-
-    From ``lengths_row`` (shape (d + 1,)) while every ``M_j`` is held in float64; from the logs
-    ``log_row``, scaled by the largest ``M_j``, when one underflowed to 0 (a live net); inf when one
-    overflowed (the variance does too: never nan from ``inf - inf``).
-    """
-    d = lengths_row.shape[0] - 1
-    scaled = False
-    for j in range(1, d + 1):
-        if lengths_row[j] == math.inf:
-            return math.inf
-        if lengths_row[j] == 0.0 and log_row[j] > -math.inf:
-            scaled = True
-    p = -math.inf
-    if scaled:
-        for j in range(1, d + 1):
-            p = max(p, log_row[j])
-    mean = 0.0  # (Python floats under the CUDA simulator: an overflow to inf is the answer, not a warning)
-    for j in range(1, d + 1):
-        mean += math.exp(log_row[j] - p) if scaled else float(lengths_row[j])
-    mean /= d
-    ss = 0.0
-    for j in range(1, d + 1):
-        dev = (math.exp(log_row[j] - p) if scaled else float(lengths_row[j])) - mean
-        ss += dev * dev
-    return math.exp(2.0 * p) * (ss / d) if scaled else ss / d
 
 
 # ------------------------------------------------------------ exact sampler

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Conv, Residual, RunConfig, input_vector
-from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
-from .rng import philox4x32, seed_to_key
+from ..config import Conv, Residual, RunConfig, input_vector
+from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
+from ..sampling.rng import philox4x32, seed_to_key
 
 __all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths",
            "reference_orthogonal_lengths"]
@@ -66,7 +66,7 @@ def _first_layer_sums(config: RunConfig, n: int, net: int) -> np.ndarray:
     """``method="exact_first"``: the unit-variance sums ``S_r``, ``r < n``, of net ``net``'s first layer, each
     ``F^{-1}(u_r)`` solved by bisection on the table's NumPy CDF (not the kernels' Newton solver); ``u_r`` from
     words 0 and 1 of block 0 of row ``r``'s layer-1 stream, at the midpoints of a 52-bit grid."""
-    from .first_layer import first_layer_law
+    from ..sampling.first_layer import first_layer_law
 
     table = first_layer_law(config.init.law, input_vector(config))
     k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
@@ -177,8 +177,8 @@ def reference_orthogonal_lengths(config: RunConfig, nets: np.ndarray | range) ->
     -------
     ndarray, shape (len(nets), d + 1), float64
     """
-    from .config import FullyConnected
-    from .orthogonal import orthogonal_weights
+    from ..config import FullyConnected
+    from ..sampling.haar import orthogonal_weights
 
     arch, init = config.arch, config.init
     key = seed_to_key(config.seed)

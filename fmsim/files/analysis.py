@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from . import theory
-from .config import Conv, FullyConnected, Residual, RunConfig, input_vector
+from .. import theory
+from ..config import Conv, FullyConnected, Residual, RunConfig, input_vector
 from .integrity import checked_read
-from .store import MOMENT_COLUMNS, _runs_in, config_attrs, reading
+from .store import MOMENT_COLUMNS, _runs_in, config_attrs, reading, summary_quantities
 
 __all__ = ["open_dataset", "open_sweep", "exact_moments"]
 
@@ -57,7 +57,7 @@ def exact_moments(config: RunConfig, m0: float) -> tuple[np.ndarray, np.ndarray]
 def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = False) -> Any:
     """One run as an ``xarray.Dataset`` with named dimensions ``net``, ``layer``, ``quantity``, ``moment``.
 
-    Data variables: ``final``, ``log_final`` and ``fm2`` (net), ``lengths`` and
+    Data variables: ``final``, ``log_final`` and each per-net statistic such as ``fm2`` (net), ``lengths`` and
     ``log_lengths`` (net, layer) if recorded, the per-layer summary ``mean``,
     ``sem``, ``var``, ``log_mean``, ``log_var`` (of ``log M_j``), ``log_of_mean``,
     ``log_of_var`` (``log`` of ``mean`` and ``var``, at any depth), ``dead_fraction`` (layer), the exact
@@ -84,7 +84,8 @@ def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = Fals
     d = cfg.arch.depth
     mean, second = exact_moments(cfg, res.m0)
     data = {
-        "final": ("net", res.final), "log_final": ("net", res.log_final), "fm2": ("net", res.fm2),
+        "final": ("net", res.final), "log_final": ("net", res.log_final),
+        **{name: ("net", values) for name, values in res.statistics.items()},
         "mean": ("layer", s.mean), "sem": ("layer", s.sem), "var": ("layer", s.var),
         "log_mean": ("layer", s.log_mean), "log_var": ("layer", s.log_var),
         "log_of_mean": ("layer", s.log_of_mean), "log_of_var": ("layer", s.log_of_var),
@@ -98,7 +99,7 @@ def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = Fals
         data["lengths"] = (("net", "layer"), res.lengths)
         data["log_lengths"] = (("net", "layer"), res.log_lengths)
     coords = {"net": np.arange(res.n_done, dtype=np.uint32), "layer": np.arange(d + 1),
-              "quantity": [f"M_{j}" for j in range(d + 1)] + ["fm2"],
+              "quantity": summary_quantities(d),
               "moment": list(MOMENT_COLUMNS[:moments.shape[1]])}  # (six columns in files of fmsim < 0.9)
     attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config_attrs(cfg).items()}
     attrs["seed"] = int(cfg.seed)

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import FullyConnected, Init, _as_int
-from .laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
-from .orthogonal import orthogonal_weights
-from .rng import seed_to_key
+from ..config import FullyConnected, Init, _as_int
+from ..sampling.haar import orthogonal_weights
+from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
+from ..sampling.rng import seed_to_key
 
 __all__ = ["MLP", "Forward", "ACTIVATIONS", "LOSSES"]
 

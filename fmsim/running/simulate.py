@@ -13,24 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import (
-    BACKENDS,
-    RECORDS,
-    Architecture,
-    Conv,
-    FullyConnected,
-    Init,
-    Residual,
-    RunConfig,
-    input_vector,
-    resolve_method,
-)
-from .laws import LAW_CODES
-from .rng import seed_to_key
+from ..config import BACKENDS, RECORDS, Architecture, Init, RunConfig, resolve_method
+from . import statistics
+from .launch import cuda_refusal, kernel_spec, plan
 from .summary import LayerSummary, SummaryAccumulator, block_moments
 
-__all__ = ["simulate", "check_backend", "run_chunk", "reduce_chunk", "Chunk", "kernel_args", "input_vector",
-           "SimulationResult", "make_config"]
+__all__ = ["simulate", "check_backend", "run_chunk", "reduce_chunk", "Chunk", "SimulationResult", "make_config"]
 
 
 def resolve_backend(backend: str) -> str:
@@ -74,15 +62,12 @@ def check_backend(config: RunConfig, backend: str) -> None:
         A method the backend lacks, or ``backend="cuda"`` where no CUDA GPU
         (and no CUDA simulator) can be used.
     """
-    if backend == "cuda" and config.method == "exact_first":
-        raise ValueError("method='exact_first' runs on backend='cpu' only (it has no CUDA kernel yet); "
-                         "use backend='cpu', or method='full' on the GPU")
-    if backend == "cuda" and config.init.orthogonal and config.method == "full":
-        raise ValueError("law='orthogonal' with method='full' runs on backend='cpu' only (the GPU has no QR kernel); "
-                         "use method='exact' (fully connected and residual nets) or backend='cpu'")
     if backend == "cuda":
         from . import cuda_backend
 
+        refusal = cuda_refusal(config)
+        if refusal is not None:
+            raise ValueError(refusal)
         if not cuda_backend.is_available():
             raise ValueError("backend='cuda' needs an NVIDIA GPU that numba-cuda can use, and none is found here "
                              "(pip install 'fmsim[cuda]' on a machine with a GPU and its driver); use backend='cpu' "
@@ -98,8 +83,8 @@ def chunk_memory_bytes(config: RunConfig, chunk_size: int | None = None) -> int:
     where they are recorded, the logs' float32 copy for the file, plus per-net vectors and the summary blocks."""
     m = min(config.chunk_size if chunk_size is None else chunk_size, config.n_nets)
     layers = config.arch.depth + 1
-    per_net = 2 * layers * 8 + (layers * 4 if config.record == "layers" else 0) + 4 * 8
-    blocks = -(-m // 1024) * (layers + 1) * 7 * 8
+    per_net = 2 * layers * 8 + (layers * 4 if config.record == "layers" else 0) + (3 + len(statistics.STATISTICS)) * 8
+    blocks = -(-m // 1024) * (layers + len(statistics.STATISTICS)) * 7 * 8
     return m * per_net + blocks
 
 
@@ -108,7 +93,7 @@ def check_memory(config: RunConfig, whole_run: bool = False) -> None:
 
     The estimate (:func:`chunk_memory_bytes`) is compared with the least of
     the address-space limit, the cgroup limit and the available memory
-    (:func:`fmsim.resources.memory_available`); a chunk may take
+    (:func:`fmsim.running.resources.memory_available`); a chunk may take
     :data:`MEMORY_HEADROOM` of it.
 
     Raises
@@ -125,7 +110,8 @@ def check_memory(config: RunConfig, whole_run: bool = False) -> None:
     need = chunk_memory_bytes(config)
     if whole_run:  # simulate() also keeps every net's results in memory
         layers = config.arch.depth + 1
-        need += config.n_nets * (24 + (16 * layers if config.record == "layers" else 0))
+        per_net = (2 + len(statistics.STATISTICS)) * 8 + (16 * layers if config.record == "layers" else 0)
+        need += config.n_nets * per_net
         if need > budget:
             raise ValueError(f"this run needs about {format_bytes(need)} in memory and the {limit} leaves "
                              f"{format_bytes(available)}; write it to a file instead (fmsim.run_to_file, or "
@@ -142,7 +128,7 @@ def check_memory(config: RunConfig, whole_run: bool = False) -> None:
 
 
 def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Simulate chunk ``k`` of a run.
+    """Simulate chunk ``k`` of a run: its kernel call (:func:`~fmsim.running.launch.plan`) on ``backend``.
 
     Returns
     -------
@@ -150,129 +136,21 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
         ``M_0..M_d`` of nets ``k*chunk_size .. k*chunk_size + m - 1`` (0 or inf beyond float64's range).
     log_lengths : ndarray, shape (m, d + 1), float64
         ``log M_0..log M_d`` (``-inf`` only for a dead net), at any depth.
-    fm2 : ndarray, shape (m,), float64
-        Empirical variance of ``M_1..M_d`` of each net.
+    stats : ndarray, shape (s, m), float64
+        Each net's per-net statistics (:data:`fmsim.running.statistics.STATISTICS`, in order).
     """
     start, m = config.chunk_bounds(k)
+    call = plan(config, start)
     lengths = np.empty((m, config.arch.depth + 1))
     logs = np.empty((m, config.arch.depth + 1))
-    fm2 = np.empty(m)
-    kernel, args = kernel_args(config, start)
     if backend == "cuda":
         from . import cuda_backend
 
-        cuda_backend.run_chunk(kernel, args, lengths, logs, fm2)
-    else:
-        from .kernels import cpu, orthogonal
-
-        getattr(cpu if hasattr(cpu, kernel) else orthogonal, kernel)(*args, lengths, logs, fm2)
-    return lengths, logs, fm2
-
-
-def scaled_input(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """``x = x_s 2^shift``, with ``x_s`` the input the kernels run and ``shift`` the exponent they carry.
-
-    ``shift = 0`` (and ``x_s`` is ``x``) unless ``M_0 = ||x||^2/n_0`` lies outside
-    ``[2^-64, 2^64]`` (:data:`fmsim.kernels.scalar.RENORM_LOW`, ``RENORM_HIGH``) or
-    overflows: then ``x`` is divided by the power of two that brings its
-    largest entry into ``[1/2, 1)``, exactly.
-    """
-    from .kernels.scalar import RENORM_HIGH, RENORM_LOW, mean_square
-
-    ms = float(mean_square(x, x.size))
-    amax = float(np.max(np.abs(x))) if x.size else 0.0
-    if amax == 0.0 or (RENORM_LOW <= ms <= RENORM_HIGH):
-        return x, 0
-    shift = int(np.frexp(amax)[1])
-    return np.ldexp(x, -shift), shift
-
-
-def _m0(x: np.ndarray) -> tuple[float, int]:
-    """``M_0 = m0 2^shift`` summed exactly as the ``full`` kernels sum it (so both methods share it to the last bit)."""
-    from .kernels.scalar import mean_square
-
-    xs, shift = scaled_input(x)
-    return float(mean_square(xs, xs.size)), 2 * shift
-
-
-def kernel_args(config: RunConfig, start: int) -> tuple[str, tuple]:
-    """The kernel that runs ``config`` and its inputs for the chunk starting at net ``start``.
-
-    One name and one tuple serve both backends: :mod:`fmsim.kernels.cpu` has a
-    function of that name and :func:`fmsim.cuda_backend.run_chunk` maps it to
-    its CUDA kernel; both append the outputs ``(lengths, fm2)``.
-    """
-    arch, init = config.arch, config.init
-    k0, k1 = (np.uint64(w) for w in seed_to_key(config.seed))
-    x_true = input_vector(config)
-    x, x_shift = scaled_input(x_true)
-    c = init.layer_c(arch)
-    if init.orthogonal:
-        return _orthogonal_kernel_args(config, x_true, x, x_shift, c, k0, k1, start)
-    bias_sd = float(np.sqrt(init.bias_var))
-    law = LAW_CODES[init.law]
-    if isinstance(arch, FullyConnected):
-        widths = np.asarray(arch.widths, dtype=np.int64)
-        if config.method == "exact":
-            return "fc_exact", (*_m0(x_true), widths, c, float(init.bias_var), k0, k1, start)
-        scales = np.sqrt(c / widths[:-1])
-        suffix = "" if config.precision == "float64" else "_f32"
-        if config.method == "exact_first":
-            from .first_layer import first_layer_law
-
-            table = first_layer_law(init.law, x)
-            grid = np.array([table.s0, table.ds, scales[0] * np.sqrt(x @ x)])
-            return "fc_exact_first" + suffix, (x, x_shift, widths, scales, bias_sd, law, k0, k1, start, table.cdf,
-                                               table.guide, grid)
-        return "fc_full" + suffix, (x, x_shift, widths, scales, bias_sd, law, k0, k1, start)
-    if isinstance(arch, Residual):
-        mw = np.asarray(arch.module_widths, dtype=np.int64)
-        etas = np.asarray(arch.etas, dtype=float)
-        if config.method == "exact" and arch.ending == "linear":
-            return "res_exact", (*_m0(x_true), arch.width, mw, etas, float(init.c), arch.c_out, float(init.bias_var),
-                                 k0, k1, start)
-        if config.method == "exact":
-            return "res_relu_exact", (x, x_shift, mw, etas, float(init.c), arch.c_out, float(init.bias_var), k0, k1,
-                                      start)
-        fans = np.concatenate([[arch.width], mw[:-1]]).astype(float)
-        k_last = mw[-1] if mw.size else arch.width
-        suffix = "" if config.precision == "float64" else "_f32"
-        out_scale = float(np.sqrt(arch.c_out / k_last))
-        relu_end = arch.ending == "relu"
-        return "res_full" + suffix, (x, x_shift, mw, etas, np.sqrt(c / fans[:mw.size]), out_scale, relu_end, bias_sd,
-                                     law, k0, k1, start)
-    fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)], dtype=float)
-    suffix = "" if config.precision == "float64" else "_f32"
-    return "conv_full" + suffix, (x, x_shift, *_conv_grid(arch), np.sqrt(c / fans), bias_sd, law, k0, k1, start)
-
-
-def _conv_grid(arch: Conv) -> tuple[np.ndarray, int, int, int, int]:
-    """The conv kernels' ``(channels, height, width, kh, kw)``: a 1D net is a 2D net of height 1 and ``kh = 1``."""
-    h, w = (1, arch.spatial[0]) if len(arch.spatial) == 1 else arch.spatial
-    kh = 1 if len(arch.spatial) == 1 else arch.kernel
-    return np.asarray(arch.channels, dtype=np.int64), h, w, kh, arch.kernel
-
-
-def _orthogonal_kernel_args(config: RunConfig, x_true: np.ndarray, x: np.ndarray, x_shift: int, c: np.ndarray,
-                            k0: np.uint64, k1: np.uint64, start: int) -> tuple[str, tuple]:
-    """:func:`kernel_args` for ``law="orthogonal"`` (:mod:`fmsim.kernels.orthogonal`)."""
-    arch = config.arch
-    if isinstance(arch, FullyConnected):
-        widths = np.asarray(arch.widths, dtype=np.int64)
-        if config.method == "exact":
-            return "fc_orthogonal_exact", (*_m0(x_true), widths, c, k0, k1, start)
-        return "fc_orthogonal_full", (x, x_shift, widths, np.sqrt(c), k0, k1, start)
-    if isinstance(arch, Residual):
-        mw = np.asarray(arch.module_widths, dtype=np.int64)
-        etas = np.asarray(arch.etas, dtype=float)
-        cc = float(config.init.c)
-        if config.method == "exact" and arch.ending == "linear":
-            return "res_orthogonal_exact", (*_m0(x_true), arch.width, mw, etas, cc, arch.c_out, k0, k1, start)
-        if config.method == "exact":
-            return "res_orthogonal_relu_exact", (x, x_shift, mw, etas, cc, arch.c_out, k0, k1, start)
-        return "res_orthogonal_full", (x, x_shift, mw, etas, float(np.sqrt(cc)), float(np.sqrt(arch.c_out)),
-                                       arch.ending == "relu", k0, k1, start)
-    return "conv_orthogonal_full", (x, x_shift, *_conv_grid(arch), np.sqrt(c), k0, k1, start)
+        stats = np.empty((len(statistics.STATISTICS), m))
+        cuda_backend.run_chunk(kernel_spec(call), call, lengths, logs, stats)
+        return lengths, logs, stats
+    kernel_spec(call).cpu(call, lengths, logs)
+    return lengths, logs, statistics.compute(lengths, logs)
 
 
 @dataclass(frozen=True)
@@ -285,8 +163,9 @@ class SimulationResult:
     final : ndarray, shape (n_nets,)
         ``M_d`` of each net, in float64: 0 or inf where ``M_d`` lies beyond float64's range
         (``log_final`` holds it at any depth).
-    fm2 : ndarray, shape (n_nets,)
-        Empirical variance of ``M_1..M_d`` of each net (failure mode 2).
+    statistics : dict of str to ndarray, shape (n_nets,)
+        Each per-net statistic by name (:data:`fmsim.running.statistics.STATISTICS`): ``"fm2"``, the
+        empirical variance of ``M_1..M_d`` of each net (failure mode 2), also :attr:`fm2`.
     summary : LayerSummary
         Per-layer streaming summaries.
     lengths : ndarray, shape (n_nets, d + 1), or None
@@ -303,11 +182,16 @@ class SimulationResult:
 
     config: RunConfig
     final: np.ndarray
-    fm2: np.ndarray
+    statistics: dict[str, np.ndarray]
     summary: LayerSummary
     lengths: np.ndarray | None = None
     log_final: np.ndarray | None = None
     log_lengths: np.ndarray | None = None
+
+    @property
+    def fm2(self) -> np.ndarray:
+        """Empirical variance of ``M_1..M_d`` of each net (failure mode 2), shape (n_nets,)."""
+        return self.statistics["fm2"]
 
     @property
     def n_done(self) -> int:
@@ -338,17 +222,19 @@ class Chunk:
     ----------
     k : int
         Chunk index.
-    final, log_final, fm2 : ndarray, shape (m,)
-        ``M_d``, ``log M_d`` and the across-layer variance of each net.
-    moments : ndarray, shape (ceil(m / 1024), d + 2, 7)
-        Per-block summary moments (:func:`fmsim.summary.block_moments`).
+    final, log_final : ndarray, shape (m,)
+        ``M_d`` and ``log M_d`` of each net.
+    stats : ndarray, shape (s, m)
+        The per-net statistics, in registry order (:data:`fmsim.running.statistics.STATISTICS`).
+    moments : ndarray, shape (ceil(m / 1024), d + 1 + s, 7)
+        Per-block summary moments (:func:`fmsim.running.summary.block_moments`).
     lengths, log_lengths : ndarray, shape (m, d + 1), or None
         The traces, only when asked for.
     """
 
     k: int
     final: np.ndarray
-    fm2: np.ndarray
+    stats: np.ndarray
     moments: np.ndarray
     lengths: np.ndarray | None
     log_final: np.ndarray | None = None
@@ -356,7 +242,7 @@ class Chunk:
 
 
 def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: bool | None = None) -> Chunk:
-    """Simulate chunk ``k`` and reduce it to per-net ``M_d``, ``log M_d``, fm2 and block moments.
+    """Simulate chunk ``k`` and reduce it to per-net ``M_d``, ``log M_d``, statistics and block moments.
 
     On CUDA the reduction runs on the device and the traces stay there unless
     ``keep_lengths`` (default: ``config.record == "layers"``).
@@ -366,12 +252,12 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
         from . import cuda_backend
 
         start, m = config.chunk_bounds(k)
-        kernel, args = kernel_args(config, start)
-        final, log_final, fm2, moments, lengths, logs = cuda_backend.run_chunk_reduced(
-            kernel, args, m, config.arch.depth + 1, keep)
-        return Chunk(k, final, fm2, moments, lengths, log_final, logs)
-    lengths, logs, fm2 = run_chunk(config, k, backend)
-    return Chunk(k, lengths[:, -1].copy(), fm2, block_moments(logs, fm2), lengths if keep else None,
+        call = plan(config, start)
+        final, log_final, stats, moments, lengths, logs = cuda_backend.run_chunk_reduced(
+            kernel_spec(call), call, m, config.arch.depth + 1, keep)
+        return Chunk(k, final, stats, moments, lengths, log_final, logs)
+    lengths, logs, stats = run_chunk(config, k, backend)
+    return Chunk(k, lengths[:, -1].copy(), stats, block_moments(logs, stats), lengths if keep else None,
                  logs[:, -1].copy(), logs if keep else None)
 
 
@@ -454,7 +340,7 @@ def simulate(
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)
     log_final = np.empty(config.n_nets)
-    fm2_all = np.empty(config.n_nets)
+    stats = np.empty((len(statistics.STATISTICS), config.n_nets))
     layers = record == "layers"
     lengths_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
     logs_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
@@ -463,11 +349,11 @@ def simulate(
         acc.add_moments(chunk.moments)
         final[start:start + m] = chunk.final
         log_final[start:start + m] = chunk.log_final
-        fm2_all[start:start + m] = chunk.fm2
+        stats[:, start:start + m] = chunk.stats
         if layers:
             lengths_all[start:start + m] = chunk.lengths
             logs_all[start:start + m] = chunk.log_lengths
         if progress is not None:
             progress(m)
-    return SimulationResult(config=config, final=final, fm2=fm2_all, summary=acc.result(), lengths=lengths_all,
-                            log_final=log_final, log_lengths=logs_all)
+    return SimulationResult(config=config, final=final, statistics=dict(zip(statistics.names(), stats)),
+                            summary=acc.result(), lengths=lengths_all, log_final=log_final, log_lengths=logs_all)

@@ -1,7 +1,7 @@
 """Where the work runs: in this process (the default) or on a Dask distributed cluster.
 
 fmsim's units of work are pure functions of their arguments: a chunk of a
-run (:func:`fmsim.simulate.reduce_chunk`, a function of the configuration
+run (:func:`fmsim.running.simulate.reduce_chunk`, a function of the configuration
 and the chunk index) and a training run. :func:`ordered_map` runs them one
 after another, or on a ``dask.distributed.Client`` with a bounded window of
 tasks in flight, and hands the results back in order, so only the calling
@@ -124,7 +124,7 @@ def _worker_fmsim_version() -> str:
 
 def _check_workers(client: Any, timeout: float) -> None:
     """Every worker must import fmsim (of this version); fail fast and clearly otherwise."""
-    from . import __version__
+    from .. import __version__
 
     try:
         client.wait_for_workers(1, timeout=timeout)

@@ -16,7 +16,7 @@ dimension scales/labels, so xarray's ``h5netcdf`` engine sees ``net`` and
     summary/   mean, var, log_mean, log_var, n_zero, log_of_mean, log_of_var (layer,)
                (checksummed, as moments); moments (quantity, moment) with scales
                quantity = M_0..M_d, fm2 and moment = count, mean, M2 (of M e^-pivot),
-               log_count, log_mean, log_M2, pivot (fmsim.summary)
+               log_count, log_mean, log_M2, pivot (fmsim.running.summary)
 
 Schema 4 (fmsim 0.9) stores lengths as logs, so no value leaves float range at
 any depth; files of schema 3 and older (``lengths`` as float32 ``M_j``, no
@@ -64,12 +64,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .config import RunConfig
+from ..config import RunConfig
+from ..running import statistics
+from ..running.simulate import SimulationResult, check_backend, check_memory, map_chunks
+from ..running.summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
+from ..sampling.laws import LAW_CODES, STREAM_LAYOUT, weights_per_block
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
 from .integrity import checked_read, nets_counted, nets_held
-from .laws import LAW_CODES, STREAM_LAYOUT, weights_per_block
-from .simulate import SimulationResult, check_backend, check_memory, map_chunks
-from .summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
            "FileBusyError", "WriteError", "check_runs", "list_runs", "run_many_to_file", "reading",
@@ -79,10 +80,17 @@ SCHEMA_VERSION = 4  # 2: net/quantity/moment dimension scales, flat config attri
 #                    4: log_final, log_lengths (float32) instead of lengths, summaries from logs (pivot column)
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
 _SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero", "log_of_mean", "log_of_var")
+#: The datasets written per net, chunk by chunk (``log_lengths`` only with ``record="layers"``).
+PER_NET_DATASETS = ("final", "log_final", *statistics.names(), "log_lengths")
+
+
+def summary_quantities(depth: int) -> list[str]:
+    """Labels of the summary's moment rows: ``M_0..M_d``, then each per-net statistic."""
+    return [f"M_{j}" for j in range(depth + 1)] + list(statistics.names())
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -187,11 +195,12 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
     net.make_scale("net")
     net.attrs["long_name"] = "global net index (its random stream)"
     rows = min(config.chunk_size, n)
-    per_net = [_checksummed(g, "final", (n,), np.float64, rows), _checksummed(g, "log_final", (n,), np.float64, rows),
-               _checksummed(g, "fm2", (n,), np.float64, rows)]
+    per_net = [_checksummed(g, "final", (n,), np.float64, rows), _checksummed(g, "log_final", (n,), np.float64, rows)]
     per_net[0].attrs["long_name"] = "M_d = |z_d|^2 / n_d of each net (0 or inf beyond float64's range)"
     per_net[1].attrs["long_name"] = "log M_d (natural log) of each net; -inf only for a dead net"
-    per_net[2].attrs["long_name"] = "variance of M_1..M_d across layers, per net (failure mode 2)"
+    for stat in statistics.STATISTICS:
+        per_net.append(_checksummed(g, stat.name, (n,), stat.dtype, rows))
+        per_net[-1].attrs["long_name"] = stat.long_name
     if config.record == "layers":
         # float32 logs: the size of the float32 M_j stored before, at any depth; the rounding of log M_j is
         # 2^-24 |log M_j| (6e-7 at |log M_j| = 10, 4e-4 at 7000), far below the spread of log M_j across nets
@@ -206,16 +215,15 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
     for name in _SUMMARY_FIELDS:
         ds = _checksummed(s, name, (d + 1,), np.int64 if name == "n_zero" else np.float64, d + 1)
         ds.dims[0].attach_scale(layer)
-    quantity = s.create_dataset("quantity", data=[f"M_{j}" for j in range(d + 1)] + ["fm2"],
-                                dtype=h5py.string_dtype())
+    quantity = s.create_dataset("quantity", data=summary_quantities(d), dtype=h5py.string_dtype())
     quantity.make_scale("quantity")
     moment = s.create_dataset("moment", data=list(MOMENT_COLUMNS), dtype=h5py.string_dtype())
     moment.make_scale("moment")
-    moments = _checksummed(s, "moments", (d + 2, len(MOMENT_COLUMNS)), np.float64, d + 2)
+    moments = _checksummed(s, "moments", (len(quantity), len(MOMENT_COLUMNS)), np.float64, len(quantity))
     moments.dims[0].attach_scale(quantity)
     moments.dims[1].attach_scale(moment)
     moments.attrs["long_name"] = ("merged Welford moments (count, mean, M2 of M e^-pivot; of log M over M > 0; the "
-                                  "pivot) of M_0..M_d and fm2")
+                                  f"pivot) of M_0..M_d and {', '.join(statistics.names())}")
     s.attrs["description"] = ("per-layer statistics of M_j across nets; log_mean, log_var: of log M_j over nets with "
                               "M_j > 0; log_of_mean, log_of_var: log of mean and var, at any depth")
     done = _early_alloc_dataset(g, "chunks_done", (), np.int64)
@@ -230,7 +238,7 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
 
 @contextmanager
 def reading(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """:func:`~fmsim.h5io.open_read`, with HDF5 errors met while reading turned into :class:`DamagedFileError`."""
+    """:func:`~fmsim.files.h5io.open_read`, with HDF5 errors met while reading turned into :class:`DamagedFileError`."""
     f = open_read(path)
     try:
         yield f
@@ -378,7 +386,7 @@ def _recover(path: str) -> None:
                                    f"fmsim's {SCHEMA_VERSION}; recover it with the fmsim that wrote it")
                 g = dst.require_group(name)
                 _create_run(g, RunConfig.from_dict(json.loads(g_src.attrs["config"])), stream_layout_of(g_src))
-                for key in ("final", "log_final", "fm2", "log_lengths"):
+                for key in PER_NET_DATASETS:
                     if key in g_src:
                         g[key][...] = g_src[key][()]
                 for key in _SUMMARY_FIELDS + ("moments",):
@@ -517,7 +525,7 @@ class _RunWriter:
 
     def __init__(self, g: h5py.Group, config: RunConfig, path: str):
         self.g, self.config, self.path = g, config, path
-        self.datasets = {name: g[name] for name in ("final", "log_final", "fm2", "log_lengths") if name in g}
+        self.datasets = {name: g[name] for name in PER_NET_DATASETS if name in g}
         self.summary = {name: g["summary"][name] for name in (*_SUMMARY_FIELDS, "moments")}
         self.counter = g["chunks_done"]
         self.done = int(self.counter[()])
@@ -541,7 +549,8 @@ class _RunWriter:
             _inject("data")
             self.datasets["final"][start:start + m] = chunk.final
             self.datasets["log_final"][start:start + m] = chunk.log_final
-            self.datasets["fm2"][start:start + m] = chunk.fm2
+            for stat, values in zip(statistics.STATISTICS, chunk.stats):
+                self.datasets[stat.name][start:start + m] = values
             if self.config.record == "layers":
                 self.datasets["log_lengths"][start:start + m] = chunk.log_lengths.astype(np.float32)
             f.flush()  # the data on disk before the summary that counts it (see __init__)
@@ -578,7 +587,7 @@ def list_runs(path: str | os.PathLike) -> list[str]:
 
 
 def open_h5(path: str | os.PathLike) -> h5py.File:
-    """Read-only; checked first, and bounded in SWMR-read mode (see :func:`fmsim.h5io.open_read`)."""
+    """Read-only; checked first, and bounded in SWMR-read mode (see :func:`fmsim.files.h5io.open_read`)."""
     return open_read(path)
 
 
@@ -649,7 +658,8 @@ def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False
             log_lengths = derived_log(lengths)
         else:
             lengths = log_lengths = None
-        return SimulationResult(config=config, final=final, fm2=checked_read(g["fm2"], nets),
+        stats = {name: checked_read(g[name], nets) for name in statistics.names()}
+        return SimulationResult(config=config, final=final, statistics=stats,
                                 summary=LayerSummary.from_moments(moments), lengths=lengths, log_final=log_final,
                                 log_lengths=log_lengths)
 

@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from .config import RunConfig
+from ..config import RunConfig
+from ..running import statistics
 from .h5io import DamagedFileError
 
 __all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "RunCheck", "verify_run", "chunk_of_failure",
            "nets_counted", "nets_held"]
 
-PER_NET = ("final", "log_final", "fm2", "log_lengths", "lengths")  # (lengths: files of fmsim < 0.9)
+PER_NET = ("final", "log_final", *statistics.names(), "log_lengths", "lengths")  # (lengths: files of fmsim < 0.9)
 SUMMARY = ("summary/mean", "summary/var", "summary/log_mean", "summary/log_var", "summary/n_zero",
            "summary/log_of_mean", "summary/log_of_var", "summary/moments")
 

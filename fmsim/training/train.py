@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Init, _as_float, _as_int
+from ..config import Init, _as_float, _as_int
 from .mlp import MLP
 
 __all__ = ["SGDConfig", "TrainingRun", "train", "sgd_steps", "epoch_order", "write_run", "read_run", "run_meta"]

@@ -2,7 +2,7 @@
 
 The training code (:mod:`fmsim.mlp`) and the NumPy reference of the kernels
 (:mod:`fmsim.reference`) use these; the kernels build the same matrices by
-their own Householder QR (:mod:`fmsim.kernels.orthogonal`).
+their own Householder QR (:mod:`fmsim.kernels.cpu_orthogonal`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Init
+from ..config import Init
 from .mlp import MLP
 
 __all__ = ["hvp", "power_iteration", "hutchinson", "HutchinsonEstimate", "layer_block_frobenius",

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .config import SUMMARY_BLOCK
+from ..config import SUMMARY_BLOCK
+from . import statistics
 
-__all__ = ["LayerSummary", "SummaryAccumulator", "block_moments", "welford_range", "MOMENT_COLUMNS"]
+__all__ = ["LayerSummary", "StatisticSummary", "SummaryAccumulator", "block_moments", "welford_range", "MOMENT_COLUMNS"]
 
 # Columns of the per-block moment table, for each layer.
 _N, _MEAN, _M2, _NLOG, _LMEAN, _LM2, _PIVOT = range(7)
@@ -80,21 +81,24 @@ def welford_range(v, r0, r1, from_logs, out):
 
 
 @njit(parallel=True, cache=True)
-def _block_moments(logs, fm2, block, out):
-    """Welford moments of each block of rows, per column (:func:`welford_range`: of the logs; fm2: of the values).
+def _block_moments(logs, stats, stats_from_logs, block, out):
+    """Welford moments of each block of rows, per column (:func:`welford_range`): ``log M_0..log M_d``, then
+    each per-net statistic (of its logs where ``stats_from_logs``, else of its values).
 
     Parameters
     ----------
     logs : ndarray, shape (n, d + 1), float64
         ``log M_j``.
-    fm2 : ndarray, shape (n,), float64
+    stats : ndarray, shape (s, n), float64
+        The per-net statistics (:data:`fmsim.running.statistics.STATISTICS`).
+    stats_from_logs : ndarray, shape (s,), bool
     block : int
         Rows per block.
-    out : ndarray, shape (n_blocks, d + 2, 7), float64
+    out : ndarray, shape (n_blocks, d + 1 + s, 7), float64
         Written.
     """
     n, n_layers = logs.shape
-    n_cols = n_layers + 1
+    n_cols = n_layers + stats.shape[0]
     n_blocks = out.shape[0]
     for t in prange(n_blocks * n_cols):
         b = t // n_cols
@@ -103,15 +107,15 @@ def _block_moments(logs, fm2, block, out):
         if col < n_layers:
             welford_range(logs[:, col], r0, r1, True, out[b, col])
         else:
-            welford_range(fm2, r0, r1, False, out[b, col])
+            welford_range(stats[col - n_layers], r0, r1, stats_from_logs[col - n_layers], out[b, col])
 
 
-def block_moments(log_lengths: np.ndarray, fm2: np.ndarray) -> np.ndarray:
-    """Per-block moments of a chunk from its ``log M_j`` (n, d + 1) and fm2 (n,): shape (n_blocks, d + 2, 7),
-    the last column being fm2."""
+def block_moments(log_lengths: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Per-block moments of a chunk from its ``log M_j`` (n, d + 1) and per-net statistics (s, n): shape
+    (n_blocks, d + 1 + s, 7), the statistics' rows last."""
     logs = np.ascontiguousarray(log_lengths)
-    parts = np.empty((-(-logs.shape[0] // SUMMARY_BLOCK), logs.shape[1] + 1, 7))
-    _block_moments(logs, np.ascontiguousarray(fm2), SUMMARY_BLOCK, parts)
+    parts = np.empty((-(-logs.shape[0] // SUMMARY_BLOCK), logs.shape[1] + stats.shape[0], 7))
+    _block_moments(logs, np.ascontiguousarray(stats), statistics.from_logs(), SUMMARY_BLOCK, parts)
     return parts
 
 
@@ -150,8 +154,16 @@ def _merge(acc, part):
 
 
 @dataclass(frozen=True)
+class StatisticSummary:
+    """Mean and (unbiased) variance across nets of one per-net statistic (:mod:`fmsim.running.statistics`)."""
+
+    mean: float
+    var: float
+
+
+@dataclass(frozen=True)
 class LayerSummary:
-    """Per-layer summary of ``M_0..M_d`` across nets, plus the across-layer variance.
+    """Per-layer summary of ``M_0..M_d`` across nets, plus each per-net statistic's (such as fm2).
 
     Attributes
     ----------
@@ -164,8 +176,8 @@ class LayerSummary:
         Nets with ``M_j == 0``: dead nets.
     log_mean, log_var : ndarray, shape (d + 1,)
         Mean and variance of ``log M_j`` over nets with ``M_j > 0``.
-    fm2_mean, fm2_var : float
-        Mean and variance across nets of the empirical variance of ``M_1..M_d``.
+    statistics : dict of str to StatisticSummary
+        Mean and variance across nets of each per-net statistic, by name (:data:`~fmsim.running.statistics.STATISTICS`).
     log_of_mean, log_of_var : ndarray, shape (d + 1,)
         ``log`` of ``mean`` and of ``var`` (``-inf`` for 0), computed without leaving float64's range.
     """
@@ -176,10 +188,19 @@ class LayerSummary:
     n_zero: np.ndarray
     log_mean: np.ndarray
     log_var: np.ndarray
-    fm2_mean: float
-    fm2_var: float
+    statistics: dict[str, StatisticSummary]
     log_of_mean: np.ndarray | None = None
     log_of_var: np.ndarray | None = None
+
+    @property
+    def fm2_mean(self) -> float:
+        """Mean across nets of fm2, the empirical variance of ``M_1..M_d``."""
+        return self.statistics["fm2"].mean
+
+    @property
+    def fm2_var(self) -> float:
+        """Variance across nets of fm2."""
+        return self.statistics["fm2"].var
 
     @property
     def sem(self) -> np.ndarray:
@@ -193,8 +214,8 @@ class LayerSummary:
 
     @classmethod
     def from_moments(cls, moments: np.ndarray) -> LayerSummary:
-        """Build from the merged moment table, shape (d + 2, 7) (or (d + 2, 6) from fmsim < 0.9: pivot 0);
-        the last row is fm2."""
+        """Build from the merged moment table, shape (d + 1 + s, 7) (or (d + 2, 6) from fmsim < 0.9: pivot 0);
+        the last ``s`` rows are the per-net statistics, in registry order."""
         m = moments
         if m.shape[1] == 6:
             m = np.concatenate([m, np.zeros((m.shape[0], 1))], axis=1)
@@ -207,17 +228,19 @@ class LayerSummary:
             var = np.where(pivot == 0, raw_var, np.exp(log_of_var))
             lvar = m[:, _LM2] / (m[:, _NLOG] - 1)
             lmean = np.where(m[:, _NLOG] > 0, m[:, _LMEAN], np.nan)
+        d1 = m.shape[0] - len(statistics.STATISTICS)  # rows of M_0..M_d
         return cls(
-            count=m[:-1, _N].copy(), mean=mean[:-1], var=var[:-1],
-            n_zero=(m[:-1, _N] - m[:-1, _NLOG]).astype(np.int64),
-            log_mean=lmean[:-1], log_var=lvar[:-1],
-            fm2_mean=float(m[-1, _MEAN]), fm2_var=float(raw_var[-1]),
-            log_of_mean=log_of_mean[:-1], log_of_var=log_of_var[:-1],
+            count=m[:d1, _N].copy(), mean=mean[:d1], var=var[:d1],
+            n_zero=(m[:d1, _N] - m[:d1, _NLOG]).astype(np.int64),
+            log_mean=lmean[:d1], log_var=lvar[:d1],
+            statistics={s.name: StatisticSummary(float(mean[d1 + k]), float(var[d1 + k]))
+                        for k, s in enumerate(statistics.STATISTICS)},
+            log_of_mean=log_of_mean[:d1], log_of_var=log_of_var[:d1],
         )
 
 
 class SummaryAccumulator:
-    """Accumulate chunks of ``(lengths, fm2)`` in net order.
+    """Accumulate chunks of ``(log lengths, statistics)`` in net order.
 
     Parameters
     ----------
@@ -226,14 +249,14 @@ class SummaryAccumulator:
     """
 
     def __init__(self, depth: int) -> None:
-        self.moments = np.zeros((depth + 2, 7))
+        self.moments = np.zeros((depth + 1 + len(statistics.STATISTICS), 7))
 
-    def add(self, log_lengths: np.ndarray, fm2: np.ndarray) -> None:
-        """Add a chunk: ``log M_j`` (n, d + 1) and ``fm2`` (n,), n a multiple of the block unless last."""
-        self.add_moments(block_moments(log_lengths, fm2))
+    def add(self, log_lengths: np.ndarray, stats: np.ndarray) -> None:
+        """Add a chunk: ``log M_j`` (n, d + 1) and the statistics (s, n), n a multiple of the block unless last."""
+        self.add_moments(block_moments(log_lengths, stats))
 
     def add_moments(self, parts: np.ndarray) -> None:
-        """Add a chunk already reduced to block moments, shape (n_blocks, d + 2, 7), in net order."""
+        """Add a chunk already reduced to block moments, shape (n_blocks, d + 1 + s, 7), in net order."""
         for b in range(parts.shape[0]):
             _merge(self.moments, parts[b])
 

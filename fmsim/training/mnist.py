@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import MNIST_FILES as FILES
-from .datasets import fetch_mnist_file
+from ..files.datasets import MNIST_FILES as FILES
+from ..files.datasets import fetch_mnist_file
 
 __all__ = ["MNIST", "load_mnist", "FILES"]
 

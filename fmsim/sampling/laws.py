@@ -52,7 +52,7 @@ Orthogonal weights (``law="orthogonal"``) are not drawn entry by entry. With
 ``method="full"`` row ``r`` of a layer's Gaussian matrix ``G`` (``out x in``) is
 the ``gaussian`` row ``r`` above (all ``in`` weights, zero inputs included), and
 the layer's weights are the Haar matrix made from ``G`` by Householder QR
-(:func:`fmsim.kernels.orthogonal.haar_matrix`). The exact samplers draw, per
+(:func:`fmsim.kernels.cpu_orthogonal.haar_matrix`). The exact samplers draw, per
 layer, ``K ~ Bin(n, 1/2)`` from row 0 (as the Gaussian sampler does) and each
 Gamma variate of a Beta from counter rows ``1, 2, ...`` with ``c0`` = its stream
 (:func:`fmsim.kernels.scalar.gamma_stream`; the Gaussian sampler's own Gamma is

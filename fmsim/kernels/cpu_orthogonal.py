@@ -17,14 +17,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..laws import row_scratch, standard_row
+from ..sampling.laws import row_scratch, standard_row
 from .cpu import conv_layer, conv_scratch, periodic_pad, record_and_renormalize
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
     fc_orthogonal_exact_trace,
     mean_square,
-    net_fm2,
     record_length,
     residual_orthogonal_exact_trace,
     residual_orthogonal_relu_exact_trace,
@@ -135,9 +134,9 @@ def _dense_relu_layer(wm, z, n_out, n_in, gain, relu, out):
 
 
 @njit(parallel=True, cache=True)
-def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out_log, out_fm2):
+def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out_log):
     """Forward passes of fully connected ReLU nets with Haar-orthogonal weights (:func:`haar_matrix`) times
-    ``gains[j - 1] = sqrt(c_j)``, renormalized by powers of two as :func:`~fmsim.kernels.cpu.fc_full_any`.
+    ``gains[j - 1] = sqrt(c_j)``, renormalized by powers of two as :func:`~fmsim.kernels.cpu.fc_full`.
 
     Parameters
     ----------
@@ -146,8 +145,8 @@ def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out
     x_shift : int
     widths : ndarray, shape (d + 1,), int64
     gains : ndarray, shape (d,), float64
-    k0, k1, net0, out_lengths, out_log, out_fm2
-        As in :func:`~fmsim.kernels.cpu.fc_full_any`.
+    k0, k1, net0, out_lengths, out_log
+        As in :func:`~fmsim.kernels.cpu.fc_full`.
     """
     n = out_lengths.shape[0]
     d = widths.shape[0] - 1
@@ -172,12 +171,10 @@ def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out
             z, znew = znew, z
             shift = record_and_renormalize(z, widths[j], shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_end, k0, k1, net0, out_lengths, out_log,
-                        out_fm2):
+def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_end, k0, k1, net0, out_lengths, out_log):
     """Forward passes of residual nets with Haar-orthogonal weights: hidden layers times ``gain = sqrt(c)``, the
     output layer (``n x k_m``) times ``out_gain = sqrt(c_out)``; counter layers and renormalization as in
     :func:`~fmsim.kernels.cpu.res_full`.
@@ -190,7 +187,7 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
     etas : ndarray, shape (L,), float64
     gain, out_gain : float
     relu_end : bool
-    k0, k1, net0, out_lengths, out_log, out_fm2
+    k0, k1, net0, out_lengths, out_log
         As in :func:`~fmsim.kernels.cpu.res_full`.
     """
     nets = out_lengths.shape[0]
@@ -230,16 +227,14 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
             for r in range(n):
                 y[r] += etas[mod] * hnew[r]
             shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0, k1, net0, out_lengths, out_log,
-                         out_fm2):
+def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0, k1, net0, out_lengths, out_log):
     """Forward passes of periodic conv ReLU nets whose flattened kernels (``C_j x C_{j-1} kh kw``, ordered
     ``(c_in, ty, tx)``) are Haar-orthogonal (:func:`haar_matrix`) times ``gains[j - 1] = sqrt(c_j)``: PyTorch's
     ``orthogonal_`` on a conv weight. Convolution (:func:`~fmsim.kernels.cpu.conv_layer`) and renormalization as in
-    :func:`~fmsim.kernels.cpu.conv_full_any`.
+    :func:`~fmsim.kernels.cpu.conv_full`.
 
     Parameters
     ----------
@@ -248,7 +243,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
     channels : ndarray, shape (d + 1,), int64
     height, width, kh, kw : int
     gains : ndarray, shape (d,), float64
-    k0, k1, net0, out_lengths, out_log, out_fm2
+    k0, k1, net0, out_lengths, out_log
         As in :func:`~fmsim.kernels.cpu.conv_full`.
     """
     nets = out_lengths.shape[0]
@@ -282,31 +277,28 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def fc_orthogonal_exact(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log, out_fm2):
+def fc_orthogonal_exact(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for fully connected nets with orthogonal weights, O(1 + n_j/128) per layer
     (:func:`~fmsim.kernels.scalar.fc_orthogonal_exact_trace`). Arguments as :func:`~fmsim.kernels.cpu.fc_exact`
     without the bias."""
     for i in prange(out_lengths.shape[0]):
         fc_orthogonal_exact_trace(m0, m0_shift, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_orthogonal_exact(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log, out_fm2):
+def res_orthogonal_exact(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for residual nets with linear-ending orthogonal modules, O(1 + k/128) per module
     (:func:`~fmsim.kernels.scalar.residual_orthogonal_exact_trace`)."""
     for i in prange(out_lengths.shape[0]):
         residual_orthogonal_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                         out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_orthogonal_relu_exact(x, x_shift, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log, out_fm2):
+def res_orthogonal_relu_exact(x, x_shift, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
     """Sampler for residual nets with ReLU-ending orthogonal modules, O(n + k/128) per module
     (:func:`~fmsim.kernels.scalar.residual_orthogonal_relu_exact_trace`)."""
     for i in prange(out_lengths.shape[0]):
@@ -314,4 +306,3 @@ def res_orthogonal_relu_exact(x, x_shift, module_widths, etas, c, c_out, k0, k1,
         g = np.empty(x.shape[0])
         residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                              y, g, out_lengths[i], out_log[i])
-        out_fm2[i] = net_fm2(out_lengths[i], out_log[i])
