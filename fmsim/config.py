@@ -36,13 +36,13 @@ MAX_NETS = 2**32 - 1
 SUMMARY_BLOCK = 1024
 
 
-def _as_int(name: str, value: Any) -> int:
+def as_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     return int(value)
 
 
-def _as_float(name: str, value: Any) -> float:
+def as_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {value!r}")
     v = float(value)
@@ -67,7 +67,7 @@ class FullyConnected:
     def __post_init__(self) -> None:
         if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__"):
             raise TypeError(f"widths must be a sequence of ints, got {self.widths!r}")
-        widths = tuple(_as_int("widths", w) for w in self.widths)
+        widths = tuple(as_int("widths", w) for w in self.widths)
         if len(widths) < 2:
             raise ValueError(f"widths must hold n_0 and at least one layer (length >= 2), got {widths}")
         for j, w in enumerate(widths):
@@ -78,10 +78,10 @@ class FullyConnected:
     @classmethod
     def constant(cls, depth: int, width: int, n0: int | None = None) -> FullyConnected:
         """``depth`` layers of ``width`` units; input width ``n0`` (default ``width``)."""
-        depth = _as_int("depth", depth)
+        depth = as_int("depth", depth)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        width = _as_int("width", width)
+        width = as_int("width", width)
         return cls((width if n0 is None else n0,) + (width,) * depth)
 
     @property
@@ -109,10 +109,10 @@ MODULE_ENDINGS = ("linear", "relu")
 
 def eta_schedule(kind: str, n_modules: int, eta: float = 1.0) -> tuple[float, ...]:
     """Residual scales ``eta_1..eta_L``: ``constant`` (eta), ``1/l`` (eta/l) or ``1/sqrt(L)`` (eta/sqrt(L))."""
-    n_modules = _as_int("n_modules", n_modules)
+    n_modules = as_int("n_modules", n_modules)
     if n_modules < 1:
         raise ValueError(f"n_modules must be >= 1, got {n_modules}")
-    eta = _as_float("eta", eta)
+    eta = as_float("eta", eta)
     if kind == "constant":
         return (eta,) * n_modules
     if kind == "1/l":
@@ -157,21 +157,21 @@ class Residual:
     c_out: float = 2.0
 
     def __post_init__(self) -> None:
-        n = _as_int("width", self.width)
+        n = as_int("width", self.width)
         if not 1 <= n <= MAX_FAN_IN:
             raise ValueError(f"width must be in [1, {MAX_FAN_IN}], got {n}")
         if isinstance(self.etas, (str, bytes)) or not hasattr(self.etas, "__len__") or len(self.etas) == 0:
             raise ValueError(f"etas must be a non-empty sequence of floats, got {self.etas!r}")
-        etas = tuple(_as_float("etas", e) for e in self.etas)
+        etas = tuple(as_float("etas", e) for e in self.etas)
         if min(etas) < 0:
             raise ValueError(f"etas must be >= 0, got {etas}")
-        mw = (n,) if self.module_widths is None else tuple(_as_int("module_widths", k) for k in self.module_widths)
+        mw = (n,) if self.module_widths is None else tuple(as_int("module_widths", k) for k in self.module_widths)
         for i, k in enumerate(mw):
             if not 1 <= k <= MAX_FAN_IN:
                 raise ValueError(f"module_widths[{i}] must be in [1, {MAX_FAN_IN}], got {k}")
         if self.ending not in MODULE_ENDINGS:
             raise ValueError(f"ending must be one of {MODULE_ENDINGS}, got {self.ending!r}")
-        c_out = _as_float("c_out", self.c_out)
+        c_out = as_float("c_out", self.c_out)
         if c_out <= 0:
             raise ValueError(f"c_out must be > 0, got {c_out}")
         object.__setattr__(self, "width", n)
@@ -232,10 +232,10 @@ class Conv:
         ch = FullyConnected(self.channels).widths  # same rules as widths
         if isinstance(self.spatial, (int, np.integer)):
             object.__setattr__(self, "spatial", (int(self.spatial),))
-        sp = tuple(_as_int("spatial", v) for v in self.spatial)
+        sp = tuple(as_int("spatial", v) for v in self.spatial)
         if len(sp) not in (1, 2) or min(sp) < 1:
             raise ValueError(f"spatial must be (P,) or (H, W) with sizes >= 1, got {self.spatial!r}")
-        k = _as_int("kernel", self.kernel)
+        k = as_int("kernel", self.kernel)
         if not 1 <= k <= min(sp):
             raise ValueError(f"kernel must be in [1, {min(sp)}] (the smallest spatial size), got {k}")
         if k ** len(sp) * max(ch[:-1]) > MAX_FAN_IN:
@@ -324,11 +324,11 @@ def width_profile(shape: str, depth: int, beta: float) -> tuple[int, ...]:
     -------
     tuple of int, length ``depth``
     """
-    depth = _as_int("depth", depth)
+    depth = as_int("depth", depth)
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     rel = _profile_shape(shape, depth)
-    beta = _as_float("beta", beta)
+    beta = as_float("beta", beta)
     if not 0 < beta <= depth:
         raise ValueError(f"beta must be in (0, depth={depth}], got {beta}")
     k0 = float(np.sum(1.0 / rel)) / beta
@@ -415,15 +415,15 @@ class Init:
         if self.law not in WEIGHT_LAWS:
             raise ValueError(f"law must be one of {list(WEIGHT_LAWS)}, got {self.law!r}")
         if isinstance(self.c, (list, tuple, np.ndarray)):
-            c: float | tuple[float, ...] = tuple(_as_float("c", v) for v in self.c)
+            c: float | tuple[float, ...] = tuple(as_float("c", v) for v in self.c)
             if len(c) == 0 or min(c) <= 0:
                 raise ValueError(f"c must be > 0 (every layer's value), got {self.c!r}")
         else:
-            c = _as_float("c", self.c)
+            c = as_float("c", self.c)
             if c <= 0:
                 raise ValueError(f"c must be > 0, got {c}")
         object.__setattr__(self, "c", c)
-        bias_var = _as_float("bias_var", self.bias_var)
+        bias_var = as_float("bias_var", self.bias_var)
         if bias_var < 0:
             raise ValueError(f"bias_var must be >= 0, got {bias_var}")
         object.__setattr__(self, "bias_var", bias_var)
@@ -555,17 +555,17 @@ class RunConfig:
             raise TypeError(f"arch must be a FullyConnected, Residual or Conv, got {type(self.arch).__name__}")
         if not isinstance(self.init, Init):
             raise TypeError(f"init must be an Init, got {type(self.init).__name__}")
-        n = _as_int("n_nets", self.n_nets)
+        n = as_int("n_nets", self.n_nets)
         if not 1 <= n <= MAX_NETS:
             raise ValueError(f"n_nets must be in [1, {MAX_NETS}], got {n}")
-        seed = _as_int("seed", self.seed)
+        seed = as_int("seed", self.seed)
         if not 0 <= seed < 2**64:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         if self.method not in METHODS[1:]:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.record not in RECORDS:
             raise ValueError(f"record must be one of {RECORDS}, got {self.record!r}")
-        cs = _as_int("chunk_size", self.chunk_size)
+        cs = as_int("chunk_size", self.chunk_size)
         if cs < SUMMARY_BLOCK or cs % SUMMARY_BLOCK:
             raise ValueError(f"chunk_size must be a positive multiple of {SUMMARY_BLOCK}, got {cs}")
         self.init.layer_c(self.arch)  # validates per-layer c against depth

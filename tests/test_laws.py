@@ -9,9 +9,9 @@ from fmsim.laws import (
     LAW_CODES,
     LAW_M4,
     TRUNCATED_NORMAL_VARIANCE,
-    _fill_standard,
     _truncated_ziggurat_levels,
     draw_standard_array,
+    fill_standard,
     standard_row,
 )
 from numba import njit
@@ -62,7 +62,7 @@ def test_rademacher_is_plus_minus_one_with_independent_signs():
 @pytest.mark.parametrize("law", sorted(LAW_CODES))
 def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
     # standard_row and polynomial32_row (CPU kernels: Philox words first, in whole vector steps of 4 or 8 blocks,
-    # then the law in branch-free passes) give exactly the weights of _fill_standard (CUDA kernels and the
+    # then the law in branch-free passes) give exactly the weights of fill_standard (CUDA kernels and the
     # reference: one block at a time), slow paths included (a row of 2999 weights takes tens of slow draws).
     k0, k1 = np.uint64(11), np.uint64(22)
     words, slow, out, out32 = laws.row_scratch(3000)
@@ -78,7 +78,7 @@ def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
                 if bits32:  # float32 kernels draw these rows into float32 scratch: each weight rounded once
                     standard_row(LAW_CODES[law], bits32, n, *c, k0, k1, words, slow, out32)
                     np.testing.assert_array_equal(out32[:n], out[:n].astype(np.float32))
-            _fill_standard(LAW_CODES[law], bits32, k0, k1, *c, ref[:n])
+            fill_standard(LAW_CODES[law], bits32, k0, k1, *c, ref[:n])
             np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
 
 

@@ -31,7 +31,7 @@ from ..files.store import run_many_to_file
 from ..presenting.display import format_from_log
 from ..presenting.plotting import plot_log_length_vs_depth
 from ..running.simulate import make_config, resolve_backend
-from ._common import int_list, pyplot, save
+from .common import int_list, pyplot, save
 
 SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he", "orthogonal", "orthogonal_unit"]
 LABELS = {"orthogonal": "Orthogonal, gain sqrt 2", "orthogonal_unit": "Orthogonal, gain 1",

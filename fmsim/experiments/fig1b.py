@@ -29,7 +29,7 @@ from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, width_profile
 from ..training.mlp import MLP
 from ..training.train import SGDConfig, read_run, run_meta, train, write_run
-from ._common import float_list, int_list, pyplot, save
+from .common import float_list, int_list, pyplot, save
 
 SCHEMES = ["he", "lecun", "glorot", "2x_he", "orthogonal"]
 LABELS = {"he": "He", "lecun": "LeCun", "glorot": "Glorot", "2x_he": "2x He", "orthogonal": "Orthogonal (gain sqrt 2)"}

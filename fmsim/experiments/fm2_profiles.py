@@ -37,7 +37,7 @@ from ..commandline import add_cluster_options, cluster_from_args
 from ..config import PROFILES, FullyConnected, Init, width_profile
 from ..files.store import open_result, run_many_to_file
 from ..running.simulate import make_config
-from ._common import float_list, int_list, pyplot, save
+from .common import float_list, int_list, pyplot, save
 
 N0 = 784
 DEPTHS = [10, 20, 40, 80]

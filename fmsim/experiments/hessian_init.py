@@ -32,7 +32,7 @@ from ..config import Init
 from ..training.hessian import hessian_norm_init, layer_block_frobenius
 from ..training.mlp import MLP
 from ..training.train import sgd_steps
-from ._common import int_list, pyplot, save
+from .common import int_list, pyplot, save
 
 C_VALUES = (1.0, 2.0, 4.0)
 DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12)

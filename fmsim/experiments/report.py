@@ -189,14 +189,14 @@ def resnet_claims(path: str, width: int, depths: Sequence[int]) -> list[Claim]:
         rows.append(Claim("H&R 2018", f"ResNet, linear-ending modules, {text[s]}",
                           f"width {width}, L = {L}, He", _fmt(mean, se), _fmt(tmean), z, verdict))
     _, mean, se, rel, tmean, trel = (c[-1] for c in table[("linear", "1/l")])
-    m = open_result(path, resnet_scaling._group("linear", "1/l", L)).final
+    m = open_result(path, resnet_scaling.group_name("linear", "1/l", L)).final
     batches = [b.var(ddof=1) / b.mean() ** 2 for b in np.array_split(m, 20)]  # batch means give its s.e.
     se_rel = float(np.std(batches, ddof=1) / math.sqrt(len(batches)))
     z, verdict = _z_verdict(rel, se_rel, trel)
     rows.append(Claim("H&R 2018", "ResNet: no FM2 once FM1 is avoided (Var[M_L]/E[M_L]^2 stays bounded: exact value)",
                       f"width {width}, L = {L}, eta = 1/l", _fmt(rel, se_rel), _fmt(trel), z, verdict))
     for s in ("1/l", "1/sqrt(L)"):  # ReLU-ending: between prod (1 + eta^2) and prod (1 + eta)^2
-        res = open_result(path, resnet_scaling._group("relu", s, L))
+        res = open_result(path, resnet_scaling.group_name("relu", s, L))
         etas = np.asarray(res.config.arch.etas)
         lo, hi = float(np.prod(1 + etas**2)), float(np.prod((1 + etas) ** 2))
         _, mean, se, *_ = (c[-1] for c in table[("relu", s)])

@@ -29,13 +29,13 @@ from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, Residual
 from ..files.store import open_result, run_many_to_file
 from ..running.simulate import make_config
-from ._common import int_list, pyplot, save
+from .common import int_list, pyplot, save
 
 SCHEDULES = ["constant", "1/l", "1/sqrt(L)"]
 DEPTHS = [1, 2, 4, 8, 16, 32, 64]
 
 
-def _group(ending: str, schedule: str, L: int) -> str:
+def group_name(ending: str, schedule: str, L: int) -> str:
     return f"{ending}/{schedule.replace('/', '_')}/L_{L}"
 
 
@@ -52,7 +52,7 @@ def run(path: str, width: int, depths: Sequence[int], nets: int, relu_nets: int,
             cfg = make_config(arch, Init.scheme("he"), nets, seed, method="exact", record="layers")
         else:
             cfg = make_config(arch, Init.scheme("he"), relu_nets, seed, method="exact", x=x_relu)
-        runs.append((cfg, _group(ending, schedule, L)))
+        runs.append((cfg, group_name(ending, schedule, L)))
     with tqdm(total=sum(c.n_nets for c, _ in runs), unit="net", unit_scale=True, desc="resnets",
               disable=quiet) as bar:
         run_many_to_file(runs, path, "cpu", bar.update, client)
@@ -64,7 +64,7 @@ def summarize(path: str, width: int, depths: Sequence[int]) -> dict:
         for s in SCHEDULES:
             rows = []
             for L in depths:
-                res = open_result(path, _group(ending, s, L))
+                res = open_result(path, group_name(ending, s, L))
                 m = res.final / res.m0
                 rel = m.var(ddof=1) / m.mean() ** 2
                 row = [L, m.mean(), m.std(ddof=1) / np.sqrt(m.size), rel, np.nan, np.nan]

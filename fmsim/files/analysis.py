@@ -17,7 +17,7 @@ import numpy as np
 from .. import theory
 from ..config import Conv, FullyConnected, Residual, RunConfig, input_vector
 from .integrity import checked_read
-from .store import MOMENT_COLUMNS, _runs_in, config_attrs, reading, summary_quantities
+from .store import MOMENT_COLUMNS, config_attrs, reading, runs_in, summary_quantities
 
 __all__ = ["open_dataset", "open_sweep", "exact_moments"]
 
@@ -142,7 +142,7 @@ def open_sweep(path: str | os.PathLike, as_xarray: bool = False) -> Any:
     from .store import open_result
 
     with reading(path) as f:
-        runs = [r for r in _runs_in(f) if int(f[r]["chunks_done"][()]) == RunConfig.from_dict(
+        runs = [r for r in runs_in(f) if int(f[r]["chunks_done"][()]) == RunConfig.from_dict(
             json.loads(f[r].attrs["config"])).n_chunks]
     frames = []
     for run in runs:

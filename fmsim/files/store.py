@@ -269,7 +269,7 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
         raise FileBusyError(f"{path} is open for writing by another process; wait for it to finish or "
                             "choose another file")
     with reading(path) as f:
-        if f.attrs.get("creator") != CREATOR and not _runs_in(f):  # (the attribute first: no walk of the file)
+        if f.attrs.get("creator") != CREATOR and not runs_in(f):  # (the attribute first: no walk of the file)
             raise StoreError(f"{path} is an HDF5 file that fmsim did not write (no fmsim run in it); fmsim "
                              "adds runs only to new files or to its own: choose another file")
         if group in f:
@@ -379,7 +379,7 @@ def _recover(path: str) -> None:
     try:
         with open_read(path) as src, h5py.File(tmp, "w", libver="latest") as dst:
             dst.attrs["creator"] = CREATOR
-            for name in _runs_in(src):
+            for name in runs_in(src):
                 g_src = src[name]
                 if int(g_src.attrs["schema_version"]) < SCHEMA_VERSION:
                     raise KeyError(f"run {name} has schema {int(g_src.attrs['schema_version'])}, older than this "
@@ -583,7 +583,7 @@ def _remove_if_no_run(path: str) -> None:
 def list_runs(path: str | os.PathLike) -> list[str]:
     """Names of the groups in ``path`` that hold a run."""
     with reading(path) as f:
-        return _runs_in(f)
+        return runs_in(f)
 
 
 def open_h5(path: str | os.PathLike) -> h5py.File:
@@ -595,7 +595,7 @@ def _is_run(obj) -> bool:
     return isinstance(obj, h5py.Group) and "config" in obj.attrs and "schema_version" in obj.attrs
 
 
-def _runs_in(f: h5py.File) -> list[str]:
+def runs_in(f: h5py.File) -> list[str]:
     names = ["/"] if _is_run(f) else []
     f.visititems(lambda name, obj: names.append("/" + name) if _is_run(obj) else None)
     return names

@@ -14,7 +14,15 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ..sampling.first_layer import law_quantile
-from ..sampling.laws import polynomial32, polynomial32_row, row_scratch, row_words, standard_row
+from ..sampling.laws import (
+    RADEMACHER,
+    polynomial32,
+    polynomial32_row,
+    residual_layer,
+    row_scratch,
+    row_words,
+    standard_row,
+)
 from ..sampling.rng import philox4x32, u01_mid_from_words
 from .scalar import (
     RENORM_HIGH,
@@ -57,7 +65,7 @@ def gather_inputs(law, z, n, active, signs):
     """A layer's nonzero inputs ``z[:n]`` into ``active`` (and for Rademacher rows their table into
     ``signs``); returns how many there are, the fan-in the layer's rows draw."""
     n_active = nonzero_inputs(z, n, active)
-    if law == 2:
+    if law == RADEMACHER:
         rademacher_table(active, n_active, signs)
     return n_active
 
@@ -146,10 +154,10 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow`` and ``w`` (float32 runs: ``w32``,
     :func:`weight_scratch`; float32 Gaussian and Laplace rows: :func:`float32_polynomial_row`) and
     summed by :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
-    (``law == 2``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
+    (``law == RADEMACHER``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
     """
-    if law == 2:
+    if law == RADEMACHER:
         row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
         acc = rademacher_dot(signs, n_in, words)
     else:
@@ -366,13 +374,12 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
-            base = mod * (m + 1) + 1
             bias_l = scale_bias(bias_sd, shift)
             h[:n] = y
             n_in = n
             for j in range(m + 1):  # hidden layers, then (j = m) the output layer: one inlined row path
                 last = j == m
-                layer = np.uint64(base + j)
+                layer = residual_layer(mod, m, j)
                 n_out = n if last else module_widths[j]
                 sc = out_scales if last else hidden_scale[j]
                 n_active = gather_inputs(law, h, n_in, active, signs)

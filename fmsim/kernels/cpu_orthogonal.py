@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..sampling.laws import row_scratch, standard_row
+from ..sampling.laws import GAUSSIAN, residual_layer, row_scratch, standard_row
 from .cpu import conv_layer, conv_scratch, periodic_pad, record_and_renormalize
 from .scalar import (
     RENORM_HIGH,
@@ -80,7 +80,7 @@ def haar_matrix(n_out, n_in, layer, net, k0, k1, a, qt, tau, rdiag, words, slow,
     m = n_out if tall else n_in
     k = n_in if tall else n_out
     for r in range(n_out):
-        standard_row(0, False, n_in, np.uint64(r), layer, net, k0, k1, words, slow, g)
+        standard_row(GAUSSIAN, False, n_in, np.uint64(r), layer, net, k0, k1, words, slow, g)
         if tall:  # A = G: column c of A is entry c of every row
             for c in range(n_in):
                 a[c * m + r] = g[c]
@@ -213,16 +213,16 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
-            base = mod * (m + 1) + 1
             h[:n] = y
             n_in = n
             for j in range(m):
-                haar_matrix(module_widths[j], n_in, np.uint64(base + j), net, k0, k1, a, qt, tau, rdiag, words, slow,
+                haar_matrix(module_widths[j], n_in, residual_layer(mod, m, j), net, k0, k1, a, qt, tau, rdiag, words,
+                            slow,
                             g, wm)
                 _dense_relu_layer(wm, h, module_widths[j], n_in, gain, True, hnew)
                 h, hnew = hnew, h
                 n_in = module_widths[j]
-            haar_matrix(n, n_in, np.uint64(base + m), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
+            haar_matrix(n, n_in, residual_layer(mod, m, m), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
             _dense_relu_layer(wm, h, n, n_in, out_gain, relu_end, hnew)
             for r in range(n):
                 y[r] += etas[mod] * hnew[r]
@@ -272,7 +272,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
             fan = c_in * taps
             haar_matrix(channels[j], fan, np.uint64(j), net, k0, k1, a, qt, tau, rdiag, words, slow, g, wm)
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
-            conv_layer(0, False, wm[:channels[j] * fan], zpad, c_in, channels[j], height, width, kh, kw,
+            conv_layer(GAUSSIAN, False, wm[:channels[j] * fan], zpad, c_in, channels[j], height, width, kh, kw,
                        gains[j - 1], 0.0, np.uint64(j), net, k0, k1, words, slow, wrow, wblock, offsets, acc, znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],

@@ -13,9 +13,9 @@ import types
 import numpy as np
 from numba import cuda
 
-from ..running import summary as _summary
-from ..sampling.laws import _fill_standard
-from . import epilogue, scalar
+from ..sampling import laws
+from ..sampling.laws import RADEMACHER
+from . import epilogue, moments, scalar
 
 
 def device_function(fn, **helpers):
@@ -34,7 +34,7 @@ def device_function(fn, **helpers):
 row_dot = cuda.jit(device=True)(scalar.row_dot.py_func)
 row_dot_f32 = cuda.jit(device=True)(scalar.row_dot_f32.py_func)
 bias_draw = cuda.jit(device=True)(scalar.bias_draw.py_func)
-mean_square = cuda.jit(device=True)(scalar._mean_square)
+mean_square = cuda.jit(device=True)(scalar.mean_square_body)
 nonzero_inputs = cuda.jit(device=True)(scalar.nonzero_inputs.py_func)
 rademacher_chunk = cuda.jit(device=True)(scalar.rademacher_chunk.py_func)
 length_and_log = cuda.jit(device=True)(scalar.length_and_log.py_func)
@@ -42,6 +42,7 @@ renorm_shift = cuda.jit(device=True)(scalar.renorm_shift.py_func)
 renorm_shift_within = cuda.jit(device=True)(scalar.renorm_shift_within.py_func)
 renormalized = cuda.jit(device=True)(scalar.renormalized.py_func)
 scale_bias = cuda.jit(device=True)(scalar.scale_bias.py_func)
+residual_layer = cuda.jit(device=True)(laws.residual_layer.py_func)
 fc_exact_trace = cuda.jit(device=True)(scalar.fc_exact_trace.py_func)
 unit_preactivation = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float64, row_dot, bias_draw))
 unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float32, row_dot_f32, bias_draw))
@@ -63,10 +64,29 @@ def gather_inputs(law, z, n, active, signs, n_active, t, n_threads):
     if t == 0:
         n_active[0] = nonzero_inputs(z, n, active)
     cuda.syncthreads()
-    if law == 2:
+    if law == RADEMACHER:
         for c in range(t, (n_active[0] + 3) // 4, n_threads):
             rademacher_chunk(active, n_active[0], c, signs)
         cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def record_and_renormalize(z, n, shift, j, t, n_threads, e_shared, lengths_row, log_row):
+    """After layer ``j`` of a net held divided by ``2^shift``, every thread of its block: thread 0 writes ``M_j`` and
+    ``log M_j`` of ``z[:n]`` and the renormalizing exponent into ``e_shared[0]``; then the threads divide ``z`` by
+    that power of two. Returns the new shift. As :func:`fmsim.kernels.cpu.record_and_renormalize`."""
+    if t == 0:
+        ms = mean_square(z, n)
+        lengths_row[j], log_row[j] = length_and_log(ms, 2 * shift)
+        e_shared[0] = renorm_shift(ms)
+    cuda.syncthreads()
+    e = int(e_shared[0])
+    if e != 0:
+        f = math.ldexp(1.0, -e)
+        for k in range(t, n, n_threads):
+            z[k] *= f
+        shift += e
+    return shift
 
 
 def _make_fc_full_kernel(ftype, preact):
@@ -110,17 +130,8 @@ def _make_fc_full_kernel(ftype, preact):
                              k1)
                 znew[r] = pre if pre > 0.0 else ftype(0.0)
             cuda.syncthreads()
-            if t == 0:
-                ms = mean_square(znew, widths[j])
-                out_lengths[i, j], out_log[i, j] = length_and_log(ms, 2 * shift)
-                e_shared[0] = renorm_shift(ms)
-            cuda.syncthreads()
-            e = int(e_shared[0])
-            if e != 0:
-                f = ftype(math.ldexp(1.0, -e))
-                for k in range(t, widths[j], n_threads):
-                    znew[k] *= f
-                shift += e
+            shift = record_and_renormalize(znew, widths[j], shift, j, t, n_threads, e_shared, out_lengths[i],
+                                           out_log[i])
             z, znew = znew, z
             cuda.syncthreads()
 
@@ -134,7 +145,7 @@ fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, unit_preactivation_f32)
 residual_exact_trace = cuda.jit(device=True)(scalar.residual_exact_trace.py_func)
 residual_relu_exact_trace = cuda.jit(device=True)(scalar.residual_relu_exact_trace.py_func)
 conv_channel = cuda.jit(device=True)(scalar.conv_channel.py_func)
-fill_standard = cuda.jit(device=True)(_fill_standard.py_func)
+fill_standard = cuda.jit(device=True)(laws.fill_standard.py_func)
 
 
 @cuda.jit
@@ -162,8 +173,11 @@ def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k
 
 
 fc_orthogonal_exact_trace = cuda.jit(device=True)(scalar.fc_orthogonal_exact_trace.py_func)
-residual_orthogonal_exact_trace = cuda.jit(device=True)(scalar.residual_orthogonal_exact_trace.py_func)
-residual_orthogonal_relu_exact_trace = cuda.jit(device=True)(scalar.residual_orthogonal_relu_exact_trace.py_func)
+orthogonal_module_gain = device_function(scalar.orthogonal_module_gain)
+residual_orthogonal_exact_trace = device_function(scalar.residual_orthogonal_exact_trace,
+                                                  orthogonal_module_gain=orthogonal_module_gain)
+residual_orthogonal_relu_exact_trace = device_function(scalar.residual_orthogonal_relu_exact_trace,
+                                                       orthogonal_module_gain=orthogonal_module_gain)
 
 
 @cuda.jit
@@ -231,14 +245,13 @@ def _make_res_full_kernel(ftype, preact):
         shift = x_shift
         cuda.syncthreads()
         for mod in range(etas.shape[0]):
-            base = mod * (m + 1) + 1
             bias_l = scale_bias(bias_sd, shift)
             for k in range(t, n, nt):
                 h[k] = y[k]
             cuda.syncthreads()
             n_in = n
             for j in range(m):
-                layer = np.uint64(base + j)
+                layer = residual_layer(mod, m, j)
                 gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
                 for r in range(t, module_widths[j], nt):
                     pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
@@ -247,7 +260,7 @@ def _make_res_full_kernel(ftype, preact):
                 cuda.syncthreads()
                 h, hnew = hnew, h
                 n_in = module_widths[j]
-            layer = np.uint64(base + m)
+            layer = residual_layer(mod, m, m)
             gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
             for r in range(t, n, nt):
                 f = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_l, k0,
@@ -259,17 +272,7 @@ def _make_res_full_kernel(ftype, preact):
             for r in range(t, n, nt):
                 y[r] += ftype(etas[mod]) * hnew[r]
             cuda.syncthreads()
-            if t == 0:
-                ms = mean_square(y, n)
-                out_lengths[i, mod + 1], out_log[i, mod + 1] = length_and_log(ms, 2 * shift)
-                e_shared[0] = renorm_shift(ms)
-            cuda.syncthreads()
-            e = int(e_shared[0])
-            if e != 0:
-                f = math.ldexp(1.0, -e)
-                for r in range(t, n, nt):
-                    y[r] *= f
-                shift += e
+            shift = record_and_renormalize(y, n, shift, mod + 1, t, nt, e_shared, out_lengths[i], out_log[i])
             cuda.syncthreads()
 
     return res_full_kernel
@@ -318,17 +321,7 @@ def _make_conv_full_kernel(ftype, bits32):
                 b = ftype(bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0)
                 conv_channel(w, z, c_in, height, width, kh, kw, ftype(scales[j - 1]), b, r, znew)
             cuda.syncthreads()
-            if t == 0:
-                ms = mean_square(znew, channels[j] * P)
-                out_lengths[i, j], out_log[i, j] = length_and_log(ms, 2 * shift)
-                e_shared[0] = renorm_shift(ms)
-            cuda.syncthreads()
-            e = int(e_shared[0])
-            if e != 0:
-                f = math.ldexp(1.0, -e)
-                for k in range(t, channels[j] * P, nt):
-                    znew[k] *= f
-                shift += e
+            shift = record_and_renormalize(znew, channels[j] * P, shift, j, t, nt, e_shared, out_lengths[i], out_log[i])
             z, znew = znew, z
             cuda.syncthreads()
 
@@ -353,7 +346,7 @@ def statistics_kernel(lengths, logs, out):
 
 
 # ----------------------------------------------------------------- reduction
-welford_range = cuda.jit(device=True)(_summary.welford_range.py_func)
+welford_range = cuda.jit(device=True)(moments.welford_range.py_func)
 
 
 @cuda.jit

@@ -14,7 +14,21 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ..sampling.laws import BIAS_BLOCK, _word, _ziggurat_draw, row_weight, standard_draw, weights_per_block
+from ..sampling.laws import (
+    BIAS_BLOCK,
+    GAUSSIAN,
+    RADEMACHER,
+    STREAM_CHI_SQUARE,
+    STREAM_PROJECTION,
+    STREAM_RELU_SHARE,
+    STREAM_SIGN,
+    block_word,
+    residual_layer,
+    row_weight,
+    standard_draw,
+    weights_per_block,
+    ziggurat_draw,
+)
 from ..sampling.rng import philox4x32, u01_from_words
 
 _GAMMA_BOOST_ROW = np.uint64(0xFFFFFFFF)
@@ -34,7 +48,7 @@ def _make_row_dot(ftype):
 
         Summed as four partial sums over ``k mod 4``, combined ``(s0 + s1) + (s2 + s3)``:
         the order of :func:`fmsim.kernels.cpu.drawn_dot`, whose partial sums
-        LLVM keeps in one vector register. Rademacher rows (``law == 2``) add instead
+        LLVM keeps in one vector register. Rademacher rows (``law == RADEMACHER``) add instead
         one entry of ``signs`` per four weights (:func:`rademacher_chunk`): entry
         ``16 c + m`` for chunk ``c``, ``m`` its four sign bits, the four partial sums over ``c mod 4``.
 
@@ -44,7 +58,7 @@ def _make_row_dot(ftype):
         z : ndarray, shape (>= n_in,), float
             Previous layer's activations (the nonzero ones).
         signs : ndarray, shape (>= 4 n_in + 16,), float
-            The layer's Rademacher table (read only when ``law == 2``).
+            The layer's Rademacher table (read only when ``law == RADEMACHER``).
         n_in : int
             Fan-in.
         row, layer, net : uint64
@@ -60,12 +74,12 @@ def _make_row_dot(ftype):
         a1 = ftype(0.0)
         a2 = ftype(0.0)
         a3 = ftype(0.0)
-        if law == 2:
+        if law == RADEMACHER:
             n_chunks = (n_in + 3) // 4
             for blk in range((n_in + 127) // 128):
                 w0, w1, w2, w3 = philox4x32(np.uint64(blk), row, layer, net, k0, k1)
                 for c in range(32 * blk, min(n_chunks, 32 * blk + 32)):
-                    word = _word((c >> 3) & 3, w0, w1, w2, w3)
+                    word = block_word((c >> 3) & 3, w0, w1, w2, w3)
                     t = signs[16 * c + np.intp((word >> np.uint64(4 * (c & 7))) & np.uint64(15))]
                     lane = c & 3
                     if lane == 0:
@@ -181,7 +195,7 @@ def rademacher_chunk(z, n, c, signs):
         signs[16 * c + m] = t
 
 
-def _mean_square(z, n):
+def mean_square_body(z, n):
     """The body of :func:`mean_square`."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     m = n - n % 8
@@ -218,7 +232,7 @@ def _mean_square(z, n):
     return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / n
 
 
-_mean_square_compiled = njit(cache=True)(_mean_square)
+_mean_square_compiled = njit(cache=True)(mean_square_body)
 
 
 def mean_square(z, n):
@@ -232,12 +246,12 @@ def mean_square(z, n):
     """
     if isinstance(z, np.ndarray):
         return _mean_square_compiled(z, n)
-    return _mean_square(z, n)
+    return mean_square_body(z, n)
 
 
 @overload(mean_square)  # (numba-level inlining of this body trips numba's SSA check; LLVM inlines it)
 def _mean_square_jit(z, n):
-    return _mean_square
+    return mean_square_body
 
 
 # ------------------------------------------------------------ fused multiply-add
@@ -388,7 +402,7 @@ def gamma_stream(shape, stream, layer, net, k0, k1):
     for t in range(_MAX_GAMMA_ATTEMPTS):
         row = np.uint64(1 + t)
         w0, w1, w2, w3 = philox4x32(stream, row, layer, net, k0, k1)
-        x = _ziggurat_draw(0, w0, w1, stream, 0, row, layer, net, k0, k1)  # N(0, 1)
+        x = ziggurat_draw(GAUSSIAN, w0, w1, stream, 0, row, layer, net, k0, k1)  # N(0, 1)
         v = 1.0 + cc * x
         if v <= 0.0:
             continue
@@ -409,7 +423,7 @@ def gamma_stream(shape, stream, layer, net, k0, k1):
 @njit(cache=True)
 def gamma_unit(shape, layer, net, k0, k1):
     """``Gamma(shape, 1)`` from stream 0 of the layer (:func:`gamma_stream`): the Gaussian samplers' chi-squares."""
-    return gamma_stream(shape, np.uint64(0), layer, net, k0, k1)
+    return gamma_stream(shape, np.uint64(STREAM_CHI_SQUARE), layer, net, k0, k1)
 
 
 @njit(cache=True)
@@ -436,10 +450,10 @@ def orthogonal_layer_ratio(n_in, n, c, layer, net, k0, k1):
     k = binomial_half(n, layer, net, k0, k1)
     if k == 0:
         return 0.0
-    kept, _ = beta_pair(0.5 * k, 0.5 * (n - k), np.uint64(1), layer, net, k0, k1)
+    kept, _ = beta_pair(0.5 * k, 0.5 * (n - k), np.uint64(STREAM_RELU_SHARE), layer, net, k0, k1)
     ratio = c * kept
     if n < n_in:
-        b, _ = beta_pair(0.5 * n, 0.5 * (n_in - n), np.uint64(3), layer, net, k0, k1)
+        b, _ = beta_pair(0.5 * n, 0.5 * (n_in - n), np.uint64(STREAM_PROJECTION), layer, net, k0, k1)
         ratio *= b
     return ratio
 
@@ -466,8 +480,26 @@ def orthogonal_output_gain(n, fan, c_out, layer, net, k0, k1):
     ``c_out B``, ``B ~ Beta(n/2, (fan - n)/2)`` (streams 3, 4) if ``n < fan``, else ``B = 1``."""
     if n >= fan:
         return c_out
-    b, _ = beta_pair(0.5 * n, 0.5 * (fan - n), np.uint64(3), layer, net, k0, k1)
+    b, _ = beta_pair(0.5 * n, 0.5 * (fan - n), np.uint64(STREAM_PROJECTION), layer, net, k0, k1)
     return c_out * b
+
+
+@njit(inline="always", cache=True)
+def orthogonal_module_gain(alive, n, module_widths, c, c_out, mod, net, k0, k1):
+    """``q = ||W_out h||^2 / ||y||^2`` of residual module ``mod`` (0-based) with orthogonal weights: the hidden
+    layers' ratios (:func:`orthogonal_layer_ratio`), then the output layer's (:func:`orthogonal_output_gain`);
+    0 for a dead stream (``alive`` False) or once a hidden layer dies. (The CUDA kernels bind it to its device
+    version: :func:`fmsim.kernels.cuda.device_function`.)"""
+    m = module_widths.shape[0]
+    q = 1.0 if alive else 0.0
+    fan = n
+    for j in range(m):
+        if q > 0.0:
+            q *= orthogonal_layer_ratio(fan, module_widths[j], c, residual_layer(mod, m, j), net, k0, k1)
+        fan = module_widths[j]
+    if q > 0.0:
+        q *= orthogonal_output_gain(n, fan, c_out, residual_layer(mod, m, m), net, k0, k1)
+    return q
 
 
 @njit(inline="always", cache=True)
@@ -546,17 +578,16 @@ def residual_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, bias_var,
     shift = shift0
     out[0], out_log[0] = length_and_log(mm, shift)
     for mod in range(etas.shape[0]):
-        base = mod * (m + 1) + 1
         bv = scale_bias(bias_var, shift)
         r = mm
         for j in range(m):
-            r = exact_layer(r, module_widths[j], c, bv, np.uint64(base + j), net, k0, k1)
+            r = exact_layer(r, module_widths[j], c, bv, residual_layer(mod, m, j), net, k0, k1)
         # (no bias: the operations of the bias-free sampler, so earlier files resume bit-identically)
         a2 = etas[mod] * etas[mod] * c_out * r if bias_var == 0.0 else etas[mod] * etas[mod] * (c_out * r + bv)
         if a2 > 0.0:  # else the module adds nothing: M stays exactly as it is
-            layer = np.uint64(base + m)
+            layer = residual_layer(mod, m, m)
             w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
-            g = standard_draw(0, w0, w1, zero, 0, zero, layer, net, k0, k1)
+            g = standard_draw(GAUSSIAN, w0, w1, zero, 0, zero, layer, net, k0, k1)
             chi = 2.0 * gamma_unit(0.5 * (n - 1), layer, net, k0, k1) if n > 1 else 0.0
             s = math.sqrt(n * mm) + math.sqrt(a2) * g
             mm = (s * s + a2 * chi) / n
@@ -595,22 +626,21 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
     zs = x_shift  # the stream is y 2^zs
     out[0], out_log[0] = length_and_log(mm, 2 * zs)
     for mod in range(etas.shape[0]):
-        base = mod * (m + 1) + 1
         bv = scale_bias(bias_var, 2 * zs)
         r = mm
         for j in range(m):
-            r = exact_layer(r, module_widths[j], c, bv, np.uint64(base + j), net, k0, k1)
+            r = exact_layer(r, module_widths[j], c, bv, residual_layer(mod, m, j), net, k0, k1)
         scale = etas[mod] * math.sqrt(c_out * r + bv)
         if scale > 0.0:
-            layer = np.uint64(base + m)
+            layer = residual_layer(mod, m, m)
             for blk in range((n + 1) // 2):
                 block = np.uint64(blk)
                 w0, w1, w2, w3 = philox4x32(block, zero, layer, net, k0, k1)
-                g = standard_draw(0, w0, w1, block, 0, zero, layer, net, k0, k1)
+                g = standard_draw(GAUSSIAN, w0, w1, block, 0, zero, layer, net, k0, k1)
                 if g > 0.0:
                     y[2 * blk] += scale * g
                 if 2 * blk + 1 < n:
-                    g = standard_draw(0, w2, w3, block, 1, zero, layer, net, k0, k1)
+                    g = standard_draw(GAUSSIAN, w2, w3, block, 1, zero, layer, net, k0, k1)
                     if g > 0.0:
                         y[2 * blk + 1] += scale * g
             mm = mean_square(y, n)
@@ -640,22 +670,12 @@ def residual_orthogonal_exact_trace(m0, shift0, n, module_widths, etas, c, c_out
     shift = shift0
     out[0], out_log[0] = length_and_log(mm, shift)
     for mod in range(etas.shape[0]):
-        base = mod * (m + 1) + 1
-        # q = ||W_out h||^2 / ||y||^2: the hidden layers' ratios, then the output layer's (written out, not a
-        # helper over module_widths: the CUDA simulator cannot pass its arrays to CPU-compiled functions)
-        q = 1.0 if mm > 0.0 else 0.0
-        fan = n
-        for j in range(m):
-            if q > 0.0:
-                q *= orthogonal_layer_ratio(fan, module_widths[j], c, np.uint64(base + j), net, k0, k1)
-            fan = module_widths[j]
-        if q > 0.0:
-            q *= orthogonal_output_gain(n, fan, c_out, np.uint64(base + m), net, k0, k1)
+        q = orthogonal_module_gain(mm > 0.0, n, module_widths, c, c_out, mod, net, k0, k1)
         a = etas[mod] * math.sqrt(q)
         if a > 0.0:  # else the module adds nothing: M stays exactly as it is
-            layer = np.uint64(base + m)
-            u2, rest = beta_pair(0.5, 0.5 * (n - 1), np.uint64(1), layer, net, k0, k1)
-            w0, _, _, _ = philox4x32(np.uint64(5), zero, layer, net, k0, k1)
+            layer = residual_layer(mod, m, m)
+            u2, rest = beta_pair(0.5, 0.5 * (n - 1), np.uint64(STREAM_RELU_SHARE), layer, net, k0, k1)
+            w0, _, _, _ = philox4x32(np.uint64(STREAM_SIGN), zero, layer, net, k0, k1)
             u = math.sqrt(u2) if w0 & np.uint64(1) else -math.sqrt(u2)
             s = 1.0 + a * u
             mm = mm * (s * s + a * a * rest)
@@ -683,28 +703,18 @@ def residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_o
     zs = x_shift  # the stream is y 2^zs
     out[0], out_log[0] = length_and_log(mm, 2 * zs)
     for mod in range(etas.shape[0]):
-        base = mod * (m + 1) + 1
-        # q = ||W_out h||^2 / ||y||^2: the hidden layers' ratios, then the output layer's (written out, not a
-        # helper over module_widths: the CUDA simulator cannot pass its arrays to CPU-compiled functions)
-        q = 1.0 if mm > 0.0 else 0.0
-        fan = n
-        for j in range(m):
-            if q > 0.0:
-                q *= orthogonal_layer_ratio(fan, module_widths[j], c, np.uint64(base + j), net, k0, k1)
-            fan = module_widths[j]
-        if q > 0.0:
-            q *= orthogonal_output_gain(n, fan, c_out, np.uint64(base + m), net, k0, k1)
+        q = orthogonal_module_gain(mm > 0.0, n, module_widths, c, c_out, mod, net, k0, k1)
         if q > 0.0 and etas[mod] > 0.0:
-            layer = np.uint64(base + m)
+            layer = residual_layer(mod, m, m)
             gg = 0.0
             for blk in range((n + 1) // 2):
                 block = np.uint64(blk)
                 w0, w1, w2, w3 = philox4x32(block, zero, layer, net, k0, k1)
-                v = standard_draw(0, w0, w1, block, 0, zero, layer, net, k0, k1)
+                v = standard_draw(GAUSSIAN, w0, w1, block, 0, zero, layer, net, k0, k1)
                 g[2 * blk] = v
                 gg += v * v
                 if 2 * blk + 1 < n:
-                    v = standard_draw(0, w2, w3, block, 1, zero, layer, net, k0, k1)
+                    v = standard_draw(GAUSSIAN, w2, w3, block, 1, zero, layer, net, k0, k1)
                     g[2 * blk + 1] = v
                     gg += v * v
             scale = etas[mod] * math.sqrt(q * ss / gg)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Conv, Residual, RunConfig, input_vector
-from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
+from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one, residual_layer
 from ..sampling.rng import philox4x32, seed_to_key
 
 __all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths",
@@ -110,18 +110,19 @@ def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> n
         y = x.copy()
         out[i, 0] = y @ y / y.size
         for mod, eta in enumerate(arch.etas):
-            base = mod * (m + 1) + 1
             h = y
             for j, k in enumerate(arch.module_widths):
-                w = _weights_on_nonzero(init.law, h, k, key, base + j, int(net), config.precision)
+                layer = int(residual_layer(mod, m, j))
+                w = _weights_on_nonzero(init.law, h, k, key, layer, int(net), config.precision)
                 pre = np.sqrt(float(init.c) / h.size) * (w @ h)
                 if bsd > 0:
-                    pre = pre + bsd * _bias(init.law, k, key, base + j, int(net))
+                    pre = pre + bsd * _bias(init.law, k, key, layer, int(net))
                 h = np.maximum(pre, 0.0)
-            w = _weights_on_nonzero(init.law, h, arch.width, key, base + m, int(net), config.precision)
+            layer = int(residual_layer(mod, m, m))
+            w = _weights_on_nonzero(init.law, h, arch.width, key, layer, int(net), config.precision)
             f = np.sqrt(arch.c_out / h.size) * (w @ h)
             if bsd > 0:
-                f = f + bsd * _bias(init.law, arch.width, key, base + m, int(net))
+                f = f + bsd * _bias(init.law, arch.width, key, layer, int(net))
             if arch.ending == "relu":
                 f = np.maximum(f, 0.0)
             y = y + eta * f
@@ -198,12 +199,12 @@ def reference_orthogonal_lengths(config: RunConfig, nets: np.ndarray | range) ->
             m = len(arch.module_widths)
             y = x.copy()
             for mod, eta in enumerate(arch.etas):
-                base = mod * (m + 1) + 1
                 h = y
                 for j, k in enumerate(arch.module_widths):
-                    h = np.maximum(np.sqrt(float(init.c)) * (orthogonal_weights(k, h.size, key, base + j, net) @ h),
-                                   0.0)
-                f = np.sqrt(arch.c_out) * (orthogonal_weights(arch.width, h.size, key, base + m, net) @ h)
+                    w = orthogonal_weights(k, h.size, key, int(residual_layer(mod, m, j)), net)
+                    h = np.maximum(np.sqrt(float(init.c)) * (w @ h), 0.0)
+                w = orthogonal_weights(arch.width, h.size, key, int(residual_layer(mod, m, m)), net)
+                f = np.sqrt(arch.c_out) * (w @ h)
                 if arch.ending == "relu":
                     f = np.maximum(f, 0.0)
                 y = y + eta * f

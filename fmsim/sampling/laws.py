@@ -84,6 +84,17 @@ from .rng import philox4x32, u01_from_words
 
 __all__ = [
     "STREAM_LAYOUT",
+    "GAUSSIAN",
+    "UNIFORM",
+    "RADEMACHER",
+    "LAPLACE",
+    "TRUNCATED_NORMAL",
+    "INPUT_LAYER",
+    "STREAM_CHI_SQUARE",
+    "STREAM_RELU_SHARE",
+    "STREAM_PROJECTION",
+    "STREAM_SIGN",
+    "residual_layer",
     "weights_per_block",
     "LAW_CODES",
     "LAW_M4",
@@ -102,8 +113,18 @@ __all__ = [
 
 #: Version of the stream layout above (which Philox bits make which weight).
 STREAM_LAYOUT = 5
-#: Integer codes the kernels use for each law.
-LAW_CODES = {"gaussian": 0, "uniform": 1, "rademacher": 2, "laplace": 3, "truncated_normal": 4}
+#: The integer code the kernels take for each law.
+GAUSSIAN, UNIFORM, RADEMACHER, LAPLACE, TRUNCATED_NORMAL = range(5)
+LAW_CODES = {"gaussian": GAUSSIAN, "uniform": UNIFORM, "rademacher": RADEMACHER, "laplace": LAPLACE,
+             "truncated_normal": TRUNCATED_NORMAL}
+#: Counter layer of the seeded input direction (the net's layers are 1..d).
+INPUT_LAYER = 0
+#: Streams (counter word ``c0``) of the exact samplers' Gamma variates (:func:`fmsim.kernels.scalar.gamma_stream`),
+#: and of the sign of a residual module's cosine (bit 0 of word 0, row 0 of the output layer).
+STREAM_CHI_SQUARE = 0  # the Gaussian samplers' chi-squares
+STREAM_RELU_SHARE = 1  # and 2: the Beta share of a length that a ReLU keeps (orthogonal weights)
+STREAM_PROJECTION = 3  # and 4: the Beta share that an orthogonal layer onto fewer units keeps
+STREAM_SIGN = 5
 #: Standardized fourth moment E[w^4]/Var(w)^2 of each (unit-variance) law.
 LAW_M4 = {
     "gaussian": 3.0,
@@ -246,9 +267,9 @@ def _candidate(law, a, b):
     r = (a << np.uint64(32)) | b
     idx = np.intp(r & np.uint64(0xFF))
     rabs = (r >> np.uint64(9)) & _MASK52
-    if law == 0:
+    if law == GAUSSIAN:
         wn, kn = _ZW[idx], _ZK[idx]
-    elif law == 3:
+    elif law == LAPLACE:
         wn, kn = _EW[idx], _EK[idx]
     else:
         wn, kn = _TW[idx], _TK[idx]
@@ -289,17 +310,17 @@ def _ziggurat_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1):
     """
     for attempt in range(_MAX_ATTEMPTS):
         w0, w1, w2, w3 = philox4x32(_stream_c0(block, lane, attempt), c1, c2, c3, k0, k1)
-        if idx == 0 and law == 0:
+        if idx == 0 and law == GAUSSIAN:
             xx = -math.log(1.0 - u01_from_words(w0, w1)) / _ZIG_R
             yy = -math.log(1.0 - u01_from_words(w2, w3))
             if yy + yy > xx * xx:
                 return math.copysign(_ZIG_R + xx, x)
             continue
-        if idx == 0 and law == 3:
+        if idx == 0 and law == LAPLACE:
             return math.copysign(_EXP_R - math.log(1.0 - u01_from_words(w0, w1)), x)
-        if law == 0:
+        if law == GAUSSIAN:
             lo, hi, fx = _ZF[idx], _ZF[idx + 1], math.exp(-0.5 * x * x)
-        elif law == 3:
+        elif law == LAPLACE:
             lo, hi, fx = _EF[idx], _EF[idx + 1], math.exp(-abs(x))
         else:
             lo, hi, fx = _TF[idx], _TF[idx + 1], math.exp(-0.5 * x * x)
@@ -312,7 +333,7 @@ def _ziggurat_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
+def ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     """Unscaled draw of the ziggurat of ``law`` (N(0, 1); standard Laplace, variance 2; N(0, 1) cut at +-2)."""
     x, idx, ok = _candidate(law, a, b)
     if ok:
@@ -324,9 +345,9 @@ def _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
 def _unit_scale(law):
     """Factor that gives the unscaled draw of the ziggurat of ``law`` (0, 3 or 4) unit variance (1 for the
     Gaussian: ``x * 1.0`` is ``x`` exactly)."""
-    if law == 0:
+    if law == GAUSSIAN:
         return 1.0
-    return _INV_SQRT2 if law == 3 else _TRUNC_INV_SD
+    return _INV_SQRT2 if law == LAPLACE else _TRUNC_INV_SD
 
 
 # ------------------------------------------------------------ dispatcher
@@ -354,11 +375,11 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     float
         A draw with mean 0 and variance 1.
     """
-    if law == 1:
+    if law == UNIFORM:
         return _SQRT3 * (2.0 * u01_from_words(a, b) - 1.0)
-    if law == 2:
+    if law == RADEMACHER:
         return 1.0 if (a >> np.uint64(31)) else -1.0
-    x = _ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1)
+    x = ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1)
     return x * _unit_scale(law)
 
 
@@ -516,14 +537,14 @@ def laplace32_row(n, c1, c2, c3, k0, k1, words, out):
 def polynomial32(law, bits32):
     """Whether ``law`` is drawn by a float32 polynomial transform (:func:`polynomial32_row`): the float32
     Gaussian and Laplace."""
-    return bits32 and (law == 0 or law == 3)
+    return bits32 and (law == GAUSSIAN or law == LAPLACE)
 
 
 @njit(inline="always", cache=True)
 def polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
     """The float32 Gaussian (``law`` 0) or Laplace (3) weights of a row: :func:`gauss32_row` or
     :func:`laplace32_row` (``out`` and ``words`` hold ``32 ceil(n / 32)``)."""
-    if law == 0:
+    if law == GAUSSIAN:
         gauss32_row(n, c1, c2, c3, k0, k1, words, out)
     else:
         laplace32_row(n, c1, c2, c3, k0, k1, words, out)
@@ -533,9 +554,9 @@ def polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
 def draw32(law, word, k, c1, c2, c3, k0, k1):
     """Weight ``k`` of a row from its 32-bit word (uniform; Laplace and truncated normal in float32), mean 0,
     variance 1. (The float32 Gaussian takes a pair of words: :func:`gauss32_pair`.)"""
-    if law == 1:
+    if law == UNIFORM:
         return _SQRT3 * (2.0 * _u01_32(word) - 1.0)
-    if law == 3:
+    if law == LAPLACE:
         return float(laplace32(word))
     x, idx, ok = _candidate32(word)
     if not ok:
@@ -546,15 +567,15 @@ def draw32(law, word, k, c1, c2, c3, k0, k1):
 @njit(inline="always", cache=True)
 def weights_per_block(law, bits32):
     """Weights per Philox call in a row: 128 (Rademacher), 4 (uniform, or ``bits32``: precision float32) or 2."""
-    if law == 2:
+    if law == RADEMACHER:
         return 128
-    if law == 1 or bits32:
+    if law == UNIFORM or bits32:
         return 4
     return 2
 
 
 @njit(inline="always", cache=True)
-def _word(q, w0, w1, w2, w3):
+def block_word(q, w0, w1, w2, w3):
     if q == 0:
         return w0
     if q == 1:
@@ -589,20 +610,20 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
     per = weights_per_block(law, bits32)
     q = k % per
     if per == 128:
-        word = _word(q >> 5, w0, w1, w2, w3)
+        word = block_word(q >> 5, w0, w1, w2, w3)
         return 1.0 if (word >> np.uint64(q & 31)) & np.uint64(1) else -1.0
     if per == 4:
-        if law == 0:  # float32 Gaussian: the block's word pair (0, 1) or (2, 3); cos for even k, sin for odd
+        if law == GAUSSIAN:  # float32 Gaussian: the block's word pair (0, 1) or (2, 3); cos for even k, sin for odd
             a, b = (w0, w1) if q < 2 else (w2, w3)
             x, y = gauss32_pair(a, b)
             return x if q % 2 == 0 else y
-        return draw32(law, _word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
+        return draw32(law, block_word(q, w0, w1, w2, w3), k, c1, c2, c3, k0, k1)
     a, b = (w0, w1) if q == 0 else (w2, w3)  # one call site: each inlined copy costs compile time
     return standard_draw(law, a, b, np.uint64(k // 2), q, c1, c2, c3, k0, k1)
 
 
 @njit(cache=True)
-def _fill_standard(law, bits32, k0, k1, c1, c2, c3, out):
+def fill_standard(law, bits32, k0, k1, c1, c2, c3, out):
     """``out[k]`` = weight ``k`` of the row, one Philox block at a time (the CUDA kernels' and the reference's path)."""
     n = out.shape[0]
     per = weights_per_block(law, bits32)
@@ -635,7 +656,7 @@ def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer:
     ndarray, shape (n,), float64
     """
     out = np.empty(n)
-    _fill_standard(
+    fill_standard(
         LAW_CODES[law], precision == "float32", np.uint64(key[0]), np.uint64(key[1]),
         np.uint64(row), np.uint64(layer), np.uint64(net), out,
     )
@@ -665,6 +686,14 @@ def draw_standard_one(law: str, key: tuple[int, int], block: int, lane: int, row
 # cases, one by one, from the same retry streams as :func:`standard_draw`. The weights are bitwise those of
 # :func:`standard_draw` (tested), so the CUDA kernels, which draw one weight at a
 # time, stay bit-identical.
+
+
+@njit(inline="always", cache=True)
+def residual_layer(module, n_hidden, j):
+    """Counter layer of layer ``j`` of residual module ``module`` (0-based) with ``n_hidden`` hidden layers: ``j``
+    is ``0..n_hidden - 1`` for a hidden layer, ``n_hidden`` for the module's output layer (``M_l`` of module
+    ``l = module + 1`` is recorded after it). Modules take consecutive blocks of layers from 1 on."""
+    return np.uint64(module * (n_hidden + 1) + 1 + j)
 
 
 @njit(inline="always", cache=True)
@@ -745,7 +774,7 @@ def row_blocks(law, bits32, n):
     Rademacher. (The polynomial rows draw :func:`polynomial32_blocks`.)"""
     per = weights_per_block(law, bits32)
     n_blocks = (n + per - 1) // per
-    return n_blocks if law == 2 else whole_vector_blocks(n_blocks)
+    return n_blocks if law == RADEMACHER else whole_vector_blocks(n_blocks)
 
 
 @njit(inline="always", cache=True)
@@ -791,9 +820,9 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """
     row_words(row_blocks(law, bits32, n), c1, c2, c3, k0, k1, words)
     # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.
-    if law == 2:
+    if law == RADEMACHER:
         _rademacher_row(n, words, out)
-    elif law == 1:
+    elif law == UNIFORM:
         _uniform_row(n, words, out)
     elif bits32:  # ziggurats; the literal True/False lets each inlined copy fold its word size away
         _ziggurat_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
@@ -823,9 +852,9 @@ def _ziggurat_tables(law, bits32):
     ``bits32`` (law 4)."""
     if bits32:  # only the truncated normal has a 32-bit ziggurat
         return _TK32_9, _TW32_9
-    if law == 0:
+    if law == GAUSSIAN:
         return _ZK9, _ZW9
-    if law == 3:
+    if law == LAPLACE:
         return _EK9, _EW9
     return _TK9, _TW9
 

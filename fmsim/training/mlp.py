@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import FullyConnected, Init, _as_int
+from ..config import FullyConnected, Init, as_int
 from ..sampling.haar import orthogonal_weights
 from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one
 from ..sampling.rng import seed_to_key
@@ -88,10 +88,10 @@ class MLP:
     @classmethod
     def constant(cls, depth: int, width: int, n_in: int = 784, n_out: int = 10, **kw: Any) -> MLP:
         """``depth`` hidden layers of ``width`` units (Hanin & Rolnick's Fig. 1b nets use width = depth)."""
-        depth = _as_int("depth", depth)
+        depth = as_int("depth", depth)
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
-        return cls((n_in,) + (_as_int("width", width),) * depth + (n_out,), **kw)
+        return cls((n_in,) + (as_int("width", width),) * depth + (n_out,), **kw)
 
     @property
     def n_layers(self) -> int:
@@ -151,7 +151,7 @@ class MLP:
         """
         if not isinstance(init, Init):
             raise TypeError(f"init must be an Init, got {type(init).__name__}")
-        net = _as_int("net", net)
+        net = as_int("net", net)
         if not 0 <= net < 2**32:
             raise ValueError(f"net must be in [0, 2**32), got {net}")
         key = seed_to_key(seed)

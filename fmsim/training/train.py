@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Init, _as_float, _as_int
+from ..config import Init, as_float, as_int
 from .mlp import MLP
 
 __all__ = ["SGDConfig", "TrainingRun", "train", "sgd_steps", "epoch_order", "write_run", "read_run", "run_meta"]
@@ -59,14 +59,14 @@ class SGDConfig:
     stop_at_target: bool = True
 
     def __post_init__(self) -> None:
-        lr = _as_float("lr", self.lr)
+        lr = as_float("lr", self.lr)
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         for name, lo in (("batch_size", 1), ("max_epochs", 1), ("evals_per_epoch", 1), ("dense_epochs", 0)):
-            v = _as_int(name, getattr(self, name))
+            v = as_int(name, getattr(self, name))
             if v < lo:
                 raise ValueError(f"{name} must be >= {lo}, got {v}")
-        t = _as_float("target_accuracy", self.target_accuracy)
+        t = as_float("target_accuracy", self.target_accuracy)
         if not 0 < t <= 1:
             raise ValueError(f"target_accuracy must be in (0, 1], got {t}")
         if not isinstance(self.stop_at_target, bool):
