@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the built site: formulas render without internet
     "sphinx.ext.intersphinx",
     "numpydoc",
     "myst_parser",

@@ -21,6 +21,7 @@ from .files.store import open_result as open
 from .files.store import run_to_file
 from .running.jit_cache import drop_stale_jit_cache as _drop_stale_jit_cache
 from .running.simulate import SimulationResult, simulate
+from .running.summary import LayerSummary
 
 __version__ = "0.11.0"  # the one place the version is written (pyproject reads it)
 
@@ -64,5 +65,5 @@ for _name, _home in MODULE_NAMES.items():  # those imported already need no find
 _sys.meta_path.append(_ModuleNames())
 
 __all__ = ["FullyConnected", "Residual", "Conv", "eta_schedule", "width_profile", "Init", "RunConfig",
-           "SimulationResult", "simulate", "run_to_file", "open", "open_dataset", "open_sweep", "theory",
-           "__version__"]
+           "SimulationResult", "LayerSummary", "simulate", "run_to_file", "open", "open_dataset", "open_sweep",
+           "theory", "__version__"]

@@ -326,18 +326,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     fig1a.main(["--out", args.out] + (["--quick"] if args.quick else []) + cluster_argv(args))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+def _add_net_shape(p: argparse.ArgumentParser) -> None:
+    """The flags of a fully connected net's shape, shared by ``simulate`` and ``law``."""
+    p.add_argument("--widths", type=int_list, help="n0,n1,...,nd")
+    p.add_argument("--depth", type=int)
+    p.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
+    p.add_argument("--n0", type=int, help="input width (default = width)")
 
-    p = argparse.ArgumentParser(prog="fmsim", description="Monte Carlo of random ReLU nets (Hanin & Rolnick 2018).")
-    p.add_argument("--version", action="version", version=f"fmsim {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
 
+def _simulate_parser(sub) -> None:
     s = sub.add_parser("simulate", help="one run into an HDF5 file (resumes if the file holds it)")
-    s.add_argument("--widths", type=int_list, help="n0,n1,...,nd")
-    s.add_argument("--depth", type=int)
-    s.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
-    s.add_argument("--n0", type=int, help="input width (default = width)")
+    _add_net_shape(s)
     s.add_argument("--scheme", choices=sorted(SCHEMES), help="named initialization (he, lecun, glorot, ...)")
     r = s.add_argument_group("residual net (y_l = y_{l-1} + eta_l F_l(y_{l-1}))")
     r.add_argument("--modules", type=int, help="number of modules L")
@@ -357,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--group", default="/", help="group inside the file (default /)")
     s.set_defaults(func=cmd_simulate)
 
+
+def _sweep_parser(sub) -> None:
     w = sub.add_parser("sweep", help="a grid of depths x schemes into one file, one group per run")
     w.add_argument("--depths", type=int_list, required=True)
     w.add_argument("--width", type=int, help="fixed width (default: width = depth)")
@@ -367,22 +368,22 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", required=True)
     w.set_defaults(func=cmd_sweep)
 
+
+def _file_parsers(sub) -> None:
     i = sub.add_parser("info", help="describe the runs in a file")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
-
     v = sub.add_parser("verify", help="check every chunk of a file's runs against its checksum (exit 2 if one "
                                       "fails)")
     v.add_argument("file")
     v.add_argument("--group", help="only this run (default: every run in the file)")
     v.set_defaults(func=cmd_verify)
 
+
+def _law_parser(sub) -> None:
     lw = sub.add_parser("law", help="the exact law of M_d (Gaussian or orthogonal weights, no bias): quantiles, "
                                     "P(dead), moments; no Monte Carlo")
-    lw.add_argument("--widths", type=int_list, help="n0,n1,...,nd")
-    lw.add_argument("--depth", type=int)
-    lw.add_argument("--width", type=int, help="layer width (default = depth); for a residual net, the stream width")
-    lw.add_argument("--n0", type=int, help="input width (default = width)")
+    _add_net_shape(lw)
     lw.add_argument("--scheme", choices=sorted(SCHEMES),
                     help="named initialization (Gaussian ones: he, lecun, ...; orthogonal, orthogonal_unit)")
     lw.add_argument("--c", type=float_list, help="variance numerator c (orthogonal: squared gain); one value or one "
@@ -399,26 +400,35 @@ def build_parser() -> argparse.ArgumentParser:
     lw.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lw.set_defaults(func=cmd_law)
 
+
+def _other_parsers(sub) -> None:
     rp = sub.add_parser("report", add_help=False,
                         help="run (or reuse) every experiment and write report.md: the papers' claims, checked")
     rp.set_defaults(func=None)
-
     rn = sub.add_parser("run", add_help=False, help="run one experiment: fmsim run NAME [options]; "
                                                     "fmsim run --help lists them")
     rn.set_defaults(func=None)
-
     dt = sub.add_parser("data", help="where each data file (MNIST) lives and whether its checksum matches")
     dt.add_argument("--fetch", action="store_true", help="download the missing or damaged files into the cache")
     dt.set_defaults(func=cmd_data)
-
     sc = sub.add_parser("schemes", help="list the named initializations (law, c, fan)")
     sc.set_defaults(func=cmd_schemes)
-
     d = sub.add_parser("demo", help="the main job: Hanin-Rolnick Fig. 1a into data/")
     d.add_argument("--out", default="data")
     d.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
     add_cluster_options(d)
     d.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fmsim`` command line: one subparser per command (``report`` and ``run`` parse their own options)."""
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="fmsim", description="Monte Carlo of random ReLU nets (Hanin & Rolnick 2018).")
+    p.add_argument("--version", action="version", version=f"fmsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_simulate_parser, _sweep_parser, _file_parsers, _law_parser, _other_parsers):
+        add(sub)
     return p
 
 

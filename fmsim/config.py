@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .sampling.laws import (
+    INPUT_LAYER,
     LAW_CODES,
     LAW_M4,
     MAX_FAN_IN,
@@ -512,7 +513,7 @@ class RunConfig:
 
     Parameters
     ----------
-    arch : FullyConnected
+    arch : FullyConnected, Residual or Conv
     init : Init
     n_nets : int
         Number of random nets, ``1 <= n_nets <= 2**32 - 1``.
@@ -540,7 +541,7 @@ class RunConfig:
         and conv nets (see tests/test_kernels.py, tests/test_float32_nets.py).
     """
 
-    arch: FullyConnected
+    arch: Architecture
     init: Init
     n_nets: int
     seed: int
@@ -680,7 +681,7 @@ def input_vector(config: RunConfig) -> np.ndarray:
     if config.x is not None:
         return np.asarray(config.x, dtype=float)
     n0 = config.arch.input_size
-    g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, 0, 0)  # layer 0 = input
+    g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, INPUT_LAYER, 0)
     norm = np.sqrt(g @ g)
     if norm == 0.0:  # cannot happen for n0 >= 1 except with probability 0
         g[0], norm = 1.0, 1.0

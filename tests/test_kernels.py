@@ -8,7 +8,7 @@ from fmsim.reference import reference_lengths
 from scipy import stats
 
 import fmsim
-from fmsim.kernels.scalar import binomial_half, gamma_unit
+from fmsim.kernels.exact import binomial_half, gamma_unit
 
 LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
 

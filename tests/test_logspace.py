@@ -16,7 +16,7 @@ from fmsim.rng import seed_to_key
 
 import fmsim
 from fmsim import FullyConnected, Init, simulate, theory
-from fmsim.kernels import cpu, scalar
+from fmsim.kernels import cpu, exact, scalar
 from fmsim.running import statistics
 from fmsim.running.launch import FullyConnectedFull, plan, scaled_input
 from fmsim.running.simulate import make_config
@@ -100,7 +100,7 @@ def test_exact_sampler_keeps_its_bits_against_the_plain_product():
     for net in range(8):
         m = res.lengths[net, 0]
         for j in range(1, 101):
-            m = m * scalar.exact_layer_ratio(20, 1.0, np.uint64(j), np.uint64(net), k0, k1)
+            m = m * exact.exact_layer_ratio(20, 1.0, np.uint64(j), np.uint64(net), k0, k1)
             assert m == res.lengths[net, j]
     assert res.lengths[:, -1].max() < 2.0**-64  # (it crossed the window)
 

@@ -85,14 +85,15 @@ def train_job(job: Job, meta: dict, sgd: SGDConfig, seed: int):
 def run_jobs(path: str, jobs: Sequence[Job], sgd: SGDConfig, seed: int, quiet: bool = False, client=None) -> None:
     """Train every job not yet in ``path``; refuse if a stored run has a different configuration.
 
-    Each finished run is added with :func:`fmsim.store.rewrite_atomically`, so a
+    Each finished run is added with :func:`fmsim.files.rewrite.rewrite_atomically`, so a
     ``kill -9`` at any moment loses at most the runs in progress, and a rerun
     resumes with the missing runs and the same results. With a Dask ``client``
     the trainings are cluster tasks and are written as they finish.
     """
     from tqdm.auto import tqdm
 
-    from ..files.store import check_writable, reading, rewrite_atomically
+    from ..files.rewrite import check_writable, rewrite_atomically
+    from ..files.store import reading
     from ..running.execution import unordered_map
 
     check_writable(path)  # damaged, foreign or busy: refused before any work

@@ -93,7 +93,7 @@ def sd_sweep(data, iters: int, nets: int, seed: int, every: int = 50, hess_batch
 
 
 def write(path: str, norms: np.ndarray, depths: Sequence[int], width: int, sweep: dict, meta: dict) -> None:
-    from ..files.store import rewrite_atomically
+    from ..files.rewrite import rewrite_atomically
 
     with rewrite_atomically(path, fresh=True) as f:
         f.attrs["config"] = json.dumps(meta)
@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         a.depths, a.width, a.batch, a.nets, a.iters, a.hess_batch = [1, 2, 3], 16, 8, 2, 20, 64
     if min(a.depths) < 1 or min(a.width, a.batch, a.iters, a.hess_batch) < 1 or a.nets < 2:
         p.error("--depths, --width, --batch, --iters, --hess-batch must be >= 1 and --nets >= 2")
-    from ..files.store import check_writable
+    from ..files.rewrite import check_writable
     from ..training.mnist import load_mnist
 
     path, png = os.path.join(a.out, "hessian_init.h5"), os.path.join(a.out, "hessian_init.png")

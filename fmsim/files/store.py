@@ -55,7 +55,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -74,7 +73,7 @@ from .integrity import checked_read, nets_counted, nets_held
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
            "FileBusyError", "WriteError", "check_runs", "list_runs", "run_many_to_file", "reading",
-           "rewrite_atomically", "check_writable"]
+           "recover_swmr_file"]
 
 SCHEMA_VERSION = 4  # 2: net/quantity/moment dimension scales, flat config attributes; 3: Fletcher-32 chunks;
 #                    4: log_final, log_lengths (float32) instead of lengths, summaries from logs (pivot column)
@@ -316,7 +315,7 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
         lock = WriterLock(path).acquire()
         try:
             if check_file(path).swmr_flag:  # flagged, yet we hold the lock: its writer was killed
-                _recover(path)
+                recover_swmr_file(path)
                 lock.acquire()  # the recovered file replaced the old one
             f = h5py.File(path, "a", libver="latest", locking=True, rdcc_nbytes=0)
         except OSError as e:
@@ -367,7 +366,7 @@ def _close_after_failure(f: h5py.File) -> None:
         sys.unraisablehook = hook
 
 
-def _recover(path: str) -> None:
+def recover_swmr_file(path: str) -> None:
     """Rebuild a file whose writer was killed, then replace it atomically.
 
     HDF5 marks a file "open for SWMR write" until its writer closes it. A
@@ -670,104 +669,3 @@ def derived_log(lengths: np.ndarray) -> np.ndarray:
     ok = (lengths > 0) & np.isfinite(lengths)
     out[ok] = np.log(lengths[ok])
     return out
-
-
-# ------------------------------------------- files rewritten whole (experiments)
-def _is_fmsim_file(f: h5py.File) -> bool:
-    """Marked by fmsim, or holding anything fmsim stores with a ``config`` attribute (older files)."""
-    if f.attrs.get("creator") == CREATOR or "config" in f.attrs:
-        return True
-    found = []
-    f.visititems(lambda name, obj: found.append(name) if "config" in obj.attrs else None)
-    return bool(found)
-
-
-def check_writable(path: str | os.PathLike) -> None:
-    """Refuse, before any work, a file that :func:`rewrite_atomically` must not touch.
-
-    Raises
-    ------
-    DamagedFileError, FileBusyError, StoreError
-        Damaged or not HDF5, written by another live process, or an HDF5
-        file that fmsim did not write. A missing file is fine.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        return
-    check_file(path)
-    if writer_alive(path):
-        raise FileBusyError(f"{path} is open for writing by another process; wait for it to finish or "
-                            "choose another file")
-    with reading(path) as f:
-        if not _is_fmsim_file(f):
-            raise StoreError(f"{path} is an HDF5 file that fmsim did not write; choose another file")
-
-
-def _create_marked(path: str) -> None:
-    """Create ``path`` as an empty fmsim file, atomically (a hard link fails if another process was first)."""
-    tmp = f"{path}.creating-{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
-        f.attrs["creator"] = CREATOR
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.remove(tmp)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def rewrite_atomically(path: str | os.PathLike, fresh: bool = False) -> Iterator[h5py.File]:
-    """Change an fmsim file crash-safely: edit a copy, then rename the copy over ``path``.
-
-    For files that grow by new groups (training runs, experiment tables),
-    where SWMR cannot help (a SWMR writer cannot create objects). A
-    ``kill -9`` at any moment leaves the old file or the new one, never a
-    mix; a stale ``<path>.rewriting`` is overwritten by the next rewrite.
-    The writer lock is held throughout, so a second writer is refused.
-
-    Parameters
-    ----------
-    path : path-like
-        Created (marked as fmsim's) if absent.
-    fresh : bool
-        Start from an empty file instead of a copy (the whole content is rewritten).
-
-    Yields
-    ------
-    h5py.File
-        The copy, open for writing. If the block raises, ``path`` is unchanged.
-    """
-    path = os.fspath(path)
-    check_writable(path)
-    if not os.path.exists(path):
-        _create_marked(path)
-    tmp = path + ".rewriting"
-    with WriterLock(path) as lock:
-        if check_file(path).swmr_flag:  # a killed SWMR writer's file (we hold the lock)
-            _recover(path)
-            lock.acquire()
-        if fresh:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["creator"] = CREATOR
-        else:
-            shutil.copyfile(path, tmp)
-        try:
-            with h5py.File(tmp, "a") as f:
-                f.attrs["creator"] = CREATOR
-                yield f
-            _fsync(tmp)
-            os.replace(tmp, path)
-            _fsync(os.path.dirname(os.path.abspath(path)))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise

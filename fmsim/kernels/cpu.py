@@ -24,18 +24,16 @@ from ..sampling.laws import (
     standard_row,
 )
 from ..sampling.rng import philox4x32, u01_mid_from_words
+from .exact import fc_exact_trace, residual_exact_trace, residual_relu_exact_trace
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
     bias_draw,
-    fc_exact_trace,
     mean_square,
     nonzero_inputs,
     rademacher_chunk,
     record_length,
     renorm_shift_within,
-    residual_exact_trace,
-    residual_relu_exact_trace,
     scale_bias,
 )
 from .scalar import fused_multiply_add as fma
@@ -410,7 +408,7 @@ def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, 
     (``R = M`` without hidden layers), and ``n M' = (sqrt(n M) + eta sqrt(c_out R) g)^2
     + eta^2 c_out R chi2_{n-1}`` with ``g ~ N(0, 1)``: ``W_out h`` is isotropic
     Gaussian given ``h``. O(1 + k/128) per module. Counters as in :func:`res_full`.
-    With Gaussian biases (every layer of a module), see :func:`~fmsim.kernels.scalar.residual_exact_trace`.
+    With Gaussian biases (every layer of a module), see :func:`~fmsim.kernels.exact.residual_exact_trace`.
     """
     for i in prange(out_lengths.shape[0]):
         residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
@@ -423,7 +421,7 @@ def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, 
 
     The hidden lengths are drawn by the chi-square-binomial law from the
     stream's length; the ``n`` output coordinates are drawn directly
-    (:func:`~fmsim.kernels.scalar.residual_relu_exact_trace`).
+    (:func:`~fmsim.kernels.exact.residual_relu_exact_trace`).
     """
     for i in prange(out_lengths.shape[0]):
         y = np.empty(x.shape[0])

@@ -19,15 +19,8 @@ from numba import njit, prange
 
 from ..sampling.laws import GAUSSIAN, residual_layer, row_scratch, standard_row
 from .cpu import conv_layer, conv_scratch, periodic_pad, record_and_renormalize
-from .scalar import (
-    RENORM_HIGH,
-    RENORM_LOW,
-    fc_orthogonal_exact_trace,
-    mean_square,
-    record_length,
-    residual_orthogonal_exact_trace,
-    residual_orthogonal_relu_exact_trace,
-)
+from .exact import fc_orthogonal_exact_trace, residual_orthogonal_exact_trace, residual_orthogonal_relu_exact_trace
+from .scalar import RENORM_HIGH, RENORM_LOW, mean_square, record_length
 
 __all__ = ["haar_matrix", "haar_scratch", "fc_orthogonal_full", "res_orthogonal_full", "conv_orthogonal_full",
            "fc_orthogonal_exact", "res_orthogonal_exact", "res_orthogonal_relu_exact"]
@@ -282,7 +275,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
 @njit(parallel=True, cache=True)
 def fc_orthogonal_exact(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for fully connected nets with orthogonal weights, O(1 + n_j/128) per layer
-    (:func:`~fmsim.kernels.scalar.fc_orthogonal_exact_trace`). Arguments as :func:`~fmsim.kernels.cpu.fc_exact`
+    (:func:`~fmsim.kernels.exact.fc_orthogonal_exact_trace`). Arguments as :func:`~fmsim.kernels.cpu.fc_exact`
     without the bias."""
     for i in prange(out_lengths.shape[0]):
         fc_orthogonal_exact_trace(m0, m0_shift, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
@@ -291,7 +284,7 @@ def fc_orthogonal_exact(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out
 @njit(parallel=True, cache=True)
 def res_orthogonal_exact(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for residual nets with linear-ending orthogonal modules, O(1 + k/128) per module
-    (:func:`~fmsim.kernels.scalar.residual_orthogonal_exact_trace`)."""
+    (:func:`~fmsim.kernels.exact.residual_orthogonal_exact_trace`)."""
     for i in prange(out_lengths.shape[0]):
         residual_orthogonal_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                         out_lengths[i], out_log[i])
@@ -300,7 +293,7 @@ def res_orthogonal_exact(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1,
 @njit(parallel=True, cache=True)
 def res_orthogonal_relu_exact(x, x_shift, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
     """Sampler for residual nets with ReLU-ending orthogonal modules, O(n + k/128) per module
-    (:func:`~fmsim.kernels.scalar.residual_orthogonal_relu_exact_trace`)."""
+    (:func:`~fmsim.kernels.exact.residual_orthogonal_relu_exact_trace`)."""
     for i in prange(out_lengths.shape[0]):
         y = np.empty(x.shape[0])
         g = np.empty(x.shape[0])

@@ -15,7 +15,7 @@ from numba import cuda
 
 from ..sampling import laws
 from ..sampling.laws import RADEMACHER
-from . import epilogue, moments, scalar
+from . import epilogue, exact, moments, scalar
 
 
 def device_function(fn, **helpers):
@@ -43,7 +43,7 @@ renorm_shift_within = cuda.jit(device=True)(scalar.renorm_shift_within.py_func)
 renormalized = cuda.jit(device=True)(scalar.renormalized.py_func)
 scale_bias = cuda.jit(device=True)(scalar.scale_bias.py_func)
 residual_layer = cuda.jit(device=True)(laws.residual_layer.py_func)
-fc_exact_trace = cuda.jit(device=True)(scalar.fc_exact_trace.py_func)
+fc_exact_trace = cuda.jit(device=True)(exact.fc_exact_trace.py_func)
 unit_preactivation = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float64, row_dot, bias_draw))
 unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np.float32, row_dot_f32, bias_draw))
 
@@ -142,8 +142,8 @@ fc_full_kernel = _make_fc_full_kernel(np.float64, unit_preactivation)
 fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, unit_preactivation_f32)
 
 
-residual_exact_trace = cuda.jit(device=True)(scalar.residual_exact_trace.py_func)
-residual_relu_exact_trace = cuda.jit(device=True)(scalar.residual_relu_exact_trace.py_func)
+residual_exact_trace = cuda.jit(device=True)(exact.residual_exact_trace.py_func)
+residual_relu_exact_trace = cuda.jit(device=True)(exact.residual_relu_exact_trace.py_func)
 conv_channel = cuda.jit(device=True)(scalar.conv_channel.py_func)
 fill_standard = cuda.jit(device=True)(laws.fill_standard.py_func)
 
@@ -172,11 +172,11 @@ def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k
                               scratch[i], out_lengths[i], out_log[i])
 
 
-fc_orthogonal_exact_trace = cuda.jit(device=True)(scalar.fc_orthogonal_exact_trace.py_func)
-orthogonal_module_gain = device_function(scalar.orthogonal_module_gain)
-residual_orthogonal_exact_trace = device_function(scalar.residual_orthogonal_exact_trace,
+fc_orthogonal_exact_trace = cuda.jit(device=True)(exact.fc_orthogonal_exact_trace.py_func)
+orthogonal_module_gain = device_function(exact.orthogonal_module_gain)
+residual_orthogonal_exact_trace = device_function(exact.residual_orthogonal_exact_trace,
                                                   orthogonal_module_gain=orthogonal_module_gain)
-residual_orthogonal_relu_exact_trace = device_function(scalar.residual_orthogonal_relu_exact_trace,
+residual_orthogonal_relu_exact_trace = device_function(exact.residual_orthogonal_relu_exact_trace,
                                                        orthogonal_module_gain=orthogonal_module_gain)
 
 

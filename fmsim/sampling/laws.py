@@ -55,7 +55,7 @@ the layer's weights are the Haar matrix made from ``G`` by Householder QR
 (:func:`fmsim.kernels.cpu_orthogonal.haar_matrix`). The exact samplers draw, per
 layer, ``K ~ Bin(n, 1/2)`` from row 0 (as the Gaussian sampler does) and each
 Gamma variate of a Beta from counter rows ``1, 2, ...`` with ``c0`` = its stream
-(:func:`fmsim.kernels.scalar.gamma_stream`; the Gaussian sampler's own Gamma is
+(:func:`fmsim.kernels.exact.gamma_stream`; the Gaussian sampler's own Gamma is
 stream 0). They add streams and change none of the above.
 
 History: layout 1 (fmsim 0.1) took 64 bits for every weight; layout 2 (0.2.0)
@@ -119,7 +119,7 @@ LAW_CODES = {"gaussian": GAUSSIAN, "uniform": UNIFORM, "rademacher": RADEMACHER,
              "truncated_normal": TRUNCATED_NORMAL}
 #: Counter layer of the seeded input direction (the net's layers are 1..d).
 INPUT_LAYER = 0
-#: Streams (counter word ``c0``) of the exact samplers' Gamma variates (:func:`fmsim.kernels.scalar.gamma_stream`),
+#: Streams (counter word ``c0``) of the exact samplers' Gamma variates (:func:`fmsim.kernels.exact.gamma_stream`),
 #: and of the sign of a residual module's cosine (bit 0 of word 0, row 0 of the output layer).
 STREAM_CHI_SQUARE = 0  # the Gaussian samplers' chi-squares
 STREAM_RELU_SHARE = 1  # and 2: the Beta share of a length that a ReLU keeps (orthogonal weights)
