@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import statistics
-from .launch import KernelCall, KernelSpec
+from .launch import KernelCall
 
 __all__ = ["is_available", "run_chunk", "run_chunk_reduced"]
 
@@ -30,9 +30,10 @@ def is_available() -> bool:
         return False
 
 
-def _launch(spec: KernelSpec, call: KernelCall, m: int, n_layers: int):
-    """Run ``call`` for ``m`` nets by its :class:`~fmsim.running.launch.KernelSpec`, then the statistics epilogue;
-    return the device arrays ``(lengths, log_lengths (m, n_layers), stats (s, m))``."""
+def _launch(call: KernelCall, m: int, n_layers: int):
+    """Run ``call`` for ``m`` nets as it declares (:class:`~fmsim.running.launch.KernelCall`: kernel, threads,
+    scratch), then the statistics epilogue; return the device arrays ``(lengths, log_lengths (m, n_layers),
+    stats (s, m))``."""
     from numba import cuda
 
     from ..kernels import cuda as kernels
@@ -40,12 +41,13 @@ def _launch(spec: KernelSpec, call: KernelCall, m: int, n_layers: int):
     d_lengths = cuda.device_array((m, n_layers), dtype=np.float64)
     d_logs = cuda.device_array((m, n_layers), dtype=np.float64)
     inputs = tuple(cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in call.arguments())
-    scratch = tuple(cuda.device_array(shape, dtype=dtype) for shape, dtype in spec.cuda_scratch(call, m))
-    kernel = spec.cuda(kernels, call)
-    if spec.cuda_threads is None:  # one thread per net
+    scratch = tuple(cuda.device_array(shape, dtype=dtype) for shape, dtype in call.cuda_scratch(m))
+    kernel = call.cuda_kernel(kernels)
+    threads = call.cuda_threads()
+    if threads is None:  # one thread per net
         grid = -(-m // THREADS_PER_BLOCK_EXACT), THREADS_PER_BLOCK_EXACT
     else:  # one block per net, its threads over the rows (or channels) of each layer
-        grid = m, spec.cuda_threads(call)
+        grid = m, threads
     kernel[grid](*inputs, *scratch, d_lengths, d_logs)
     d_stats = cuda.device_array((len(statistics.STATISTICS), m), dtype=np.float64)
     kernels.statistics_kernel[-(-m // THREADS_PER_BLOCK_EXACT), THREADS_PER_BLOCK_EXACT](d_lengths, d_logs, d_stats)
@@ -57,14 +59,11 @@ def _require_gpu() -> None:
         raise RuntimeError("backend='cuda' needs a CUDA GPU and numba-cuda (pip install 'fmsim[cuda]')")
 
 
-def run_chunk(spec: KernelSpec, call: KernelCall, out_lengths: np.ndarray, out_log: np.ndarray,
-              out_stats: np.ndarray) -> None:
+def run_chunk(call: KernelCall, out_lengths: np.ndarray, out_log: np.ndarray, out_stats: np.ndarray) -> None:
     """Run one chunk on the GPU and bring back every net's trace.
 
     Parameters
     ----------
-    spec : KernelSpec
-        How the GPU runs ``call`` (:data:`fmsim.running.launch.KERNELS`).
     call : KernelCall
         The chunk's kernel inputs (:func:`fmsim.running.launch.plan`); arrays are copied to the device.
     out_lengths, out_log : ndarray, shape (m, d + 1), float64
@@ -72,13 +71,13 @@ def run_chunk(spec: KernelSpec, call: KernelCall, out_lengths: np.ndarray, out_l
         Filled on return.
     """
     _require_gpu()
-    d_lengths, d_logs, d_stats = _launch(spec, call, out_lengths.shape[0], out_lengths.shape[1])
+    d_lengths, d_logs, d_stats = _launch(call, out_lengths.shape[0], out_lengths.shape[1])
     d_lengths.copy_to_host(out_lengths)
     d_logs.copy_to_host(out_log)
     d_stats.copy_to_host(out_stats)
 
 
-def run_chunk_reduced(spec: KernelSpec, call: KernelCall, m: int, n_layers: int, keep_lengths: bool
+def run_chunk_reduced(call: KernelCall, m: int, n_layers: int, keep_lengths: bool
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Run one chunk and reduce it on the device.
 
@@ -99,7 +98,7 @@ def run_chunk_reduced(spec: KernelSpec, call: KernelCall, m: int, n_layers: int,
     from ..config import SUMMARY_BLOCK
     from ..kernels import cuda as kernels
 
-    d_lengths, d_logs, d_stats = _launch(spec, call, m, n_layers)
+    d_lengths, d_logs, d_stats = _launch(call, m, n_layers)
     n_blocks = -(-m // SUMMARY_BLOCK)
     n_cols = n_layers + d_stats.shape[0]
     d_moments = cuda.device_array((n_blocks, n_cols, 7), dtype=np.float64)

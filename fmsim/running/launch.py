@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,8 +31,8 @@ from ..kernels.scalar import RENORM_HIGH, RENORM_LOW, mean_square
 from ..sampling.laws import LAW_CODES
 from ..sampling.rng import seed_to_key
 
-__all__ = ["KernelCall", "KernelSpec", "plan", "road", "kernel_spec", "cuda_refusal", "scaled_input", "conv_grid",
-           "threads_for", "ROADS", "KERNELS"]
+__all__ = ["KernelCall", "plan", "road", "cuda_refusal", "scaled_input", "conv_grid", "threads_for", "ROADS",
+           "KERNELS"]
 
 
 # --------------------------------------------------------------------- inputs
@@ -81,16 +81,58 @@ class _Inputs:
 _NO_FIRST_LAYER = (np.empty((2, 0)), np.zeros(1, dtype=np.int64), np.zeros(3))
 #: Metadata of a field that chooses the kernel (its precision) rather than feeding it.
 CHOOSES_KERNEL = {"chooses_kernel": True}
+Scratch = tuple[tuple[tuple[int, ...], type], ...]
+
+
+def threads_for(widest: int) -> int:
+    """Threads per block when threads share out ``widest`` rows (or channels): whole warps, 32 to 256."""
+    return int(min(256, max(32, -(-int(widest) // 32) * 32)))
 
 
 @dataclass(frozen=True, eq=False)
 class KernelCall:
-    """The inputs of one kernel for one chunk, by name. Each subclass is one kind of kernel (:data:`KERNELS`)."""
+    """The inputs of one kernel for one chunk, by name, and how each backend runs them.
+
+    Each subclass is one kind of kernel. It declares its fields (the kernel's inputs, in the kernel's
+    order) and what it knows: :meth:`run_cpu` calls its CPU kernel, :meth:`cuda_kernel` names its CUDA
+    twin, and :meth:`cuda_threads` and :meth:`cuda_scratch` size the launch. The defaults here serve the
+    kernels that give each net one CUDA thread and take their inputs as they are.
+    """
+
+    #: Why ``backend="cuda"`` is refused, for a kind of call with no CUDA kernel (its :meth:`cuda_kernel` gives
+    #: None); empty where there is one.
+    cuda_refusal: ClassVar[str] = ""
 
     def arguments(self) -> tuple:
         """The kernel's leading positional inputs: the fields in their order, but those that choose the kernel (the
         one place a call is unpacked by position)."""
         return tuple(getattr(self, f.name) for f in fields(self) if not f.metadata.get("chooses_kernel"))
+
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        """Run the CPU kernel: ``M_j`` and ``log M_j`` of the chunk's nets into ``out_lengths``, ``out_log``
+        (shape (m, d + 1) each)."""
+        raise NotImplementedError
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        """The CUDA kernel (``kernels`` is :mod:`fmsim.kernels.cuda`, imported only on a GPU run), or None."""
+        return None
+
+    def cuda_threads(self) -> int | None:
+        """Threads of the one CUDA block per net; None: one thread per net."""
+        return None
+
+    def cuda_scratch(self, m: int) -> Scratch:
+        """Shapes and dtypes of the device scratch the CUDA kernel takes after the call's inputs, for ``m`` nets."""
+        return ()
+
+
+def _zero(call: KernelCall) -> float:
+    """Zero in the precision of the call's arithmetic (it sets the kernel's float type)."""
+    return np.float32(0.0) if call.float32 else 0.0
+
+
+def _dtype(call: KernelCall) -> type:
+    return np.float32 if call.float32 else np.float64
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,11 +154,28 @@ class FullyConnectedFull(KernelCall):
         """The first layer's tabulated law, its guide table and grid; empty: the first layer is drawn."""
         return _NO_FIRST_LAYER
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu.fc_full(self.x, self.x_shift, self.widths, self.scales, self.bias_sd, self.law, self.k0, self.k1,
+                    self.net0, _zero(self), self.float32, *self.first_layer(), RENORM_HIGH, out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.fc_full_kernel_f32 if self.float32 else kernels.fc_full_kernel
+
+    def cuda_threads(self) -> int:
+        return threads_for(self.widths[1:].max())
+
+    def cuda_scratch(self, m: int) -> Scratch:
+        widest = int(self.widths.max())
+        return ((m, 3, widest), _dtype(self)), ((m, 4 * widest + 16), _dtype(self))
+
 
 @dataclass(frozen=True, eq=False)
 class FullyConnectedExactFirst(FullyConnectedFull):
     """``method="exact_first"``: :class:`FullyConnectedFull` with the first layer drawn from its tabulated law
     ``law1`` (:class:`~fmsim.first_layer.FirstLayerLaw`: ``cdf``, ``guide``, and ``(s0, ds, sd)``)."""
+
+    cuda_refusal: ClassVar[str] = ("method='exact_first' runs on backend='cpu' only (it has no CUDA kernel yet); "
+                                   "use backend='cpu', or method='full' on the GPU")
 
     law1: np.ndarray
     law1_guide: np.ndarray
@@ -124,6 +183,9 @@ class FullyConnectedExactFirst(FullyConnectedFull):
 
     def first_layer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.law1, self.law1_guide, self.law1_grid
+
+    def cuda_kernel(self, kernels: Any) -> None:
+        return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +200,12 @@ class FullyConnectedExact(KernelCall):
     k0: np.uint64
     k1: np.uint64
     net0: int
+
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu.fc_exact(*self.arguments(), out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.fc_exact_kernel
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +226,23 @@ class ResidualFull(KernelCall):
     net0: int
     float32: bool = field(metadata=CHOOSES_KERNEL)
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu.res_full(self.x, self.x_shift, self.module_widths, self.etas, self.hidden_scale, self.out_scale,
+                     self.relu_end, self.bias_sd, self.law, self.k0, self.k1, self.net0, _zero(self), self.float32,
+                     out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.res_full_kernel_f32 if self.float32 else kernels.res_full_kernel
+
+    def _widest(self) -> int:
+        return max([self.x.size] + [int(k) for k in self.module_widths])
+
+    def cuda_threads(self) -> int:
+        return threads_for(self._widest())
+
+    def cuda_scratch(self, m: int) -> Scratch:
+        return ((m, 4, self._widest()), _dtype(self)), ((m, 4 * self._widest() + 16), _dtype(self))
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualExact(KernelCall):
@@ -175,6 +260,12 @@ class ResidualExact(KernelCall):
     k1: np.uint64
     net0: int
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu.res_exact(*self.arguments(), out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.res_exact_kernel
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualReluExact(KernelCall):
@@ -190,6 +281,15 @@ class ResidualReluExact(KernelCall):
     k0: np.uint64
     k1: np.uint64
     net0: int
+
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu.res_relu_exact(*self.arguments(), out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.res_relu_exact_kernel
+
+    def cuda_scratch(self, m: int) -> Scratch:
+        return (((m, self.x.size), np.float64),)  # each net's stream
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,10 +311,32 @@ class ConvFull(KernelCall):
     net0: int
     float32: bool = field(metadata=CHOOSES_KERNEL)
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu.conv_full(self.x, self.x_shift, self.channels, self.height, self.width, self.kh, self.kw, self.scales,
+                      self.bias_sd, self.law, self.k0, self.k1, self.net0, _zero(self), self.float32, out_lengths,
+                      out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.conv_full_kernel_f32 if self.float32 else kernels.conv_full_kernel
+
+    def cuda_threads(self) -> int:
+        return threads_for(self.channels[1:].max())
+
+    def cuda_scratch(self, m: int) -> Scratch:
+        cmax = int(self.channels.max())
+        return ((m, 2, cmax * self.height * self.width), _dtype(self)), ((m, cmax, cmax * self.kh * self.kw),
+                                                                          _dtype(self))
+
+
+_NO_QR_ON_GPU = ("law='orthogonal' with method='full' runs on backend='cpu' only (the GPU has no QR kernel); use "
+                 "method='exact' (fully connected and residual nets) or backend='cpu'")
+
 
 @dataclass(frozen=True, eq=False)
 class FullyConnectedOrthogonalFull(KernelCall):
     """Fully connected nets with Haar-orthogonal weights (:func:`fmsim.kernels.cpu_orthogonal.fc_orthogonal_full`)."""
+
+    cuda_refusal: ClassVar[str] = _NO_QR_ON_GPU
 
     x: np.ndarray
     x_shift: int
@@ -223,6 +345,9 @@ class FullyConnectedOrthogonalFull(KernelCall):
     k0: np.uint64
     k1: np.uint64
     net0: int
+
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu_orthogonal.fc_orthogonal_full(*self.arguments(), out_lengths, out_log)
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,10 +363,18 @@ class FullyConnectedOrthogonalExact(KernelCall):
     k1: np.uint64
     net0: int
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu_orthogonal.fc_orthogonal_exact(*self.arguments(), out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.fc_orthogonal_exact_kernel
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualOrthogonalFull(KernelCall):
     """Residual nets with Haar-orthogonal weights (:func:`fmsim.kernels.cpu_orthogonal.res_orthogonal_full`)."""
+
+    cuda_refusal: ClassVar[str] = _NO_QR_ON_GPU
 
     x: np.ndarray
     x_shift: int
@@ -253,6 +386,9 @@ class ResidualOrthogonalFull(KernelCall):
     k0: np.uint64
     k1: np.uint64
     net0: int
+
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu_orthogonal.res_orthogonal_full(*self.arguments(), out_lengths, out_log)
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,6 +407,12 @@ class ResidualOrthogonalExact(KernelCall):
     k1: np.uint64
     net0: int
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu_orthogonal.res_orthogonal_exact(*self.arguments(), out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.res_orthogonal_exact_kernel
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualOrthogonalReluExact(KernelCall):
@@ -287,10 +429,21 @@ class ResidualOrthogonalReluExact(KernelCall):
     k1: np.uint64
     net0: int
 
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu_orthogonal.res_orthogonal_relu_exact(*self.arguments(), out_lengths, out_log)
+
+    def cuda_kernel(self, kernels: Any) -> Any:
+        return kernels.res_orthogonal_relu_exact_kernel
+
+    def cuda_scratch(self, m: int) -> Scratch:
+        return (((m, 2, self.x.size), np.float64),)  # each net's stream and its output direction
+
 
 @dataclass(frozen=True, eq=False)
 class ConvOrthogonalFull(KernelCall):
     """Conv nets with Haar-orthogonal kernels (:func:`fmsim.kernels.cpu_orthogonal.conv_orthogonal_full`)."""
+
+    cuda_refusal: ClassVar[str] = _NO_QR_ON_GPU
 
     x: np.ndarray
     x_shift: int
@@ -303,6 +456,17 @@ class ConvOrthogonalFull(KernelCall):
     k0: np.uint64
     k1: np.uint64
     net0: int
+
+    def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
+        cpu_orthogonal.conv_orthogonal_full(*self.arguments(), out_lengths, out_log)
+
+
+#: Every kind of kernel call: the table of what each backend runs (one row per class, its methods the columns).
+KERNELS: tuple[type[KernelCall], ...] = (
+    FullyConnectedFull, FullyConnectedExactFirst, FullyConnectedExact, ResidualFull, ResidualExact,
+    ResidualReluExact, ConvFull, FullyConnectedOrthogonalFull, FullyConnectedOrthogonalExact, ResidualOrthogonalFull,
+    ResidualOrthogonalExact, ResidualOrthogonalReluExact, ConvOrthogonalFull,
+)
 
 
 # ------------------------------------------------------------------- planners
@@ -429,127 +593,7 @@ def plan(config: RunConfig, start: int) -> KernelCall:
     return road(config)(config, _Inputs.of(config, start))
 
 
-# ------------------------------------------------------------- kernel table
-@dataclass(frozen=True)
-class KernelSpec:
-    """How each backend runs one kind of :class:`KernelCall`.
-
-    Attributes
-    ----------
-    cpu : callable
-        ``cpu(call, out_lengths, out_log)``: the CPU kernel, fed by field name.
-    cuda : callable or None
-        ``cuda(kernels, call)`` -> the CUDA kernel (``kernels`` is :mod:`fmsim.kernels.cuda`, imported only on a
-        GPU run); ``None``: no CUDA kernel, and ``cuda_refusal`` says why.
-    cuda_threads : callable or None
-        ``cuda_threads(call)``: threads of the one block per net; ``None``: one thread per net.
-    cuda_scratch : callable
-        ``cuda_scratch(call, m)`` -> the shapes and dtypes of the device scratch arrays the CUDA kernel takes after
-        ``call``'s fields, in order.
-    cuda_refusal : str
-        The one-line refusal of ``backend="cuda"`` where ``cuda`` is ``None``.
-    """
-
-    cpu: Callable[..., None]
-    cuda: Callable[[Any, KernelCall], Any] | None = None
-    cuda_threads: Callable[[KernelCall], int] | None = None
-    cuda_scratch: Callable[[KernelCall, int], tuple[tuple[tuple[int, ...], type], ...]] = lambda call, m: ()
-    cuda_refusal: str = ""
-
-
-def _zero(call: KernelCall) -> float:
-    """Zero in the precision of the call's arithmetic (it sets the kernel's float type)."""
-    return np.float32(0.0) if call.float32 else 0.0
-
-
-def _dtype(call: KernelCall) -> type:
-    return np.float32 if call.float32 else np.float64
-
-
-def threads_for(widest: int) -> int:
-    """Threads per block when threads share out ``widest`` rows (or channels): whole warps, 32 to 256."""
-    return int(min(256, max(32, -(-int(widest) // 32) * 32)))
-
-
-def _fc_full_cpu(c: FullyConnectedFull, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
-    cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sd, c.law, c.k0, c.k1, c.net0, _zero(c), c.float32,
-                *c.first_layer(), RENORM_HIGH, out_lengths, out_log)
-
-
-def _res_full_cpu(c: ResidualFull, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
-    cpu.res_full(c.x, c.x_shift, c.module_widths, c.etas, c.hidden_scale, c.out_scale, c.relu_end, c.bias_sd, c.law,
-                 c.k0, c.k1, c.net0, _zero(c), c.float32, out_lengths, out_log)
-
-
-def _conv_full_cpu(c: ConvFull, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
-    cpu.conv_full(c.x, c.x_shift, c.channels, c.height, c.width, c.kh, c.kw, c.scales, c.bias_sd, c.law, c.k0, c.k1,
-                  c.net0, _zero(c), c.float32, out_lengths, out_log)
-
-
-def _as_is(kernel: Callable[..., None]) -> Callable[..., None]:
-    """A CPU kernel whose inputs are the call's fields, in order."""
-    return lambda call, out_lengths, out_log: kernel(*call.arguments(), out_lengths, out_log)
-
-
-def _fc_full_cuda_kernel(k: Any, c: FullyConnectedFull) -> Any:
-    return k.fc_full_kernel_f32 if c.float32 else k.fc_full_kernel
-
-
-def _fc_full_cuda_args(c: FullyConnectedFull, m: int) -> tuple:
-    widest = int(c.widths.max())
-    return ((m, 3, widest), _dtype(c)), ((m, 4 * widest + 16), _dtype(c))
-
-
-def _res_full_cuda_args(c: ResidualFull, m: int) -> tuple:
-    widest = max([c.x.size] + [int(k) for k in c.module_widths])
-    return ((m, 4, widest), _dtype(c)), ((m, 4 * widest + 16), _dtype(c))
-
-
-def _conv_full_cuda_args(c: ConvFull, m: int) -> tuple:
-    cmax = int(c.channels.max())
-    return ((m, 2, cmax * c.height * c.width), _dtype(c)), ((m, cmax, cmax * c.kh * c.kw), _dtype(c))
-
-
-_NO_QR_ON_GPU = ("law='orthogonal' with method='full' runs on backend='cpu' only (the GPU has no QR kernel); use "
-                 "method='exact' (fully connected and residual nets) or backend='cpu'")
-
-#: Each kind of :class:`KernelCall` -> how the CPU and the GPU run it.
-KERNELS: dict[type[KernelCall], KernelSpec] = {
-    FullyConnectedFull: KernelSpec(
-        _fc_full_cpu, _fc_full_cuda_kernel, lambda c: threads_for(c.widths[1:].max()), _fc_full_cuda_args),
-    FullyConnectedExactFirst: KernelSpec(
-        _fc_full_cpu, cuda_refusal="method='exact_first' runs on backend='cpu' only (it has no CUDA kernel yet); use "
-        "backend='cpu', or method='full' on the GPU"),
-    FullyConnectedExact: KernelSpec(_as_is(cpu.fc_exact), lambda k, c: k.fc_exact_kernel),
-    ResidualFull: KernelSpec(
-        _res_full_cpu, lambda k, c: k.res_full_kernel_f32 if c.float32 else k.res_full_kernel,
-        lambda c: threads_for(max([c.x.size] + [int(k) for k in c.module_widths])), _res_full_cuda_args),
-    ResidualExact: KernelSpec(_as_is(cpu.res_exact), lambda k, c: k.res_exact_kernel),
-    ResidualReluExact: KernelSpec(_as_is(cpu.res_relu_exact), lambda k, c: k.res_relu_exact_kernel,
-                                  cuda_scratch=lambda c, m: (((m, c.x.size), np.float64),)),
-    ConvFull: KernelSpec(
-        _conv_full_cpu, lambda k, c: k.conv_full_kernel_f32 if c.float32 else k.conv_full_kernel,
-        lambda c: threads_for(c.channels[1:].max()), _conv_full_cuda_args),
-    FullyConnectedOrthogonalFull: KernelSpec(_as_is(cpu_orthogonal.fc_orthogonal_full), cuda_refusal=_NO_QR_ON_GPU),
-    FullyConnectedOrthogonalExact: KernelSpec(_as_is(cpu_orthogonal.fc_orthogonal_exact),
-                                              lambda k, c: k.fc_orthogonal_exact_kernel),
-    ResidualOrthogonalFull: KernelSpec(_as_is(cpu_orthogonal.res_orthogonal_full), cuda_refusal=_NO_QR_ON_GPU),
-    ResidualOrthogonalExact: KernelSpec(_as_is(cpu_orthogonal.res_orthogonal_exact),
-                                        lambda k, c: k.res_orthogonal_exact_kernel),
-    ResidualOrthogonalReluExact: KernelSpec(_as_is(cpu_orthogonal.res_orthogonal_relu_exact),
-                                            lambda k, c: k.res_orthogonal_relu_exact_kernel,
-                                            cuda_scratch=lambda c, m: (((m, 2, c.x.size), np.float64),)),
-    ConvOrthogonalFull: KernelSpec(_as_is(cpu_orthogonal.conv_orthogonal_full), cuda_refusal=_NO_QR_ON_GPU),
-}
-
-
-def kernel_spec(call: KernelCall) -> KernelSpec:
-    """The :data:`KERNELS` row of ``call``."""
-    return KERNELS[type(call)]
-
-
+# ------------------------------------------------------------------ refusals
 def cuda_refusal(config: RunConfig) -> str | None:
-    """Why ``config`` cannot run on the GPU (:attr:`KernelSpec.cuda_refusal`), or ``None`` where it can."""
-    spec = kernel_spec(plan(config, 0))
-    return spec.cuda_refusal if spec.cuda is None else None
-
+    """Why ``config`` cannot run on the GPU (the call's :attr:`KernelCall.cuda_refusal`), or None where it can."""
+    return plan(config, 0).cuda_refusal or None

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import BACKENDS, RECORDS, Architecture, Init, RunConfig, resolve_method
 from . import statistics
-from .launch import cuda_refusal, kernel_spec, plan
+from .launch import cuda_refusal, plan
 from .summary import LayerSummary, SummaryAccumulator, block_moments
 
 __all__ = ["simulate", "check_backend", "run_chunk", "reduce_chunk", "Chunk", "SimulationResult", "make_config"]
@@ -147,9 +147,9 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
         from . import cuda_backend
 
         stats = np.empty((len(statistics.STATISTICS), m))
-        cuda_backend.run_chunk(kernel_spec(call), call, lengths, logs, stats)
+        cuda_backend.run_chunk(call, lengths, logs, stats)
         return lengths, logs, stats
-    kernel_spec(call).cpu(call, lengths, logs)
+    call.run_cpu(lengths, logs)
     return lengths, logs, statistics.compute(lengths, logs)
 
 
@@ -254,7 +254,7 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
         start, m = config.chunk_bounds(k)
         call = plan(config, start)
         final, log_final, stats, moments, lengths, logs = cuda_backend.run_chunk_reduced(
-            kernel_spec(call), call, m, config.arch.depth + 1, keep)
+            call, m, config.arch.depth + 1, keep)
         return Chunk(k, final, stats, moments, lengths, log_final, logs)
     lengths, logs, stats = run_chunk(config, k, backend)
     return Chunk(k, lengths[:, -1].copy(), stats, block_moments(logs, stats), lengths if keep else None,
