@@ -478,9 +478,7 @@ def run_many_to_file(
                 for w in writers:
                     if w.done:
                         progress(min(w.done * w.config.chunk_size, w.config.n_nets))
-            tasks = [(w.config, k, backend) for w in writers for k in range(w.done, w.config.n_chunks)]
-            owner = [i for i, w in enumerate(writers) for _ in range(w.done, w.config.n_chunks)]
-            for i, chunk in zip(owner, map_chunks(tasks, client)):
+            for i, chunk in map_chunks(runs, [w.done for w in writers], backend, client):
                 writers[i].write(chunk)
                 if progress is not None:
                     progress(writers[i].config.chunk_bounds(chunk.k)[1])

@@ -261,11 +261,6 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
                  logs[:, -1].copy(), logs if keep else None)
 
 
-def iter_chunks(config: RunConfig, backend: str, first: int = 0, client: Any = None) -> Iterator[Chunk]:
-    """Yield the reduced chunks ``first, first + 1, ...`` in order (computed here, or on ``client``)."""
-    yield from map_chunks([(config, k, backend) for k in range(first, config.n_chunks)], client)
-
-
 def chunk_task(config: RunConfig, k: int, backend: str, threads: int = 0) -> Chunk:
     """:func:`reduce_chunk` as a cluster task: ``threads`` numba threads (0 = leave as is)."""
     if threads:
@@ -275,16 +270,36 @@ def chunk_task(config: RunConfig, k: int, backend: str, threads: int = 0) -> Chu
     return reduce_chunk(config, k, backend)
 
 
-def map_chunks(tasks: Sequence[tuple[RunConfig, int, str]], client: Any = None) -> Iterator[Chunk]:
-    """Reduced chunks for ``(config, k, backend)`` tasks, in order: here, or on a Dask ``client``.
+def map_chunks(runs: Sequence[tuple[RunConfig, Any]], first: Sequence[int], backend: str, client: Any = None
+               ) -> Iterator[tuple[int, Chunk]]:
+    """The reduced chunks of several runs, in order: chunks ``first[i]`` on of run ``i``, one run after another.
 
-    On a cluster each task runs single-threaded in its worker (a worker's
-    thread is one core); results do not depend on it.
+    Parameters
+    ----------
+    runs : sequence of (RunConfig, label)
+        The runs (a label, such as the run's group, goes with each and is not read).
+    first : sequence of int
+        The first chunk of each run to compute (the ones before it are done).
+    backend : {"cpu", "cuda"}
+    client : dask.distributed.Client, optional
+        Compute on this cluster, each task single-threaded in its worker (a worker's thread is one core);
+        results do not depend on it. Without it, in this process.
+
+    Yields
+    ------
+    (int, Chunk)
+        The index of the run and one of its chunks.
     """
+    if client is None:
+        for i, (config, _) in enumerate(runs):
+            for k in range(first[i], config.n_chunks):
+                yield i, reduce_chunk(config, k, backend)
+        return
     from .execution import ordered_map
 
-    threads = 1 if client is not None else 0
-    yield from ordered_map(chunk_task, ((c, k, b, threads) for c, k, b in tasks), client)
+    todo = [(i, config, k) for i, ((config, _), k0) in enumerate(zip(runs, first)) for k in range(k0, config.n_chunks)]
+    chunks = ordered_map(chunk_task, ((config, k, backend, 1) for _, config, k in todo), client)
+    yield from zip((i for i, _, _ in todo), chunks)
 
 
 def simulate(
@@ -344,7 +359,7 @@ def simulate(
     layers = record == "layers"
     lengths_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
     logs_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
-    for chunk in iter_chunks(config, backend, client=client):
+    for _, chunk in map_chunks([(config, None)], [0], backend, client):
         start, m = config.chunk_bounds(chunk.k)
         acc.add_moments(chunk.moments)
         final[start:start + m] = chunk.final
