@@ -109,27 +109,47 @@ def _run(runs: list[tuple[RunConfig, str]], out: str, backend: str, args: argpar
                   f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
 
 
+#: The flags of each kind of net (``--width`` is the stream width of a residual net, or a layer width).
+FC_FLAGS = ("widths", "depth", "n0")
+RESIDUAL_FLAGS = ("modules", "schedule", "eta", "etas", "module_widths", "ending", "c_out")
+CONV_FLAGS = ("channels", "spatial", "kernel")
+
+
+def refuse_flags(args: argparse.Namespace, names: Sequence[str], why: str) -> None:
+    """A UsageError naming the first of ``names`` given on the command line (not None): it ``why``."""
+    for name in names:
+        if getattr(args, name, None) is not None:
+            raise UsageError(f"--{name.replace('_', '-')} {why}")
+
+
+def _etas(args: argparse.Namespace) -> tuple[float, ...]:
+    """``--etas``, or the schedule of ``--modules``, ``--schedule`` and ``--eta``."""
+    if args.etas is not None:
+        refuse_flags(args, ("schedule", "eta"), "makes a schedule, and --etas gives the etas themselves: give one")
+        if args.modules is not None and args.modules != len(args.etas):
+            raise UsageError(f"--modules {args.modules} but --etas has {len(args.etas)} values")
+        return tuple(args.etas)
+    return eta_schedule(args.schedule or "constant", args.modules, 1.0 if args.eta is None else args.eta)
+
+
 def _simulate_arch(args: argparse.Namespace) -> Architecture:
-    """The architecture of ``fmsim simulate``: residual (--modules/--etas), conv (--channels) or FC."""
+    """The architecture of ``fmsim simulate``: residual (--modules/--etas), conv (--channels) or FC; a flag of
+    another kind of net is refused by name."""
     if args.modules is not None or args.etas is not None:
-        if args.widths is not None or args.depth is not None or args.channels is not None:
-            raise UsageError("a residual net (--modules/--etas) takes --width, not --widths/--depth/--channels")
+        refuse_flags(args, FC_FLAGS + CONV_FLAGS, "does not apply to a residual net (--modules/--etas), whose "
+                                                  "stream width is --width")
         if args.width is None:
             raise UsageError("a residual net needs --width (the stream width n)")
-        if args.etas is not None:
-            if args.modules is not None and args.modules != len(args.etas):
-                raise UsageError(f"--modules {args.modules} but --etas has {len(args.etas)} values")
-            etas = tuple(args.etas)
-        else:
-            etas = eta_schedule(args.schedule, args.modules, args.eta)
         mw = None if args.module_widths is None else tuple(args.module_widths)
-        return Residual(args.width, etas, mw, args.ending, args.c_out)
+        return Residual(args.width, _etas(args), mw, args.ending or "linear", 2.0 if args.c_out is None else args.c_out)
+    refuse_flags(args, RESIDUAL_FLAGS, "applies to a residual net: give --modules or --etas too")
     if args.channels is not None:
-        if args.widths is not None or args.depth is not None or args.width is not None:
-            raise UsageError("a conv net (--channels) takes --spatial and --kernel, not --widths/--depth/--width")
+        refuse_flags(args, FC_FLAGS + ("width",), "does not apply to a conv net (--channels), whose shape is "
+                                                  "--channels, --spatial and --kernel")
         if args.spatial is None:
             raise UsageError("a conv net needs --spatial P or H,W")
-        return Conv(tuple(args.channels), tuple(args.spatial), args.kernel)
+        return Conv(tuple(args.channels), tuple(args.spatial), 3 if args.kernel is None else args.kernel)
+    refuse_flags(args, CONV_FLAGS, "applies to a conv net: give --channels too")
     return _arch(args.widths, args.depth, args.width, args.n0)
 
 
@@ -170,13 +190,15 @@ def cmd_info(args: argparse.Namespace) -> None:
                               for k, v in arch.items())
             done = int(g["chunks_done"][()])
             summary = LayerSummary.from_moments(g["summary/moments"][()])
-            mean = format_from_log(float(summary.log_of_mean[-1]))
+            nets = int(summary.count[-1])  # (the summary counts the nets of the chunks written)
+            mean = (f"E[M_d] = {format_from_log(float(summary.log_of_mean[-1]))} over {nets} nets, "
+                    f"dead {int(summary.n_zero[-1])}") if nets else "no nets written yet"
             old = int(g.attrs["schema_version"]) < 4
             note = ("; lengths stored as M (fmsim < 0.9): log M is unknown where M is 0 or inf" if old else "")
             print(f"{name}: {status}{'complete' if done == cfg.n_chunks else f'{done}/{cfg.n_chunks} chunks'}; "
                   f"{shape} (d={cfg.arch.depth}), "
                   f"init {cfg.init.to_dict()}, nets {cfg.n_nets}, seed {cfg.seed}, method {cfg.method}, "
-                  f"stream layout {stream_layout_of(g)}; E[M_d] = {mean}, dead {int(summary.n_zero[-1])}{note}")
+                  f"stream layout {stream_layout_of(g)}; {mean}{note}")
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -211,27 +233,39 @@ def cmd_law(args: argparse.Namespace) -> None:
     """Print the exact law of M_d: P(dead), moments, the law of log M_d, quantiles (no Monte Carlo)."""
     from . import theory
 
+    if args.bias_var != 0.0:
+        raise UsageError(f"--bias-var {args.bias_var}: the exact law is that of nets without biases; simulate biased "
+                         "nets with 'fmsim simulate'")
     if args.modules is not None or args.etas is not None:
-        if args.widths is not None or args.depth is not None:
-            raise UsageError("a residual law (--modules/--etas) takes --width, not --widths/--depth")
+        refuse_flags(args, FC_FLAGS, "does not apply to a residual net (--modules/--etas), whose stream width is "
+                                     "--width")
+        refuse_flags(args, ("scheme", "c"), "does not apply to the residual law, which is that of modules without "
+                                            "hidden layers and Gaussian output weights of variance c_out/n: give "
+                                            "--c-out")
+        if args.law not in (None, "gaussian"):
+            raise UsageError(f"--law {args.law}: the exact residual law exists for Gaussian weights; simulate "
+                             "orthogonal residual nets with 'fmsim simulate --law orthogonal --method exact'")
         if args.width is None:
             raise UsageError("a residual law needs --width (the stream width n)")
-        etas = tuple(args.etas) if args.etas is not None else eta_schedule(args.schedule, args.modules, args.eta)
-        arch = Residual(args.width, etas, (), "linear", args.c_out)
-        law = theory.residual_length_law(args.width, etas, args.c_out, args.m0)
-        what = f"linear-ending residual net, n = {args.width}, L = {len(etas)}, c_out = {args.c_out:g}"
+        etas = _etas(args)
+        c_out = 2.0 if args.c_out is None else args.c_out
+        arch = Residual(args.width, etas, (), "linear", c_out)
+        law = theory.residual_length_law(args.width, etas, c_out, args.m0)
+        what = f"linear-ending residual net, n = {args.width}, L = {len(etas)}, c_out = {c_out:g}"
     else:
+        refuse_flags(args, ("modules", "schedule", "eta", "etas", "c_out"), "applies to a residual net: give "
+                                                                             "--modules or --etas too")
         arch = _arch(args.widths, args.depth, args.width, args.n0)
         init = _init(args, args.scheme)
-        if init.law not in ("gaussian", "orthogonal") or init.bias_var != 0.0:
-            raise UsageError(f"the exact law needs Gaussian or orthogonal weights without bias, got law {init.law!r}, "
-                             f"bias_var {init.bias_var}; simulate other laws with 'fmsim simulate'")
+        if init.law not in ("gaussian", "orthogonal"):
+            raise UsageError(f"the exact law needs Gaussian or orthogonal weights, got law {init.law!r}; simulate "
+                             "other laws with 'fmsim simulate'")
         c = init.layer_c(arch)
         law = theory.length_law(arch.widths, c, args.m0, weights="orthogonal" if init.orthogonal else "gaussian")
         ws = arch.widths[1:]
         shape = f"{ws[0]} x {len(ws)}" if len(set(ws)) == 1 else ",".join(map(str, ws))
         cs = f"{c[0]:g}" if np.all(c == c[0]) else ",".join(f"{v:g}" for v in c)
-        what = f"fully connected, widths {shape} (d = {arch.depth}), {init.label}, c = {cs}"
+        what = f"fully connected, n_0 = {arch.widths[0]}, widths {shape} (d = {arch.depth}), {init.label}, c = {cs}"
     log_q, log_q_err = law.log_quantile_of_m(np.array(LAW_QUANTILES), return_error=True)
     log_moments = {p: law.log_moment(p) for p in LAW_MOMENTS}
     log_mean, log_var = law.log_mean_var()
@@ -340,16 +374,16 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--scheme", choices=sorted(SCHEMES), help="named initialization (he, lecun, glorot, ...)")
     r = s.add_argument_group("residual net (y_l = y_{l-1} + eta_l F_l(y_{l-1}))")
     r.add_argument("--modules", type=int, help="number of modules L")
-    r.add_argument("--schedule", choices=ETA_SCHEDULES, default="constant", help="eta_l schedule (default constant)")
-    r.add_argument("--eta", type=float, default=1.0, help="eta of the schedule (default 1)")
+    r.add_argument("--schedule", choices=ETA_SCHEDULES, help="eta_l schedule (default constant)")
+    r.add_argument("--eta", type=float, help="eta of the schedule (default 1)")
     r.add_argument("--etas", type=float_list, help="explicit eta_1,...,eta_L (instead of a schedule)")
     r.add_argument("--module-widths", type=int_list, help="hidden widths of each module (default: one of --width)")
-    r.add_argument("--ending", choices=MODULE_ENDINGS, default="linear", help="module output (default linear)")
-    r.add_argument("--c-out", type=float, default=2.0, help="variance numerator of module outputs (default 2)")
+    r.add_argument("--ending", choices=MODULE_ENDINGS, help="module output (default linear)")
+    r.add_argument("--c-out", type=float, help="variance numerator of module outputs (default 2)")
     cv = s.add_argument_group("convolutional net (periodic padding, stride 1)")
     cv.add_argument("--channels", type=int_list, help="C0,C1,...,Cd")
     cv.add_argument("--spatial", type=int_list, help="P (1D) or H,W (2D)")
-    cv.add_argument("--kernel", type=int, default=3, help="taps per dimension (default 3)")
+    cv.add_argument("--kernel", type=int, help="taps per dimension (default 3)")
     _add_run_options(s)
     add_cluster_options(s)
     s.add_argument("--out", required=True, help="HDF5 file")
@@ -393,10 +427,10 @@ def _law_parser(sub) -> None:
     lw.add_argument("--m0", type=float, default=1.0, help="M_0 = |x|^2/n_0 of the input (default 1)")
     lr = lw.add_argument_group("linear-ending residual net without hidden layers")
     lr.add_argument("--modules", type=int, help="number of modules L")
-    lr.add_argument("--schedule", choices=ETA_SCHEDULES, default="constant")
-    lr.add_argument("--eta", type=float, default=1.0)
-    lr.add_argument("--etas", type=float_list)
-    lr.add_argument("--c-out", type=float, default=2.0)
+    lr.add_argument("--schedule", choices=ETA_SCHEDULES, help="eta_l schedule (default constant)")
+    lr.add_argument("--eta", type=float, help="eta of the schedule (default 1)")
+    lr.add_argument("--etas", type=float_list, help="explicit eta_1,...,eta_L (instead of a schedule)")
+    lr.add_argument("--c-out", type=float, help="variance numerator of module outputs (default 2)")
     lw.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lw.set_defaults(func=cmd_law)
 

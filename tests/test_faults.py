@@ -24,6 +24,7 @@ from fmsim.integrity import verify_run
 import fmsim
 from fmsim import cli, store
 from fmsim.files.h5io import DamagedFileError, StoreError
+from fmsim.files.layout import ATTRIBUTES_DIGEST, attributes_digest
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -123,11 +124,11 @@ def _inject(monkeypatch, point, code, after=0):
 
 @pytest.mark.parametrize("point, after, code, text", [
     ("create", 0, errno.ENOSPC, "no space left on device while creating"),
-    ("data", 5, errno.ENOSPC, "no space left on device while writing chunk 6 of 60"),
-    ("summary", 5, errno.ENOSPC, "no space left on device while writing chunk 6 of 60"),
-    ("counter", 5, errno.ENOSPC, "no space left on device while writing chunk 6 of 60"),
-    ("data", 7, errno.EIO, "an I/O error (EIO) while writing chunk 8 of 60"),
-    ("counter", 3, errno.EDQUOT, "the disk quota is exceeded while writing chunk 4 of 60"),
+    ("data", 5, errno.ENOSPC, "no space left on device while writing chunk 5 (chunks 0 to 59)"),
+    ("summary", 5, errno.ENOSPC, "no space left on device while writing chunk 5 (chunks 0 to 59)"),
+    ("counter", 5, errno.ENOSPC, "no space left on device while writing chunk 5 (chunks 0 to 59)"),
+    ("data", 7, errno.EIO, "an I/O error (EIO) while writing chunk 7 (chunks 0 to 59)"),
+    ("counter", 3, errno.EDQUOT, "the disk quota is exceeded while writing chunk 3 (chunks 0 to 59)"),
 ])
 def test_injected_write_faults(tmp_path, monkeypatch, capsys, clean, point, after, code, text):
     path = tmp_path / "run.h5"
@@ -194,7 +195,9 @@ def test_a_flipped_byte_is_always_detected(tmp_path, clean, capsys, dataset, chu
 
 def test_verify_says_ok_and_names_a_counter_that_claims_too_much(tmp_path, clean, capsys):
     assert cli.main(["verify", str(clean)]) == 0
-    assert "ok (complete; 12 datasets checked chunk by chunk)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok (complete; 12 datasets checked chunk by chunk; coordinates and labels checked against the " \
+           "configuration; attributes checked against their checksum)" in out, out
     path = tmp_path / "short.h5"
     assert cli.main([*ARGS[:-1], "--nets", str(4 * 1024), "--quiet", "--out", str(path)]) == 0
     # a file whose counter says 4 chunks while the data of chunk 3 was never written
@@ -205,6 +208,7 @@ def test_verify_says_ok_and_names_a_counter_that_claims_too_much(tmp_path, clean
         f.create_dataset("final", (8 * 1024,), dtype="f8", chunks=(1024,), fletcher32=True)[:3 * 1024] = 1.0
         f.create_dataset("log_lengths", (8 * 1024, 21), dtype="f4", chunks=(1024, 21), fletcher32=True)
         f.attrs["config"] = json.dumps(cfg, sort_keys=True)
+        f.attrs[ATTRIBUTES_DIGEST] = np.frombuffer(attributes_digest(f), dtype=np.uint8)  # as if written so
     assert cli.main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert "final chunk 3 was never written: the counter claims more than the file holds" in err, err
@@ -224,6 +228,7 @@ def test_files_without_checksums_still_open_and_verify_says_so(tmp_path, clean, 
                 if k not in ("DIMENSION_LIST", "REFERENCE_LIST"):
                     f[name].attrs[k] = v
         f.attrs["schema_version"] = 2
+        del f.attrs[ATTRIBUTES_DIGEST]  # (fmsim < 0.12 wrote none)
     res, ref = fmsim.open(path), fmsim.open(clean)
     np.testing.assert_array_equal(res.final, ref.final)
     assert cli.main(["verify", str(path)]) == 0

@@ -256,6 +256,33 @@ def hessian_claims(path: str) -> list[Claim]:
 
 
 # ----------------------------------------------------------------------------- running
+#: The file each experiment writes in the report's folder.
+EXPERIMENT_FILES = ("fig1a_report.h5", "fig1b.h5", "fm2_profiles.h5", "resnet_scaling.h5", "hessian_init.h5")
+
+
+def preflight(out: str) -> None:
+    """Every input of every experiment, checked before the first one starts.
+
+    MNIST (Fig. 1b and the Hessian experiment train on it): each file is present with its checksum, or
+    is downloaded now; offline and without it, the report stops here, not after Fig. 1a. Each
+    experiment's file, where it exists: an fmsim file that no other process is writing, and not damaged
+    (the experiments check their own configurations again as they start).
+
+    Raises
+    ------
+    fmsim.datasets.DataUnavailableError, StoreError
+        One line each, before any work.
+    """
+    from ..files.datasets import fetch_mnist_file, mnist_status
+    from ..files.rewrite import check_writable
+
+    for status in mnist_status():
+        if status.state != "ok":
+            fetch_mnist_file(status.name)
+    for name in EXPERIMENT_FILES:
+        check_writable(os.path.join(out, name))
+
+
 def _run(name: str, main, argv: list[str], quiet: bool) -> float:
     t = time.perf_counter()
     if not quiet:
@@ -311,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.makedirs(out, exist_ok=True)
     q = ["--quick"] if a.quick else []
     quiet = ["--quiet"] if a.quiet else []
+    preflight(out)  # data and files: refused now, not after minutes of the first experiments
     fig1a_depths = [2, 4, 6] if a.quick else FIG1A_DEPTHS
     fig1a_args = ["--out", out, "--name", "fig1a_report", "--schemes", ",".join(FIG1A_SCHEMES), *q, *quiet]
     if not a.quick:

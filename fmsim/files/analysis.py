@@ -17,7 +17,8 @@ import numpy as np
 from .. import theory
 from ..config import Conv, FullyConnected, Residual, RunConfig, input_vector
 from .integrity import checked_read
-from .store import MOMENT_COLUMNS, config_attrs, reading, runs_in, summary_quantities
+from .layout import summary_quantities
+from .store import MOMENT_COLUMNS, config_attrs, reading, runs_in
 
 __all__ = ["open_dataset", "open_sweep", "exact_moments"]
 

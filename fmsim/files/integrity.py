@@ -19,6 +19,10 @@ Jenkins checksums in the file format fmsim writes (``libver="latest"``).
 The scalar ``chunks_done`` counter is checked against the data instead:
 every chunk it counts must be allocated, and the summary must count exactly
 those nets (or one chunk more: a writer stopped between summary and counter).
+The coordinates and labels (``net``, ``layer``, ``summary/quantity``,
+``summary/moment``) are checked against the configuration
+(:func:`check_coordinates`): every stored byte is checksummed, or checked
+against something that is.
 """
 
 from __future__ import annotations
@@ -31,15 +35,23 @@ import h5py
 import numpy as np
 
 from ..config import RunConfig
-from ..running import statistics
 from .h5io import DamagedFileError
+from .layout import (
+    ATTRIBUTES_DIGEST,
+    PER_NET_DATASETS,
+    SUMMARY_FIELDS,
+    attributes_digest,
+    expected_coordinates,
+    expected_dimensions,
+)
 
-__all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "RunCheck", "verify_run", "chunk_of_failure",
+__all__ = ["PER_NET", "SUMMARY", "checked_read", "has_checksum", "run_config", "check_coordinates",
+           "check_dimensions", "RunCheck", "verify_run",
+           "chunk_of_failure",
            "nets_counted", "nets_held"]
 
-PER_NET = ("final", "log_final", *statistics.names(), "log_lengths", "lengths")  # (lengths: files of fmsim < 0.9)
-SUMMARY = ("summary/mean", "summary/var", "summary/log_mean", "summary/log_var", "summary/n_zero",
-           "summary/log_of_mean", "summary/log_of_var", "summary/moments")
+PER_NET = (*PER_NET_DATASETS, "lengths")  # (lengths: files of fmsim < 0.9)
+SUMMARY = tuple(f"summary/{name}" for name in (*SUMMARY_FIELDS, "moments"))
 
 
 def has_checksum(ds: h5py.Dataset) -> bool:
@@ -108,6 +120,74 @@ def checked_read(ds: h5py.Dataset, stop: int | None = None) -> np.ndarray:
                                "rerun the command into a new file, or restore it from a copy") from None
 
 
+def run_config(g: h5py.Group) -> RunConfig:
+    """The configuration of the run in ``g``, after checking its attributes against their digest (files of
+    fmsim >= 0.12; :func:`fmsim.files.layout.attributes_digest`).
+
+    Raises
+    ------
+    DamagedFileError
+        The attributes differ from their digest, or the configuration cannot be read.
+    """
+    where = f"{g.file.filename}:{g.name}"
+    try:
+        if ATTRIBUTES_DIGEST in g.attrs and bytes(np.asarray(g.attrs[ATTRIBUTES_DIGEST])) != attributes_digest(g):
+            raise DamagedFileError(f"{where} is damaged: its attributes (the configuration among them) differ from "
+                                   "their checksum; rerun the command into a new file, or restore it from a copy")
+        return RunConfig.from_dict(json.loads(g.attrs["config"]))
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        if isinstance(e, DamagedFileError):
+            raise
+        raise DamagedFileError(f"{where} is damaged: its configuration cannot be read ({' '.join(str(e).split())})"
+                               "; rerun the command into a new file, or restore it from a copy") from None
+
+
+def check_dimensions(g: h5py.Group, config: RunConfig) -> list[str]:
+    """Each dataset's dimension scales (HDF5 references, for netCDF readers) resolve to the coordinates the layout
+    gives (:func:`fmsim.files.layout.expected_dimensions`): one line per dataset that does not."""
+    problems = []
+    for name, scales in expected_dimensions(config).items():
+        if name not in g:
+            continue
+        try:
+            found = tuple(g[name].dims[i][0].name.rsplit("/", 1)[-1] for i in range(len(scales)))
+        except (OSError, KeyError, IndexError, ValueError, RuntimeError) as e:
+            found = (" ".join(str(e).split()),)
+        if found != scales and g[name].dims[0].keys():  # (files without dimension scales predate fmsim 0.5)
+            problems.append(f"{g.name}: {name} has dimensions {found}, not {scales}")
+    return problems
+
+
+def check_coordinates(g: h5py.Group, config: RunConfig, nets: int | None = None) -> list[str]:
+    """The coordinate and label datasets of the run in ``g`` (``net``, ``layer``, ``summary/quantity``,
+    ``summary/moment``), which carry no checksum, against what ``config`` says they hold
+    (:func:`fmsim.files.layout.expected_coordinates`): one line per dataset that differs or cannot be read.
+
+    ``nets``: check the first ``nets`` entries of ``net`` only (a partial read).
+    """
+    problems = []
+    columns = g["summary/moments"].shape[1] if "summary/moments" in g else 7
+    for name, expected in expected_coordinates(config, columns).items():
+        if name not in g:
+            continue
+        ds = g[name]
+        try:
+            stored = ds[:nets] if name == "net" and nets is not None else ds[()]
+        except (OSError, ValueError) as e:
+            problems.append(f"{g.name}: {name} cannot be read ({' '.join(str(e).split())})")
+            continue
+        if stored.dtype.kind in "OS":
+            stored = np.array([v.decode(errors="replace") if isinstance(v, bytes) else v for v in stored.ravel()],
+                              dtype=object)
+        if name == "net" and nets is not None:
+            expected = expected[:nets]
+        if stored.shape != expected.shape or not np.array_equal(stored, expected):
+            bad = "its shape" if stored.shape != expected.shape else \
+                f"entry {int(np.flatnonzero(stored != expected)[0])}"
+            problems.append(f"{g.name}: {name} differs from what the run's configuration says at {bad}")
+    return problems
+
+
 @dataclass
 class RunCheck:
     """What :func:`verify_run` found in one run.
@@ -124,6 +204,8 @@ class RunCheck:
     problems : list of str
         One line each: the dataset and chunk that fail, or a counter that
         claims chunks the file does not hold.
+    attributes_checked : bool
+        Whether the attributes were checked against their digest (files of fmsim >= 0.12).
     """
 
     group: str
@@ -132,6 +214,7 @@ class RunCheck:
     checked: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    attributes_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -145,9 +228,13 @@ def verify_run(g: h5py.Group) -> RunCheck:
     -------
     RunCheck
     """
-    config = RunConfig.from_dict(json.loads(g.attrs["config"]))
+    try:
+        config = run_config(g)
+    except DamagedFileError as e:
+        return RunCheck(g.name, 0, 0, problems=[f"{g.name}: {str(e).split(': ', 1)[-1]}"])
     done = int(g["chunks_done"][()])
     check = RunCheck(g.name, done, config.n_chunks)
+    check.attributes_checked = ATTRIBUTES_DIGEST in g.attrs
     if not 0 <= done <= config.n_chunks:
         check.problems.append(f"{g.name}: chunks_done = {done}, outside 0..{config.n_chunks}")
         return check
@@ -172,6 +259,7 @@ def verify_run(g: h5py.Group) -> RunCheck:
         counted = int(g["summary/moments"][0, 0])
         if nets_held(config, done, counted) is None:
             check.problems.append(f"{g.name}: the summary counts {counted} nets, the counter {nets}")
+    check.problems += check_coordinates(g, config) + check_dimensions(g, config)
     return check
 
 
@@ -182,7 +270,10 @@ def describe(check: RunCheck, path: str | os.PathLike) -> list[str]:
         return [f"{os.fspath(path)}:{p}" for p in check.problems]
     state = "complete" if check.chunks_done == check.n_chunks else f"{check.chunks_done}/{check.n_chunks} chunks"
     line = f"{where}: ok ({state}; {len(check.checked)} datasets checked chunk by chunk"
+    line += "; coordinates and labels checked against the configuration"
     if check.unchecked:
         line += (f"; {', '.join(check.unchecked)} written without checksums (fmsim < 0.8): read back whole, "
                  "damage inside cannot be detected")
+    line += ("; attributes checked against their checksum" if check.attributes_checked else
+             "; attributes written without a checksum (fmsim < 0.12): damage to them may go undetected")
     return [line + ")"]

@@ -69,7 +69,8 @@ from ..running.simulate import SimulationResult, check_backend, check_memory, ma
 from ..running.summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
 from ..sampling.laws import LAW_CODES, STREAM_LAYOUT, weights_per_block
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
-from .integrity import checked_read, nets_counted, nets_held
+from .integrity import check_coordinates, check_dimensions, checked_read, nets_counted, nets_held, run_config
+from .layout import ATTRIBUTES_DIGEST, PER_NET_DATASETS, SUMMARY_FIELDS, attributes_digest, summary_quantities
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
            "FileBusyError", "WriteError", "check_runs", "list_runs", "run_many_to_file", "reading",
@@ -78,14 +79,7 @@ __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreErro
 SCHEMA_VERSION = 4  # 2: net/quantity/moment dimension scales, flat config attributes; 3: Fletcher-32 chunks;
 #                    4: log_final, log_lengths (float32) instead of lengths, summaries from logs (pivot column)
 CREATOR = "fmsim"  # root attribute "creator" of every file fmsim creates
-_SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero", "log_of_mean", "log_of_var")
-#: The datasets written per net, chunk by chunk (``log_lengths`` only with ``record="layers"``).
-PER_NET_DATASETS = ("final", "log_final", *statistics.names(), "log_lengths")
 
-
-def summary_quantities(depth: int) -> list[str]:
-    """Labels of the summary's moment rows: ``M_0..M_d``, then each per-net statistic."""
-    return [f"M_{j}" for j in range(depth + 1)] + list(statistics.names())
 
 
 def _version() -> str:
@@ -211,7 +205,7 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
         ds.dims[0].attach_scale(net)
         ds.dims[0].label = "net"
     s = g.create_group("summary")
-    for name in _SUMMARY_FIELDS:
+    for name in SUMMARY_FIELDS:
         ds = _checksummed(s, name, (d + 1,), np.int64 if name == "n_zero" else np.float64, d + 1)
         ds.dims[0].attach_scale(layer)
     quantity = s.create_dataset("quantity", data=summary_quantities(d), dtype=h5py.string_dtype())
@@ -232,7 +226,8 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
     g.attrs["schema_version"] = SCHEMA_VERSION
     g.attrs["fmsim_version"] = _version()
     g.attrs["stream_layout"] = stream_layout
-    g.attrs["config"] = _config_json(config)  # last: a group with a config is a complete layout
+    g.attrs["config"] = _config_json(config)  # (with its digest) last: a group with a config is a complete layout
+    g.attrs[ATTRIBUTES_DIGEST] = np.frombuffer(attributes_digest(g), dtype=np.uint8)
 
 
 @contextmanager
@@ -276,12 +271,11 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
             if not isinstance(g, h5py.Group):
                 raise StoreError(f"{path}:{group} is a dataset, not a group; choose another group")
             if "config" in g.attrs:
+                run_config(g)  # damaged attributes: refused, not resumed
                 if g.attrs["config"] != _config_json(config):
                     raise StoreError(
-                        f"{path}:{group} holds a run with a different configuration:\n  file: "
-                        f"{g.attrs['config']}\n  this: {_config_json(config)}\n"
-                        "use another file or group to start a new run"
-                    )
+                        f"{path}:{group} holds a run with a different configuration (file: {g.attrs['config']}; "
+                        f"this run: {_config_json(config)}); use another file or group to start a new run")
                 schema = int(g.attrs["schema_version"])
                 if schema < SCHEMA_VERSION and int(g["chunks_done"][()]) < config.n_chunks:
                     raise StoreError(
@@ -388,7 +382,7 @@ def recover_swmr_file(path: str) -> None:
                 for key in PER_NET_DATASETS:
                     if key in g_src:
                         g[key][...] = g_src[key][()]
-                for key in _SUMMARY_FIELDS + ("moments",):
+                for key in SUMMARY_FIELDS + ("moments",):
                     g["summary"][key][...] = g_src["summary"][key][()]
                 g["chunks_done"][()] = g_src["chunks_done"][()]
     except (OSError, KeyError) as e:
@@ -523,7 +517,7 @@ class _RunWriter:
     def __init__(self, g: h5py.Group, config: RunConfig, path: str):
         self.g, self.config, self.path = g, config, path
         self.datasets = {name: g[name] for name in PER_NET_DATASETS if name in g}
-        self.summary = {name: g["summary"][name] for name in (*_SUMMARY_FIELDS, "moments")}
+        self.summary = {name: g["summary"][name] for name in (*SUMMARY_FIELDS, "moments")}
         self.counter = g["chunks_done"]
         self.done = int(self.counter[()])
         stored = checked_read(self.summary["moments"])
@@ -554,7 +548,7 @@ class _RunWriter:
             _inject("summary")
             self.acc.add_moments(chunk.moments)
             summary = self.acc.result()
-            for name in _SUMMARY_FIELDS:
+            for name in SUMMARY_FIELDS:
                 self.summary[name][:] = getattr(summary, name)
             self.summary["moments"][:] = self.acc.moments
             f.flush()
@@ -563,7 +557,7 @@ class _RunWriter:
             self.counter[()] = k + 1
             f.flush()  # (no fsync: a counter lost in a crash is recovered from the summary, see __init__)
         except (OSError, RuntimeError) as e:  # the run stops here; this writer is not used again
-            raise write_error(self.path, e, f"writing chunk {k + 1} of {self.config.n_chunks}") from None
+            raise write_error(self.path, e, f"writing chunk {k} (chunks 0 to {self.config.n_chunks - 1})") from None
         self.done = k + 1
 
 
@@ -631,19 +625,27 @@ def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False
         if group not in f or not _is_run(f[group]):
             raise StoreError(f"{path}:{group} holds no fmsim run (runs: {list_runs(path)})")
         g = f[group]
-        config = RunConfig.from_dict(json.loads(g.attrs["config"]))
-        done = int(g["chunks_done"][()])
+        config = run_config(g)
+        done = int(checked_read(g["chunks_done"]))
         if not 0 <= done <= config.n_chunks:
             raise DamagedFileError(f"{path}:{group} is damaged: chunks_done = {done}, outside 0..{config.n_chunks}")
         if done < config.n_chunks and not partial:
-            live = "being written by a live process" if writer_alive(path) else "unfinished"
-            raise StoreError(f"{path}:{group} is {live} ({done} of {config.n_chunks} chunks); rerun the same "
-                             "command to resume it, or read its finished chunks with partial=True")
+            state, advice = (("being written by a live process", "wait for it to finish")
+                             if writer_alive(path) else ("unfinished", "rerun the same command to resume it"))
+            raise StoreError(f"{path}:{group} is {state} ({done} of {config.n_chunks} chunks); {advice}, or read "
+                             "its finished chunks with partial=True")
         moments = checked_read(g["summary/moments"])
         nets = nets_held(config, done, int(moments[0, 0]))  # (one chunk past the counter: see nets_held)
         if nets is None:
             raise DamagedFileError(f"{path}:{group} is damaged: its summary counts {int(moments[0, 0])} nets, its "
                                    f"counter {nets_counted(config, done)}")
+        for name in SUMMARY_FIELDS:  # derived from the moments, for other readers: checked, not used
+            if name in g["summary"]:  # (log_of_mean, log_of_var: since fmsim 0.9)
+                checked_read(g["summary"][name])
+        problems = check_coordinates(g, config, nets) + check_dimensions(g, config)
+        if problems:
+            raise DamagedFileError(f"{path}:{problems[0]}; the file is damaged: rerun the command into a new file, "
+                                   "or restore it from a copy")
         final = checked_read(g["final"], nets)
         log_final = checked_read(g["log_final"], nets) if "log_final" in g else derived_log(final)
         if "log_lengths" in g:

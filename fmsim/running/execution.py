@@ -66,7 +66,9 @@ def tls_security(ca_file: str, cert: str, key: str | None = None) -> Any:
     Raises
     ------
     ValueError
-        A file that does not exist or cannot be read, named with its option.
+        A file that does not exist, cannot be read or is not a PEM file of its kind, or a key that does not
+        match its certificate: one line naming the option and the file. Checked here, before any cluster
+        or connection.
     """
     for option, path in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)):
         if path is None:
@@ -76,10 +78,36 @@ def tls_security(ca_file: str, cert: str, key: str | None = None) -> Any:
                 f.read(1)
         except OSError as e:
             raise ValueError(f"{option} {path}: cannot be read ({e.strerror or e})") from None
+    _check_pem(ca_file, cert, key)
     from distributed.security import Security
 
     return Security(tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key, tls_worker_cert=cert,
                     tls_worker_key=key, tls_scheduler_cert=cert, tls_scheduler_key=key, require_encryption=True)
+
+
+def _check_pem(ca_file: str, cert: str, key: str | None) -> None:
+    """Load the certificate authority, the certificate and its key as TLS will, so that a file that is not PEM,
+    or a key that does not match its certificate, is named now (not as a failed handshake, or a traceback
+    from a starting cluster)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (ssl.SSLError, ValueError) as e:
+        raise ValueError(f"--tls-ca-file {ca_file}: not a PEM certificate authority ({_ssl_reason(e)})") from None
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as e:
+        if "KEY_VALUES_MISMATCH" in str(e):
+            raise ValueError(f"--tls-key {key or cert}: this private key does not match the certificate in "
+                             f"--tls-cert {cert}") from None
+        what = f"--tls-cert {cert}" + (f" with --tls-key {key}" if key else " (no --tls-key: the key must be in it)")
+        raise ValueError(f"{what}: not a PEM certificate and private key ({_ssl_reason(e)})") from None
+
+
+def _ssl_reason(e: Exception) -> str:
+    return getattr(e, "reason", None) or " ".join(str(e).split())
 
 
 def _host_of(address: str) -> tuple[str, str]:

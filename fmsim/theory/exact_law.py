@@ -272,7 +272,7 @@ class LengthLaw:
         self.m0 = float(m0)
         # -expm1(sum log1p(-p)) rather than 1 - prod(1 - p): no cancellation when P(dead) is tiny
         self.log_p_alive = float(np.sum(np.log1p([-f.p_atom for f in self.factors])))
-        self.p_dead = float(-np.expm1(self.log_p_alive))
+        self.p_dead = float(-np.expm1(self.log_p_alive)) + 0.0  # (+ 0.0: never -0.0 where every net lives)
         self._groups: dict[Factor, int] = {}
         for f in self.factors:  # equal layers share one characteristic function, raised to a power
             self._groups[f] = self._groups.get(f, 0) + 1

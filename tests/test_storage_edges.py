@@ -1,0 +1,112 @@
+"""Storage promises at their edges: a flipped byte in every dataset of a run is caught, by `fmsim verify` and by
+`fmsim.open`; a disk that fills at any moment, or is full before the run, ends in one line and exit 2, with no
+traceback and no crash, and leaves no file or a resumable one."""
+
+import shutil
+
+import h5py
+import pytest
+
+import fmsim
+from fmsim import cli
+from fmsim.files.h5io import DamagedFileError
+from fmsim.running.simulate import make_config
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("edges") / "run.h5"
+    cfg = make_config(fmsim.FullyConnected((4, 5, 3)), fmsim.Init("uniform", 2.0), 2500, 3, method="full",
+                      record="layers", chunk_size=1024)
+    fmsim.run_to_file(cfg, path)
+    return path
+
+
+def _datasets(path) -> list[str]:
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(names)
+
+
+def _raw_span(path, name) -> tuple[int, int]:
+    """Offset and size in the file of the dataset's raw data (its first chunk, for a chunked one)."""
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        if ds.chunks:
+            info = ds.id.get_chunk_info(0)
+            return info.byte_offset, info.size
+        return ds.id.get_offset(), ds.id.get_storage_size()
+
+
+def _flip(path, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _caught(path, capsys) -> str:
+    """Both readers refuse the damaged file: `fmsim verify` (exit 2, the damage named) and `fmsim.open`."""
+    assert cli.main(["verify", str(path)]) == 2, capsys.readouterr()
+    err = capsys.readouterr().err
+    with pytest.raises(DamagedFileError):
+        fmsim.open(path)
+    return err
+
+
+def test_the_file_has_the_datasets_this_test_flips(run_file):
+    assert _datasets(run_file) == sorted(
+        ["chunks_done", "final", "fm2", "layer", "log_final", "log_lengths", "net", "summary/log_mean",
+         "summary/log_of_mean", "summary/log_of_var", "summary/log_var", "summary/mean", "summary/moment",
+         "summary/moments", "summary/n_zero", "summary/quantity", "summary/var"])
+
+
+@pytest.mark.parametrize("name", ["chunks_done", "final", "fm2", "layer", "log_final", "log_lengths", "net",
+                                  "summary/log_mean", "summary/log_of_mean", "summary/log_of_var", "summary/log_var",
+                                  "summary/mean", "summary/moment", "summary/moments", "summary/n_zero",
+                                  "summary/quantity", "summary/var"])
+def test_a_flipped_byte_in_every_dataset_is_caught(run_file, tmp_path, capsys, name):
+    path = tmp_path / "flipped.h5"
+    shutil.copy(run_file, path)
+    offset, size = _raw_span(path, name)
+    _flip(path, offset + size // 2)  # a byte of its data (of a label's heap reference, for the label datasets)
+    err = _caught(path, capsys)
+    assert name.split("/")[-1] in err or "chunks_done" in err or "counts" in err, err
+
+
+def _labels(path):
+    with h5py.File(path, "r") as f:
+        return [f[n][()].tolist() for n in ("summary/quantity", "summary/moment")]
+
+
+@pytest.mark.parametrize("label", [b"log_count", b"M_1"])
+def test_a_flipped_byte_in_a_label_text_is_caught(run_file, tmp_path, capsys, label):
+    """The label datasets hold references into HDF5's global heap, whose text has no checksum: it is checked
+    against the labels the configuration gives."""
+    path = tmp_path / "label.h5"
+    data = run_file.read_bytes()
+    for offset in (i for i in range(len(data)) if data.startswith(label, i)):  # the copy the labels read
+        shutil.copy(run_file, path)
+        _flip(path, offset)
+        if _labels(path) != _labels(run_file):
+            break
+    else:
+        pytest.fail(f"no copy of {label} in the file is a label's text")
+    err = _caught(path, capsys)
+    assert "summary/moment" in err or "summary/quantity" in err, err
+
+
+@pytest.mark.parametrize("text", [b'"seed": 3', b"variance of M_1", b"fully_connected"])
+def test_a_flipped_byte_in_an_attribute_text_is_caught(run_file, tmp_path, capsys, text):
+    """String attributes (the configuration's JSON, long names, the flat configuration) also live in the global
+    heap: the run's attribute digest covers them."""
+    path = tmp_path / "attribute.h5"
+    shutil.copy(run_file, path)
+    data = path.read_bytes()
+    _flip(path, data.index(text) + len(text) - 1)
+    err = _caught(path, capsys)
+    assert "differ from their checksum" in err, err
