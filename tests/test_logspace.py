@@ -202,8 +202,10 @@ def test_files_of_schema_3_open_with_derived_logs_and_are_not_resumed(tmp_path):
         f.create_dataset("lengths", data=new.lengths.astype(np.float32))
         moments = f["summary/moments"][()][:, :6]
         moments[:-1, 1:3] = 0.0  # (stand-ins: 0.8 stored the mean and M2 of M itself)
-        del f["summary/moments"]
+        del f["summary/moments"], f["summary/moment"]
         f.create_dataset("summary/moments", data=moments)
+        f.create_dataset("summary/moment", data=["count", "mean", "M2", "log_count", "log_mean", "log_M2"],
+                         dtype=h5py.string_dtype())  # (six columns, no pivot)
         f.attrs["schema_version"] = 3
         del f.attrs["attributes_sha256"]  # (fmsim < 0.12 wrote none)
     old = fmsim.open(path)
