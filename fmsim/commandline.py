@@ -110,15 +110,18 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
 
     Bad input (``UsageError``, ``ValueError``, ``TypeError``), an unusable
     file (:class:`~fmsim.files.h5io.StoreError`, ``FileNotFoundError``,
-    ``IsADirectoryError``, ``PermissionError``) or cluster
-    (:class:`~fmsim.execution.ClusterError`) print ``prog: error: ...``
-    and give 2; Ctrl-C gives 130; a closed stdout pipe gives 141 quietly.
+    ``IsADirectoryError``, ``PermissionError``), any other I/O error (``OSError``: a full disk
+    while saving a figure) or cluster (:class:`~fmsim.execution.ClusterError`) print
+    ``prog: error: ...`` on one line and give 2; Ctrl-C gives 130; a closed stdout pipe gives 141 quietly.
     """
     try:
         main(argv)
     except (UsageError, ValueError, TypeError, StoreError, ClusterError, FileNotFoundError, IsADirectoryError,
             PermissionError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # any other I/O error: a full disk while saving a figure, a file that cannot be read
+        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the file is resumable: rerun the same command", file=sys.stderr)
@@ -132,6 +135,13 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
         _silence_stdout()
         return 141
     return 0
+
+
+def os_error_line(e: OSError) -> str:
+    """``"fig1a.png: No space left on device"``: the file (if known) and what the OS said, on one line."""
+    what = e.strerror or " ".join(str(e).split()) or type(e).__name__
+    where = e.filename if e.filename is not None else None
+    return f"{where}: {what}" if where else what
 
 
 def _silence_stdout() -> None:

@@ -129,6 +129,7 @@ def _inject(monkeypatch, point, code, after=0):
     ("counter", 5, errno.ENOSPC, "no space left on device while writing chunk 5 (chunks 0 to 59)"),
     ("data", 7, errno.EIO, "an I/O error (EIO) while writing chunk 7 (chunks 0 to 59)"),
     ("counter", 3, errno.EDQUOT, "the disk quota is exceeded while writing chunk 3 (chunks 0 to 59)"),
+    ("close", 0, errno.ENOSPC, "no space left on device while closing the file"),
 ])
 def test_injected_write_faults(tmp_path, monkeypatch, capsys, clean, point, after, code, text):
     path = tmp_path / "run.h5"
@@ -138,6 +139,8 @@ def test_injected_write_faults(tmp_path, monkeypatch, capsys, clean, point, afte
     assert err.count("\n") == 1 and text in err and "Traceback" not in err, err
     if point == "create":
         assert not path.exists()  # a new file that never held a run is removed
+    elif point == "close":
+        assert _holds_what_it_claims(path) == N_CHUNKS  # every chunk was written before the close failed
     else:
         assert _holds_what_it_claims(path) == after  # the failed chunk is not counted
     monkeypatch.setattr(store, "_inject", lambda p: None)

@@ -3,6 +3,8 @@
 traceback and no crash, and leaves no file or a resumable one."""
 
 import shutil
+import subprocess
+import sys
 
 import h5py
 import pytest
@@ -110,3 +112,94 @@ def test_a_flipped_byte_in_an_attribute_text_is_caught(run_file, tmp_path, capsy
     _flip(path, data.index(text) + len(text) - 1)
     err = _caught(path, capsys)
     assert "differ from their checksum" in err, err
+
+
+# ----------------------------------------------------------------------------- a disk that fills, for real
+def _fmsim(args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "fmsim.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``mount(size)``: a tmpfs of that size under tmp_path (root only: skipped elsewhere)."""
+    mounted = []
+
+    def mount(size: str):
+        mnt = tmp_path / f"tmpfs{len(mounted)}"
+        mnt.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _one_clean_line(r):
+    assert r.returncode in (0, 2), (r.returncode, r.stderr[-3000:])
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr[-3000:]
+    if r.returncode == 2:
+        assert r.stderr.count("\n") == 1 and ": error: " in r.stderr, r.stderr[-3000:]
+
+
+def _data(path, group="/"):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f[group].visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes() if obj.dtype.kind != "O" else
+                                                              obj[()].tolist()) if isinstance(obj, h5py.Dataset)
+                            else None)
+    return out
+
+
+SIMULATE = ["simulate", "--depth", "3", "--width", "4", "--nets", "5000", "--chunk-size", "1024", "--record",
+            "layers", "--quiet"]
+SWEEP = ["sweep", "--depths", "2,3", "--width", "4", "--nets", "20000", "--chunk-size", "1024", "--record", "layers",
+         "--quiet"]
+
+
+@pytest.mark.parametrize(("command", "sizes"), [
+    (SIMULATE, ["4k", "16k", "36k", "64k", "128k"]),  # from no room for a superblock to a chunk in the middle
+    (SWEEP, ["8k", "512k", "1m"]),
+])
+def test_a_disk_that_fills_at_any_moment_gives_one_line_and_a_resumable_file(tmpfs, tmp_path, command, sizes):
+    clean = tmp_path / "clean.h5"
+    assert _fmsim([*command, "--out", str(clean)]).returncode == 0
+    moments = set()
+    for size in sizes:
+        mnt = tmpfs(size)
+        out = mnt / "run.h5"
+        r = _fmsim([*command, "--out", str(out)])
+        _one_clean_line(r)
+        moments.add(r.stderr.split(" while ")[-1].split(";")[0].split(" (")[0] if r.returncode else "done")
+        if out.exists():  # what is left is a file that holds what it claims, and resumes
+            assert _fmsim(["verify", str(out)]).returncode == 0
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        assert _fmsim([*command, "--out", str(out)]).returncode == 0
+        with h5py.File(clean, "r") as f:
+            groups = [g for g in f if isinstance(f[g], h5py.Group) and g != "summary"] or ["/"]
+        for group in groups if command is SWEEP else ["/"]:
+            assert _data(out, group) == _data(clean, group), (size, group)
+    assert "writing chunk" in " ".join(moments), moments  # at least one size fills the disk mid-run
+
+
+def test_a_disk_already_full_is_named_as_full(tmpfs):
+    mnt = tmpfs("1m")
+    subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'filler'}", "bs=64k"], capture_output=True)
+    r = _fmsim([*SIMULATE, "--out", str(mnt / "run.h5")])
+    _one_clean_line(r)
+    assert r.returncode == 2 and "no space left on device" in r.stderr and "another process" not in r.stderr, r.stderr
+    assert not (mnt / "run.h5").exists() and sorted(p.name for p in mnt.iterdir()) == ["filler"]
+
+
+def test_an_experiment_on_a_disk_that_fills_gives_one_line(tmpfs):
+    """``fmsim run fig1a`` lays out its runs, writes them, then its figure: each can meet the full disk."""
+    for size in ("64k", "1600k"):
+        mnt = tmpfs(size)
+        r = _fmsim(["run", "fig1a", "--quick", "--quiet", "--out", str(mnt / "q")])
+        _one_clean_line(r)
+        assert r.returncode == 2 and ("no space left on device" in r.stderr.lower()), r.stderr
+        assert not list((mnt / "q").glob("*.writing-*")), "a half-written figure was left"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..commandline import float_list, int_list
@@ -20,9 +21,23 @@ def pyplot() -> Any:
 
 
 def save(fig: Any, png: str) -> None:
-    """Lay out, write ``png`` at 130 dpi and close ``fig``."""
+    """Lay out, write ``png`` at 130 dpi and close ``fig``.
+
+    The image is written to a temporary name and renamed over ``png``: a full disk leaves the old figure
+    or none, never half of one, and raises ``OSError`` (one line from the command line).
+    """
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    tmp = f"{png}.writing-{os.getpid()}"
+    try:
+        fig.savefig(tmp, dpi=130, format="png")
+        os.replace(tmp, png)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # (Pillow's errors do not name the file)
+            raise OSError(e.errno, e.strerror or str(e), png) from None
+        raise
+    finally:
+        plt.close(fig)

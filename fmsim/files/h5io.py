@@ -101,7 +101,7 @@ def check_file(path: str | os.PathLike) -> FileState:
         A directory or other non-regular file, an empty file, no HDF5
         signature (text, random bytes, zeroed superblock), an unparsable
         superblock, or a file shorter than the end of file its superblock
-        records (truncated).
+        records (truncated; unless a live SWMR writer is extending it).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -120,7 +120,8 @@ def check_file(path: str | os.PathLike) -> FileState:
         f.seek(base)
         head = f.read(128)
     state = _parse_superblock(path, head, base, size)
-    if state.end_of_file > size:
+    if state.end_of_file > size and not (state.swmr_flag and writer_alive(path)):
+        # (a live SWMR writer records the end of the space it allocates before its data reaches the disk)
         raise _damaged(path, f"is damaged (truncated): {size} bytes, but its HDF5 superblock records "
                        f"{state.end_of_file}")
     return state

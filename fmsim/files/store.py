@@ -52,10 +52,12 @@ rerunning resumes after the last counted chunk (chunk ``k`` depends only on
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -109,16 +111,19 @@ def _errno_of(e: BaseException) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def write_error(path: str, e: BaseException, doing: str) -> WriteError:
-    """One line for a failed write: what failed, where, and how to resume."""
+def write_error(path: str, e: BaseException, doing: str, resumable: bool = True) -> WriteError:
+    """One line for a failed write: what failed, where, and what to do (``resumable``: the file holds a run that
+    the same command resumes; else nothing of the run was written)."""
     code = _errno_of(e)
     what = _ERRNO_TEXT.get(code) or (os.strerror(code) if code else " ".join(str(e).split())[:200])
     fix = "free space (or move the file)" if code in (errno.ENOSPC, errno.EDQUOT) else "fix the disk (or move the file)"
-    return WriteError(f"{path}: {what} while {doing}; {fix} and rerun the same command to resume")
+    then = "rerun the same command to resume" if resumable else "rerun the same command"
+    return WriteError(f"{path}: {what} while {doing}; {fix} and {then}")
 
 
 def _inject(point: str) -> None:
-    """Fault-injection point for tests (``"create"``, ``"data"``, ``"summary"``, ``"counter"``); a no-op."""
+    """Fault-injection point for tests (``"create"``, ``"data"``, ``"summary"``, ``"counter"``, ``"close"``); a
+    no-op."""
 
 
 def _fsync_file(f: h5py.File) -> None:
@@ -297,13 +302,20 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
 
 @contextmanager
 def _open_for_writing(path: str) -> Iterator[h5py.File]:
-    """Take the writer lock, recover a file a killed writer left open, and open it for writing."""
+    """Take the writer lock, recover a file a killed writer left open, and open it (creating it) for writing.
+
+    Every failure to write, at any moment (creating the file, laying out a run, a chunk, closing), leaves
+    as one :class:`WriteError`; the file is then closed by :func:`_close_after_failure`, which first lets go
+    of every HDF5 object the failure left behind.
+    """
     if not os.path.exists(path):
         try:
             f = h5py.File(path, "w-", libver="latest", locking=True, rdcc_nbytes=0)
         except (OSError, FileExistsError) as e:
-            raise FileBusyError(f"{path} was created by another process meanwhile: {e}") from None
-        f.attrs["creator"] = CREATOR
+            if isinstance(e, FileExistsError) or _errno_of(e) == errno.EEXIST:
+                raise FileBusyError(f"{path} was created by another process meanwhile; wait for it to finish or "
+                                    "choose another file") from None
+            raise write_error(path, e, "creating the file", resumable=False) from None
         lock = WriterLock(path).acquire()
     else:
         lock = WriterLock(path).acquire()
@@ -320,37 +332,41 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
         except BaseException:
             lock.release()
             raise
-    failed = False
     try:
         yield f
-    except WriteError:
-        failed = True
+        try:
+            _inject("close")
+            f.close()
+        except (OSError, RuntimeError) as e:
+            raise write_error(path, e, "closing the file") from None
+    except BaseException as e:
+        _close_after_failure(f, e)
         raise
     finally:
-        try:
-            if failed:
-                _close_after_failure(f)
-            else:
-                f.close()
-        finally:
-            lock.release()
+        lock.release()
 
 
-def _close_after_failure(f: h5py.File) -> None:
-    """Close a file whose writes failed; the error was reported, so HDF5's repeats of it are dropped.
+def _close_after_failure(f: h5py.File, failure: BaseException) -> None:
+    """Close a file after ``failure`` (reported to the user as one line); HDF5's repeats of it are dropped.
 
-    Closing flushes HDF5's metadata cache, which can fail again on a full
-    disk; h5py reports failures of objects it closes in destructors as
-    "Exception ignored" tracebacks. The file on disk holds every chunk it
-    counts (the counter was written after an fsync of that chunk's data). If
-    the close fails, the file's SWMR flag stays set and the next writer
-    recovers it; if it succeeds (the usual case: the failed chunk was never
-    cached), the file is closed cleanly.
+    The frames of the failure's traceback hold the HDF5 objects it was using: they are let go of first,
+    while the file is still open. (Freed after their file failed to close, they printed "Exception
+    ignored in ObjectID.__dealloc__" and crashed the interpreter.) Closing flushes HDF5's metadata cache,
+    which can fail again on a full disk; it is tried until it succeeds (the failed flush leaves nothing to
+    retry), and the file on disk holds every chunk it counts (the counter was written after an fsync of
+    that chunk's data). If the close fails for good, the file's SWMR flag stays set and the next writer
+    recovers it.
     """
     hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
     try:
-        for _ in range(3):
+        seen = set()
+        while failure is not None and id(failure) not in seen:
+            seen.add(id(failure))
+            traceback.clear_frames(failure.__traceback__)
+            failure = failure.__context__ or failure.__cause__
+        gc.collect()
+        for _ in range(4):
             try:
                 f.close()
                 return
@@ -454,20 +470,11 @@ def run_many_to_file(
     path = os.fspath(path)
     check_runs(runs, path, backend)
     created = not os.path.exists(path)
+    held = set() if created else set(list_runs(path))
+    _reserve_space(path, sum(layout_bytes(config) for config, group in runs if _group_path(group) not in held))
     try:
         with _open_for_writing(path) as f:
-            try:
-                _inject("create")
-                for config, group in runs:
-                    g = f.require_group(group)
-                    if "config" not in g.attrs:
-                        _create_run(g, config)
-                f.flush()
-                _fsync_file(f)
-                f.swmr_mode = True
-                writers = [_RunWriter(f[group], config, path) for config, group in runs]
-            except (OSError, RuntimeError) as e:
-                raise write_error(path, e, "creating the run's layout") from None
+            writers = _lay_out(f, runs, path)
             if progress is not None:
                 for w in writers:
                     if w.done:
@@ -480,6 +487,57 @@ def run_many_to_file(
         if created:
             _remove_if_no_run(path)
         raise
+
+
+def layout_bytes(config: RunConfig) -> int:
+    """About how many bytes laying out ``config``'s run takes before its first chunk: the ``net`` coordinate,
+    HDF5's metadata, and the per-layer coordinate, labels and summary headers (measured, with a margin)."""
+    return 4 * config.n_nets + 128 * (config.arch.depth + 2) + (1 << 16)
+
+
+def _group_path(group: str) -> str:
+    return "/" + group.strip("/")
+
+
+def _reserve_space(path: str, nbytes: int) -> None:
+    """Refuse, before HDF5 touches ``path``, a disk without ``nbytes`` free for the layout of new runs.
+
+    HDF5 writes a layout's objects as it goes; on a full disk, closing one of them fails in a destructor,
+    which leaves HDF5 objects that crash the interpreter at exit. So the space is taken first, by
+    ``posix_fallocate`` of a scratch file beside ``path`` (an ordinary ``OSError`` if it is not there),
+    and given back just before the layout is written.
+    """
+    if nbytes <= 0:
+        return
+    scratch = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.space-{os.getpid()}")
+    try:
+        fd = os.open(scratch, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as e:
+        raise write_error(path, e, "creating the file", resumable=False) from None
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # (a file system without fallocate: not checked)
+            raise write_error(path, e, "laying out the run", resumable=os.path.exists(path)) from None
+    finally:
+        os.close(fd)
+        os.remove(scratch)
+
+
+def _lay_out(f: h5py.File, runs: Sequence[tuple[RunConfig, str]], path: str) -> list[_RunWriter]:
+    """The layout of every run not in ``f`` yet, flushed and fsync'ed, then SWMR mode and one writer per run."""
+    try:
+        _inject("create")
+        for config, group in runs:
+            g = f.require_group(group)
+            if "config" not in g.attrs:
+                _create_run(g, config)
+        f.flush()
+        _fsync_file(f)
+        f.swmr_mode = True
+        return [_RunWriter(f, group, config, path) for config, group in runs]
+    except (OSError, RuntimeError) as e:
+        raise write_error(path, e, "creating the run's layout") from None
 
 
 def check_runs(runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, backend: str = "cpu") -> None:
@@ -509,13 +567,14 @@ def check_runs(runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, b
 class _RunWriter:
     """Appends the chunks of one run, in order, to its group (data, summary, then the counter).
 
-    The datasets are opened once and held for the whole run; the file has no
-    raw-data chunk cache, so each write reaches the file (and fails) in the
-    call that makes it (see the module docstring).
+    The datasets are opened once and held for the whole run: closing an HDF5 object writes its header,
+    which fails on a full disk, so none is closed before the file is. The file has no raw-data chunk
+    cache, so each write reaches the file (and fails) in the call that makes it (see the module docstring).
     """
 
-    def __init__(self, g: h5py.Group, config: RunConfig, path: str):
-        self.g, self.config, self.path = g, config, path
+    def __init__(self, f: h5py.File, group: str, config: RunConfig, path: str):
+        g = f[group]
+        self.f, self.config, self.path = f, config, path
         self.datasets = {name: g[name] for name in PER_NET_DATASETS if name in g}
         self.summary = {name: g["summary"][name] for name in (*SUMMARY_FIELDS, "moments")}
         self.counter = g["chunks_done"]
@@ -535,7 +594,6 @@ class _RunWriter:
         if k != self.done:
             raise RuntimeError(f"chunk {k} arrived, chunk {self.done} expected")  # ordered_map keeps order
         start, m = self.config.chunk_bounds(k)
-        f = self.g.file
         try:
             _inject("data")
             self.datasets["final"][start:start + m] = chunk.final
@@ -544,18 +602,18 @@ class _RunWriter:
                 self.datasets[stat.name][start:start + m] = values
             if self.config.record == "layers":
                 self.datasets["log_lengths"][start:start + m] = chunk.log_lengths.astype(np.float32)
-            f.flush()  # the data on disk before the summary that counts it (see __init__)
+            self.f.flush()  # the data on disk before the summary that counts it (see __init__)
             _inject("summary")
             self.acc.add_moments(chunk.moments)
             summary = self.acc.result()
             for name in SUMMARY_FIELDS:
                 self.summary[name][:] = getattr(summary, name)
             self.summary["moments"][:] = self.acc.moments
-            f.flush()
-            _fsync_file(f)  # data and summary on the disk before the counter that counts them
+            self.f.flush()
+            _fsync_file(self.f)  # data and summary on the disk before the counter that counts them
             _inject("counter")
             self.counter[()] = k + 1
-            f.flush()  # (no fsync: a counter lost in a crash is recovered from the summary, see __init__)
+            self.f.flush()  # (no fsync: a counter lost in a crash is recovered from the summary, see __init__)
         except (OSError, RuntimeError) as e:  # the run stops here; this writer is not used again
             raise write_error(self.path, e, f"writing chunk {k} (chunks 0 to {self.config.n_chunks - 1})") from None
         self.done = k + 1
