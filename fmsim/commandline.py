@@ -120,15 +120,15 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
             PermissionError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
     except OSError as e:  # any other I/O error: a full disk while saving a figure, a file that cannot be read
         print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the file is resumable: rerun the same command", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        _silence_stdout()
-        return 141
     try:
         sys.stdout.flush()  # a broken pipe may only show here, at the last write
     except BrokenPipeError:

@@ -308,6 +308,36 @@ def test_tls_options_are_checked_before_anything_starts(tmp_path, capsys):
         assert not path.exists()
 
 
+def test_unusable_tls_files_and_a_closed_port_are_one_line_naming_them(tmp_path, tls_cluster):
+    """Files that are not PEM, a key of another certificate, and a port nothing listens on: for a local cluster
+    (--workers) and a running one (--scheduler), one line that names the option and the file, or the address."""
+    from distributed.security import Security
+
+    _, pem = tls_cluster
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    other_key = tmp_path / "other_key.pem"
+    other_key.write_text(Security.temporary().tls_client_key)
+    path = tmp_path / "x.h5"
+    base = ["simulate", "--depth", "3", "--nets", "1024", "--quiet", "--out", str(path)]
+    good = {"--tls-ca-file": str(pem["ca"]), "--tls-cert": str(pem["cert"]), "--tls-key": str(pem["key"])}
+    cases = [
+        ({"--tls-ca-file": str(junk)}, "--tls-ca-file " + str(junk)),
+        ({"--tls-cert": str(junk)}, "--tls-cert " + str(junk)),
+        ({"--tls-key": str(junk)}, str(junk)),
+        ({"--tls-key": str(other_key)}, f"--tls-key {other_key}: this private key does not match"),
+    ]
+    for where in (["--workers", "1"], ["--scheduler", "tls://127.0.0.1:9"]):
+        for change, named in cases:
+            tls = [item for option, value in (good | change).items() for item in (option, value)]
+            r = _fmsim([*base, *where, *tls])
+            assert r.returncode == 2 and r.stderr.count("\n") == 1 and named in r.stderr, (where, change, r.stderr)
+            assert "Traceback" not in r.stderr and "trust each other" not in r.stderr, r.stderr
+    r = _fmsim([*base, "--scheduler", "tcp://127.0.0.1:9"])  # nothing listens on port 9
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tcp://127.0.0.1:9" in r.stderr, r.stderr
+    assert not path.exists()
+
+
 @pytest.mark.parametrize("address, warned", [
     ("tcp://10.0.0.5:8786", True), ("10.0.0.5:8786", True), ("tcp://cluster-head.example:8786", True),
     ("tls://10.0.0.5:8786", False), ("tcp://127.0.0.1:8786", False), ("tcp://localhost:8786", False),

@@ -316,6 +316,7 @@ def _open_for_writing(path: str) -> Iterator[h5py.File]:
                 raise FileBusyError(f"{path} was created by another process meanwhile; wait for it to finish or "
                                     "choose another file") from None
             raise write_error(path, e, "creating the file", resumable=False) from None
+        f.attrs["creator"] = CREATOR
         lock = WriterLock(path).acquire()
     else:
         lock = WriterLock(path).acquire()
