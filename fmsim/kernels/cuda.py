@@ -143,7 +143,9 @@ fc_full_kernel_f32 = _make_fc_full_kernel(np.float32, unit_preactivation_f32)
 
 
 residual_exact_trace = cuda.jit(device=True)(exact.residual_exact_trace.py_func)
-residual_relu_exact_trace = cuda.jit(device=True)(exact.residual_relu_exact_trace.py_func)
+record_and_renormalize_stream = device_function(exact.record_and_renormalize_stream)
+residual_relu_exact_trace = device_function(exact.residual_relu_exact_trace,
+                                            record_and_renormalize_stream=record_and_renormalize_stream)
 conv_channel = cuda.jit(device=True)(scalar.conv_channel.py_func)
 fill_standard = cuda.jit(device=True)(laws.fill_standard.py_func)
 
@@ -177,7 +179,8 @@ orthogonal_module_gain = device_function(exact.orthogonal_module_gain)
 residual_orthogonal_exact_trace = device_function(exact.residual_orthogonal_exact_trace,
                                                   orthogonal_module_gain=orthogonal_module_gain)
 residual_orthogonal_relu_exact_trace = device_function(exact.residual_orthogonal_relu_exact_trace,
-                                                       orthogonal_module_gain=orthogonal_module_gain)
+                                                       orthogonal_module_gain=orthogonal_module_gain,
+                                                       record_and_renormalize_stream=record_and_renormalize_stream)
 
 
 @cuda.jit

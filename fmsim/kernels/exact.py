@@ -259,6 +259,22 @@ def residual_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, bias_var,
         mm, shift = renormalized(mm, shift)
 
 
+@njit(inline="always", cache=True)
+def record_and_renormalize_stream(y, mm, zs, j, out, out_log):
+    """After module ``j`` of a residual net whose stream is ``y 2^zs`` with ``mm`` the mean square of ``y``: write
+    ``M_j`` and ``log M_j`` into ``out[j]``, ``out_log[j]``, then divide ``y`` by ``2^e`` where ``mm`` left the
+    window (:func:`~fmsim.kernels.scalar.renorm_shift`). Returns the new ``mm`` and ``e`` (``zs`` grows by ``e``).
+    (The CUDA kernels bind it to its device version: :func:`fmsim.kernels.cuda.device_function`.)"""
+    out[j], out_log[j] = length_and_log(mm, 2 * zs)
+    e = renorm_shift(mm)
+    if e != 0:
+        f = math.ldexp(1.0, -e)
+        for i in range(y.shape[0]):
+            y[i] *= f
+        mm = math.ldexp(mm, -2 * e)
+    return mm, e
+
+
 @njit(cache=True)
 def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, net, k0, k1, y, out, out_log):
     """``M_0..M_L`` of one residual net with ReLU-ending Gaussian modules, O(n + m) per module, into ``out``.
@@ -308,14 +324,8 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
                     if g > 0.0:
                         y[2 * blk + 1] += scale * g
             mm = mean_square(y, n)
-        out[mod + 1], out_log[mod + 1] = length_and_log(mm, 2 * zs)
-        e = renorm_shift(mm)
-        if e != 0:
-            f = math.ldexp(1.0, -e)
-            for i in range(n):
-                y[i] *= f
-            mm = math.ldexp(mm, -2 * e)
-            zs += e
+        mm, e = record_and_renormalize_stream(y, mm, zs, mod + 1, out, out_log)
+        zs += e
 
 
 @njit(cache=True)
@@ -387,12 +397,6 @@ def residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_o
                     y[i] += scale * g[i]
             mm = mean_square(y, n)
             ss = mm * n
-        out[mod + 1], out_log[mod + 1] = length_and_log(mm, 2 * zs)
-        e = renorm_shift(mm)
-        if e != 0:
-            f = math.ldexp(1.0, -e)
-            for i in range(n):
-                y[i] *= f
-            mm = math.ldexp(mm, -2 * e)
-            ss = math.ldexp(ss, -2 * e)
-            zs += e
+        mm, e = record_and_renormalize_stream(y, mm, zs, mod + 1, out, out_log)
+        ss = math.ldexp(ss, -2 * e)
+        zs += e

@@ -71,8 +71,8 @@ def _make_row_dot(ftype):
                 for c in range(32 * blk, min(n_chunks, 32 * blk + 32)):
                     word = block_word((c >> 3) & 3, w0, w1, w2, w3)
                     t = signs[16 * c + np.intp((word >> np.uint64(4 * (c & 7))) & np.uint64(15))]
-                    lane = c & 3
-                    if lane == 0:
+                    lane = c & 3  # (written out, not a helper: under the CUDA simulator a CPU-compiled helper
+                    if lane == 0:  # would hand float32 sums back as Python floats)
                         a0 += t
                     elif lane == 1:
                         a1 += t

@@ -126,6 +126,57 @@ class KernelCall:
         return ()
 
 
+@dataclass(frozen=True, eq=False)
+class _FromInput(KernelCall):
+    """A kernel that runs the input through the net: ``x`` divided by ``2^x_shift``."""
+
+    x: np.ndarray
+    x_shift: int
+
+
+@dataclass(frozen=True, eq=False)
+class _FromLength(KernelCall):
+    """A kernel that samples from ``M_0 = m0 2^m0_shift`` alone."""
+
+    m0: float
+    m0_shift: int
+
+
+@dataclass(frozen=True, eq=False)
+class _FullyConnectedInput(_FromInput):
+    widths: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _FullyConnectedLength(_FromLength):
+    widths: np.ndarray
+    cs: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _ResidualInput(_FromInput):
+    module_widths: np.ndarray
+    etas: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _ResidualLength(_FromLength):
+    n: int
+    module_widths: np.ndarray
+    etas: np.ndarray
+    c: float
+    c_out: float
+
+
+@dataclass(frozen=True, eq=False)
+class _ConvInput(_FromInput):
+    channels: np.ndarray
+    height: int
+    width: int
+    kh: int
+    kw: int
+
+
 def _zero(call: KernelCall) -> float:
     """Zero in the precision of the call's arithmetic (it sets the kernel's float type)."""
     return np.float32(0.0) if call.float32 else 0.0
@@ -136,12 +187,9 @@ def _dtype(call: KernelCall) -> type:
 
 
 @dataclass(frozen=True, eq=False)
-class FullyConnectedFull(KernelCall):
+class FullyConnectedFull(_FullyConnectedInput):
     """Fully connected nets drawn weight by weight (:func:`fmsim.kernels.cpu.fc_full`)."""
 
-    x: np.ndarray
-    x_shift: int
-    widths: np.ndarray
     scales: np.ndarray
     bias_sd: float
     law: int
@@ -189,13 +237,9 @@ class FullyConnectedExactFirst(FullyConnectedFull):
 
 
 @dataclass(frozen=True, eq=False)
-class FullyConnectedExact(KernelCall):
+class FullyConnectedExact(_FullyConnectedLength):
     """The exact Gaussian sampler of fully connected nets (:func:`fmsim.kernels.cpu.fc_exact`)."""
 
-    m0: float
-    m0_shift: int
-    widths: np.ndarray
-    cs: np.ndarray
     bias_var: float
     k0: np.uint64
     k1: np.uint64
@@ -209,13 +253,9 @@ class FullyConnectedExact(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ResidualFull(KernelCall):
+class ResidualFull(_ResidualInput):
     """Residual nets drawn weight by weight (:func:`fmsim.kernels.cpu.res_full`)."""
 
-    x: np.ndarray
-    x_shift: int
-    module_widths: np.ndarray
-    etas: np.ndarray
     hidden_scale: np.ndarray
     out_scale: float
     relu_end: bool
@@ -245,16 +285,9 @@ class ResidualFull(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ResidualExact(KernelCall):
+class ResidualExact(_ResidualLength):
     """The exact sampler of residual nets with linear-ending Gaussian modules (:func:`fmsim.kernels.cpu.res_exact`)."""
 
-    m0: float
-    m0_shift: int
-    n: int
-    module_widths: np.ndarray
-    etas: np.ndarray
-    c: float
-    c_out: float
     bias_var: float
     k0: np.uint64
     k1: np.uint64
@@ -268,13 +301,9 @@ class ResidualExact(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ResidualReluExact(KernelCall):
+class ResidualReluExact(_ResidualInput):
     """The sampler of residual nets with ReLU-ending Gaussian modules (:func:`fmsim.kernels.cpu.res_relu_exact`)."""
 
-    x: np.ndarray
-    x_shift: int
-    module_widths: np.ndarray
-    etas: np.ndarray
     c: float
     c_out: float
     bias_var: float
@@ -293,16 +322,9 @@ class ResidualReluExact(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ConvFull(KernelCall):
+class ConvFull(_ConvInput):
     """Periodic conv nets (1D: ``height = kh = 1``), drawn weight by weight (:func:`fmsim.kernels.cpu.conv_full`)."""
 
-    x: np.ndarray
-    x_shift: int
-    channels: np.ndarray
-    height: int
-    width: int
-    kh: int
-    kw: int
     scales: np.ndarray
     bias_sd: float
     law: int
@@ -333,14 +355,11 @@ _NO_QR_ON_GPU = ("law='orthogonal' with method='full' runs on backend='cpu' only
 
 
 @dataclass(frozen=True, eq=False)
-class FullyConnectedOrthogonalFull(KernelCall):
+class FullyConnectedOrthogonalFull(_FullyConnectedInput):
     """Fully connected nets with Haar-orthogonal weights (:func:`fmsim.kernels.cpu_orthogonal.fc_orthogonal_full`)."""
 
     cuda_refusal: ClassVar[str] = _NO_QR_ON_GPU
 
-    x: np.ndarray
-    x_shift: int
-    widths: np.ndarray
     gains: np.ndarray
     k0: np.uint64
     k1: np.uint64
@@ -351,14 +370,10 @@ class FullyConnectedOrthogonalFull(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class FullyConnectedOrthogonalExact(KernelCall):
+class FullyConnectedOrthogonalExact(_FullyConnectedLength):
     """The exact sampler of orthogonal fully connected nets
     (:func:`fmsim.kernels.cpu_orthogonal.fc_orthogonal_exact`)."""
 
-    m0: float
-    m0_shift: int
-    widths: np.ndarray
-    cs: np.ndarray
     k0: np.uint64
     k1: np.uint64
     net0: int
@@ -371,15 +386,11 @@ class FullyConnectedOrthogonalExact(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ResidualOrthogonalFull(KernelCall):
+class ResidualOrthogonalFull(_ResidualInput):
     """Residual nets with Haar-orthogonal weights (:func:`fmsim.kernels.cpu_orthogonal.res_orthogonal_full`)."""
 
     cuda_refusal: ClassVar[str] = _NO_QR_ON_GPU
 
-    x: np.ndarray
-    x_shift: int
-    module_widths: np.ndarray
-    etas: np.ndarray
     gain: float
     out_gain: float
     relu_end: bool
@@ -392,17 +403,10 @@ class ResidualOrthogonalFull(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ResidualOrthogonalExact(KernelCall):
+class ResidualOrthogonalExact(_ResidualLength):
     """The exact sampler of linear-ending orthogonal residual nets
     (:func:`fmsim.kernels.cpu_orthogonal.res_orthogonal_exact`)."""
 
-    m0: float
-    m0_shift: int
-    n: int
-    module_widths: np.ndarray
-    etas: np.ndarray
-    c: float
-    c_out: float
     k0: np.uint64
     k1: np.uint64
     net0: int
@@ -415,14 +419,10 @@ class ResidualOrthogonalExact(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ResidualOrthogonalReluExact(KernelCall):
+class ResidualOrthogonalReluExact(_ResidualInput):
     """The sampler of ReLU-ending orthogonal residual nets
     (:func:`fmsim.kernels.cpu_orthogonal.res_orthogonal_relu_exact`)."""
 
-    x: np.ndarray
-    x_shift: int
-    module_widths: np.ndarray
-    etas: np.ndarray
     c: float
     c_out: float
     k0: np.uint64
@@ -440,18 +440,11 @@ class ResidualOrthogonalReluExact(KernelCall):
 
 
 @dataclass(frozen=True, eq=False)
-class ConvOrthogonalFull(KernelCall):
+class ConvOrthogonalFull(_ConvInput):
     """Conv nets with Haar-orthogonal kernels (:func:`fmsim.kernels.cpu_orthogonal.conv_orthogonal_full`)."""
 
     cuda_refusal: ClassVar[str] = _NO_QR_ON_GPU
 
-    x: np.ndarray
-    x_shift: int
-    channels: np.ndarray
-    height: int
-    width: int
-    kh: int
-    kw: int
     gains: np.ndarray
     k0: np.uint64
     k1: np.uint64
