@@ -168,3 +168,12 @@ def test_dead_probability_keeps_its_digits_when_tiny():
     assert theory.dead_probability(widths) == pytest.approx(expected, rel=1e-14)
     assert theory.length_law(widths, 2.0).p_dead == pytest.approx(expected, rel=1e-14)
     assert theory.dead_probability((3, 2, 2)) == pytest.approx(1 - 0.75**2, rel=1e-15)  # exact for small n
+
+
+def test_var_log_length_tends_to_5_beta():
+    """Var[log M_d] = sum_j (Var[log chi2_K_j] + Var[log K_j]) ~ sum_j (4 + 1)/n_j = 5 beta as the widths grow,
+    as log E[M_d^2] ~ 5 beta; the 1/n_j^2 correction is about 20/n_j^2 per layer."""
+    for n in (1000, 10000):
+        _, var = theory.gaussian_log_length_moments((n,) * 11)
+        beta = 10 / n
+        assert abs(var[-1] / beta - 5.0) < 25.0 / n

@@ -325,7 +325,8 @@ def gaussian_log_length_moments(widths: Sequence[int], c: float | Sequence[float
     ``log chi2_k`` has mean ``psi(k/2) + log 2`` and variance ``psi'(k/2)``.
     Unlike the moments of ``M_j`` these are light-tailed, so a Monte Carlo
     pins them down even when ``beta = sum 1/n_j`` is large. To leading order
-    ``Var[log M_d] ~ 4 beta``: set by ``beta`` alone, not by the width profile.
+    ``Var[log M_d] ~ 5 beta`` (per layer, ``Var[log chi2_K] ~ 4/n_j`` and ``Var[log K_j] ~ 1/n_j``): set by
+    ``beta`` alone, not by the width profile, as ``log E[M_d^2] ~ 5 beta``.
 
     Returns
     -------
