@@ -44,7 +44,7 @@ def float_list(text: str) -> list[float]:
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
     """``--workers N`` / ``--scheduler ADDRESS`` and TLS: run the work on a Dask cluster (:mod:`fmsim.execution`)."""
-    g = p.add_argument_group("cluster (Dask distributed; pip install -e '.[dask]')")
+    g = p.add_argument_group("cluster (Dask distributed; pip install 'fmsim[dask]')")
     g.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes, listening on "
                                                "127.0.0.1 only")
     g.add_argument("--scheduler", help="use the running Dask cluster at this scheduler address (tls://host:8786)")
@@ -113,9 +113,10 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     ``IsADirectoryError``, ``PermissionError``), any other I/O error (``OSError``: a full disk
     while saving a figure) or cluster (:class:`~fmsim.execution.ClusterError`) print
     ``prog: error: ...`` on one line and give 2; Ctrl-C gives 130; a closed stdout pipe gives 141 quietly.
+    Otherwise the status is what ``main`` returns where it returns an int (``fmsim report``), else 0.
     """
     try:
-        main(argv)
+        status = main(argv)
     except (UsageError, ValueError, TypeError, StoreError, ClusterError, FileNotFoundError, IsADirectoryError,
             PermissionError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
@@ -134,7 +135,7 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     except BrokenPipeError:
         _silence_stdout()
         return 141
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def os_error_line(e: OSError) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, width_profile
+from ..presenting.plotting import integer_ticks
 from ..training.mlp import MLP
 from ..training.train import SGDConfig, read_run, run_meta, train, write_run
 from .common import float_list, int_list, pyplot, save
@@ -49,8 +50,11 @@ class Job:
     net: int
 
 
-def fm1_jobs(depths: Sequence[int], runs: int, schemes: Sequence[str] = SCHEMES) -> list[Job]:
-    return [Job(f"fm1/{s}/depth_{d}/run_{k}", MLP.constant(d, d), Init.scheme(s), k)
+def fm1_jobs(depths: Sequence[int], runs: int, schemes: Sequence[str] = SCHEMES, width: int | None = None
+             ) -> list[Job]:
+    """One training run per (depth, scheme, run): an MLP of ``depth`` hidden layers of ``width`` units (default:
+    width = depth, as in the paper's figure)."""
+    return [Job(f"fm1/{s}/depth_{d}/run_{k}", MLP.constant(d, d if width is None else width), Init.scheme(s), k)
             for d in depths for s in schemes for k in range(runs)]
 
 
@@ -128,7 +132,8 @@ def onsets(path: str, prefix: str, depths: Sequence[int], runs: int) -> np.ndarr
                          for d in depths])
 
 
-def plot_fm1(path: str, depths: Sequence[int], runs: int, cap: int, png: str) -> dict[str, np.ndarray]:
+def plot_fm1(path: str, depths: Sequence[int], runs: int, cap: int, png: str, width: int | None = None
+             ) -> dict[str, np.ndarray]:
     plt = pyplot()
 
     from ..presenting.plotting import plot_onset_vs_depth
@@ -137,11 +142,12 @@ def plot_fm1(path: str, depths: Sequence[int], runs: int, cap: int, png: str) ->
     fig, ax = plt.subplots(figsize=(7, 5))
     for s, on in table.items():
         plot_onset_vs_depth(np.array(depths), on, cap, LABELS[s], ax=ax)
-    ax.set_xlabel("depth d (width = depth)")
+    integer_ticks(ax.xaxis)
+    ax.set_xlabel("depth d (width = depth)" if width is None else f"depth d (width {width})")
     ax.set_title(f"Fig. 1b (Hanin & Rolnick 2018): epochs to 20% MNIST test accuracy, {runs} runs each\n"
                  f"SGD lr {0.01}, batch 1024; triangles: runs that never reached 20% in {cap} epochs (count)",
                  fontsize=9)
-    ax.set_yscale("log")
+    ax.set_yscale("log" if cap >= 10 else "linear")
     ax.legend(fontsize=8)
     save(fig, png)
     return table
@@ -161,7 +167,7 @@ def plot_fm2(path: str, depths: Sequence[int], betas: Sequence[float], runs: int
             table[(beta, p)] = on = onsets(path, f"fm2/beta_{beta:g}/{p}", ds, runs)
             plot_onset_vs_depth(np.array(ds), on, cap, p, ax=ax)
         ax.set_title(f"He init, width profiles with sum 1/n_j = {beta:g}", fontsize=9)
-        ax.set_yscale("log")
+        ax.set_yscale("log" if cap >= 10 else "linear")
         ax.legend(fontsize=8)
     fig.suptitle(f"FM2: epochs to 20% MNIST test accuracy, width profiles of equal sum 1/n_j ({runs} runs each;\n"
                  f"triangles: runs that never reached 20% in {cap} epochs, with their count)", fontsize=9)
@@ -175,19 +181,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", default="data", help="output folder (default data/)")
     p.add_argument("--part", choices=["fm1", "fm2", "both"], default="both")
     p.add_argument("--depths", type=int_list, default=DEPTHS, help=f"FM1 depth grid (default {DEPTHS})")
+    p.add_argument("--width", type=int, help="FM1 hidden width of every depth (default: width = depth)")
     p.add_argument("--fm2-depths", type=int_list, default=FM2_DEPTHS)
     p.add_argument("--betas", type=float_list, default=FM2_BETAS)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=2018)
-    p.add_argument("--quick", action="store_true", help="tiny grid on a 2-epoch budget, for smoke tests")
+    p.add_argument("--quick", action="store_true", help="depths 4 and 12 at width 24, 2 runs on a 3-epoch budget, "
+                                                        "for smoke tests")
     p.add_argument("--quiet", action="store_true")
     add_cluster_options(p)
     a = p.parse_args(argv)
     if a.runs < 1:
         p.error(f"--runs must be >= 1, got {a.runs}")
     if a.quick:
-        a.depths, a.fm2_depths, a.betas, a.runs, a.max_epochs = [2, 4], [4], [1.0], 1, 1
+        # deep enough for LeCun and Glorot to lag He at width 24, short enough for a smoke test (about 20 s)
+        a.depths, a.width, a.fm2_depths, a.betas, a.runs, a.max_epochs = [4, 12], 24, [4, 8], [1.0], 2, 3
     sgd = SGDConfig(max_epochs=a.max_epochs)  # validates max_epochs
     for name, grid in (("--depths", a.depths), ("--fm2-depths", a.fm2_depths)):
         if min(grid) < 1:
@@ -197,13 +206,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             p.error(f"--betas must be > 0, got {a.betas}")
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "fig1b.h5")
-    jobs = (fm1_jobs(a.depths, a.runs) if a.part != "fm2" else []) + \
+    jobs = (fm1_jobs(a.depths, a.runs, width=a.width) if a.part != "fm2" else []) + \
            (fm2_jobs(a.fm2_depths, a.betas, a.runs) if a.part != "fm1" else [])
     with cluster_from_args(a, a.quiet) as client:
         run_jobs(path, jobs, sgd, a.seed, a.quiet, client)
     if a.part != "fm2":
         png = os.path.join(a.out, "fig1b.png")
-        for s, on in plot_fm1(path, a.depths, a.runs, a.max_epochs, png).items():
+        for s, on in plot_fm1(path, a.depths, a.runs, a.max_epochs, png, a.width).items():
             print(f"{LABELS[s]:7s} mean epochs to 20% by depth {a.depths}: "
                   + ", ".join("never" if np.isnan(on[i]).all() else
                               f"{np.nanmean(on[i]):.2f} ({np.isfinite(on[i]).sum()}/{a.runs})"

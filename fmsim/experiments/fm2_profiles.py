@@ -36,6 +36,7 @@ from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import PROFILES, FullyConnected, Init, width_profile
 from ..files.store import open_result, run_many_to_file
+from ..presenting.plotting import integer_ticks
 from ..running.simulate import make_config
 from .common import float_list, int_list, pyplot, save
 
@@ -125,6 +126,7 @@ def _var_log_panel(ax, table: dict, betas: Sequence[float], title: str) -> None:
                     capsize=2, label=f"beta={b:g}, {p}")
         ax.plot(t["depth"], t["var_log_exact"], "--", color=colors[b], lw=0.8)
     ax.set_xscale("log")
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("depth d")
     ax.set_ylabel(r"Var$[\log M_d]$ (nets with $M_d > 0$)")
     ax.set_title(title, fontsize=9)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..config import Init
+from ..presenting.plotting import integer_ticks
 from ..training.hessian import hessian_norm_init, layer_block_frobenius
 from ..training.mlp import MLP
 from ..training.train import sgd_steps
@@ -154,6 +155,7 @@ def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> lis
         ax.plot(d, (mean[0] + (d - d[0]) * np.log(c / 2)) / np.log(10), "--", color=line.lines[0].get_color(),
                 lw=1)
         slopes.append(float(np.polyfit(d, mean, 1)[0]))
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("hidden layers d")
     ax.set_ylabel(r"$\log_{10}\|H_{W_1}\|_F$ (mean over nets)")
     ax.set_title("first-layer Hessian block vs depth (MSE)\ndashed: slope log(c/2) per layer", fontsize=9)
@@ -163,19 +165,21 @@ def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> lis
     for i, c in enumerate(C_VALUES):
         prof = np.log10(norms[i, j, :, :depths[j] + 1])
         ax.plot(np.arange(1, depths[j] + 2), prof.mean(axis=0), "o-", ms=3, label=f"c = {c:g}")
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("layer l")
     ax.set_ylabel(r"$\log_{10}\|H_{W_l}\|_F$")
     ax.set_title(f"every layer's block at d = {depths[j]}", fontsize=9)
     ax.legend(fontsize=8)
     ax = axes[2]
     twin = ax.twinx()
+    window = loss_window(next(iter(sweep.values()))["loss"].shape[1])
     for label, r in sweep.items():
         loss = r["loss"].mean(axis=0)
-        smooth = np.convolve(loss, np.ones(20) / 20, mode="valid")
-        line, = ax.plot(np.arange(smooth.size) + 10, smooth, label=label)
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        line, = ax.plot(np.arange(smooth.size) + window // 2, smooth, label=label)
         twin.plot(r["hess_iter"], r["hess_norm"].mean(axis=0), ":", marker=".", color=line.get_color())
     ax.set_xlabel("SGD iteration (batch 32, lr 0.01)")
-    ax.set_ylabel("training loss (solid, 20-step mean)")
+    ax.set_ylabel(f"training loss (solid, {window}-step mean)")
     twin.set_ylabel(r"$\|H_{W_1}\|_F$ (dotted)")
     twin.set_yscale("log")
     ax.set_title("notebook sweep: 784-30-30-10, first-layer sd", fontsize=9)
@@ -183,6 +187,11 @@ def plot(norms: np.ndarray, depths: Sequence[int], sweep: dict, png: str) -> lis
     save(fig, png)
     return slopes
 
+
+
+def loss_window(iters: int) -> int:
+    """Steps of the running mean of the training loss: 20, or a tenth of the run if that is shorter."""
+    return max(1, min(20, iters // 10))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -199,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--quiet", action="store_true", help="accepted for symmetry with the other experiments")
     a = p.parse_args(argv)
     if a.quick:
-        a.depths, a.width, a.batch, a.nets, a.iters, a.hess_batch = [1, 2, 3], 16, 8, 2, 20, 64
+        a.depths, a.width, a.batch, a.nets, a.iters, a.hess_batch = [1, 2, 3], 16, 8, 2, 200, 64
     if min(a.depths) < 1 or min(a.width, a.batch, a.iters, a.hess_batch) < 1 or a.nets < 2:
         p.error("--depths, --width, --batch, --iters, --hess-batch must be >= 1 and --nets >= 2")
     from ..files.rewrite import check_writable
@@ -221,8 +230,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     slopes = plot(norms, a.depths, sweep, png)
     for c, s in zip(C_VALUES, slopes):
         print(f"c = {c:g}: slope of log|H_W1| per layer {s:+.3f} (rule's prediction log(c/2) = {np.log(c / 2):+.3f})")
+    w = loss_window(a.iters)
     for label, r in sweep.items():
-        print(f"{label:24s} loss {r['loss'][:, :20].mean():.3f} -> {r['loss'][:, -20:].mean():.3f};  "
+        print(f"{label:24s} loss {r['loss'][:, :w].mean():.3f} -> {r['loss'][:, -w:].mean():.3f} ({w}-step means);  "
               f"|H_W1| at init {r['hess_norm'][:, 0].mean():.3g}, at end {r['hess_norm'][:, -1].mean():.3g}")
     print(f"wrote {path} and {png}")
 

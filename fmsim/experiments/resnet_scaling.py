@@ -28,6 +28,7 @@ from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
 from ..config import Init, Residual
 from ..files.store import open_result, run_many_to_file
+from ..presenting.plotting import integer_ticks
 from ..running.simulate import make_config
 from .common import int_list, pyplot, save
 
@@ -94,6 +95,7 @@ def plot(table: dict, png: str, width: int) -> None:
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        integer_ticks(ax.xaxis)
         ax.set_xlabel("modules L")
         ax.legend(fontsize=7)
     axes[0].set_ylabel(r"$E[M_L]/M_0$")

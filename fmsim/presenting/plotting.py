@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_length_vs_depth", "plot_log_length_vs_depth", "powers_of_ten_axis", "plot_onset_vs_depth"]
+__all__ = ["plot_length_vs_depth", "plot_log_length_vs_depth", "powers_of_ten_axis", "plot_onset_vs_depth",
+           "integer_ticks"]
 
 _LOG10_E = float(np.log10(np.e))
 
@@ -60,6 +61,7 @@ def plot_length_vs_depth(
         for edge, width in zip(exact_band, (0.8, 1.4, 0.8)):
             ax.plot(depths, edge, ":", color=c, lw=width)
     ax.set_yscale("log")
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("depth d (width = depth)")
     ax.set_ylabel(r"$M_d = \|z_d\|^2 / n_d$")
     return ax
@@ -116,6 +118,7 @@ def plot_log_length_vs_depth(
         for edge, width in zip(log_exact_band, (0.8, 1.4, 0.8)):
             ax.plot(depths, _LOG10_E * np.asarray(edge), ":", color=c, lw=width)
     powers_of_ten_axis(ax)
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("depth d (width = depth)")
     ax.set_ylabel(r"$M_d = \|z_d\|^2 / n_d$")
     return ax
@@ -157,6 +160,14 @@ def plot_onset_vs_depth(
         ax.plot(np.asarray(depths)[never], np.full(never.sum(), cap), "^", mfc="none", color=c, ms=7)
         for d, k in zip(np.asarray(depths)[never], onsets.shape[1] - n[never]):
             ax.annotate(str(k), (d, cap), textcoords="offset points", xytext=(4, 4), fontsize=7, color=c)
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("depth")
     ax.set_ylabel("epochs to 20% test accuracy")
     return ax
+
+
+def integer_ticks(axis: Any) -> None:
+    """Ticks at whole numbers only, on a depth or layer axis (``ax.xaxis``)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))

@@ -221,7 +221,7 @@ def connect(workers: int | None = None, scheduler: str | None = None, timeout: f
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ClusterError("Dask distributed is not installed: pip install -e '.[dask]'") from None
+        raise ClusterError("Dask distributed is not installed: pip install 'fmsim[dask]'") from None
     if workers is not None:
         if int(workers) < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
