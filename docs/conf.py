@@ -34,6 +34,7 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
 autosummary_generate = True
+templates_path = ["_templates"]  # a class page documents its members itself: no table of links to undocumented ones
 autodoc_typehints = "none"  # numpydoc shows the documented types
 autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
@@ -56,4 +57,7 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_sidebars = {"**": []}  # no left "Section Navigation": the pages are short and the top bar links them all
+exclude_patterns += ["_static/*.py"]

@@ -43,7 +43,7 @@ def float_list(text: str) -> list[float]:
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
-    """``--workers N`` / ``--scheduler ADDRESS`` and TLS: run the work on a Dask cluster (:mod:`fmsim.execution`)."""
+    """``--workers N`` / ``--scheduler ADDRESS`` and TLS: run the work on a Dask cluster (``fmsim.execution``)."""
     g = p.add_argument_group("cluster (Dask distributed; pip install 'fmsim[dask]')")
     g.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes, listening on "
                                                "127.0.0.1 only")

@@ -128,7 +128,7 @@ class Residual:
     """A residual net ``y_l = y_{l-1} + eta_l F_l(y_{l-1})`` on a stream of width ``n``.
 
     Each module ``F_l`` has hidden ReLU layers of widths ``module_widths``
-    (weights of variance ``c / fan_in`` from the run's :class:`Init`), then an
+    (weights of variance ``c / fan_in`` from the run's :class:`fmsim.Init`), then an
     output layer ``n x k_m`` of variance ``c_out / k_m``; the module ends
     ``linear`` (``F = W_out h``) or ``relu`` (``F = ReLU(W_out h)``). With no
     hidden layers, ``F = W_out y``. ``M_l = ||y_l||^2 / n`` is recorded after
@@ -315,7 +315,7 @@ def width_profile(shape: str, depth: int, beta: float) -> tuple[int, ...]:
     Parameters
     ----------
     shape : str
-        One of :data:`PROFILES`.
+        One of ``PROFILES``.
     depth : int
         Number of hidden layers, >= 1.
     beta : float
@@ -377,7 +377,7 @@ SCHEME_NOTES: dict[str, str] = {
 
 #: Laws of whole weight matrices rather than of i.i.d. entries.
 MATRIX_LAWS = ("orthogonal",)
-#: Every weight law an :class:`Init` accepts.
+#: Every weight law an :class:`fmsim.Init` accepts.
 WEIGHT_LAWS = tuple(sorted(LAW_CODES)) + MATRIX_LAWS
 
 
@@ -440,7 +440,7 @@ class Init:
 
     @classmethod
     def scheme(cls, name: str, bias_var: float = 0.0) -> Init:
-        """A named scheme: one of :data:`SCHEMES` (``he``, ``lecun``, ``glorot``, ...)."""
+        """A named scheme: one of ``SCHEMES`` (``he``, ``lecun``, ``glorot``, ...)."""
         if name not in SCHEMES:
             raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {name!r}")
         law, c, fan = SCHEMES[name]
@@ -448,7 +448,7 @@ class Init:
 
     @property
     def orthogonal(self) -> bool:
-        """Whether the weight matrices are orthogonal (:data:`MATRIX_LAWS`) rather than i.i.d."""
+        """Whether the weight matrices are orthogonal (``MATRIX_LAWS``) rather than i.i.d."""
         return self.law in MATRIX_LAWS
 
     @property
@@ -520,10 +520,10 @@ class RunConfig:
     seed : int
         ``0 <= seed < 2**64``.
     method : {"full", "exact", "exact_first"}
-        ``"auto"`` is resolved by :func:`resolve_method` before construction.
+        ``"auto"`` is resolved by ``resolve_method`` before construction.
         ``"exact_first"`` (fully connected nets, continuous laws): the first layer's
         pre-activations drawn from their exact law given the input
-        (:mod:`fmsim.first_layer`), the other layers as in ``"full"``.
+        (``fmsim.first_layer``), the other layers as in ``"full"``.
     record : {"summary", "layers"}
         ``"layers"`` also keeps every net's trace ``M_0..M_d``.
     x : tuple of float or None
@@ -535,7 +535,7 @@ class RunConfig:
         Arithmetic of the ``full`` method's activations, weights and sums (every
         architecture); ``M_j`` is always summed and stored in float64.
         float32 draws each weight from 32 random bits (stream layout,
-        :mod:`fmsim.laws`), so its nets are other samples than float64's; on
+        ``fmsim.laws``), so its nets are other samples than float64's; on
         the same weights, float32 arithmetic agrees with float64 to a relative
         1e-4 on fully connected nets up to depth = width = 100 and on residual
         and conv nets (see tests/test_kernels.py, tests/test_float32_nets.py).

@@ -5,7 +5,7 @@ with gain sqrt 2 and gain 1 (exact sampler of :mod:`fmsim.kernels.cpu_orthogonal
 every layer here keeps or narrows its width, so E[M_d] = M_0 (c/2)^d) and the
 2018 Keras truncated-normal He (std not rescaled, variance 0.7737 * 2/fan-in;
 full simulation, its first layer drawn from the exact law of a pre-activation
-given the input: ``method="exact_first"``, :mod:`fmsim.first_layer`).
+given the input: ``method="exact_first"``, ``fmsim.first_layer``).
 Input: a fixed random direction in R^784 (vectorized MNIST size) with M_0 = 1.
 Each point: ``--nets`` nets (default 1e5). Writes ``<out>/fig1a.h5`` (one group per scheme and depth; resumable) and
 ``<out>/fig1a.png``: mean +- s.e., a 10%-90% quantile band of M_d (over
@@ -179,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ratio = math.exp(t["log_mean"][-1] - t["log_theory"][-1])
         print(f"{LABELS.get(s, s):28s} E[M_d] = {format_from_log(t['log_mean'][-1], 4)}, /theory at "
               f"d={int(t['depth'][-1])}: {ratio:.4f}  (s.e. {math.exp(t['log_sem'][-1] - t['log_theory'][-1]):.4f}){q}")
-    print(f"wrote {path} and {png}")
+    size = os.path.getsize(path) / 1e6
+    print(f"wrote {path} ({size:.0f} MB: every net's M_d and log M_d at every point) and {png}")
 
 
 if __name__ == "__main__":

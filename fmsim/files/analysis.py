@@ -64,7 +64,7 @@ def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = Fals
     ``log_of_var`` (``log`` of ``mean`` and ``var``, at any depth), ``dead_fraction`` (layer), the exact
     ``exact_mean`` and ``exact_second_moment`` (layer; nan where unknown)
     and ``moments`` (quantity, moment). Attributes: the flat configuration
-    (:func:`fmsim.store.config_attrs`) and the JSON ``config``. Loaded into memory.
+    (``fmsim.store.config_attrs``) and the JSON ``config``. Loaded into memory.
 
     With ``partial=True``, an unfinished (or live) run gives the nets of its
     finished chunks; the attributes ``n_done`` and ``complete`` say so.

@@ -9,7 +9,7 @@ licence CC BY-SA 3.0). A file is looked for, in this order:
 3. downloaded into the cache by :mod:`pooch`, from ``$FMSIM_MNIST_URL``
    (a site's own mirror, if set), then from :data:`MIRRORS` in turn.
 
-Every file is checked against its SHA-256 in :data:`MNIST_FILES` wherever it
+Every file is checked against its SHA-256 in ``MNIST_FILES`` wherever it
 comes from; a download that does not match is discarded. Without a copy and
 without a network, one line (:class:`DataUnavailableError`) says which files
 are missing, where to put them, where to get them and that ``FMSIM_MNIST``
@@ -73,7 +73,7 @@ class DataFileStatus:
 
 
 def cache_dir() -> Path:
-    """fmsim's data cache: ``$FMSIM_DATA``, else :func:`pooch.os_cache` ``("fmsim")``."""
+    """fmsim's data cache: ``$FMSIM_DATA``, else ``pooch.os_cache`` ``("fmsim")``."""
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env).expanduser()
@@ -144,7 +144,7 @@ def fetch_mnist_file(name: str, announce: bool = True) -> Path:
     Parameters
     ----------
     name : str
-        One of :data:`MNIST_FILES`.
+        One of ``MNIST_FILES``.
     announce : bool
         Print one line on stderr before a download.
 

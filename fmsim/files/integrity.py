@@ -103,7 +103,7 @@ def nets_held(config: RunConfig, done: int, counted: int) -> int | None:
 
 
 def checked_read(ds: h5py.Dataset, stop: int | None = None) -> np.ndarray:
-    """``ds[:stop]`` (``ds[()]`` for a scalar), or :class:`DamagedFileError` naming the chunk that fails.
+    """``ds[:stop]`` (``ds[()]`` for a scalar), or :class:`fmsim.store.DamagedFileError` naming the chunk that fails.
 
     HDF5 checks each chunk's Fletcher-32 checksum as it reads it; a mismatch
     raises ``OSError`` ("filter returned failure during read"), turned here

@@ -237,7 +237,8 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
 
 @contextmanager
 def reading(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """:func:`~fmsim.files.h5io.open_read`, with HDF5 errors met while reading turned into :class:`DamagedFileError`."""
+    """:func:`~fmsim.files.h5io.open_read`, with HDF5 errors met while reading turned into
+    :class:`fmsim.store.DamagedFileError`."""
     f = open_read(path)
     try:
         yield f
@@ -427,7 +428,7 @@ def run_to_file(
         Called with the number of nets finished by each new chunk (and once
         with the number already done when resuming).
     client : dask.distributed.Client, optional
-        Run the chunks on this cluster (:mod:`fmsim.execution`); this process
+        Run the chunks on this cluster (``fmsim.execution``); this process
         alone writes the file, in chunk order, so the file is the same as a
         serial run's.
 
@@ -440,7 +441,7 @@ def run_to_file(
     ------
     StoreError
         The group holds a different configuration or other data, the file is
-        not fmsim's, or another writer has it (:class:`FileBusyError`);
+        not fmsim's, or another writer has it (:class:`fmsim.store.FileBusyError`);
         checked before the file is opened for writing, so it is left as it was.
     DamagedFileError
         Not an HDF5 file, truncated or otherwise unreadable; never modified.
@@ -460,13 +461,13 @@ def run_many_to_file(
     runs : sequence of (RunConfig, group)
         Distinct groups. Finished runs are skipped, started ones resumed.
     path, backend, progress, client
-        As in :func:`run_to_file`; the chunks of all runs go through one
+        As in :func:`fmsim.run_to_file`; the chunks of all runs go through one
         window of tasks, so a cluster stays busy across runs.
 
     Raises
     ------
     StoreError, DamagedFileError
-        As :func:`run_to_file`; every group is checked before the file is opened.
+        As :func:`fmsim.run_to_file`; every group is checked before the file is opened.
     """
     path = os.fspath(path)
     check_runs(runs, path, backend)
@@ -546,7 +547,7 @@ def check_runs(runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, b
 
     Distinct groups, a backend that can run each configuration, a chunk that
     fits in memory, and a target file that may take these runs (see
-    :func:`run_to_file`). Callers that start a cluster or a progress bar call
+    :func:`fmsim.run_to_file`). Callers that start a cluster or a progress bar call
     it first, so a request that cannot run creates nothing.
 
     Raises

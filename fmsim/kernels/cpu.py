@@ -175,7 +175,7 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
 def first_layer_from_law(law, law1, law1_guide, law1_grid, n, net, bias_sd, k0, k1, zero, out):
     """The first layer's pre-activations ``sd * F^{-1}(u_r) (+ bias)`` through the ReLU into ``out[:n]``
     (``method="exact_first"``): ``u_r`` from words 0 and 1 of block 0 of row ``r``'s layer-1 stream, which
-    no weight uses then; ``F`` the tabulated law ``law1`` (:mod:`fmsim.first_layer`), and
+    no weight uses then; ``F`` the tabulated law ``law1`` (``fmsim.first_layer``), and
     ``law1_grid = (s0, ds, sd)``. Computed in float64, rounded to the precision of ``zero``."""
     layer = np.uint64(1)
     for r in range(n):
@@ -247,7 +247,7 @@ def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32
     zero : float64 or float32
         Zero in the precision of the activations and dot products.
     bits32 : bool
-        32 bits per weight (the float32 stream layout, :mod:`fmsim.laws`).
+        32 bits per weight (the float32 stream layout, ``fmsim.laws``).
     law1 : ndarray, shape (2, N), float64
         ``method="exact_first"``: the first layer's tabulated law (:func:`first_layer_from_law`);
         shape (2, 0) to draw the first layer's weights instead.
@@ -569,7 +569,7 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law,
     zero : float64 or float32
         Zero in the precision of the activations, weights and sums.
     bits32 : bool
-        32 bits per weight (the float32 stream layout, :mod:`fmsim.laws`).
+        32 bits per weight (the float32 stream layout, ``fmsim.laws``).
     out_lengths, out_log
         As in :func:`fc_full`.
     """

@@ -2,7 +2,7 @@
 
 ``method="full"`` draws each layer's weight matrix whole, as
 ``nn.init.orthogonal_`` does: a Gaussian ``G`` (``out x in``; row ``r`` is the
-Gaussian row ``r`` of the layer's stream, :mod:`fmsim.laws`), transposed when
+Gaussian row ``r`` of the layer's stream, ``fmsim.laws``), transposed when
 ``out < in``, factored ``G = Q R`` by Householder reflections, with the columns
 of ``Q`` multiplied by the signs of ``diag(R)`` so that ``Q`` is Haar
 distributed (Mezzadri 2007), and transposed back. This costs O(out in

@@ -2,7 +2,7 @@
 
 The CPU runs :func:`statistics_pass` over a chunk's traces; the CUDA backend runs the same
 :func:`net_statistics` as a device function, one thread per net. Each statistic has a row of the
-output, in the order of the registry :data:`fmsim.running.statistics.STATISTICS`, which holds what
+output, in the order of the registry ``fmsim.running.statistics.STATISTICS``, which holds what
 the rest of fmsim needs to know of it (its name, how it is stored and summarized). Adding a statistic
 touches the registry and :func:`net_statistics`, nothing else.
 """

@@ -70,7 +70,7 @@ def block_moments_pass(logs, stats, stats_from_logs, block, out):
     logs : ndarray, shape (n, d + 1), float64
         ``log M_j``.
     stats : ndarray, shape (s, n), float64
-        The per-net statistics (:data:`fmsim.running.statistics.STATISTICS`).
+        The per-net statistics (``fmsim.running.statistics.STATISTICS``).
     stats_from_logs : ndarray, shape (s,), bool
     block : int
         Rows per block.

@@ -28,7 +28,7 @@ from ..sampling.rng import philox4x32
 def _make_row_dot(ftype):
     """``row_dot`` accumulating in ``ftype`` (weights rounded to ``ftype`` before the multiply).
 
-    Float32 rows take 32 bits per weight (``bits32``; :mod:`fmsim.laws`).
+    Float32 rows take 32 bits per weight (``bits32``; ``fmsim.laws``).
     """
     bits32 = ftype == np.float32
 
@@ -136,7 +136,7 @@ def nonzero_inputs(z, n, out):
 
     A weight that meets a zero input adds nothing, so it is never drawn: a
     unit's weights are drawn for the nonzero inputs only, the ``k``-th of them
-    taking weight ``k`` of the row's stream (:mod:`fmsim.laws`, layout 4).
+    taking weight ``k`` of the row's stream (``fmsim.laws``, layout 4).
     After a ReLU about half the inputs are zero, which halves the draws.
 
     Parameters

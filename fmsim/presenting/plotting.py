@@ -90,7 +90,7 @@ def plot_log_length_vs_depth(
     depths : ndarray, shape (k,)
     log_mean, log_sem : ndarray, shape (k,)
         ``log`` of the Monte Carlo mean of ``M_d`` and of its standard error
-        (:attr:`fmsim.running.summary.LayerSummary.log_of_mean`, ``log_of_sem``).
+        (``LayerSummary.log_of_mean``, ``log_of_sem``).
     log_lo, log_hi : ndarray, shape (k,)
         ``log`` of the spread band's edges.
     log_theory : ndarray, shape (k,), optional

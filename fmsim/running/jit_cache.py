@@ -2,7 +2,7 @@
 
 numba checks a cached function against the file that defines it, not against
 the files of the functions it calls: after ``git pull`` changes
-:mod:`fmsim.laws` only, the cached kernels of :mod:`fmsim.kernels.cpu` would
+``fmsim.laws`` only, the cached kernels of :mod:`fmsim.kernels.cpu` would
 still run the old samplers (and draw other random numbers than the CUDA
 kernels). So fmsim stamps its cache with a hash of all its sources and drops
 every cached kernel when the hash changes.

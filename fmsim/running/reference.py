@@ -4,7 +4,7 @@ Written to be obviously right, not fast. The kernels are tested against it.
 It materializes each weight matrix from :func:`fmsim.laws.draw_standard_array`
 (the kernels' own per-row sampler) and multiplies with ``@``. In fully connected
 and residual nets a row's stream gives the weights of the layer's nonzero inputs
-only, in order (:mod:`fmsim.laws`, layout 4); the weights on zero inputs are
+only, in order (``fmsim.laws``, layout 4); the weights on zero inputs are
 never drawn, and stand at 0 in the matrix (they multiply 0).
 """
 

@@ -137,7 +137,7 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
     log_lengths : ndarray, shape (m, d + 1), float64
         ``log M_0..log M_d`` (``-inf`` only for a dead net), at any depth.
     stats : ndarray, shape (s, m), float64
-        Each net's per-net statistics (:data:`fmsim.running.statistics.STATISTICS`, in order).
+        Each net's per-net statistics (``fmsim.running.statistics.STATISTICS``, in order).
     """
     start, m = config.chunk_bounds(k)
     call = plan(config, start)
@@ -164,7 +164,7 @@ class SimulationResult:
         ``M_d`` of each net, in float64: 0 or inf where ``M_d`` lies beyond float64's range
         (``log_final`` holds it at any depth).
     statistics : dict of str to ndarray, shape (n_nets,)
-        Each per-net statistic by name (:data:`fmsim.running.statistics.STATISTICS`): ``"fm2"``, the
+        Each per-net statistic by name (``fmsim.running.statistics.STATISTICS``): ``"fm2"``, the
         empirical variance of ``M_1..M_d`` of each net (failure mode 2), also :attr:`fm2`.
     summary : LayerSummary
         Per-layer streaming summaries.
@@ -176,8 +176,10 @@ class SimulationResult:
     log_lengths : ndarray, shape (n_nets, d + 1), or None
         Every ``log M_j``; only with ``record="layers"``.
 
-    A run read with ``open(..., partial=True)`` before it finished holds the
-    first ``n_done`` nets only (its arrays have ``n_done`` rows).
+    Notes
+    -----
+    A run read with ``fmsim.open(path, partial=True)`` before it finished holds its first
+    :attr:`n_done` nets only: its arrays have that many rows, and :attr:`complete` is False.
     """
 
     config: RunConfig
@@ -225,7 +227,7 @@ class Chunk:
     final, log_final : ndarray, shape (m,)
         ``M_d`` and ``log M_d`` of each net.
     stats : ndarray, shape (s, m)
-        The per-net statistics, in registry order (:data:`fmsim.running.statistics.STATISTICS`).
+        The per-net statistics, in registry order (``fmsim.running.statistics.STATISTICS``).
     moments : ndarray, shape (ceil(m / 1024), d + 1 + s, 7)
         Per-block summary moments (:func:`fmsim.running.summary.block_moments`).
     lengths, log_lengths : ndarray, shape (m, d + 1), or None
@@ -321,11 +323,11 @@ def simulate(
         threads, chunk size or backend).
     method : {"auto", "full", "exact", "exact_first"}
         ``"full"`` runs the nets, drawing every weight that meets a nonzero
-        input (:mod:`fmsim.laws`); ``"exact"`` samples the exact law of
+        input (``fmsim.laws``); ``"exact"`` samples the exact law of
         ``M_j/M_{j-1}`` (Gaussian weights, no bias); ``"exact_first"`` (fully
         connected nets, any law but Rademacher) draws the first layer's
         pre-activations from their exact law given ``x``
-        (:mod:`fmsim.first_layer`: O(n_1) work instead of O(n_0 n_1)) and runs
+        (``fmsim.first_layer``: O(n_1) work instead of O(n_0 n_1)) and runs
         the other layers as ``"full"``; ``"auto"`` picks exact where valid,
         else full.
     backend : {"cpu", "cuda", "auto"}

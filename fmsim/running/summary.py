@@ -100,7 +100,7 @@ class LayerSummary:
     log_mean, log_var : ndarray, shape (d + 1,)
         Mean and variance of ``log M_j`` over nets with ``M_j > 0``.
     statistics : dict of str to StatisticSummary
-        Mean and variance across nets of each per-net statistic, by name (:data:`~fmsim.running.statistics.STATISTICS`).
+        Mean and variance across nets of each per-net statistic, by name (``fmsim.running.statistics.STATISTICS``).
     log_of_mean, log_of_var : ndarray, shape (d + 1,)
         ``log`` of ``mean`` and of ``var`` (``-inf`` for 0), computed without leaving float64's range.
     """

@@ -19,7 +19,7 @@ Its CDF and density are inverted by the Gil-Pelaez formula at midpoints
     f(s) = (h/pi) sum_{k<K} phi_S(t_k) cos(t_k s),
 
 on a grid ``s_i = -L + i ds``; a draw is ``S = F^{-1}(u)`` through the piecewise cubic
-Hermite interpolant of ``(F, f)`` (:func:`law_quantile`). The errors, each kept far
+Hermite interpolant of ``(F, f)`` (``law_quantile``). The errors, each kept far
 below what any Monte Carlo run can see:
 
 * the range: ``P(|S| > L) <= 2 exp(min_theta sum_k kappa(a_k theta) - theta L)``
@@ -153,7 +153,7 @@ def _range(law: str, a: np.ndarray) -> float:
 @njit(inline="always", cache=True)
 def _hermite(F0, F1, m0, m1, t):
     """Cubic Hermite on one interval, local ``t`` in ``[0, 1]``, end slopes ``m = ds * f``: scalars in
-    :func:`law_quantile`, arrays in the table's checks and :meth:`FirstLayerLaw.cdf_at` (one formula for both)."""
+    ``law_quantile``, arrays in the table's checks and :meth:`FirstLayerLaw.cdf_at` (one formula for both)."""
     t2 = t * t
     t3 = t2 * t
     return (2 * t3 - 3 * t2 + 1) * F0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * F1 + (t3 - t2) * m1
@@ -201,7 +201,7 @@ class FirstLayerLaw:
         return _hermite(F[i], F[i + 1], self.ds * f[i], self.ds * f[i + 1], pos - i)
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
-        """``F^{-1}(u)`` by :func:`law_quantile` (the kernels' own), for ``u`` in ``(0, 1)``; shape of ``u``."""
+        """``F^{-1}(u)`` by ``law_quantile`` (the kernels' own), for ``u`` in ``(0, 1)``; shape of ``u``."""
         u = np.asarray(u, dtype=float)
         out = np.array([law_quantile(v, self.cdf, self.guide, self.s0, self.ds) for v in u.ravel()])
         return out.reshape(u.shape)

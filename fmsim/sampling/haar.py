@@ -43,7 +43,7 @@ def haar_from_gaussian(g: np.ndarray) -> np.ndarray:
 def orthogonal_weights(n_out: int, n_in: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
     """Unit-gain orthogonal weights ``(n_out, n_in)`` of layer ``layer`` of net ``net``: row ``r`` of the Gaussian
     matrix is the Gaussian row stream ``(r, layer, net)`` (:func:`fmsim.laws.draw_standard_array`), the stream
-    the ``full`` kernels draw from (:mod:`fmsim.laws`).
+    the ``full`` kernels draw from (``fmsim.laws``).
 
     Returns
     -------

@@ -46,7 +46,7 @@ column)``: ``c0`` bits 0-19 hold ``k // 2``, bits 20-31 the stream id
 ``1 + (k % 2) + 2*attempt``. Biases use the last block index, ``BIAS_BLOCK``,
 which no weight reaches: one 64-bit draw (words 0 and 1) for every law and precision.
 ``method="exact_first"`` draws no first-layer weight; unit ``r`` of layer 1 reads
-its uniform from words 0 and 1 of block 0 of its row (:mod:`fmsim.first_layer`).
+its uniform from words 0 and 1 of block 0 of its row (``fmsim.first_layer``).
 
 Orthogonal weights (``law="orthogonal"``) are not drawn entry by entry. With
 ``method="full"`` row ``r`` of a layer's Gaussian matrix ``G`` (``out x in``) is
@@ -362,7 +362,7 @@ def standard_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     Parameters
     ----------
     law : int
-        Code from :data:`LAW_CODES`.
+        Code from ``LAW_CODES``.
     a, b : uint64
         The weight's pair of 32-bit words from the main stream.
     block, lane : uint64, int
@@ -592,7 +592,7 @@ def row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1):
     Parameters
     ----------
     law : int
-        Code from :data:`LAW_CODES`.
+        Code from ``LAW_CODES``.
     bits32 : bool
         ``precision="float32"``: 32 bits per weight for every law.
     k : int
@@ -640,7 +640,7 @@ def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer:
     Parameters
     ----------
     law : str
-        A name from :data:`LAW_CODES`.
+        A name from ``LAW_CODES``.
     n : int
         Row length (fan-in), ``1 <= n <= MAX_FAN_IN``.
     key : (int, int)
@@ -799,7 +799,7 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     Parameters
     ----------
     law : int
-        Code from :data:`LAW_CODES`.
+        Code from ``LAW_CODES``.
     bits32 : bool
         ``precision="float32"``: 32 bits per weight.
     n : int

@@ -13,7 +13,7 @@ Counter layout ``(c0, c1, c2, c3)`` used by the simulator:
 
 ========  ===================================================================
 ``c0``    block index along a row (one block = one Philox call = two
-          weights) and stream id; see :mod:`fmsim.laws`
+          weights) and stream id; see ``fmsim.laws``
 ``c1``    row (output unit) index
 ``c2``    layer index, 1..d (0 is the input vector)
 ``c3``    net index

@@ -151,7 +151,7 @@ def orthogonal_moments(widths: Sequence[int], k: int, c: float | Sequence[float]
 def log_length_moments(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0,
                        weights: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of ``log M_j`` given ``M_j > 0`` for Gaussian or orthogonal weights, zero bias (exact):
-    sums over the layers of their factors' :meth:`log_mean_var` (:func:`length_law`).
+    sums over the layers of their factors' ``log_mean_var`` (:func:`length_law`).
 
     Returns
     -------

@@ -252,8 +252,8 @@ class LengthLaw:
 
     Build it with :func:`length_law` (fully connected nets) or
     :func:`residual_length_law`. ``M`` has an atom at 0 of mass
-    :attr:`p_dead` and, given ``M > 0``, a smooth law of ``log M`` computed
-    by characteristic-function inversion. :attr:`log_p_alive` is
+    ``p_dead`` and, given ``M > 0``, a smooth law of ``log M`` computed
+    by characteristic-function inversion. ``log_p_alive`` is
     ``log P(M > 0)``, exact where ``P(dead)`` rounds to 1; moments and
     quantiles have log forms (:meth:`log_moment`, :meth:`log_quantile_of_m`)
     that hold at any depth.
@@ -530,7 +530,7 @@ def length_law(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: floa
     m0 : float
         ``M_0 = ||x||^2 / n_0`` of the fixed input.
     weights : {"gaussian", "orthogonal"}
-        ``"orthogonal"``: each layer is an :class:`OrthogonalFactor`,
+        ``"orthogonal"``: each layer is an :class:`fmsim.exact_law.OrthogonalFactor`,
         ``M_j / M_{j-1} = c_j (n_{j-1}/n_j) B_j Beta(K_j/2, (n_j - K_j)/2)``.
 
     Returns

@@ -10,7 +10,7 @@
   weight block of the Gauss-Newton matrix from its per-sample Kronecker form,
   without forming the block. For ReLU nets this *is* the Hessian block
   (the net is piecewise linear in any single ``W_l``).
-- :func:`hessian_norm_variance` and :func:`hessian_norm_init`: the
+- :func:`fmsim.hessian.hessian_norm_variance` and :func:`hessian_norm_init`: the
   initialization that keeps the Frobenius norm of the curvature constant
   through depth (Skorski, Temperoni & Theobald, arXiv 2004.09506; see
   ``shared/research/hessian.md`` section 1.4).
@@ -285,7 +285,7 @@ def hessian_norm_variance(fan_in: int, activation: str = "relu", keep_prob: floa
     keep_prob : float
         Dropout keep-probability ``p`` in (0, 1]; 1 = no dropout.
     q : float, optional
-        Pre-activation variance for the exact tanh factor (see :func:`mean_dphi_squared`).
+        Pre-activation variance for the exact tanh factor (see ``mean_dphi_squared``).
     """
     if isinstance(fan_in, bool) or not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
         raise ValueError(f"fan_in must be an int >= 1, got {fan_in!r}")
@@ -295,7 +295,7 @@ def hessian_norm_variance(fan_in: int, activation: str = "relu", keep_prob: floa
 
 
 def hessian_norm_init(mlp: MLP, keep_prob: float = 1.0) -> Init:
-    """A Gaussian :class:`Init` with :func:`hessian_norm_variance` in every layer of ``mlp``.
+    """A Gaussian :class:`fmsim.Init` with :func:`fmsim.hessian.hessian_norm_variance` in every layer of ``mlp``.
 
     Every weight layer gets ``c_l = n_{l-1} sigma_l^2 = p / E[phi'^2]`` (ReLU:
     ``2p``; tanh linearized at 0: ``p``). For the layers above the first this is

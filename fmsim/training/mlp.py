@@ -12,7 +12,7 @@ Initial weights come from the simulator's own Philox streams: column ``r`` of
 ``W_l`` of net ``net`` is the stream of unit ``r`` of layer ``l`` of that net
 (:func:`fmsim.laws.draw_standard_array`), weight ``k`` on input ``k``, scaled
 to variance ``c_l / n_{l-1}``. The simulator gives a unit's stream to its
-nonzero inputs only (stream layout 4, :mod:`fmsim.laws`), so the two agree
+nonzero inputs only (stream layout 4, ``fmsim.laws``), so the two agree
 weight for weight where every input is nonzero: the first layer on an input
 without zeros has the simulated ``M_1`` for the same seed and net, and the
 deeper layers have the simulated law of ``M_j`` (both tested).

@@ -149,7 +149,7 @@ def train(
     ----------
     mlp : MLP
     theta : ndarray, shape (n_params,)
-        Initial parameters (e.g. :meth:`MLP.init_params`); updated in place.
+        Initial parameters (e.g. :meth:`fmsim.mlp.MLP.init_params`); updated in place.
     x_train, x_test : ndarray, shape (N, n_0), dtype of ``theta``
     y_train, y_test : ndarray, shape (N,), int
     config : SGDConfig
