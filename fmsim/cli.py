@@ -53,7 +53,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", choices=WEIGHT_LAWS, help="weight law (default: the scheme's, else gaussian)")
     p.add_argument("--c", type=float_list, help="variance numerator c (Var = c/fan-in; orthogonal: the squared "
                                                  "gain); one value or one per layer")
-    p.add_argument("--bias-var", type=float, default=0.0, help="bias variance (default 0)")
+    p.add_argument("--bias-var", type=float_list, help="bias variance, one value or one per layer (default 0)")
+    p.add_argument("--bias-c", type=float_list, help="bias variance relative to fan-in: Var(b) = bias_c / fan_in "
+                                                      "(PyTorch's nn.Linear: 1/3); one value or one per layer")
     p.add_argument("--nets", type=int, default=100_000, help="number of random nets (default 1e5)")
     p.add_argument("--seed", type=int, default=0, help="seed, 0 <= seed < 2**64 (default 0)")
     p.add_argument("--method", choices=METHODS, default="auto",
@@ -69,13 +71,21 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _one_or_per_layer(values: Sequence[float] | None) -> float | tuple[float, ...]:
+    return 0.0 if values is None else (values[0] if len(values) == 1 else tuple(values))
+
+
 def _init(args: argparse.Namespace, scheme: str | None) -> Init:
+    bias_var, bias_c = _one_or_per_layer(args.bias_var), _one_or_per_layer(getattr(args, "bias_c", None))
     if scheme is not None:
         if args.c is not None or args.law is not None:
             raise UsageError("--scheme/--schemes cannot be combined with --c or --law")
-        return Init.scheme(scheme, bias_var=args.bias_var)
+        if bias_c:
+            raise UsageError("--scheme/--schemes cannot be combined with --bias-c (a scheme defines its biases, "
+                             "or has none: add them with --bias-var)")
+        return Init.scheme(scheme, bias_var=bias_var)
     c = args.c if args.c is not None else [2.0]
-    return Init(law=args.law or "gaussian", c=c[0] if len(c) == 1 else tuple(c), bias_var=args.bias_var)
+    return Init(law=args.law or "gaussian", c=c[0] if len(c) == 1 else tuple(c), bias_var=bias_var, bias_c=bias_c)
 
 
 def _arch(widths: Sequence[int] | None, depth: int | None, width: int | None, n0: int | None) -> FullyConnected:
@@ -233,7 +243,7 @@ def cmd_law(args: argparse.Namespace) -> None:
     """Print the exact law of M_d: P(dead), moments, the law of log M_d, quantiles (no Monte Carlo)."""
     from . import theory
 
-    if args.bias_var != 0.0:
+    if args.bias_var is not None:
         raise UsageError(f"--bias-var {args.bias_var}: the exact law is that of nets without biases; simulate biased "
                          "nets with 'fmsim simulate'")
     if args.modules is not None or args.etas is not None:
@@ -295,11 +305,13 @@ def cmd_law(args: argparse.Namespace) -> None:
 
 def cmd_schemes(args: argparse.Namespace) -> None:
     """List every named initialization with its law, c and fan."""
-    from .config import SCHEME_NOTES
+    from .config import SCHEME_BIAS_C, SCHEME_NOTES
 
-    print(f"{'scheme':24s} {'law':17s} {'c':>8s} {'fan':4s} Var(W) = c / fan;  note")
+    print(f"{'scheme':24s} {'law':17s} {'c':>8s} {'fan':4s} {'bias':18s} "
+          "Var(W) = c / fan, Var(b) = bias_c / fan_in;  note")
     for name, (law, c, fan) in SCHEMES.items():
-        print(f"{name:24s} {law:17s} {c:8.4g} {fan:4s} {SCHEME_NOTES.get(name, '')}")
+        bias = f"bias_c = {SCHEME_BIAS_C[name]:.4g}" if name in SCHEME_BIAS_C else "none"
+        print(f"{name:24s} {law:17s} {c:8.4g} {fan:4s} {bias:18s} {SCHEME_NOTES.get(name, '')}")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -423,7 +435,7 @@ def _law_parser(sub) -> None:
     lw.add_argument("--c", type=float_list, help="variance numerator c (orthogonal: squared gain); one value or one "
                                                  "per layer (default 2)")
     lw.add_argument("--law", choices=["gaussian", "orthogonal"], help="weight law (default gaussian)")
-    lw.add_argument("--bias-var", type=float, default=0.0, help=argparse.SUPPRESS)
+    lw.add_argument("--bias-var", type=float_list, help=argparse.SUPPRESS)
     lw.add_argument("--m0", type=float, default=1.0, help="M_0 = |x|^2/n_0 of the input (default 1)")
     lr = lw.add_argument_group("linear-ending residual net without hidden layers")
     lr.add_argument("--modules", type=int, help="number of modules L")
@@ -445,7 +457,7 @@ def _other_parsers(sub) -> None:
     dt = sub.add_parser("data", help="where each data file (MNIST) lives and whether its checksum matches")
     dt.add_argument("--fetch", action="store_true", help="download the missing or damaged files into the cache")
     dt.set_defaults(func=cmd_data)
-    sc = sub.add_parser("schemes", help="list the named initializations (law, c, fan)")
+    sc = sub.add_parser("schemes", help="list the named initializations (law, c, fan, biases)")
     sc.set_defaults(func=cmd_schemes)
     d = sub.add_parser("demo", help="the main job: Hanin-Rolnick Fig. 1a into data/")
     d.add_argument("--out", default="data")

@@ -25,6 +25,7 @@ from .sampling.laws import (
 from .sampling.rng import seed_to_key
 
 __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
+           "SCHEME_BIAS_C", "LEGACY_SCHEME_NAMES",
            "METHODS", "BACKENDS", "RECORDS", "PROFILES", "input_vector",
            "width_profile"]
 
@@ -41,6 +42,19 @@ def as_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     return int(value)
+
+
+def _nonnegative(name: str, value: Any) -> float | tuple[float, ...]:
+    """One value >= 0, or a non-empty sequence of them (per layer)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        out = tuple(as_float(name, v) for v in value)
+        if len(out) == 0 or min(out) < 0:
+            raise ValueError(f"{name} must be >= 0 (every layer's value), got {value!r}")
+        return out
+    v = as_float(name, value)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
 
 
 def as_float(name: str, value: Any) -> float:
@@ -354,8 +368,11 @@ SCHEMES: dict[str, tuple[str, float, str]] = {
     "glorot_uniform": ("uniform", 1.0, "avg"),
     "2x_he": ("gaussian", 4.0, "in"),
     "rademacher_he": ("rademacher", 2.0, "in"),
-    # nn.Linear's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in) (weights only)
+    # what each framework builds by default (biases in SCHEME_BIAS_C)
     "pytorch_default": ("uniform", 1.0 / 3.0, "in"),
+    "pytorch_default_weights": ("uniform", 1.0 / 3.0, "in"),
+    "keras_default": ("uniform", 1.0, "avg"),
+    "flax_default": ("truncated_normal", 1.0, "in"),
     "orthogonal": ("orthogonal", 2.0, "in"),
     "orthogonal_unit": ("orthogonal", 1.0, "in"),
 }
@@ -370,10 +387,24 @@ SCHEME_NOTES: dict[str, str] = {
     "glorot_uniform": "Glorot & Bengio 2010, uniform",
     "2x_he": "twice He (explodes: Hanin & Rolnick Fig. 1a)",
     "rademacher_he": "+-sqrt(2/fan_in) signs",
-    "pytorch_default": "PyTorch nn.Linear/Conv default weights: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in))",
+    "pytorch_default": "PyTorch 2.13 nn.Linear and nn.Conv2d as constructed (reset_parameters): weights "
+                       "kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)) and biases U(+-1/sqrt(fan_in)), "
+                       "Var(W) = Var(b) = 1/(3 fan_in) (before fmsim 0.12: the weights alone)",
+    "pytorch_default_weights": "PyTorch 2.13 nn.Linear's weights alone, kaiming_uniform_(a=sqrt(5)) = "
+                               "U(+-1/sqrt(fan_in)), no bias (fmsim's pytorch_default before 0.12)",
+    "keras_default": "Keras 3 Dense as constructed: kernel_initializer='glorot_uniform' = "
+                     "U(+-sqrt(6/(fan_in + fan_out))), bias_initializer='zeros'",
+    "flax_default": "Flax linen nn.Dense as constructed (flax 0.10): kernel_init=lecun_normal() = "
+                    "variance_scaling(1, 'fan_in', 'truncated_normal'), bias_init=zeros",
     "orthogonal": "Haar orthogonal times gain sqrt(2) (nn.init.orthogonal_, ReLU gain; Saxe et al. 2014)",
     "orthogonal_unit": "Haar orthogonal, gain 1 (nn.init.orthogonal_'s default)",
 }
+
+#: Scheme names whose meaning changed, and the name of their old meaning: a stored configuration of the name
+#: without ``bias_c`` (fmsim < 0.12) reads as the old meaning. ``pytorch_default`` drew the weights only before 0.12.
+LEGACY_SCHEME_NAMES: dict[str, str] = {"pytorch_default": "pytorch_default_weights"}
+#: Schemes that define their biases: name -> ``bias_c`` (``Var(b_j) = bias_c / fan_in_j``, the weights' law).
+SCHEME_BIAS_C: dict[str, float] = {"pytorch_default": 1.0 / 3.0}
 
 #: Laws of whole weight matrices rather than of i.i.d. entries.
 MATRIX_LAWS = ("orthogonal",)
@@ -398,19 +429,25 @@ class Init:
     c : float or sequence of float
         Variance numerator, > 0; one value, or one per layer (orthogonal:
         the squared gain).
-    bias_var : float
-        Variance of the biases (same law as the weights), >= 0.
+    bias_var : float or sequence of float
+        Variance of the biases (same law as the weights), >= 0: one value for every layer, or one per layer.
     fan : {"in", "avg"}
         ``fan_in`` (He, LeCun) or ``(fan_in + fan_out) / 2`` (Glorot).
     name : str, optional
         Label for plots and files.
+    bias_c : float or sequence of float
+        Variance of the biases relative to each layer's fan-in, >= 0: ``Var(b_j) = bias_c_j / fan_in_j``
+        (PyTorch's ``nn.Linear`` and ``nn.Conv2d`` draw ``U(+-1/sqrt(fan_in))``: ``bias_c = 1/3``). One value,
+        or one per layer; give ``bias_var`` or ``bias_c``, not both. A conv layer's fan-in is ``C_in k^dim``;
+        a residual module's layers have fan-ins ``n, k_1, ..., k_m``.
     """
 
     law: str = "gaussian"
     c: float | tuple[float, ...] = 2.0
-    bias_var: float = 0.0
+    bias_var: float | tuple[float, ...] = 0.0
     fan: str = "in"
     name: str | None = field(default=None, compare=True)
+    bias_c: float | tuple[float, ...] = 0.0
 
     def __post_init__(self) -> None:
         if self.law not in WEIGHT_LAWS:
@@ -424,27 +461,62 @@ class Init:
             if c <= 0:
                 raise ValueError(f"c must be > 0, got {c}")
         object.__setattr__(self, "c", c)
-        bias_var = as_float("bias_var", self.bias_var)
-        if bias_var < 0:
-            raise ValueError(f"bias_var must be >= 0, got {bias_var}")
-        object.__setattr__(self, "bias_var", bias_var)
+        for name in ("bias_var", "bias_c"):
+            object.__setattr__(self, name, _nonnegative(name, getattr(self, name)))
+        if self.has_bias and np.any(self.bias_var) and np.any(self.bias_c):
+            raise ValueError(f"give bias_var (absolute) or bias_c (relative to fan-in), not both: got bias_var "
+                             f"{self.bias_var!r}, bias_c {self.bias_c!r}")
         if self.fan not in ("in", "avg"):
             raise ValueError(f"fan must be 'in' or 'avg', got {self.fan!r}")
         if self.law == "orthogonal":
-            if bias_var != 0.0:
-                raise ValueError(f"bias_var must be 0 for law='orthogonal' (an orthogonal matrix has no entry law "
-                                 f"to draw biases from; nn.init.orthogonal_ leaves them to the user), got {bias_var}")
+            if self.has_bias:
+                raise ValueError(f"bias_var and bias_c must be 0 for law='orthogonal' (an orthogonal matrix has no "
+                                 f"entry law to draw biases from; nn.init.orthogonal_ leaves them to the user), got "
+                                 f"bias_var {self.bias_var!r}, bias_c {self.bias_c!r}")
             if self.fan != "in":
                 raise ValueError(f"fan must be 'in' for law='orthogonal' (its scale is the gain sqrt(c), not a "
                                  f"fan), got {self.fan!r}")
 
     @classmethod
     def scheme(cls, name: str, bias_var: float = 0.0) -> Init:
-        """A named scheme: one of ``SCHEMES`` (``he``, ``lecun``, ``glorot``, ...)."""
+        """A named scheme: one of ``SCHEMES`` (``he``, ``lecun``, ``glorot``, ...), with the biases it defines
+        (``SCHEME_BIAS_C``: ``pytorch_default``'s), or of variance ``bias_var`` where it defines none."""
         if name not in SCHEMES:
             raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {name!r}")
         law, c, fan = SCHEMES[name]
-        return cls(law=law, c=c, bias_var=bias_var, fan=fan, name=name)
+        if name in SCHEME_BIAS_C and bias_var:
+            raise ValueError(f"scheme {name!r} defines its biases (Var(b) = {SCHEME_BIAS_C[name]:.4g} / fan_in); "
+                             f"bias_var {bias_var} cannot be added to them")
+        return cls(law=law, c=c, bias_var=bias_var, fan=fan, name=name, bias_c=SCHEME_BIAS_C.get(name, 0.0))
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether any layer has biases."""
+        return bool(np.any(self.bias_var) or np.any(self.bias_c))
+
+    def layer_bias_var(self, arch: FullyConnected | Residual | Conv) -> np.ndarray:
+        """The variance of each layer's biases: ``bias_var_j``, or ``bias_c_j / fan_in_j``.
+
+        Returns
+        -------
+        ndarray, shape (d,) (FC, conv) or (m + 1,) (residual: a module's hidden layers, then its output layer),
+        float64
+        """
+        if isinstance(arch, Residual):
+            fans = np.array((arch.width,) + arch.module_widths, dtype=float)  # fan-in of hidden layers, then output
+            count, what = len(fans), "layers of a residual module (hidden layers, then the output layer)"
+        else:
+            fans = np.array([arch.fan_in(j) for j in range(1, arch.depth + 1)] if isinstance(arch, Conv) else
+                            arch.widths[:-1], dtype=float)
+            count, what = arch.depth, f"layers (the net has depth {arch.depth})"
+        out = np.zeros(count)
+        for value, relative in ((self.bias_var, False), (self.bias_c, True)):
+            v = np.asarray(value, dtype=float)
+            if v.ndim and v.size != count:
+                raise ValueError(f"{'bias_c' if relative else 'bias_var'} has {v.size} values, but there are {count} "
+                                 f"{what}")
+            out += v / fans if relative else v
+        return out
 
     @property
     def orthogonal(self) -> bool:
@@ -496,13 +568,22 @@ class Init:
 
     def to_dict(self) -> dict[str, Any]:
         c = list(self.c) if isinstance(self.c, tuple) else self.c
-        return {"law": self.law, "c": c, "bias_var": self.bias_var, "fan": self.fan, "name": self.name}
+        bias_var = list(self.bias_var) if isinstance(self.bias_var, tuple) else self.bias_var
+        out = {"law": self.law, "c": c, "bias_var": bias_var, "fan": self.fan, "name": self.name}
+        if np.any(self.bias_c):  # (absent where zero: the configurations of files of fmsim < 0.12 are unchanged)
+            out["bias_c"] = list(self.bias_c) if isinstance(self.bias_c, tuple) else self.bias_c
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Init:
-        c = d["c"]
-        return cls(law=d["law"], c=tuple(c) if isinstance(c, list) else c, bias_var=d["bias_var"],
-                   fan=d["fan"], name=d.get("name"))
+        def values(v):
+            return tuple(v) if isinstance(v, list) else v
+
+        name = d.get("name")
+        if name in LEGACY_SCHEME_NAMES and "bias_c" not in d:  # written before the name's meaning changed
+            name = LEGACY_SCHEME_NAMES[name]
+        return cls(law=d["law"], c=values(d["c"]), bias_var=values(d["bias_var"]), fan=d["fan"], name=name,
+                   bias_c=values(d.get("bias_c", 0.0)))
 
 
 @dataclass(frozen=True)

@@ -79,16 +79,23 @@ def test_open_sweep_is_one_tidy_table_with_exact_columns(sweep_file):
 
 
 def test_pytorch_default_scheme_is_uniform_one_over_sqrt_fan_in(capsys):
-    """nn.Linear's default: U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in)."""
+    """nn.Linear's default: weights and biases U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in)."""
     from fmsim.mlp import MLP
 
     mlp = MLP((784, 300, 10))
     theta = mlp.init_params(fmsim.Init.scheme("pytorch_default"), seed=4, net=0, dtype=np.float64)
-    w = theta[: 784 * 300]  # the first weight matrix
+    (w, b), _ = mlp.layers(theta)  # the first layer
     bound = 1 / np.sqrt(784)
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.999 * bound
     var, se = w.var(), w.var() * np.sqrt(0.8 / w.size)  # s.e. of the variance of a uniform sample (m4 = 1.8)
     assert abs(var - 1 / (3 * 784)) <= 5 * se
+    assert b.shape == (300,) and np.abs(b).max() <= bound and np.abs(b).max() > 0.95 * bound
+    var, se = b.var(), b.var() * np.sqrt(0.8 / b.size)
+    assert abs(var - 1 / (3 * 784)) <= 5 * se
+    weights_only = mlp.init_params(fmsim.Init.scheme("pytorch_default_weights"), seed=4, net=0, dtype=np.float64)
+    (w0, b0), _ = mlp.layers(weights_only)
+    np.testing.assert_array_equal(w0, w)  # the same weights; no bias
+    assert not np.any(b0)
     assert cli.main(["schemes"]) == 0
     out = capsys.readouterr().out
     for name in fmsim.config.SCHEMES:

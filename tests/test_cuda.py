@@ -35,7 +35,8 @@ def _compare(a, b, rtol=1e-12):
 @pytest.mark.parametrize(
     ("widths", "init"),
     [((5, 4, 3, 6), fmsim.Init(c=2.3)), ((30, 20, 20, 20, 20), fmsim.Init(c=(1.0, 2.0, 3.0, 2.0))),
-     ((5, 4, 3, 6), fmsim.Init(c=2.0, bias_var=0.3))],
+     ((5, 4, 3, 6), fmsim.Init(c=2.0, bias_var=0.3)),
+     ((5, 4, 3, 6), fmsim.Init(c=1.0, bias_c=(1.0, 0.0, 2.5)))],  # fan-scaled, one per layer
 )
 def test_exact_cuda_equals_cpu(widths, init):
     cfg = make_config(fmsim.FullyConnected(widths), init, N, 7, method="exact", chunk_size=1024)
@@ -48,7 +49,8 @@ def test_exact_cuda_equals_cpu(widths, init):
 @pytest.mark.parametrize(
     "init",
     [fmsim.Init(law="laplace", c=(1.5, 2.0, 2.5), bias_var=0.2), fmsim.Init(law="truncated_normal"),
-     fmsim.Init(law="uniform"), fmsim.Init(law="rademacher", bias_var=0.1)],
+     fmsim.Init(law="uniform"), fmsim.Init(law="rademacher", bias_var=0.1), fmsim.Init.scheme("pytorch_default"),
+     fmsim.Init(law="gaussian", bias_var=(0.1, 0.0, 0.3))],
 )
 def test_full_cuda_equals_cpu(init):
     widths = (5, 4, 3, 6) if SIM else (33, 40, 17, 64)
@@ -77,6 +79,10 @@ def test_simulate_backend_cuda_and_auto():
     (fmsim.Conv((2, 3, 2), (5,), 3), fmsim.Init("laplace", 2.0, bias_var=0.1), "full"),
     (fmsim.Conv((1, 2, 3), (3, 4), 2), fmsim.Init.scheme("he"), "full"),
     (fmsim.Conv((2, 3, 2), (4, 5), 4), fmsim.Init("uniform", 2.0), "full"),  # taps 3 at a time, then 1
+    (fmsim.Conv((2, 3, 2), (4, 5), 3), fmsim.Init.scheme("pytorch_default"), "full"),  # fan-scaled biases
+    (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("gaussian", 2.0, bias_c=(1.0, 0.5, 2.0)), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (4,), "linear"), fmsim.Init("gaussian", 2.0, bias_c=(0.5, 1.0)), "exact"),
+    (fmsim.Residual(5, (0.7, 1.2), (4, 3), "relu"), fmsim.Init("laplace", 2.0, bias_c=(1.0, 0.5, 2.0)), "full"),
 ])
 def test_residual_and_conv_cuda_equal_cpu(arch, init, method):
     n = 1030 if SIM else 5000

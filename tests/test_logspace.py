@@ -81,7 +81,7 @@ def test_in_range_nets_keep_their_bits():
     outs = []
     for high in (scalar.RENORM_HIGH, np.inf):
         lengths, logs = np.empty((64, 121)), np.empty((64, 121))
-        cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sd, c.law, c.k0, c.k1, c.net0, 0.0, False,
+        cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sds, c.law, c.k0, c.k1, c.net0, 0.0, False,
                     *c.first_layer(), high, lengths, logs)
         outs.append((lengths, logs, statistics.compute(lengths, logs)))
     (lengths, logs, fm2), (plain, _, plain_fm2) = outs

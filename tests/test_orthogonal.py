@@ -186,7 +186,7 @@ def test_deep_orthogonal_unit_in_log_space():
 
 # ---------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kwargs,match", [
-    ({"law": "orthogonal", "bias_var": 0.1}, "bias_var must be 0 for law='orthogonal'"),
+    ({"law": "orthogonal", "bias_var": 0.1}, "bias_var and bias_c must be 0 for law='orthogonal'"),
     ({"law": "orthogonal", "c": 0.0}, "c must be > 0"),
     ({"law": "orthogonal", "c": -1.0}, "c must be > 0"),
     ({"law": "orthogonal", "fan": "avg"}, "fan must be 'in' for law='orthogonal'"),

@@ -36,7 +36,10 @@ from .common import int_list, pyplot, save
 SCHEMES = ["he", "he_truncated_keras2018", "lecun", "glorot", "2x_he", "orthogonal", "orthogonal_unit"]
 LABELS = {"orthogonal": "Orthogonal, gain sqrt 2", "orthogonal_unit": "Orthogonal, gain 1",
           "he": "He", "he_truncated_keras2018": "He, truncated (Keras 2018)", "lecun": "LeCun",
-          "glorot": "Glorot", "2x_he": "2x He", "he_uniform": "He uniform", "pytorch_default": "PyTorch default",
+          "glorot": "Glorot", "2x_he": "2x He", "he_uniform": "He uniform",
+          "pytorch_default": "PyTorch default (nn.Linear)",
+          "pytorch_default_weights": "PyTorch default, weights only", "keras_default": "Keras default (Dense)",
+          "flax_default": "Flax default (nn.Dense)",
           "lecun_uniform": "LeCun uniform", "glorot_uniform": "Glorot uniform", "rademacher_he": "Rademacher He"}
 DEPTHS = [5, 10, 15, 20, 30, 40, 50]
 N0 = 784
@@ -101,11 +104,11 @@ def summarize(path: str, depths: Sequence[int], schemes: Sequence[str] = SCHEMES
             w = np.asarray(arch.widths, dtype=float)
             if init.orthogonal:  # E[M_j] = (c_j / 2) min(n_{j-1}, n_j)/n_j E[M_{j-1}]
                 log_exact = log_m0 + float(np.sum(np.log(c / 2 * np.minimum(w[:-1], w[1:]) / w[1:])))
-            elif init.bias_var == 0.0:  # E[M_j] = (c_j / 2) E[M_{j-1}] for every i.i.d. law
+            elif not init.has_bias:  # E[M_j] = (c_j / 2) E[M_{j-1}] for every i.i.d. law
                 log_exact = log_m0 + float(np.sum(np.log(c / 2)))
-            else:
-                log_exact = math.log(theory.mean_length(arch.widths, c, m0=m0, bias_var=init.bias_var)[-1])
-            if init.law in ("gaussian", "orthogonal") and init.bias_var == 0.0:
+            else:  # E[M_j] = (c_j E[M_{j-1}] + Var(b_j)) / 2
+                log_exact = math.log(theory.mean_length(arch.widths, c, m0=m0, bias_var=init.layer_bias_var(arch))[-1])
+            if init.law in ("gaussian", "orthogonal") and not init.has_bias:
                 weights = "orthogonal" if init.orthogonal else "gaussian"
                 log_exact_q = log_quantiles_c1(tuple(arch.widths), log_m0, weights) + np.sum(np.log(c))
             else:

@@ -32,8 +32,8 @@ CONFIRMED = ("agrees", "holds")
 REFUTED = ("disagrees", "fails")
 #: ``fmsim report``'s exit status: every claim confirmed; a claim refuted; none refuted, one or more open.
 EXIT_CONFIRMED, EXIT_REFUTED, EXIT_INCONCLUSIVE = 0, 1, 3
-FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default", "2x_he",
-                 "orthogonal", "orthogonal_unit"]
+FIG1A_SCHEMES = ["he", "he_uniform", "he_truncated_keras2018", "lecun", "glorot", "pytorch_default",
+                 "pytorch_default_weights", "2x_he", "orthogonal", "orthogonal_unit"]
 FIG1A_DEPTHS = [5, 10, 20, 30, 50, 75, 100]
 FM1_CLAIMS = {
     "he": "Var(W) = 2/fan-in keeps the mean length: E[M_d] = M_0 (no FM1)",
@@ -41,7 +41,10 @@ FM1_CLAIMS = {
     "he_truncated_keras2018": "an unrescaled truncated normal shrinks E[M_d] by 0.7737^d (FM1)",
     "lecun": "Var(W) = 1/fan-in: E[M_d] = 2^-d M_0 vanishes (FM1)",
     "glorot": "Glorot (width = depth, so Var = 1/fan-in past layer 1): E[M_d] vanishes (FM1)",
-    "pytorch_default": "PyTorch's default Var(W) = 1/(3 fan-in): E[M_d] = 6^-d M_0 vanishes (FM1)",
+    "pytorch_default": "PyTorch's default as nn.Linear builds it (weights and biases U(+-1/sqrt(fan-in))): the "
+                       "biases hold E[M_d] at their fixed point, 1/(5 width), where the weights alone vanish",
+    "pytorch_default_weights": "PyTorch's default weights alone, Var(W) = 1/(3 fan-in): E[M_d] = 6^-d M_0 "
+                               "vanishes (FM1)",
     "2x_he": "Var(W) = 4/fan-in: E[M_d] = 2^d M_0 explodes (FM1)",
     "orthogonal": "orthogonal weights, gain sqrt 2, no widening layer: E[M_d] = M_0 (no FM1)",
     "orthogonal_unit": "orthogonal weights with PyTorch's default gain 1: E[M_d] = 2^-d M_0 vanishes (FM1)",

@@ -41,12 +41,13 @@ def exact_moments(config: RunConfig, m0: float) -> tuple[np.ndarray, np.ndarray]
     c = init.layer_c(arch)
     if isinstance(arch, (FullyConnected, Conv)):
         widths = arch.widths if isinstance(arch, FullyConnected) else arch.channels
-        mean = theory.mean_length(widths, c, m0=m0, bias_var=init.bias_var)
+        bias_var = init.layer_bias_var(arch)
+        mean = theory.mean_length(widths, c, m0=m0, bias_var=bias_var)
         second = nan
         if isinstance(arch, FullyConnected):
-            second = theory.second_moment(input_vector(config), arch.widths, init.m4, c, init.bias_var, init.m4)
+            second = theory.second_moment(input_vector(config), arch.widths, init.m4, c, bias_var, init.m4)
         return mean, second
-    if isinstance(arch, Residual) and arch.ending == "linear" and init.bias_var == 0.0:
+    if isinstance(arch, Residual) and arch.ending == "linear" and not init.has_bias:
         cc = float(init.c)
         mean = theory.residual_mean_length(arch.etas, arch.module_widths, cc, arch.c_out, m0)
         second = (theory.residual_second_moment(arch.width, arch.etas, arch.module_widths, cc, arch.c_out, m0)

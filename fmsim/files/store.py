@@ -65,7 +65,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..config import RunConfig
+from ..config import LEGACY_SCHEME_NAMES, RunConfig
 from ..running import statistics
 from ..running.simulate import SimulationResult, check_backend, check_memory, map_chunks
 from ..running.summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
@@ -88,6 +88,15 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _renamed_hint(stored: RunConfig, config: RunConfig) -> str:
+    """Where a stored run's scheme name changed meaning since it was written: the name of its old meaning."""
+    old = {v: k for k, v in LEGACY_SCHEME_NAMES.items()}.get(stored.init.name)
+    if old is None or config.init.name != old:
+        return ""
+    return (f". This file's {old!r} is that of fmsim < 0.12, now called {stored.init.name!r}: resume it with "
+            f"--scheme {stored.init.name} (fmsim.Init.scheme({stored.init.name!r}))")
 
 
 def _config_json(config: RunConfig) -> str:
@@ -155,7 +164,8 @@ def config_attrs(config: RunConfig) -> dict[str, object]:
     Keys: ``arch_kind``, ``depth``, the architecture's own fields (``widths``;
     ``width``, ``etas``, ``module_widths``, ``ending``, ``c_out``; ``channels``,
     ``spatial``, ``kernel``), ``scheme`` ("" if none), ``law``, ``c``,
-    ``bias_var``, ``fan``, ``n_nets``, ``seed``, ``method``, ``record``,
+    ``bias_var``, ``fan``, ``n_nets``, ``seed``, ``method``, ``record``, with fan-scaled biases ``bias_c`` and
+    ``layer_bias_var`` (each layer's bias variance, ``bias_c_j / fan_in_j``; a residual module's layers),
     ``chunk_size``, ``precision``, and ``bits_per_weight``: the random bits each drawn weight takes
     (:func:`fmsim.laws.weights_per_block`: 1 Rademacher, 32 uniform or float32, 64 otherwise; orthogonal
     ``full``: the 64 of its Gaussian rows; 0 where no weight is drawn, method ``exact``).
@@ -166,7 +176,11 @@ def config_attrs(config: RunConfig) -> dict[str, object]:
         out[k] = np.asarray(v) if isinstance(v, list) else v
     init = config.init.to_dict()
     out["scheme"] = init["name"] or ""
-    out["law"], out["bias_var"], out["fan"] = init["law"], float(init["bias_var"]), init["fan"]
+    out["law"], out["fan"] = init["law"], init["fan"]
+    out["bias_var"] = np.asarray(init["bias_var"], dtype=float)
+    if "bias_c" in init:  # (fmsim >= 0.12, fan-scaled biases only: other files keep their attributes)
+        out["bias_c"] = np.asarray(init["bias_c"], dtype=float)
+        out["layer_bias_var"] = config.init.layer_bias_var(config.arch)
     out["c"] = np.asarray(init["c"], dtype=float)
     out.update(n_nets=config.n_nets, seed=np.uint64(config.seed), method=config.method, record=config.record,
                chunk_size=config.chunk_size, precision=config.precision, bits_per_weight=bits_per_weight(config))
@@ -277,11 +291,12 @@ def _check_target(path: str, group: str, config: RunConfig) -> None:
             if not isinstance(g, h5py.Group):
                 raise StoreError(f"{path}:{group} is a dataset, not a group; choose another group")
             if "config" in g.attrs:
-                run_config(g)  # damaged attributes: refused, not resumed
-                if g.attrs["config"] != _config_json(config):
+                stored = run_config(g)  # damaged attributes: refused, not resumed
+                if _config_json(stored) != _config_json(config):  # (as read: old scheme names in their old meaning)
                     raise StoreError(
                         f"{path}:{group} holds a run with a different configuration (file: {g.attrs['config']}; "
-                        f"this run: {_config_json(config)}); use another file or group to start a new run")
+                        f"this run: {_config_json(config)}){_renamed_hint(stored, config)}; use another file or "
+                        "group to start a new run")
                 schema = int(g.attrs["schema_version"])
                 if schema < SCHEMA_VERSION and int(g["chunks_done"][()]) < config.n_chunks:
                     raise StoreError(

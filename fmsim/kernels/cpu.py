@@ -212,7 +212,7 @@ def record_and_renormalize(z, n, shift, j, low, high, out_lengths, out_log):
 
 
 @njit(parallel=True, cache=True)
-def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid,
+def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits32, law1, law1_guide, law1_grid,
                 renorm_high, out_lengths, out_log):
     """Forward passes of fully connected ReLU nets, weights drawn on the fly.
 
@@ -236,8 +236,8 @@ def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32
     widths : ndarray, shape (d + 1,), int64
     scales : ndarray, shape (d,), float64
         Weight standard deviation per layer, ``sqrt(c_j / n_{j-1})``.
-    bias_sd : float
-        Bias standard deviation (0 for none).
+    bias_sds : ndarray, shape (d,), float64
+        Each layer's bias standard deviation (0 for none).
     law : int
         Weight-law code.
     k0, k1 : uint64
@@ -282,7 +282,7 @@ def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for j in range(1, d + 1):
             layer = np.uint64(j)
-            bias_j = scale_bias(bias_sd, shift)
+            bias_j = scale_bias(bias_sds[j - 1], shift)
             if j == 1 and law1.shape[1] > 0:
                 first_layer_from_law(law, law1, law1_guide, law1_grid, widths[1], net, bias_j, k0, k1, zero, znew)
             else:
@@ -303,7 +303,7 @@ def fc_full(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, zero, bits32
 
 
 @njit(parallel=True, cache=True)
-def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log):
+def fc_exact(m0, m0_shift, widths, cs, bias_vars, k0, k1, net0, out_lengths, out_log):
     """Exact Gaussian sampler: ``M_j = (c_j M_{j-1} + bias_var)/n_j chi2(K_j)``, O(n_j/128 + 1) per layer.
 
     Parameters
@@ -313,18 +313,18 @@ def fc_exact(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_
     widths : ndarray, shape (d + 1,), int64
     cs : ndarray, shape (d,), float64
         ``c_j`` per layer.
-    bias_var : float
-        Variance of the Gaussian biases (0 for none).
+    bias_vars : ndarray, shape (d,), float64
+        Each layer's variance of its Gaussian biases (0 for none).
     k0, k1, net0, out_lengths, out_log
         As in :func:`fc_full`.
     """
     for i in prange(out_lengths.shape[0]):
-        fc_exact_trace(m0, m0_shift, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
+        fc_exact_trace(m0, m0_shift, widths, cs, bias_vars, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
 
 
 # ------------------------------------------------------------------ residual
 @njit(parallel=True, cache=True)
-def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sd, law, k0, k1, net0, zero,
+def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sds, law, k0, k1, net0, zero,
                  bits32, out_lengths, out_log):
     """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
 
@@ -347,7 +347,9 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         ``sqrt(c_out / k_m)`` of the output layer.
     relu_end : bool
         Apply ReLU to the module output.
-    bias_sd, law, k0, k1, net0, zero, bits32
+    bias_sds : ndarray, shape (m + 1,), float64
+        Bias standard deviation of a module's hidden layers, then of its output layer.
+    law, k0, k1, net0, zero, bits32
         As in :func:`fc_full`: ``zero`` sets the precision of the stream, the module and the dot products.
     out_lengths, out_log : ndarray, shape (nets, L + 1)
     """
@@ -372,7 +374,6 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
-            bias_l = scale_bias(bias_sd, shift)
             h[:n] = y
             n_in = n
             for j in range(m + 1):  # hidden layers, then (j = m) the output layer: one inlined row path
@@ -380,6 +381,7 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
                 layer = residual_layer(mod, m, j)
                 n_out = n if last else module_widths[j]
                 sc = out_scales if last else hidden_scale[j]
+                bias_l = scale_bias(bias_sds[j], shift)
                 n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(n_out):
                     pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net, sc,
@@ -401,7 +403,7 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
 
 
 @njit(parallel=True, cache=True)
-def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log):
+def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for residual nets with linear-ending modules and Gaussian weights.
 
     Given ``M``, the module's last hidden length is ``R = M prod_i (c/k_i) chi2(Bin(k_i, 1/2))``
@@ -411,12 +413,12 @@ def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, 
     With Gaussian biases (every layer of a module), see :func:`~fmsim.kernels.exact.residual_exact_trace`.
     """
     for i in prange(out_lengths.shape[0]):
-        residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+        residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, np.uint64(net0 + i), k0, k1,
                              out_lengths[i], out_log[i])
 
 
 @njit(parallel=True, cache=True)
-def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log):
+def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_vars, k0, k1, net0, out_lengths, out_log):
     """Sampler for residual nets with ReLU-ending Gaussian modules, O(n + k/128) per module (not O(n k)).
 
     The hidden lengths are drawn by the chi-square-binomial law from the
@@ -425,7 +427,7 @@ def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, 
     """
     for i in prange(out_lengths.shape[0]):
         y = np.empty(x.shape[0])
-        residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+        residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_vars, np.uint64(net0 + i), k0, k1,
                                   y, out_lengths[i], out_log[i])
 
 
@@ -544,7 +546,7 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
 
 
 @njit(parallel=True, cache=True)
-def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, zero, bits32,
+def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law, k0, k1, net0, zero, bits32,
                   out_lengths, out_log):
     """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
 
@@ -564,7 +566,7 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law,
     height, width, kh, kw : int
     scales : ndarray, shape (d,), float64
         ``sqrt(c_j / (kh kw C_{j-1}))``.
-    bias_sd, law, k0, k1, net0
+    bias_sds, law, k0, k1, net0
         As in :func:`fc_full`.
     zero : float64 or float32
         Zero in the precision of the activations, weights and sums.
@@ -595,8 +597,8 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law,
             c_in = channels[j - 1]
             periodic_pad(z, c_in, height, width, kh, kw, zpad)
             conv_layer(law, bits32, _NO_WEIGHTS, zpad, c_in, channels[j], height, width, kh, kw, scales[j - 1],
-                       scale_bias(bias_sd, shift), np.uint64(j), net, k0, k1, words, slow, wrow, wblock, offsets, acc,
-                       znew)
+                       scale_bias(bias_sds[j - 1], shift), np.uint64(j), net, k0, k1, words, slow, wrow, wblock,
+                       offsets, acc, znew)
             z, znew = znew, z
             shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                            out_log[i])

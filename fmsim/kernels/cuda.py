@@ -49,12 +49,12 @@ unit_preactivation_f32 = cuda.jit(device=True)(scalar.make_unit_preactivation(np
 
 
 @cuda.jit
-def fc_exact_kernel(m0, m0_shift, widths, cs, bias_var, k0, k1, net0, out_lengths, out_log):
+def fc_exact_kernel(m0, m0_shift, widths, cs, bias_vars, k0, k1, net0, out_lengths, out_log):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.fc_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    fc_exact_trace(m0, m0_shift, widths, cs, bias_var, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
+    fc_exact_trace(m0, m0_shift, widths, cs, bias_vars, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
 
 
 @cuda.jit(device=True)
@@ -93,7 +93,7 @@ def _make_fc_full_kernel(ftype, preact):
     """The ``full`` FC kernel with activations and dot products in ``ftype`` (as the CPU kernel)."""
 
     @cuda.jit
-    def fc_full_kernel(x, x_shift, widths, scales, bias_sd, law, k0, k1, net0, scratch, signs_scratch, out_lengths,
+    def fc_full_kernel(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, scratch, signs_scratch, out_lengths,
                        out_log):
         """One thread block per net, threads over the rows of each layer.
 
@@ -123,7 +123,7 @@ def _make_fc_full_kernel(ftype, preact):
         cuda.syncthreads()
         for j in range(1, d + 1):
             layer = np.uint64(j)
-            bias_j = scale_bias(bias_sd, shift)
+            bias_j = scale_bias(bias_sds[j - 1], shift)
             gather_inputs(law, z, widths[j - 1], active, signs, n_active, t, n_threads)
             for r in range(t, widths[j], n_threads):
                 pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, scales[j - 1], bias_j, k0,
@@ -151,17 +151,17 @@ fill_standard = cuda.jit(device=True)(laws.fill_standard.py_func)
 
 
 @cuda.jit
-def res_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, k0, k1, net0, out_lengths, out_log):
+def res_exact_kernel(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, k0, k1, net0, out_lengths, out_log):
     """One thread per net; arguments as :func:`fmsim.kernels.cpu.res_exact`."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+    residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, np.uint64(net0 + i), k0, k1,
                          out_lengths[i], out_log[i])
 
 
 @cuda.jit
-def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k0, k1, net0, scratch, out_lengths,
+def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_vars, k0, k1, net0, scratch, out_lengths,
                           out_log):
     """One thread per net; ``scratch`` (nets, n) holds each net's stream.
 
@@ -170,7 +170,7 @@ def res_relu_exact_kernel(x, x_shift, module_widths, etas, c, c_out, bias_var, k
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, np.uint64(net0 + i), k0, k1,
+    residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_vars, np.uint64(net0 + i), k0, k1,
                               scratch[i], out_lengths[i], out_log[i])
 
 
@@ -218,7 +218,7 @@ def _make_res_full_kernel(ftype, preact):
     """The ``full`` residual kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.res_full`)."""
 
     @cuda.jit
-    def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sd, law, k0, k1, net0,
+    def res_full_kernel(x, x_shift, module_widths, etas, hidden_scale, out_scale, relu_end, bias_sds, law, k0, k1, net0,
                         scratch, signs_scratch, out_lengths, out_log):
         """One thread block per net, threads over rows; arguments as :func:`fmsim.kernels.cpu.res_full`.
 
@@ -248,7 +248,6 @@ def _make_res_full_kernel(ftype, preact):
         shift = x_shift
         cuda.syncthreads()
         for mod in range(etas.shape[0]):
-            bias_l = scale_bias(bias_sd, shift)
             for k in range(t, n, nt):
                 h[k] = y[k]
             cuda.syncthreads()
@@ -258,7 +257,7 @@ def _make_res_full_kernel(ftype, preact):
                 gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
                 for r in range(t, module_widths[j], nt):
                     pre = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, hidden_scale[j],
-                                             bias_l, k0, k1)
+                                 scale_bias(bias_sds[j], shift), k0, k1)
                     hnew[r] = pre if pre > 0.0 else ftype(0.0)
                 cuda.syncthreads()
                 h, hnew = hnew, h
@@ -266,8 +265,8 @@ def _make_res_full_kernel(ftype, preact):
             layer = residual_layer(mod, m, m)
             gather_inputs(law, h, n_in, active, signs, n_active, t, nt)
             for r in range(t, n, nt):
-                f = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale, bias_l, k0,
-                                       k1)
+                f = preact(law, active, signs, n_active[0], np.uint64(r), layer, net, out_scale,
+                           scale_bias(bias_sds[m], shift), k0, k1)
                 if relu_end and f < 0.0:
                     f = ftype(0.0)
                 hnew[r] = f
@@ -289,7 +288,7 @@ def _make_conv_full_kernel(ftype, bits32):
     """The ``full`` conv kernel in ``ftype`` (as :func:`fmsim.kernels.cpu.conv_full`)."""
 
     @cuda.jit
-    def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_sd, law, k0, k1, net0, scratch,
+    def conv_full_kernel(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law, k0, k1, net0, scratch,
                          wscratch, out_lengths, out_log):
         """One thread block per net, threads over output channels; arguments as :func:`fmsim.kernels.cpu.conv_full`.
 
@@ -317,11 +316,11 @@ def _make_conv_full_kernel(ftype, bits32):
         for j in range(1, d + 1):
             layer = np.uint64(j)
             c_in = channels[j - 1]
-            bias_j = scale_bias(bias_sd, shift)
+            bias_j = scale_bias(bias_sds[j - 1], shift)
             for r in range(t, channels[j], nt):
                 w = wscratch[i, r]
                 fill_standard(law, bits32, k0, k1, np.uint64(r), layer, net, w[: c_in * taps])
-                b = ftype(bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_sd > 0.0 else 0.0)
+                b = ftype(bias_j * bias_draw(law, np.uint64(r), layer, net, k0, k1) if bias_j > 0.0 else 0.0)
                 conv_channel(w, z, c_in, height, width, kh, kw, ftype(scales[j - 1]), b, r, znew)
             cuda.syncthreads()
             shift = record_and_renormalize(znew, channels[j] * P, shift, j, t, nt, e_shared, out_lengths[i], out_log[i])

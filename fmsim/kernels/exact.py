@@ -203,7 +203,7 @@ def exact_layer(m, n, c, bias_var, layer, net, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def fc_exact_trace(m0, shift0, widths, cs, bias_var, net, k0, k1, out, out_log):
+def fc_exact_trace(m0, shift0, widths, cs, bias_vars, net, k0, k1, out, out_log):
     """``M_0..M_d`` of one fully connected net by the exact sampler, into ``out`` and their logs into ``out_log``
     (shape (d + 1,) each).
 
@@ -217,24 +217,25 @@ def fc_exact_trace(m0, shift0, widths, cs, bias_var, net, k0, k1, out, out_log):
     shift = shift0
     out[0], out_log[0] = length_and_log(m, shift)
     for j in range(1, widths.shape[0]):
-        m = exact_layer(m, widths[j], cs[j - 1], scale_bias(bias_var, shift), np.uint64(j), net, k0, k1)
+        m = exact_layer(m, widths[j], cs[j - 1], scale_bias(bias_vars[j - 1], shift), np.uint64(j), net, k0, k1)
         out[j], out_log[j] = length_and_log(m, shift)
         m, shift = renormalized(m, shift)
 
 
 # ------------------------------------------------------------ residual nets
 @njit(cache=True)
-def residual_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, bias_var, net, k0, k1, out, out_log):
+def residual_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, bias_vars, net, k0, k1, out, out_log):
     """``M_0..M_L`` of one residual net with linear-ending Gaussian modules, sampled exactly, into ``out``.
 
     Per module, given ``M``: the hidden lengths follow :func:`exact_layer` from
     ``M``, ending in ``R`` (``R = M`` without hidden layers); the output
-    ``W_out h + b`` is ``N(0, a^2 I_n)`` with ``a^2 = c_out R + bias_var``, so
+    ``W_out h + b`` is ``N(0, a^2 I_n)`` with ``a^2 = c_out R + bias_vars[m]``, so
     ``n M' = (sqrt(n M) + eta a g)^2 + eta^2 a^2 chi2_{n-1}``.
     Module ``l`` (0-based) uses counter layers ``l (m + 1) + 1 + j`` for hidden layer ``j``
     and ``l (m + 1) + 1 + m`` for its output layer, as the ``full`` kernel does.
     ``M`` is carried as ``mm 2^shift`` (``shift`` even), as in :func:`fc_exact_trace`: the
-    recursion is homogeneous in ``(M, bias_var)``, so the scaling is exact.
+    recursion is homogeneous in ``(M, bias_vars)``, so the scaling is exact. ``bias_vars`` (shape (m + 1,)): the
+    bias variance of each hidden layer, then of the output layer.
     """
     m = module_widths.shape[0]
     zero = np.uint64(0)
@@ -242,12 +243,13 @@ def residual_exact_trace(m0, shift0, n, module_widths, etas, c, c_out, bias_var,
     shift = shift0
     out[0], out_log[0] = length_and_log(mm, shift)
     for mod in range(etas.shape[0]):
-        bv = scale_bias(bias_var, shift)
         r = mm
         for j in range(m):
-            r = exact_layer(r, module_widths[j], c, bv, residual_layer(mod, m, j), net, k0, k1)
+            r = exact_layer(r, module_widths[j], c, scale_bias(bias_vars[j], shift), residual_layer(mod, m, j), net,
+                            k0, k1)
+        bv = scale_bias(bias_vars[m], shift)
         # (no bias: the operations of the bias-free sampler, so earlier files resume bit-identically)
-        a2 = etas[mod] * etas[mod] * c_out * r if bias_var == 0.0 else etas[mod] * etas[mod] * (c_out * r + bv)
+        a2 = etas[mod] * etas[mod] * c_out * r if bias_vars[m] == 0.0 else etas[mod] * etas[mod] * (c_out * r + bv)
         if a2 > 0.0:  # else the module adds nothing: M stays exactly as it is
             layer = residual_layer(mod, m, m)
             w0, w1, _, _ = philox4x32(zero, zero, layer, net, k0, k1)
@@ -276,14 +278,14 @@ def record_and_renormalize_stream(y, mm, zs, j, out, out_log):
 
 
 @njit(cache=True)
-def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_var, net, k0, k1, y, out, out_log):
+def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_vars, net, k0, k1, y, out, out_log):
     """``M_0..M_L`` of one residual net with ReLU-ending Gaussian modules, O(n + m) per module, into ``out``.
 
     ``y_l = y_{l-1} + eta_l ReLU(W_out h + b)``. The hidden layers see the
     stream only through its length, so their lengths follow
     :func:`exact_layer` from ``M = |y|^2/n``, ending in ``R`` (``R = M``
     without hidden layers); given ``h``, the output pre-activations are
-    i.i.d. ``N(0, c_out R + bias_var)``, independent of ``y``, and are drawn
+    i.i.d. ``N(0, c_out R + bias_vars[m])``, independent of ``y``, and are drawn
     directly: coordinate ``i`` is the standard normal of counter block
     ``i // 2``, slot ``i % 2``, row 0, layer ``l (m + 1) + 1 + m``.
 
@@ -292,6 +294,8 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
     x : ndarray, shape (n,)
         Input (the stream at ``l = 0``) divided by ``2^x_shift``.
     x_shift : int
+    bias_vars : ndarray, shape (m + 1,)
+        The bias variance of each hidden layer, then of the output layer.
     y : ndarray, shape (n,)
         Scratch: the stream, held divided by a power of two (renormalized as in :func:`fc_exact_trace`).
     out, out_log : ndarray, shape (L + 1,)
@@ -306,11 +310,11 @@ def residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_va
     zs = x_shift  # the stream is y 2^zs
     out[0], out_log[0] = length_and_log(mm, 2 * zs)
     for mod in range(etas.shape[0]):
-        bv = scale_bias(bias_var, 2 * zs)
         r = mm
         for j in range(m):
-            r = exact_layer(r, module_widths[j], c, bv, residual_layer(mod, m, j), net, k0, k1)
-        scale = etas[mod] * math.sqrt(c_out * r + bv)
+            r = exact_layer(r, module_widths[j], c, scale_bias(bias_vars[j], 2 * zs), residual_layer(mod, m, j), net,
+                            k0, k1)
+        scale = etas[mod] * math.sqrt(c_out * r + scale_bias(bias_vars[m], 2 * zs))
         if scale > 0.0:
             layer = residual_layer(mod, m, m)
             for blk in range((n + 1) // 2):

@@ -191,7 +191,7 @@ class FullyConnectedFull(_FullyConnectedInput):
     """Fully connected nets drawn weight by weight (:func:`fmsim.kernels.cpu.fc_full`)."""
 
     scales: np.ndarray
-    bias_sd: float
+    bias_sds: np.ndarray
     law: int
     k0: np.uint64
     k1: np.uint64
@@ -203,7 +203,7 @@ class FullyConnectedFull(_FullyConnectedInput):
         return _NO_FIRST_LAYER
 
     def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
-        cpu.fc_full(self.x, self.x_shift, self.widths, self.scales, self.bias_sd, self.law, self.k0, self.k1,
+        cpu.fc_full(self.x, self.x_shift, self.widths, self.scales, self.bias_sds, self.law, self.k0, self.k1,
                     self.net0, _zero(self), self.float32, *self.first_layer(), RENORM_HIGH, out_lengths, out_log)
 
     def cuda_kernel(self, kernels: Any) -> Any:
@@ -240,7 +240,7 @@ class FullyConnectedExactFirst(FullyConnectedFull):
 class FullyConnectedExact(_FullyConnectedLength):
     """The exact Gaussian sampler of fully connected nets (:func:`fmsim.kernels.cpu.fc_exact`)."""
 
-    bias_var: float
+    bias_vars: np.ndarray
     k0: np.uint64
     k1: np.uint64
     net0: int
@@ -259,7 +259,7 @@ class ResidualFull(_ResidualInput):
     hidden_scale: np.ndarray
     out_scale: float
     relu_end: bool
-    bias_sd: float
+    bias_sds: np.ndarray
     law: int
     k0: np.uint64
     k1: np.uint64
@@ -268,7 +268,7 @@ class ResidualFull(_ResidualInput):
 
     def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
         cpu.res_full(self.x, self.x_shift, self.module_widths, self.etas, self.hidden_scale, self.out_scale,
-                     self.relu_end, self.bias_sd, self.law, self.k0, self.k1, self.net0, _zero(self), self.float32,
+                     self.relu_end, self.bias_sds, self.law, self.k0, self.k1, self.net0, _zero(self), self.float32,
                      out_lengths, out_log)
 
     def cuda_kernel(self, kernels: Any) -> Any:
@@ -288,7 +288,7 @@ class ResidualFull(_ResidualInput):
 class ResidualExact(_ResidualLength):
     """The exact sampler of residual nets with linear-ending Gaussian modules (:func:`fmsim.kernels.cpu.res_exact`)."""
 
-    bias_var: float
+    bias_vars: np.ndarray
     k0: np.uint64
     k1: np.uint64
     net0: int
@@ -306,7 +306,7 @@ class ResidualReluExact(_ResidualInput):
 
     c: float
     c_out: float
-    bias_var: float
+    bias_vars: np.ndarray
     k0: np.uint64
     k1: np.uint64
     net0: int
@@ -326,7 +326,7 @@ class ConvFull(_ConvInput):
     """Periodic conv nets (1D: ``height = kh = 1``), drawn weight by weight (:func:`fmsim.kernels.cpu.conv_full`)."""
 
     scales: np.ndarray
-    bias_sd: float
+    bias_sds: np.ndarray
     law: int
     k0: np.uint64
     k1: np.uint64
@@ -335,7 +335,7 @@ class ConvFull(_ConvInput):
 
     def run_cpu(self, out_lengths: np.ndarray, out_log: np.ndarray) -> None:
         cpu.conv_full(self.x, self.x_shift, self.channels, self.height, self.width, self.kh, self.kw, self.scales,
-                      self.bias_sd, self.law, self.k0, self.k1, self.net0, _zero(self), self.float32, out_lengths,
+                      self.bias_sds, self.law, self.k0, self.k1, self.net0, _zero(self), self.float32, out_lengths,
                       out_log)
 
     def cuda_kernel(self, kernels: Any) -> Any:
@@ -481,7 +481,7 @@ def _fc_full(config: RunConfig, a: _Inputs) -> FullyConnectedFull:
 
 def _fc_exact(config: RunConfig, a: _Inputs) -> FullyConnectedExact:
     return FullyConnectedExact(*a.m0(), np.asarray(config.arch.widths, dtype=np.int64), a.c,
-                               float(config.init.bias_var), a.k0, a.k1, a.net0)
+                               config.init.layer_bias_var(config.arch), a.k0, a.k1, a.net0)
 
 
 def _res_full(config: RunConfig, a: _Inputs) -> ResidualFull:
@@ -499,9 +499,9 @@ def _res_exact(config: RunConfig, a: _Inputs) -> ResidualExact | ResidualReluExa
     mw = np.asarray(arch.module_widths, dtype=np.int64)
     etas = np.asarray(arch.etas, dtype=float)
     if arch.ending == "linear":
-        return ResidualExact(*a.m0(), arch.width, mw, etas, float(init.c), arch.c_out, float(init.bias_var), a.k0,
+        return ResidualExact(*a.m0(), arch.width, mw, etas, float(init.c), arch.c_out, init.layer_bias_var(arch), a.k0,
                              a.k1, a.net0)
-    return ResidualReluExact(a.x, a.x_shift, mw, etas, float(init.c), arch.c_out, float(init.bias_var), a.k0, a.k1,
+    return ResidualReluExact(a.x, a.x_shift, mw, etas, float(init.c), arch.c_out, init.layer_bias_var(arch), a.k0, a.k1,
                              a.net0)
 
 
@@ -550,8 +550,9 @@ def _conv_orthogonal_full(config: RunConfig, a: _Inputs) -> ConvOrthogonalFull:
     return ConvOrthogonalFull(a.x, a.x_shift, *conv_grid(config.arch), np.sqrt(a.c), a.k0, a.k1, a.net0)
 
 
-def _bias_sd(config: RunConfig) -> float:
-    return float(np.sqrt(config.init.bias_var))
+def _bias_sd(config: RunConfig) -> np.ndarray:
+    """Each layer's bias standard deviation (for a residual net: a module's hidden layers, then its output)."""
+    return np.sqrt(config.init.layer_bias_var(config.arch))
 
 
 #: ``(architecture, weights, method)`` -> the planner that builds the chunk's :class:`KernelCall`; ``weights`` is

@@ -20,6 +20,15 @@ __all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_le
            "reference_orthogonal_lengths"]
 
 
+def _bias_var(init, j: int, fan_in: int) -> float:
+    """The bias variance of layer ``j`` (0-based; in a residual module, its layer ``j``) whose input has ``fan_in``
+    entries: ``bias_var``, or ``bias_c / fan_in`` (one value for every layer, or one per layer)."""
+    def at(value):
+        return value[j] if isinstance(value, tuple) else value
+
+    return at(init.bias_var) + at(init.bias_c) / fan_in
+
+
 def _bias(law: str, n: int, key: tuple[int, int], layer: int, net: int) -> np.ndarray:
     # The bias of unit r is the first draw of block BIAS_BLOCK of row r.
     return np.array([draw_standard_one(law, key, int(BIAS_BLOCK), 0, r, layer, net) for r in range(n)])
@@ -55,8 +64,9 @@ def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
             else:
                 w = _weights_on_nonzero(config.init.law, z, widths[j], key, j, int(net), config.precision)
                 pre = np.sqrt(cs[j - 1] / widths[j - 1]) * (w @ z)
-            if config.init.bias_var > 0:
-                pre = pre + np.sqrt(config.init.bias_var) * _bias(config.init.law, widths[j], key, j, int(net))
+            bias_var = _bias_var(config.init, j - 1, widths[j - 1])
+            if bias_var > 0:
+                pre = pre + np.sqrt(bias_var) * _bias(config.init.law, widths[j], key, j, int(net))
             z = np.maximum(pre, 0.0)
             out[i, j] = z @ z / z.size
     return out
@@ -105,7 +115,6 @@ def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> n
     x = input_vector(config)
     m = len(arch.module_widths)
     out = np.empty((len(nets), arch.depth + 1))
-    bsd = np.sqrt(init.bias_var)
     for i, net in enumerate(nets):
         y = x.copy()
         out[i, 0] = y @ y / y.size
@@ -115,14 +124,16 @@ def reference_residual_lengths(config: RunConfig, nets: np.ndarray | range) -> n
                 layer = int(residual_layer(mod, m, j))
                 w = _weights_on_nonzero(init.law, h, k, key, layer, int(net), config.precision)
                 pre = np.sqrt(float(init.c) / h.size) * (w @ h)
-                if bsd > 0:
-                    pre = pre + bsd * _bias(init.law, k, key, layer, int(net))
+                bias_var = _bias_var(init, j, h.size)
+                if bias_var > 0:
+                    pre = pre + np.sqrt(bias_var) * _bias(init.law, k, key, layer, int(net))
                 h = np.maximum(pre, 0.0)
             layer = int(residual_layer(mod, m, m))
             w = _weights_on_nonzero(init.law, h, arch.width, key, layer, int(net), config.precision)
             f = np.sqrt(arch.c_out / h.size) * (w @ h)
-            if bsd > 0:
-                f = f + bsd * _bias(init.law, arch.width, key, layer, int(net))
+            bias_var = _bias_var(init, m, h.size)
+            if bias_var > 0:
+                f = f + np.sqrt(bias_var) * _bias(init.law, arch.width, key, layer, int(net))
             if arch.ending == "relu":
                 f = np.maximum(f, 0.0)
             y = y + eta * f
@@ -163,8 +174,9 @@ def reference_conv_lengths(config: RunConfig, nets: np.ndarray | range) -> np.nd
                     shifted = np.roll(z, (-(ty - kh // 2), -(tx - kw // 2)), axis=(1, 2))
                     pre += np.einsum("oc,chw->ohw", w[:, :, ty, tx], shifted)
             pre *= np.sqrt(cs[j - 1] / arch.fan_in(j))
-            if init.bias_var > 0:
-                pre += np.sqrt(init.bias_var) * _bias(init.law, arch.channels[j], key, j, int(net))[:, None, None]
+            bias_var = _bias_var(init, j - 1, w.shape[1] * kh * kw)  # fan-in: input channels x taps
+            if bias_var > 0:
+                pre += np.sqrt(bias_var) * _bias(init.law, arch.channels[j], key, j, int(net))[:, None, None]
             z = np.maximum(pre, 0.0)
             out[i, j] = np.mean(z**2)
     return out

@@ -18,6 +18,7 @@ from .exact_law import LengthLaw, length_law, residual_length_law
 
 __all__ = [
     "mean_length",
+    "bias_fixed_point",
     "gaussian_ratio_moment",
     "gaussian_moments",
     "second_moment",
@@ -43,9 +44,14 @@ def _layer_c(c: float | Sequence[float], depth: int) -> np.ndarray:
 
 
 def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: float = 1.0,
-                bias_var: float = 0.0, weights: str = "iid") -> np.ndarray:
-    """``E[M_j]``, exact for any symmetric i.i.d. law: ``E[M_j] = (c_j E[M_{j-1}] + bias_var) / 2``; or for
-    Haar-orthogonal weights times ``sqrt(c_j)``: ``E[M_j] = E[M_{j-1}] (c_j/2) min(n_{j-1}, n_j) / n_j``.
+                bias_var: float | Sequence[float] = 0.0, weights: str = "iid") -> np.ndarray:
+    """``E[M_j]``, exact for any symmetric i.i.d. law of weights and biases:
+    ``E[M_j] = (c_j E[M_{j-1}] + sigma_b,j^2) / 2``; or for Haar-orthogonal weights times ``sqrt(c_j)``:
+    ``E[M_j] = E[M_{j-1}] (c_j/2) min(n_{j-1}, n_j) / n_j``.
+
+    With biases the recursion has, for constant ``c < 2`` and ``sigma_b^2``, the fixed point
+    ``M* = sigma_b^2 / (2 - c)``, approached geometrically at the rate ``c/2``: the mean length no longer
+    vanishes with depth, it settles where the biases hold it (:func:`bias_fixed_point`).
 
     Orthogonal weights keep the squared length when ``n_j >= n_{j-1}`` and
     spread it over ``n_j`` units, so every widening layer loses the factor
@@ -59,8 +65,9 @@ def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: flo
     c : float or sequence of float (length d)
     m0 : float
         ``M_0 = ||x||^2 / n_0``.
-    bias_var : float
-        (i.i.d. weights only.)
+    bias_var : float or sequence of float (length d)
+        ``sigma_b,j^2``, the biases' variance: one value, or one per layer (``bias_c / n_{j-1}`` for biases
+        scaled by fan-in: :meth:`fmsim.Init.layer_bias_var`). i.i.d. weights only.
     weights : {"iid", "orthogonal"}
 
     Returns
@@ -71,8 +78,9 @@ def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: flo
     cs = _layer_c(c, len(widths) - 1)
     out = np.empty(len(widths))
     out[0] = m0
+    bv = np.broadcast_to(np.asarray(bias_var, dtype=float), (len(widths) - 1,))
     if weights == "orthogonal":
-        if bias_var != 0.0:
+        if np.any(bv):
             raise ValueError(f"bias_var must be 0 for orthogonal weights, got {bias_var}")
         for j, cj in enumerate(cs, start=1):
             out[j] = out[j - 1] * 0.5 * cj * min(widths[j - 1], widths[j]) / widths[j]
@@ -80,8 +88,18 @@ def mean_length(widths: Sequence[int], c: float | Sequence[float] = 2.0, m0: flo
     if weights != "iid":
         raise ValueError(f"weights must be 'iid' or 'orthogonal', got {weights!r}")
     for j, cj in enumerate(cs, start=1):
-        out[j] = 0.5 * (cj * out[j - 1] + bias_var)
+        out[j] = 0.5 * (cj * out[j - 1] + bv[j - 1])
     return out
+
+
+def bias_fixed_point(c: float, bias_var: float) -> float:
+    """``M* = sigma_b^2 / (2 - c)``: where ``E[M_j] = (c E[M_{j-1}] + sigma_b^2) / 2`` settles with depth, for
+    ``0 < c < 2`` (``inf`` for ``c >= 2``: the mean grows without bound, by ``sigma_b^2 / 2`` a layer at ``c = 2``).
+
+    For PyTorch's default (``nn.Linear``: ``c = 1/3`` and ``sigma_b^2 = 1/(3 n)`` at width ``n``) it is
+    ``1 / (5 n)``: the mean length settles there instead of vanishing like ``6^-d`` as the weights alone make it.
+    """
+    return float(bias_var / (2.0 - c)) if c < 2.0 else math.inf
 
 
 def gaussian_ratio_moment(n: int, k: int, c: float = 2.0) -> float:
@@ -182,8 +200,10 @@ def second_moment(x: np.ndarray, widths: Sequence[int], m4: float, c: float | Se
     m4 : float
         Standardized fourth moment of the weights.
     c : float or sequence of float
-    bias_var, bias_m4 : float
-        Bias variance and standardized fourth moment (same law as weights in fmsim).
+    bias_var : float or sequence of float (length d)
+        Bias variance, one value or one per layer.
+    bias_m4 : float
+        Standardized fourth moment of the biases (same law as weights in fmsim).
 
     Returns
     -------
@@ -194,10 +214,11 @@ def second_moment(x: np.ndarray, widths: Sequence[int], m4: float, c: float | Se
     s = (x @ x / x.size) ** 2
     q = float((x**4).sum())
     m = x @ x / x.size
-    mu4_b = bias_m4 * bias_var**2
+    bvs = np.broadcast_to(np.asarray(bias_var, dtype=float), (len(widths) - 1,))
     out = [s]
     n_prev = x.size
-    for n, cj in zip(widths[1:], cs):
+    for n, cj, bias_var in zip(widths[1:], cs, bvs):
+        mu4_b = bias_m4 * bias_var**2
         kappa = (cj / n_prev) ** 2 * (m4 - 3.0)
         e4 = 3 * cj * cj * s + kappa * q + 6 * cj * bias_var * m + mu4_b
         e22 = cj * cj * s + 2 * cj * bias_var * m + bias_var**2
@@ -255,20 +276,38 @@ def dead_probability(widths: Sequence[int]) -> float:
 
 # ------------------------------------------------------------ residual nets
 def residual_mean_length(etas: Sequence[float], module_widths: Sequence[int] = (), c: float = 2.0,
-                         c_out: float = 2.0, m0: float = 1.0) -> np.ndarray:
-    """``E[M_l]`` of a residual net with linear-ending modules, any symmetric law, no bias.
+                         c_out: float = 2.0, m0: float = 1.0,
+                         bias_var: float | Sequence[float] = 0.0) -> np.ndarray:
+    """``E[M_l]`` of a residual net with linear-ending modules, any symmetric law of weights and biases.
 
-    ``E[M_l] = E[M_{l-1}] (1 + c_out eta_l^2 (c/2)^m)``: the cross term
-    ``<y, W_out h>`` has mean 0, and each of the ``m`` hidden ReLU layers
-    multiplies the mean length by ``c/2`` (``(c/2)^m = 1`` under He).
+    ``E[M_l] = E[M_{l-1}] + eta_l^2 (c_out R_m + sigma_out^2)``: the cross term ``<y, F(y)>`` has mean 0 (the
+    output weights and biases are symmetric and independent of ``y``), and the module's hidden ReLU layers follow
+    the fully connected recursion ``R_i = (c R_{i-1} + sigma_i^2) / 2`` from ``R_0 = M_{l-1}``. Without biases
+    ``E[M_l] = E[M_{l-1}] (1 + c_out eta_l^2 (c/2)^m)`` (``(c/2)^m = 1`` under He).
+
+    Parameters
+    ----------
+    etas : sequence of float, length L
+    module_widths : sequence of int, length m
+    c, c_out : float
+    m0 : float
+    bias_var : float or sequence of float (length m + 1)
+        The biases' variance in each layer of a module: its ``m`` hidden layers, then its output layer (one
+        value for all; :meth:`fmsim.Init.layer_bias_var` for biases scaled by fan-in).
 
     Returns
     -------
     ndarray, shape (L + 1,)
     """
-    g = (c / 2.0) ** len(module_widths)
-    factors = 1.0 + c_out * np.asarray(etas, dtype=float) ** 2 * g
-    return m0 * np.concatenate([[1.0], np.cumprod(factors)])
+    bv = np.broadcast_to(np.asarray(bias_var, dtype=float), (len(module_widths) + 1,))
+    out = np.empty(len(etas) + 1)
+    out[0] = m0
+    for module, eta in enumerate(np.asarray(etas, dtype=float), start=1):
+        r = out[module - 1]
+        for sigma2 in bv[:-1]:
+            r = 0.5 * (c * r + sigma2)
+        out[module] = out[module - 1] + eta * eta * (c_out * r + bv[-1])
+    return out
 
 
 def residual_second_moment(n: int, etas: Sequence[float], module_widths: Sequence[int] = (), c: float = 2.0,

@@ -129,7 +129,8 @@ class MLP:
 
     # ------------------------------------------------------------------ init
     def init_params(self, init: Init, seed: int, net: int = 0, dtype: Any = np.float32) -> np.ndarray:
-        """Initial ``theta``: ``W_l`` i.i.d. with variance ``c_l / n_{l-1}``, biases from ``init.bias_var``; or, for
+        """Initial ``theta``: ``W_l`` i.i.d. with variance ``c_l / n_{l-1}``, biases of variance ``bias_var`` or
+        ``bias_c / n_{l-1}`` (:meth:`fmsim.Init.layer_bias_var`, the weights' law); or, for
         ``law="orthogonal"``, each weight matrix Haar-orthogonal times ``sqrt(c_l)`` as ``nn.init.orthogonal_``
         makes it (:func:`fmsim.orthogonal.orthogonal_weights`: the simulator's matrices) and zero biases.
 
@@ -156,6 +157,7 @@ class MLP:
             raise ValueError(f"net must be in [0, 2**32), got {net}")
         key = seed_to_key(seed)
         cs = init.layer_c(FullyConnected(self.widths))
+        bias_vars = init.layer_bias_var(FullyConnected(self.widths))
         theta = np.empty(self.n_params, dtype=np.float64)
         for layer, (W, b) in enumerate(self.layers(theta), start=1):
             n_in, n_out = W.shape
@@ -166,8 +168,8 @@ class MLP:
             scale = np.sqrt(cs[layer - 1] / n_in)
             for r in range(n_out):
                 W[:, r] = scale * draw_standard_array(init.law, n_in, key, r, layer, net)
-            if init.bias_var > 0:
-                sd = np.sqrt(init.bias_var)
+            if bias_vars[layer - 1] > 0:
+                sd = np.sqrt(bias_vars[layer - 1])
                 b[:] = [sd * draw_standard_one(init.law, key, int(BIAS_BLOCK), 0, r, layer, net) for r in range(n_out)]
             else:
                 b[:] = 0.0
