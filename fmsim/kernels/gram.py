@@ -1,0 +1,299 @@
+"""Exact samplers of the Gram chain: several vectors carried through the same Gaussian net.
+
+Fully connected nets, Gaussian weights with ``Var = c_j / n_{j-1}``, no bias, ReLU at every layer. Row ``i``
+of ``W_j B`` (``B``: the ``n_{j-1} x k`` matrix of the carried vectors) is ``N(0, (c_j / n_{j-1}) B^T B)``,
+independently over ``i``, so the Gram matrices ``G_j = B_j^T B_j`` form a Markov chain
+(:mod:`fmsim.theory.gram` derives both samplers):
+
+* **An input and tangents** (:func:`tangent_exact_trace`): write each tangent as ``v = beta z + v_perp`` with
+  ``v_perp`` orthogonal to the input's activations ``z``, and ``P`` the Gram matrix of the ``v_perp`` divided by
+  ``||z||^2``. Per layer, with ``K ~ Bin(n_j, 1/2)`` and ``chi2_K`` the length's own draws,
+
+      ||z'||^2 = (c_j / n_{j-1}) ||z||^2 chi2_K,
+      beta' = beta + L eta / sqrt(chi2_K),   P' = L T T^T L^T / chi2_K,
+
+  with ``L L^T = P``, ``eta ~ N(0, I_m)`` and ``T T^T ~ Wishart_m(K - 1, I)`` (Bartlett). O(m^3) per layer,
+  whatever the width, and the length is fmsim's exact sampler draw for draw: ``M_j`` is bitwise that of
+  ``method="exact"`` (:func:`fmsim.kernels.exact.fc_exact_trace`).
+* **Several inputs** (:func:`inputs_exact_trace`): ``G_j = sum_i relu(h_i) relu(h_i)^T`` over the ``n_j`` rows,
+  ``h_i = L eta_i``, ``L L^T = (c_j / n_{j-1}) G_{j-1}``. O(n_j k^2) per layer, against O(n_j n_{j-1} k) for a
+  forward pass.
+
+Random numbers (Philox counters ``(c0, c1, c2, c3) = (stream, row, layer, net)``, beside those of
+:mod:`fmsim.sampling.laws`): the tangents' ``eta`` from stream :data:`STREAM_TANGENT_SHIFT` (normal ``r`` at row
+``1 + r // 2``, lane ``r % 2``), Bartlett's normals below the diagonal from :data:`STREAM_BARTLETT_NORMAL`, its
+``chi2_{K - 1 - i}`` from Gamma stream :data:`STREAM_BARTLETT_CHI` ``+ i``. The inputs' ``eta_i`` are the Gaussian
+weights ``0..k-1`` of row ``i`` (:func:`fmsim.sampling.laws.standard_draw`, 64 bits each).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..sampling.laws import GAUSSIAN, ziggurat_draw
+from ..sampling.rng import philox4x32
+from .exact import binomial_half, gamma_stream, gamma_unit
+from .scalar import length_and_log, renorm_shift
+
+__all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CHI", "MAX_TANGENTS",
+           "psd_cholesky", "tangent_exact", "inputs_exact", "tangent_exact_trace", "inputs_exact_trace"]
+
+#: Stream of the tangents' shift ``eta`` along the input's new direction.
+STREAM_TANGENT_SHIFT = 6
+#: Stream of the Bartlett factor's normals (below its diagonal).
+STREAM_BARTLETT_NORMAL = 7
+#: First Gamma stream of the Bartlett factor's diagonal (one stream per tangent).
+STREAM_BARTLETT_CHI = 8
+#: Most tangents one run carries.
+MAX_TANGENTS = 32
+
+
+@njit(inline="always", cache=True)
+def normal_at(stream, r, layer, net, k0, k1):
+    """Standard normal number ``r`` of ``stream`` in a layer: counter ``(stream, 1 + r // 2, layer, net)``, words
+    ``(0, 1)`` or ``(2, 3)`` for ``r`` even or odd, by the 64-bit Gaussian ziggurat and its retry streams."""
+    row = np.uint64(1 + r // 2)
+    w0, w1, w2, w3 = philox4x32(stream, row, layer, net, k0, k1)
+    if r % 2 == 0:
+        return ziggurat_draw(GAUSSIAN, w0, w1, stream, 0, row, layer, net, k0, k1)
+    return ziggurat_draw(GAUSSIAN, w2, w3, stream, 1, row, layer, net, k0, k1)
+
+
+@njit(cache=True)
+def psd_cholesky(a, out):
+    """Lower-triangular ``out`` with ``out out^T = a`` for a symmetric positive semi-definite ``a`` (k x k).
+
+    A pivot at or below ``1e-14`` times the largest diagonal entry (a direction ``a`` does not span, up to
+    rounding) gives a zero column, so singular Gram matrices (parallel inputs, a tangent along the input) are
+    factored too."""
+    k = a.shape[0]
+    big = 0.0
+    for i in range(k):
+        big = max(big, a[i, i])
+    tiny = 1e-14 * big
+    for j in range(k):
+        s = a[j, j]
+        for p in range(j):
+            s -= out[j, p] * out[j, p]
+        if s <= tiny:
+            for i in range(k):
+                out[i, j] = 0.0
+            continue
+        d = math.sqrt(s)
+        out[j, j] = d
+        for i in range(j + 1, k):
+            t = a[i, j]
+            for p in range(j):
+                t -= out[i, p] * out[j, p]
+            out[i, j] = t / d
+        for i in range(j):
+            out[i, j] = 0.0
+
+
+@njit(inline="always", cache=True)
+def _bartlett(dof, layer, net, k0, k1, t):
+    """``t`` (m x m, lower triangular) with ``t t^T ~ Wishart_m(dof, I)``: ``t[i, i] = sqrt(chi2_{dof - i})`` for
+    ``i < dof`` (0 beyond), normals below the diagonal of the first ``dof`` columns, zeros elsewhere."""
+    m = t.shape[0]
+    r = 0
+    for i in range(m):
+        for j in range(m):
+            t[i, j] = 0.0
+        for j in range(min(i, dof)):
+            t[i, j] = normal_at(np.uint64(STREAM_BARTLETT_NORMAL), r, layer, net, k0, k1)
+            r += 1
+        if i < dof:
+            t[i, i] = math.sqrt(2.0 * gamma_stream(0.5 * (dof - i), np.uint64(STREAM_BARTLETT_CHI + i), layer, net,
+                                                   k0, k1))
+
+
+@njit(inline="always", cache=True)
+def _tangent_layer(k, chi2, beta, p, chol, t, lt, layer, net, k0, k1):
+    """One layer of the tangents' chain given ``K = k >= 1`` and the length's ``chi2_K``: ``beta`` and ``p``
+    updated in place (scratch ``chol``, ``t``, ``lt``: m x m)."""
+    m = beta.shape[0]
+    psd_cholesky(p, chol)
+    root = math.sqrt(chi2)
+    for i in range(m):
+        s = 0.0
+        for j in range(i + 1):
+            s += chol[i, j] * normal_at(np.uint64(STREAM_TANGENT_SHIFT), j, layer, net, k0, k1)
+        beta[i] += s / root
+    _bartlett(k - 1, layer, net, k0, k1, t)
+    for i in range(m):  # lt = chol t (both lower triangular)
+        for j in range(m):
+            s = 0.0
+            for q in range(j, i + 1):
+                s += chol[i, q] * t[q, j]
+            lt[i, j] = s
+    for i in range(m):  # p = lt lt^T / chi2
+        for j in range(i + 1):
+            s = 0.0
+            for q in range(min(i, j) + 1):
+                s += lt[i, q] * lt[j, q]
+            p[i, j] = s / chi2
+            p[j, i] = p[i, j]
+
+
+@njit(inline="always", cache=True)
+def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p, chol, t, lt,
+                        out, out_log, out_jvp_log):
+    """``M_0..M_d`` of one net and ``log(||J_j u||^2 / n_j)`` of its tangents at every layer, sampled exactly.
+
+    Parameters
+    ----------
+    m0, shift0 : float, int
+        ``M_0 = m0 2^shift0``.
+    beta0 : ndarray, shape (m,)
+        ``<u_i, x> / ||x||^2`` of each tangent ``u_i``.
+    p0 : ndarray, shape (m, m)
+        Gram matrix of the tangents' parts orthogonal to ``x``, divided by ``||x||^2``.
+    widths : ndarray, shape (d + 1,), int64
+    cs : ndarray, shape (d,), float64
+    net, k0, k1 : uint64
+    beta, p, chol, t, lt : ndarray
+        Scratch: shape (m,) and (m, m) four times.
+    out, out_log : ndarray, shape (d + 1,)
+        ``M_j`` and ``log M_j``, bitwise those of :func:`fmsim.kernels.exact.fc_exact_trace` without biases.
+    out_jvp_log : ndarray, shape (d + 1, m)
+        ``log(||J_j u_i||^2 / n_j) = log M_j + log(beta_i^2 + P_ii)`` (``-inf`` for a dead net).
+    """
+    m = beta.shape[0]
+    for i in range(m):
+        beta[i] = beta0[i]
+        for j in range(m):
+            p[i, j] = p0[i, j]
+    mm = m0
+    shift = shift0
+    out[0], out_log[0] = length_and_log(mm, shift)
+    for i in range(m):
+        out_jvp_log[0, i] = out_log[0] + math.log(beta[i] * beta[i] + p[i, i])
+    for j in range(1, widths.shape[0]):
+        layer = np.uint64(j)
+        if mm > 0.0:  # the floating-point steps of exact_layer_ratio, so M_j keeps its bits
+            k = binomial_half(widths[j], layer, net, k0, k1)
+            if k == 0:
+                mm = 0.0
+            else:
+                g = gamma_unit(0.5 * k, layer, net, k0, k1)
+                mm = mm * ((cs[j - 1] / widths[j]) * 2.0 * g)
+                _tangent_layer(k, 2.0 * g, beta, p, chol, t, lt, layer, net, k0, k1)
+        out[j], out_log[j] = length_and_log(mm, shift)
+        for i in range(m):
+            out_jvp_log[j, i] = out_log[j] + math.log(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
+        e = renorm_shift(mm)
+        if e != 0:
+            mm = math.ldexp(mm, -2 * e)
+            shift += 2 * e
+
+
+@njit(parallel=True, cache=True)
+def tangent_exact(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths, out_log, out_jvp_log):
+    """:func:`tangent_exact_trace` for nets ``net0 ..``: ``out_lengths``, ``out_log`` of shape (nets, d + 1) and
+    ``out_jvp_log`` of shape (nets, d + 1, m)."""
+    m = beta0.shape[0]
+    for i in prange(out_lengths.shape[0]):
+        beta = np.empty(m)
+        p = np.empty((m, m))
+        chol = np.empty((m, m))
+        t = np.empty((m, m))
+        lt = np.empty((m, m))
+        tangent_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, beta, p, chol, t, lt,
+                            out_lengths[i], out_log[i], out_jvp_log[i])
+
+
+@njit(inline="always", cache=True)
+def _unit_normals(unit, layer, net, k0, k1, eta):
+    """``eta[:k]`` = the Gaussian weights ``0..k-1`` of row ``unit`` (64 bits each, as ``method="full"`` draws a
+    row)."""
+    k = eta.shape[0]
+    for blk in range((k + 1) // 2):
+        w0, w1, w2, w3 = philox4x32(np.uint64(blk), unit, layer, net, k0, k1)
+        eta[2 * blk] = ziggurat_draw(GAUSSIAN, w0, w1, np.uint64(blk), 0, unit, layer, net, k0, k1)
+        if 2 * blk + 1 < k:
+            eta[2 * blk + 1] = ziggurat_draw(GAUSSIAN, w2, w3, np.uint64(blk), 1, unit, layer, net, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def inputs_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, eta, h, out_log, out_gram):
+    """The Gram chain of ``k`` inputs of one net, sampled exactly: O(n_j k^2) per layer.
+
+    Parameters
+    ----------
+    g0 : ndarray, shape (k, k)
+        ``X X^T / n_0 = g0 2^shift0`` of the inputs ``X`` (k x n_0).
+    shift0 : int
+        Even.
+    widths, cs, net, k0, k1
+        As in :func:`tangent_exact_trace`.
+    g, cov, chol : ndarray, shape (k, k)
+        Scratch.
+    eta, h : ndarray, shape (k,)
+        Scratch.
+    out_log : ndarray, shape (d + 1, k)
+        ``log M_j`` of each input (``-inf``: that input's activations are zero).
+    out_gram : ndarray, shape (d + 1, k, k)
+        ``G_j / n_j``: ``M_j`` of each input on the diagonal, ``<z_j^a, z_j^b> / n_j`` off it (0 or inf beyond
+        float64's range: the cosines ``G_ab / sqrt(G_aa G_bb)`` and ``out_log`` hold at any depth).
+    """
+    k = g.shape[0]
+    for a in range(k):
+        for b in range(k):
+            g[a, b] = g0[a, b]  # held as G_j / n_j divided by 2^shift
+    shift = shift0
+    for j in range(widths.shape[0]):
+        if j > 0:
+            n = widths[j]
+            s = cs[j - 1]
+            for a in range(k):  # Var of the pre-activations: (c / n_in) ||z||^2 = c (G / n_in)
+                for b in range(k):
+                    cov[a, b] = s * g[a, b]
+                    g[a, b] = 0.0
+            psd_cholesky(cov, chol)
+            layer = np.uint64(j)
+            for i in range(n):
+                _unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                for a in range(k):
+                    t = 0.0
+                    for q in range(a + 1):
+                        t += chol[a, q] * eta[q]
+                    h[a] = t if t > 0.0 else 0.0
+                for a in range(k):
+                    if h[a] > 0.0:
+                        for b in range(a + 1):
+                            g[a, b] += h[a] * h[b]
+            for a in range(k):
+                for b in range(a + 1):
+                    g[a, b] = g[a, b] / n
+                    g[b, a] = g[a, b]
+        big = 0.0
+        for a in range(k):
+            big = max(big, g[a, a])
+            out_log[j, a] = length_and_log(g[a, a], shift)[1]
+            for b in range(k):
+                out_gram[j, a, b] = length_and_log(g[a, b], shift)[0] if g[a, b] >= 0.0 else \
+                    -length_and_log(-g[a, b], shift)[0]
+        e = renorm_shift(big)
+        if e != 0:
+            for a in range(k):
+                for b in range(k):
+                    g[a, b] = math.ldexp(g[a, b], -2 * e)
+            shift += 2 * e
+
+
+@njit(parallel=True, cache=True)
+def inputs_exact(g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
+    """:func:`inputs_exact_trace` for nets ``net0 ..``: ``out_log`` (nets, d + 1, k), ``out_gram``
+    (nets, d + 1, k, k)."""
+    k = g0.shape[0]
+    for i in prange(out_log.shape[0]):
+        g = np.empty((k, k))
+        cov = np.empty((k, k))
+        chol = np.empty((k, k))
+        eta = np.empty(k)
+        h = np.empty(k)
+        inputs_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, g, cov, chol, eta, h,
+                           out_log[i], out_gram[i])

@@ -1,0 +1,54 @@
+"""An independent NumPy reference for the Gram chain: whole nets with NumPy's own Gaussian weights.
+
+Several vectors go through the same drawn weights by batched matmul (``np.matmul`` over nets); the tangents'
+images are ``D_j W_j v_{j-1}`` with the masks of the input's forward pass. Nothing here uses fmsim's streams or
+kernels, so agreement with :mod:`fmsim.kernels.gram` is agreement in law.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def weights(rng: np.random.Generator, n_nets: int, widths, c) -> list[np.ndarray]:
+    """Gaussian weights, one (n_nets, n_j, n_{j-1}) array per layer, ``Var = c_j / n_{j-1}``."""
+    cs = np.broadcast_to(np.asarray(c, dtype=float), (len(widths) - 1,))
+    return [rng.standard_normal((n_nets, widths[j], widths[j - 1])) * np.sqrt(cs[j - 1] / widths[j - 1])
+            for j in range(1, len(widths))]
+
+
+def forward(ws: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Post-activations of the last layer for inputs ``x`` (n_nets, n_0, k) -> (n_nets, n_d, k)."""
+    z = x
+    for w in ws:
+        z = np.maximum(w @ z, 0.0)
+    return z
+
+
+def pair_grams(ws: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    """``G_j / n_j`` of ``k`` inputs (``inputs``: k x n_0) at every layer: shape (n_nets, d + 1, k, k)."""
+    n_nets = ws[0].shape[0]
+    z = np.broadcast_to(inputs.T, (n_nets, *inputs.T.shape))
+    grams = [np.swapaxes(z, 1, 2) @ z / z.shape[1]]
+    for w in ws:
+        z = np.maximum(w @ z, 0.0)
+        grams.append(np.swapaxes(z, 1, 2) @ z / z.shape[1])
+    return np.stack(grams, axis=1)
+
+
+def tangents(ws: list[np.ndarray], x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The input's ``M_j`` (n_nets, d + 1), the tangents' ``||J_j u_i||^2 / n_j`` (n_nets, d + 1, m), and the
+    last layer's Jacobian applied to the tangents, ``J u_i`` (n_nets, n_d, m). ``x``: (n_0,), ``u``: (m, n_0)."""
+    n_nets = ws[0].shape[0]
+    z = np.broadcast_to(x[:, None], (n_nets, x.size, 1))
+    v = np.broadcast_to(u.T, (n_nets, *u.T.shape))
+    lengths = [np.sum(z[:, :, 0] ** 2, axis=1) / x.size]
+    jvps = [np.sum(v**2, axis=1) / x.size]
+    for w in ws:
+        h = w @ z
+        mask = h > 0.0
+        z = np.where(mask, h, 0.0)
+        v = np.where(mask, w @ v, 0.0)
+        lengths.append(np.sum(z[:, :, 0] ** 2, axis=1) / z.shape[1])
+        jvps.append(np.sum(v**2, axis=1) / z.shape[1])
+    return np.stack(lengths, axis=1), np.stack(jvps, axis=1), v

@@ -1,0 +1,217 @@
+"""The Gram chain: the exact samplers of tangents and of several inputs against an independent NumPy
+reference (whole nets, NumPy's own weights) and the closed forms of :mod:`fmsim.theory.gram`.
+
+Statistical checks use fixed seeds; a mean is held to 5 standard errors computed from the sample, and a law
+to a two-sample KS test at p > 1e-3.
+"""
+
+import math
+
+import gram_reference as ref
+import numba
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from fmsim.kernels.cpu import fc_exact
+from fmsim.kernels.gram import psd_cholesky
+from fmsim.kernels.scalar import mean_square
+from fmsim.running.gram import exact_inputs, exact_tangents
+from fmsim.running.launch import scaled_input
+from fmsim.sampling.rng import seed_to_key
+from fmsim.theory import gram as theory
+from fmsim.theory.closed_forms import mean_length
+
+WIDTHS = [6, 9, 4, 7, 5]  # unequal widths, d = 4
+CS = [2.0, 1.5, 2.5, 2.0]
+X = np.array([1.0, -0.5, 2.0, 0.0, 0.3, 1.0])
+U = np.array([[0.0, 1.0, 0.0, 2.0, 0.0, -1.0], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+
+
+def _within(sample: np.ndarray, expected: float, ses: float = 5.0) -> None:
+    se = sample.std(ddof=1) / math.sqrt(sample.size)
+    assert abs(sample.mean() - expected) < ses * se, (sample.mean(), expected, se)
+
+
+# ---------------------------------------------------------------- tangents
+def test_the_length_is_the_exact_sampler_bit_for_bit():
+    for widths, seed, m0 in ([WIDTHS, 3, 1.0], [[4] + [3] * 2000, 11, 1.0], [[5, 2000, 2000], 7, 1e80]):
+        x = np.full(widths[0], math.sqrt(m0))
+        tr = exact_tangents(widths, 2.0, x, np.eye(widths[0])[:2], 300, seed)
+        k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
+        lengths, logs = np.empty((300, len(widths))), np.empty((300, len(widths)))
+        xs, shift = scaled_input(x)
+        fc_exact(float(mean_square(xs, xs.size)), 2 * shift, np.asarray(widths, dtype=np.int64),
+                 np.full(len(widths) - 1, 2.0), np.zeros(len(widths) - 1), k0, k1, 0, lengths, logs)
+        np.testing.assert_array_equal(tr.lengths, lengths)
+        np.testing.assert_array_equal(tr.log_lengths, logs)
+
+
+def test_chunks_and_threads_do_not_change_a_bit():
+    whole = exact_tangents(WIDTHS, CS, X, U, 400, 5)
+    part = exact_tangents(WIDTHS, CS, X, U, 150, 5, net0=250)
+    np.testing.assert_array_equal(whole.log_jvp[250:], part.log_jvp)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        serial = exact_tangents(WIDTHS, CS, X, U, 400, 5)
+        serial_inputs = exact_inputs(WIDTHS, CS, np.stack([X, U[0]]), 100, 5)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(whole.log_jvp, serial.log_jvp)
+    np.testing.assert_array_equal(exact_inputs(WIDTHS, CS, np.stack([X, U[0]]), 100, 5).gram, serial_inputs.gram)
+    np.testing.assert_array_equal(exact_inputs(WIDTHS, CS, np.stack([X, U[0]]), 60, 5, net0=40).gram,
+                                  serial_inputs.gram[40:])
+
+
+def test_the_mean_jvp_follows_the_length_recursion_at_every_layer():
+    tr = exact_tangents(WIDTHS, CS, X, U, 200_000, 21)
+    for i in range(2):
+        u_m0 = float(U[i] @ U[i]) / len(X)
+        expected = theory.jvp_moments(WIDTHS, 1, CS, u_m0)
+        np.testing.assert_allclose(expected, mean_length(WIDTHS, CS, u_m0))
+        np.testing.assert_allclose(np.exp(tr.log_jvp[:, 0, i]), u_m0, rtol=1e-14)
+        for j in range(1, len(WIDTHS)):
+            _within(np.exp(tr.log_jvp[:, j, i]), expected[j])
+        # The second moment: ||J u||^2 / n_d has the law of M_d started from ||u||^2 / n_0.
+        _within(np.exp(2 * tr.log_jvp[:, -1, i]), theory.jvp_moments(WIDTHS, 2, CS, u_m0)[-1])
+
+
+def test_the_jvp_law_and_its_joint_law_with_the_length_match_numpy_nets():
+    n = 6000
+    tr = exact_tangents(WIDTHS, CS, X, U, n, 8)
+    ws = ref.weights(np.random.default_rng(8), n, WIDTHS, CS)
+    lengths, jvps, _ = ref.tangents(ws, X, U)
+    alive = tr.lengths[:, -1] > 0
+    alive_ref = lengths[:, -1] > 0
+    for i in range(2):
+        assert stats.ks_2samp(tr.log_jvp[alive, -1, i], np.log(jvps[alive_ref, -1, i])).pvalue > 1e-3
+        # The share of the tangent in the length's own chi-squares: a statistic of the joint law.
+        assert stats.ks_2samp(tr.log_jvp[alive, -1, i] - tr.log_lengths[alive, -1],
+                              np.log(jvps[alive_ref, -1, i] / lengths[alive_ref, -1])).pvalue > 1e-3
+    # Two tangents at once: the Wishart step couples them.
+    assert stats.ks_2samp(tr.log_jvp[alive, -1, 0] - tr.log_jvp[alive, -1, 1],
+                          np.log(jvps[alive_ref, -1, 0] / jvps[alive_ref, -1, 1])).pvalue > 1e-3
+    assert stats.ks_2samp(tr.lengths[:, -1], lengths[:, -1]).pvalue > 1e-3
+
+
+def test_a_tangent_along_the_input_is_the_length():
+    tr = exact_tangents(WIDTHS, CS, X, np.stack([3.0 * X, -X]), 500, 4)
+    alive = tr.lengths[:, -1] > 0
+    assert 400 < alive.sum() < 500
+    np.testing.assert_allclose(tr.log_jvp[alive, :, 0] - tr.log_lengths[alive], math.log(9.0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tr.log_jvp[alive, :, 1], tr.log_lengths[alive], rtol=0, atol=1e-12)
+    assert np.all(tr.log_jvp[~alive, -1] == -np.inf)
+
+
+def test_the_numpy_jvp_is_a_finite_difference_of_the_numpy_forward_pass():
+    # The net is piecewise linear in its input: a central difference is exact unless a pre-activation changes
+    # sign within eps. With eps = 1e-7 and pre-activations of order 1 that is rarer than 1e-5 per net; the
+    # tolerance is rounding: f ~ 1 differenced over 2 eps loses about 1e-16 / 1e-7 = 1e-9, so 1e-6 relative.
+    rng = np.random.default_rng(2)
+    ws = ref.weights(rng, 50, WIDTHS, CS)
+    _, jvps, ju = ref.tangents(ws, X, U)
+    eps = 1e-7
+    for i in range(2):
+        plus = ref.forward(ws, np.broadcast_to((X + eps * U[i])[:, None], (50, len(X), 1)))[:, :, 0]
+        minus = ref.forward(ws, np.broadcast_to((X - eps * U[i])[:, None], (50, len(X), 1)))[:, :, 0]
+        fd = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(ju[:, :, i], fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
+        np.testing.assert_allclose(jvps[:, -1, i], np.sum(fd**2, axis=1) / WIDTHS[-1], rtol=1e-5)
+
+
+def test_jacobian_entries_match_numpy_nets_and_he_keeps_their_mean():
+    n = 400_000
+    widths, cs = [5, 8, 6, 7], [2.0, 1.5, 2.5]
+    ws = ref.weights(np.random.default_rng(31), n, widths, cs)
+    _, _, ju = ref.tangents(ws, np.array([1.0, 2.0, -1.0, 0.5, 0.0]), np.eye(5)[[1]])
+    entry = ju[:, 3, 0] ** 2  # (J e_1)_3^2
+    mean, square = theory.jacobian_entry_moments(widths, cs)
+    _within(entry, mean)
+    _within(entry**2, square)
+    for widths in ([5, 8, 6, 7], [3] * 12, [10, 4, 30, 2]):  # He: flat mean, fourth moment 6 prod (1 + 5/n_j)
+        mean, square = theory.jacobian_entry_moments(widths, 2.0)
+        assert mean == pytest.approx(1.0 / widths[0], rel=1e-14)
+        assert square / mean**2 == pytest.approx(6.0 * np.prod([1.0 + 5.0 / n for n in widths[1:-1]]), rel=1e-14)
+
+
+# ---------------------------------------------------------------- inputs
+def test_pairs_match_numpy_nets_in_law():
+    n = 6000
+    inputs = np.stack([X, U[1]])
+    tr = exact_inputs(WIDTHS, CS, inputs, n, 13)
+    grams = ref.pair_grams(ref.weights(np.random.default_rng(13), n, WIDTHS, CS), inputs)
+    np.testing.assert_allclose(tr.gram[:, 0], np.broadcast_to(inputs @ inputs.T / len(X), (n, 2, 2)))
+    for j in (1, 4):
+        ok = np.all(tr.gram[:, j].diagonal(axis1=1, axis2=2) > 0, axis=1)
+        ok_ref = np.all(grams[:, j].diagonal(axis1=1, axis2=2) > 0, axis=1)
+        cos = tr.gram[ok, j, 0, 1] / np.sqrt(tr.gram[ok, j, 0, 0] * tr.gram[ok, j, 1, 1])
+        cos_ref = grams[ok_ref, j, 0, 1] / np.sqrt(grams[ok_ref, j, 0, 0] * grams[ok_ref, j, 1, 1])
+        assert stats.ks_2samp(cos, cos_ref).pvalue > 1e-3, j
+        assert stats.ks_2samp(tr.gram[:, j, 1, 1], grams[:, j, 1, 1]).pvalue > 1e-3, j
+        assert stats.ks_2samp(tr.gram[:, j, 0, 1], grams[:, j, 0, 1]).pvalue > 1e-3, j
+    np.testing.assert_allclose(np.exp(tr.log_lengths), tr.gram.diagonal(axis1=2, axis2=3), rtol=1e-13)
+
+
+def test_pair_means_follow_the_arc_cosine_kernel_and_the_length_recursion():
+    inputs = np.stack([X, U[1]])
+    tr = exact_inputs(WIDTHS, CS, inputs, 100_000, 17)
+    g0 = inputs @ inputs.T / len(X)
+    rho = g0[0, 1] / math.sqrt(g0[0, 0] * g0[1, 1])
+    t = math.acos(rho)
+    # One layer on, at any width: E[G_ab / n_1] = c sqrt(G_aa G_bb) (sin t + (pi - t) cos t) / (2 pi).
+    expected = CS[0] * math.sqrt(g0[0, 0] * g0[1, 1]) * (math.sin(t) + (math.pi - t) * rho) / (2 * math.pi)
+    _within(tr.gram[:, 1, 0, 1], expected)
+    for a in range(2):
+        for j, m in enumerate(mean_length(WIDTHS, CS, g0[a, a])[1:], start=1):
+            _within(tr.gram[:, j, a, a], m)
+
+
+def test_a_wide_net_follows_the_mean_field_cosine():
+    # At width 2000 the cosine's spread and its 1/n bias are a few 1e-3; the map moves it by 0.04 to 0.1.
+    inputs = np.array([[1.0, 0.0, 0.0], [0.2, 1.0, 0.0]])
+    tr = exact_inputs([3, 2000, 2000, 2000], 2.0, inputs, 200, 3)
+    mf = theory.mean_field_cosine(3, 0.2 / math.sqrt(1.04))
+    np.testing.assert_allclose(np.nanmean(tr.cosine, axis=0), mf, atol=5e-3)
+    assert np.all(np.diff(mf) > 0.03)
+
+
+def test_the_cosine_map_is_the_gaussian_integral_and_tends_to_one_like_9_pi2_over_2_l2():
+    for rho in (-0.9, -0.3, 0.0, 0.5, 0.99):
+        def integrand(y, x, r=rho):
+            h, g = x, r * x + math.sqrt(1 - r * r) * y
+            return max(h, 0.0) * max(g, 0.0) * math.exp(-(x * x + y * y) / 2) / (2 * math.pi)
+        value, _ = integrate.dblquad(integrand, -9, 9, -9, 9, epsabs=1e-11)
+        assert theory.relu_cosine_map(rho) == pytest.approx(2 * value, abs=1e-8)  # E[relu(h)^2] = 1/2
+    assert theory.relu_cosine_map(1.0) == 1.0
+    rhos = theory.mean_field_cosine(20_000, 0.0)
+    assert (1 - rhos[-1]) * 20_000**2 == pytest.approx(9 * math.pi**2 / 2, rel=0.01)
+    with pytest.raises(ValueError, match="rho0"):
+        theory.mean_field_cosine(3, 1.5)
+
+
+# ---------------------------------------------------------------- pieces and input checks
+def test_psd_cholesky_factors_singular_gram_matrices():
+    rng = np.random.default_rng(0)
+    for rank in (1, 2, 4):
+        b = rng.standard_normal((4, rank))
+        a = b @ b.T
+        out = np.zeros((4, 4))
+        psd_cholesky(a, out)
+        np.testing.assert_allclose(out @ out.T, a, atol=1e-12)
+        assert np.all(np.triu(out, 1) == 0.0)
+    a = np.cov(rng.standard_normal((4, 10)))
+    out = np.zeros((4, 4))
+    psd_cholesky(a, out)
+    np.testing.assert_allclose(out, np.linalg.cholesky(a), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"x": np.zeros(6)}, "x must be"), ({"tangents": np.ones((2, 5))}, "tangents must"),
+    ({"tangents": np.ones((33, 6))}, "tangents must"), ({"widths": [6]}, "widths"), ({"c": -1.0}, "c must"),
+    ({"n_nets": 0}, "n_nets"),
+])
+def test_bad_input_is_refused_by_name(kwargs, match):
+    args = {"widths": WIDTHS, "c": 2.0, "x": X, "tangents": U, "n_nets": 10, "seed": 0} | kwargs
+    with pytest.raises(ValueError, match=match):
+        exact_tangents(**args)
