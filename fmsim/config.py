@@ -620,6 +620,13 @@ class RunConfig:
         the same weights, float32 arithmetic agrees with float64 to a relative
         1e-4 on fully connected nets up to depth = width = 100 and on residual
         and conv nets (see tests/test_kernels.py, tests/test_float32_nets.py).
+    inputs : tuple of tuple of float, or None
+        ``k >= 2`` inputs (each of length ``n_0``) carried through the same nets, in place of ``x``: their Gram
+        matrices (the Gram chain, :mod:`fmsim.kernels.gram`). For now fully connected Gaussian nets without
+        bias, ``method="exact"``.
+    tangents : tuple of tuple of float, or None
+        ``1 <= m <= 32`` directions ``u`` whose images ``J u`` under the Jacobian at ``x`` are carried beside
+        ``x``; the same nets and method as ``inputs``.
     """
 
     arch: Architecture
@@ -631,6 +638,8 @@ class RunConfig:
     x: tuple[float, ...] | None = None
     chunk_size: int = 16 * SUMMARY_BLOCK
     precision: str = "float64"
+    inputs: tuple[tuple[float, ...], ...] | None = None
+    tangents: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.arch, (FullyConnected, Residual, Conv)):
@@ -687,10 +696,41 @@ class RunConfig:
         object.__setattr__(self, "n_nets", n)
         object.__setattr__(self, "seed", seed)
         object.__setattr__(self, "chunk_size", cs)
+        self._check_carried()
         if self.method == "exact_first":  # tabulate the first layer's law now: refused before any work starts
             from .sampling.first_layer import first_layer_law
 
             first_layer_law(self.init.law, input_vector(self))
+
+    def _check_carried(self) -> None:
+        """Validate ``inputs`` and ``tangents`` (the vectors carried beside, or instead of, ``x``)."""
+        if self.inputs is None and self.tangents is None:
+            return
+        which = "inputs" if self.inputs is not None else "tangents"
+        if self.inputs is not None and self.tangents is not None:
+            raise ValueError("give inputs= (several inputs) or tangents= (directions at x), not both")
+        if self.inputs is not None and self.x is not None:
+            raise ValueError("give x= or inputs=, not both: inputs= replaces the one input x")
+        if not isinstance(self.arch, FullyConnected) or self.init.law != "gaussian" or self.init.has_bias:
+            raise ValueError(f"{which}= runs on fully connected nets with Gaussian weights and no bias for now "
+                             f"(the exact Gram chain); got a {type(self.arch).__name__} net, law={self.init.law!r}"
+                             f"{', with biases' if self.init.has_bias else ''}")
+        if self.method != "exact":
+            raise ValueError(f"{which}= runs with method='exact' (or 'auto') for now; method={self.method!r} "
+                             "does not carry several vectors yet")
+        vectors = np.asarray(getattr(self, which), dtype=float)
+        low, high = (2, None) if which == "inputs" else (1, 32)
+        n0 = self.arch.input_size
+        if (vectors.ndim != 2 or vectors.shape[1] != n0 or vectors.shape[0] < low
+                or (high is not None and vectors.shape[0] > high)):
+            allowed = f"k >= {low}" if high is None else f"{low} <= m <= {high}"
+            raise ValueError(f"{which} must have shape ({'k' if high is None else 'm'}, {n0}) with {allowed}, got "
+                             f"shape {vectors.shape}")
+        if not np.all(np.isfinite(vectors)):
+            raise ValueError(f"{which} must be finite")
+        if which == "tangents" and self.x is not None and not np.any(self.x):
+            raise ValueError("x must be nonzero to carry tangents (the Jacobian at x = 0 is not defined)")
+        object.__setattr__(self, which, tuple(tuple(float(v) for v in row) for row in vectors))
 
     @property
     def n_chunks(self) -> int:
@@ -708,7 +748,9 @@ class RunConfig:
             "arch": self.arch.to_dict(), "init": self.init.to_dict(), "n_nets": self.n_nets,
             "seed": self.seed, "method": self.method, "record": self.record,
             "x": None if self.x is None else list(self.x), "chunk_size": self.chunk_size,
-        } | ({} if self.precision == "float64" else {"precision": self.precision})  # float64 files unchanged
+        } | ({} if self.precision == "float64" else {"precision": self.precision}) | {  # older runs unchanged
+            name: [list(row) for row in getattr(self, name)] for name in ("inputs", "tangents")
+            if getattr(self, name) is not None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -717,6 +759,8 @@ class RunConfig:
             n_nets=d["n_nets"], seed=d["seed"], method=d["method"], record=d["record"],
             x=None if d["x"] is None else tuple(d["x"]), chunk_size=d["chunk_size"],
             precision=d.get("precision", "float64"),
+            inputs=None if d.get("inputs") is None else tuple(tuple(r) for r in d["inputs"]),
+            tangents=None if d.get("tangents") is None else tuple(tuple(r) for r in d["tangents"]),
         )
 
 

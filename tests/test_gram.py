@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+import fmsim
 from fmsim.kernels.cpu import fc_exact
 from fmsim.kernels.gram import psd_cholesky
 from fmsim.kernels.scalar import mean_square
 from fmsim.running.gram import exact_inputs, exact_tangents
 from fmsim.running.launch import scaled_input
+from fmsim.running.simulate import make_config
 from fmsim.sampling.rng import seed_to_key
 from fmsim.theory import gram as theory
 from fmsim.theory.closed_forms import mean_length
@@ -215,3 +217,61 @@ def test_bad_input_is_refused_by_name(kwargs, match):
     args = {"widths": WIDTHS, "c": 2.0, "x": X, "tangents": U, "n_nets": 10, "seed": 0} | kwargs
     with pytest.raises(ValueError, match=match):
         exact_tangents(**args)
+
+
+# ---------------------------------------------------------------- fmsim.simulate(inputs=..., tangents=...)
+ARCH = fmsim.FullyConnected(WIDTHS)
+HE = fmsim.Init.scheme("he")
+
+
+def test_simulate_with_tangents_keeps_the_lengths_and_adds_the_jvp():
+    plain = fmsim.simulate(ARCH, HE, 3000, 9, x=X, record="layers", chunk_size=1024)
+    res = fmsim.simulate(ARCH, HE, 3000, 9, x=X, tangents=U, record="layers", chunk_size=1024)
+    np.testing.assert_array_equal(res.lengths, plain.lengths)
+    np.testing.assert_array_equal(res.log_final, plain.log_final)
+    np.testing.assert_array_equal(res.fm2, plain.fm2)
+    np.testing.assert_array_equal(res.summary.mean, plain.summary.mean)
+    assert res.jvp.shape == (3000, 2) and res.jvp_layers.shape == (3000, len(WIDTHS), 2)
+    np.testing.assert_array_equal(res.jvp, exact_tangents(WIDTHS, 2.0, X, U, 3000, 9).jvp)
+    one_chunk = fmsim.simulate(ARCH, HE, 3000, 9, x=X, tangents=U, chunk_size=4096)
+    np.testing.assert_array_equal(one_chunk.jvp, res.jvp)
+    assert one_chunk.jvp_layers is None and one_chunk.lengths is None
+    seeded = fmsim.simulate(ARCH, HE, 50, 9, tangents=U)  # x: the seeded direction, as without tangents
+    np.testing.assert_array_equal(seeded.final, fmsim.simulate(ARCH, HE, 50, 9).final)
+
+
+def test_simulate_with_inputs_gives_the_gram_matrices():
+    inputs = np.stack([X, U[1], U[0]])
+    res = fmsim.simulate(ARCH, HE, 2000, 4, inputs=inputs, record="layers", chunk_size=1024)
+    assert res.gram.shape == (2000, 3, 3) and res.gram_layers.shape == (2000, len(WIDTHS), 3, 3)
+    np.testing.assert_array_equal(res.gram, exact_inputs(WIDTHS, 2.0, inputs, 2000, 4).gram[:, -1])
+    np.testing.assert_array_equal(res.final, res.gram[:, 0, 0])
+    np.testing.assert_array_equal(res.gram, np.swapaxes(res.gram, 1, 2))
+    config = res.config
+    assert fmsim.RunConfig.from_dict(config.to_dict()) == config
+    assert "inputs" in config.to_dict() and "inputs" not in fmsim.RunConfig(ARCH, HE, 10, 1).to_dict()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"inputs": np.stack([X, X]), "x": X}, "not both"),
+    ({"inputs": X[None]}, "k >= 2"),
+    ({"inputs": np.stack([X, X]), "tangents": U}, "not both"),
+    ({"tangents": U, "method": "full"}, "method='exact'"),
+    ({"tangents": np.ones((2, 5))}, r"shape \(m, 6\)"),
+    ({"tangents": U, "init": fmsim.Init(law="uniform")}, "Gaussian weights"),
+    ({"tangents": U, "init": fmsim.Init(law="gaussian", bias_var=0.1)}, "no bias"),
+    ({"tangents": U, "x": np.zeros(6)}, "nonzero"),
+    ({"tangents": U, "backend": "cuda"}, "backend='cpu'"),
+    ({"tangents": U, "client": object()}, "client="),
+])
+def test_simulate_refuses_what_the_gram_chain_cannot_do_yet(kwargs, match):
+    args = {"arch": ARCH, "init": HE, "n_nets": 10, "seed": 0} | kwargs
+    with pytest.raises(ValueError, match=match):
+        fmsim.simulate(**args)
+
+
+def test_files_refuse_carried_vectors_before_writing(tmp_path):
+    config = make_config(ARCH, HE, 10, 0, tangents=U)
+    with pytest.raises(ValueError, match="in memory"):
+        fmsim.run_to_file(config, tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()

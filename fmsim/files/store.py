@@ -574,6 +574,9 @@ def check_runs(runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, b
     if len(set(groups)) != len(groups):
         raise ValueError(f"groups must be distinct, got {groups}")
     for config, _ in runs:
+        if config.inputs is not None or config.tangents is not None:
+            raise ValueError("inputs= and tangents= runs are kept in memory for now (fmsim.simulate); files do not "
+                             "store their Gram matrices yet")
         check_backend(config, backend)
         check_memory(config)
     if os.path.exists(path):

@@ -35,7 +35,7 @@ def resolve_backend(backend: str) -> str:
 def make_config(
     arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     record: str = "summary", x: Sequence[float] | np.ndarray | None = None, chunk_size: int = 16384,
-    precision: str = "float64",
+    precision: str = "float64", inputs: np.ndarray | None = None, tangents: np.ndarray | None = None,
 ) -> RunConfig:
     """Validate user arguments into a :class:`RunConfig` (resolving ``method="auto"``; float32 means ``full``)."""
     if not isinstance(init, Init):
@@ -49,8 +49,14 @@ def make_config(
         xt = tuple(np.asarray(x, dtype=float).tolist())
     if precision == "float32" and method == "auto":
         method = "full"
+    carried = {}
+    for name, value in (("inputs", inputs), ("tangents", tangents)):
+        if value is not None:
+            if np.ndim(value) != 2:
+                raise ValueError(f"{name} must be a 2D array of shape (vectors, n_0), got shape {np.shape(value)}")
+            carried[name] = tuple(tuple(row) for row in np.asarray(value, dtype=float).tolist())
     return RunConfig(arch=arch, init=init, n_nets=n_nets, seed=seed, method=resolve_method(method, init, arch),
-                     record=record, x=xt, chunk_size=chunk_size, precision=precision)
+                     record=record, x=xt, chunk_size=chunk_size, precision=precision, **carried)
 
 
 def check_backend(config: RunConfig, backend: str) -> None:
@@ -65,6 +71,9 @@ def check_backend(config: RunConfig, backend: str) -> None:
     if backend == "cuda":
         from . import cuda_backend
 
+        if config.inputs is not None or config.tangents is not None:
+            raise ValueError("inputs= and tangents= run on backend='cpu' for now (the exact Gram chain has no CUDA "
+                             "kernel yet); use backend='cpu'")
         refusal = cuda_refusal(config)
         if refusal is not None:
             raise ValueError(refusal)
@@ -175,6 +184,16 @@ class SimulationResult:
         ``final`` does not determine it: see :func:`fmsim.store.open_result`).
     log_lengths : ndarray, shape (n_nets, d + 1), or None
         Every ``log M_j``; only with ``record="layers"``.
+    gram : ndarray, shape (n_nets, k, k), or None
+        With ``inputs=X`` (k inputs): the last layer's Gram matrix of the k post-activations divided by
+        ``n_d``; its diagonal is each input's ``M_d``. ``final``, ``summary`` and the statistics are input 0's.
+    jvp : ndarray, shape (n_nets, m), or None
+        With ``tangents=U``: ``||J u_i||^2 / n_d``, ``J`` the Jacobian of the last layer's post-activations
+        at ``x``.
+    gram_layers : ndarray, shape (n_nets, d + 1, k, k), or None
+        Every layer's ``G_j / n_j``; with ``inputs=X`` and ``record="layers"``.
+    jvp_layers : ndarray, shape (n_nets, d + 1, m), or None
+        Every layer's ``||J_j u_i||^2 / n_j``; with ``tangents=U`` and ``record="layers"``.
 
     Notes
     -----
@@ -189,6 +208,10 @@ class SimulationResult:
     lengths: np.ndarray | None = None
     log_final: np.ndarray | None = None
     log_lengths: np.ndarray | None = None
+    gram: np.ndarray | None = None
+    jvp: np.ndarray | None = None
+    gram_layers: np.ndarray | None = None
+    jvp_layers: np.ndarray | None = None
 
     @property
     def fm2(self) -> np.ndarray:
@@ -308,7 +331,7 @@ def simulate(
     arch: Architecture, init: Init, n_nets: int, seed: int, method: str = "auto",
     backend: str = "cpu", record: str = "summary", x: Sequence[float] | np.ndarray | None = None,
     chunk_size: int = 16384, progress: Callable[[int], None] | None = None, precision: str = "float64",
-    client: Any = None,
+    client: Any = None, inputs: np.ndarray | None = None, tangents: np.ndarray | None = None,
 ) -> SimulationResult:
     """Run ``n_nets`` random ReLU nets and record their squared lengths ``M_j = ||z_j||^2 / n_j``.
 
@@ -345,15 +368,27 @@ def simulate(
     client : dask.distributed.Client, optional
         Run the chunks on this cluster (:func:`fmsim.execution.connect`);
         the result is the same as without.
+    inputs : array_like, shape (k, n_0), optional
+        ``k >= 2`` inputs carried through the same nets, instead of ``x``: the result's :attr:`~SimulationResult.gram`.
+        For now fully connected Gaussian nets without bias, ``method="exact"``, in memory on the CPU
+        (:mod:`fmsim.kernels.gram`).
+    tangents : array_like, shape (m, n_0), optional
+        ``1 <= m <= 32`` directions ``u_i``: the result's :attr:`~SimulationResult.jvp`, ``||J u_i||^2 / n_d``
+        with ``J`` the Jacobian at ``x``. The same nets and method as ``inputs``; the lengths are bitwise those of
+        the same run without tangents.
 
     Returns
     -------
     SimulationResult
     """
-    config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size, precision)
+    config = make_config(arch, init, n_nets, seed, method, record, x, chunk_size, precision, inputs, tangents)
     backend = resolve_backend(backend)
     check_backend(config, backend)
     check_memory(config, whole_run=True)
+    if config.inputs is not None or config.tangents is not None:
+        if client is not None:
+            raise ValueError("inputs= and tangents= run in this process for now; leave client= out")
+        return _simulate_carried(config, progress)
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)
     log_final = np.empty(config.n_nets)
@@ -374,3 +409,43 @@ def simulate(
             progress(m)
     return SimulationResult(config=config, final=final, statistics=dict(zip(statistics.names(), stats)),
                             summary=acc.result(), lengths=lengths_all, log_final=log_final, log_lengths=logs_all)
+
+
+def _simulate_carried(config: RunConfig, progress: Callable[[int], None] | None) -> SimulationResult:
+    """:func:`simulate` for a run with ``inputs`` or ``tangents``: the exact Gram chain (:mod:`fmsim.running.gram`),
+    chunk by chunk."""
+    from ..config import input_vector
+    from .gram import exact_inputs, exact_tangents
+
+    arch, d = config.arch, config.arch.depth
+    cs = config.init.layer_c(arch)
+    n = config.n_nets
+    lengths_all, logs_all = np.empty((n, d + 1)), np.empty((n, d + 1))
+    k = len(config.inputs) if config.inputs is not None else len(config.tangents)
+    carried = np.empty((n, d + 1, k, k)) if config.inputs is not None else np.empty((n, d + 1, k))
+    acc = SummaryAccumulator(d)
+    stats = np.empty((len(statistics.STATISTICS), n))
+    for chunk in range(config.n_chunks):
+        start, m = config.chunk_bounds(chunk)
+        if config.inputs is not None:
+            traces = exact_inputs(arch.widths, cs, np.asarray(config.inputs), m, config.seed, start)
+            lengths, logs = traces.gram[:, :, 0, 0], traces.log_lengths[:, :, 0]
+            carried[start:start + m] = traces.gram
+        else:
+            traces = exact_tangents(arch.widths, cs, input_vector(config), np.asarray(config.tangents), m,
+                                    config.seed, start)
+            lengths, logs = traces.lengths, traces.log_lengths
+            carried[start:start + m] = np.exp(traces.log_jvp)
+        lengths_all[start:start + m], logs_all[start:start + m] = lengths, logs
+        chunk_stats = statistics.compute(lengths, logs)
+        stats[:, start:start + m] = chunk_stats
+        acc.add_moments(block_moments(logs, chunk_stats))
+        if progress is not None:
+            progress(m)
+    layers = config.record == "layers"
+    field = "gram" if config.inputs is not None else "jvp"
+    extra = {field: carried[:, -1].copy()} | ({f"{field}_layers": carried} if layers else {})
+    return SimulationResult(
+        config=config, final=lengths_all[:, -1].copy(), statistics=dict(zip(statistics.names(), stats)),
+        summary=acc.result(), lengths=lengths_all if layers else None, log_final=logs_all[:, -1].copy(),
+        log_lengths=logs_all if layers else None, **extra)
