@@ -622,8 +622,9 @@ class RunConfig:
         and conv nets (see tests/test_kernels.py, tests/test_float32_nets.py).
     inputs : tuple of tuple of float, or None
         ``k >= 2`` inputs (each of length ``n_0``) carried through the same nets, in place of ``x``: their Gram
-        matrices (the Gram chain, :mod:`fmsim.kernels.gram`). For now fully connected Gaussian nets without
-        bias, ``method="exact"``.
+        matrices (the Gram chain). Fully connected nets: ``method="full"`` with any i.i.d. law and biases
+        (:mod:`fmsim.kernels.carry`), ``method="exact"`` with Gaussian weights and no bias
+        (:mod:`fmsim.kernels.gram`).
     tangents : tuple of tuple of float, or None
         ``1 <= m <= 32`` directions ``u`` whose images ``J u`` under the Jacobian at ``x`` are carried beside
         ``x``; the same nets and method as ``inputs``.
@@ -711,13 +712,15 @@ class RunConfig:
             raise ValueError("give inputs= (several inputs) or tangents= (directions at x), not both")
         if self.inputs is not None and self.x is not None:
             raise ValueError("give x= or inputs=, not both: inputs= replaces the one input x")
-        if not isinstance(self.arch, FullyConnected) or self.init.law != "gaussian" or self.init.has_bias:
-            raise ValueError(f"{which}= runs on fully connected nets with Gaussian weights and no bias for now "
-                             f"(the exact Gram chain); got a {type(self.arch).__name__} net, law={self.init.law!r}"
-                             f"{', with biases' if self.init.has_bias else ''}")
-        if self.method != "exact":
-            raise ValueError(f"{which}= runs with method='exact' (or 'auto') for now; method={self.method!r} "
-                             "does not carry several vectors yet")
+        if not isinstance(self.arch, FullyConnected):
+            raise ValueError(f"{which}= runs on fully connected nets for now, not {type(self.arch).__name__} nets")
+        if self.method not in ("exact", "full") or self.init.orthogonal:
+            raise ValueError(f"{which}= runs with method='full' or 'exact' and i.i.d. weights for now; got "
+                             f"method={self.method!r}, law={self.init.law!r}")
+        if self.method == "exact" and (self.init.law != "gaussian" or self.init.has_bias):
+            raise ValueError(f"{which}= with method='exact' (the exact Gram chain) needs Gaussian weights and no bias; "
+                             f"got law={self.init.law!r}{', with biases' if self.init.has_bias else ''}: use "
+                             "method='full'")
         vectors = np.asarray(getattr(self, which), dtype=float)
         low, high = (2, None) if which == "inputs" else (1, 32)
         n0 = self.arch.input_size

@@ -19,6 +19,7 @@ from fmsim.kernels.gram import psd_cholesky
 from fmsim.kernels.scalar import mean_square
 from fmsim.running.gram import exact_inputs, exact_tangents
 from fmsim.running.launch import scaled_input
+from fmsim.running.reference import reference_carried
 from fmsim.running.simulate import make_config
 from fmsim.sampling.rng import seed_to_key
 from fmsim.theory import gram as theory
@@ -256,10 +257,12 @@ def test_simulate_with_inputs_gives_the_gram_matrices():
     ({"inputs": np.stack([X, X]), "x": X}, "not both"),
     ({"inputs": X[None]}, "k >= 2"),
     ({"inputs": np.stack([X, X]), "tangents": U}, "not both"),
-    ({"tangents": U, "method": "full"}, "method='exact'"),
+    ({"tangents": U, "method": "exact_first"}, "method='full' or 'exact'"),
+    ({"tangents": U, "init": fmsim.Init(law="orthogonal")}, "i.i.d. weights"),
     ({"tangents": np.ones((2, 5))}, r"shape \(m, 6\)"),
-    ({"tangents": U, "init": fmsim.Init(law="uniform")}, "Gaussian weights"),
-    ({"tangents": U, "init": fmsim.Init(law="gaussian", bias_var=0.1)}, "no bias"),
+    ({"tangents": U, "init": fmsim.Init(law="uniform"), "method": "exact"}, "gaussian"),
+    ({"tangents": U, "init": fmsim.Init(law="gaussian", bias_var=0.1), "method": "exact"}, "no bias"),
+    ({"tangents": U, "arch": fmsim.Residual(6, [1.0, 1.0])}, "fully connected"),
     ({"tangents": U, "x": np.zeros(6)}, "nonzero"),
     ({"tangents": U, "backend": "cuda"}, "backend='cpu'"),
     ({"tangents": U, "client": object()}, "client="),
@@ -275,3 +278,75 @@ def test_files_refuse_carried_vectors_before_writing(tmp_path):
     with pytest.raises(ValueError, match="in memory"):
         fmsim.run_to_file(config, tmp_path / "run.h5")
     assert not (tmp_path / "run.h5").exists()
+
+
+
+# ---------------------------------------------------------------- method="full": several vectors, one draw of weights
+LAWS = [("gaussian", "float64"), ("uniform", "float32"), ("rademacher", "float64"), ("laplace", "float32"),
+        ("truncated_normal", "float64")]
+
+
+@pytest.mark.parametrize("law, precision", LAWS)
+def test_full_tangents_leave_the_input_its_bits_and_match_numpy_on_the_same_weights(law, precision):
+    # x has no zero entry, so the union of nonzero inputs is x's own (a tangent is zero wherever x's
+    # activations are): the input keeps the weights and bits of a run without tangents.
+    init = fmsim.Init(law=law, c=2.0, bias_c=0.2 if law == "uniform" else 0.0)
+    x = X + (X == 0.0)
+    res = fmsim.simulate(ARCH, init, 40, 6, x=x, tangents=U, method="full", record="layers", precision=precision)
+    plain = fmsim.simulate(ARCH, init, 40, 6, x=x, method="full", record="layers", precision=precision)
+    np.testing.assert_array_equal(res.lengths, plain.lengths)
+    np.testing.assert_array_equal(res.log_lengths, plain.log_lengths)
+    ref_grams = reference_carried(res.config, range(40))
+    rtol = 1e-11 if precision == "float64" else 2e-4  # float32: the kernel's sums (the reference is float64)
+    np.testing.assert_allclose(res.jvp_layers, np.diagonal(ref_grams, axis1=2, axis2=3)[:, :, 1:], rtol=rtol,
+                               atol=1e-300)
+    np.testing.assert_allclose(res.lengths, ref_grams[:, :, 0, 0], rtol=rtol)
+
+
+@pytest.mark.parametrize("law, precision", LAWS[:2])
+def test_full_inputs_match_numpy_on_the_same_weights(law, precision):
+    inputs = np.stack([X, U[0], U[1]])  # U[0] has zeros where X has none: the union grows
+    init = fmsim.Init(law=law, c=2.0, bias_var=0.1)
+    res = fmsim.simulate(ARCH, init, 30, 2, inputs=inputs, method="full", record="layers", precision=precision)
+    rtol = 1e-11 if precision == "float64" else 2e-4
+    np.testing.assert_allclose(res.gram_layers, reference_carried(res.config, range(30)), rtol=rtol,
+                               atol=1e-12 if precision == "float64" else 1e-5)
+
+
+def test_full_carried_runs_do_not_depend_on_chunks_or_threads():
+    whole = fmsim.simulate(ARCH, HE, 2100, 3, x=X, tangents=U, method="full", chunk_size=4096)
+    chunked = fmsim.simulate(ARCH, HE, 2100, 3, x=X, tangents=U, method="full", chunk_size=1024)
+    np.testing.assert_array_equal(whole.jvp, chunked.jvp)
+    np.testing.assert_array_equal(whole.jacobian_entries, chunked.jacobian_entries)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        serial = fmsim.simulate(ARCH, HE, 2100, 3, x=X, tangents=U, method="full", chunk_size=1024)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(serial.jvp, whole.jvp)
+
+
+def test_the_exact_gram_chain_agrees_with_full_nets():
+    n = 8000
+    full = fmsim.simulate(ARCH, HE, n, 12, x=X, tangents=U, method="full")
+    exact = fmsim.simulate(ARCH, HE, n, 12, x=X, tangents=U, method="exact")
+    for i in range(2):
+        assert stats.ks_2samp(full.jvp[:, i], exact.jvp[:, i]).pvalue > 1e-3
+        assert stats.ks_2samp(full.jvp[:, i] / np.maximum(full.final, 1e-300),
+                              exact.jvp[:, i] / np.maximum(exact.final, 1e-300)).pvalue > 1e-3
+    inputs = np.stack([X, U[1]])
+    full = fmsim.simulate(ARCH, HE, n, 12, inputs=inputs, method="full")
+    exact = fmsim.simulate(ARCH, HE, n, 12, inputs=inputs, method="exact")
+    for a, b in ((0, 1), (1, 1), (0, 0)):
+        assert stats.ks_2samp(full.gram[:, a, b], exact.gram[:, a, b]).pvalue > 1e-3
+
+
+def test_full_jacobian_entries_follow_the_closed_form():
+    widths = [5, 8, 6, 7]
+    x = np.array([1.0, 2.0, -1.0, 0.5, 0.3])
+    res = fmsim.simulate(fmsim.FullyConnected(widths), fmsim.Init(c=1.5), 200_000, 14, x=x, tangents=np.eye(5)[[1]],
+                         method="full")
+    mean, square = theory.jacobian_entry_moments(widths, 1.5)
+    _within(res.jacobian_entries[:, 0], mean)
+    _within(res.jacobian_entries[:, 0] ** 2, square)

@@ -1,7 +1,9 @@
-"""The driver of the exact Gram-chain samplers (:mod:`fmsim.kernels.gram`): validate, allocate, call.
+"""The drivers of runs that carry several vectors: validate, allocate, call.
 
-These are the seam that ``fmsim.simulate(..., inputs=X)`` and ``tangents=U`` will run through; they take a fully
-connected Gaussian net without biases as its widths and ``c_j``.
+:func:`exact_tangents` and :func:`exact_inputs` run the exact Gram-chain samplers (:mod:`fmsim.kernels.gram`)
+for a fully connected Gaussian net without biases, given as its widths and ``c_j``; :func:`carried_chunk` runs
+one chunk of a run with ``inputs`` or ``tangents`` (:class:`~fmsim.RunConfig`) by its method, ``exact`` or
+``full`` (:func:`fmsim.kernels.carry.fc_full_carry`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import RunConfig, input_vector
 from ..kernels import gram
-from ..kernels.scalar import mean_square
+from ..kernels.carry import fc_full_carry
+from ..kernels.scalar import RENORM_HIGH, mean_square
 from ..sampling.rng import seed_to_key
-from .launch import scaled_input
+from .launch import plan, scaled_input
 
-__all__ = ["TangentTraces", "InputTraces", "exact_tangents", "exact_inputs"]
+__all__ = ["TangentTraces", "InputTraces", "CarriedChunk", "exact_tangents", "exact_inputs", "carried_chunk"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +160,57 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
     grams = np.empty((n_nets, d + 1, k, k))
     gram.inputs_exact(g0, 2 * shift, w, cs, k0, k1, net0, logs, grams)
     return InputTraces(grams, logs)
+
+
+@dataclass(frozen=True)
+class CarriedChunk:
+    """One chunk of a run with ``inputs`` or ``tangents``.
+
+    Attributes
+    ----------
+    lengths, log_lengths : ndarray, shape (m, d + 1)
+        ``M_j`` and ``log M_j`` of the input (of input 0 with ``inputs``).
+    carried : ndarray, shape (m, d + 1, k, k) or (m, d + 1, n_tangents)
+        ``G_j / n_j`` of the inputs, or ``||J_j u_i||^2 / n_j`` of the tangents.
+    entries : ndarray, shape (m, n_tangents), or None
+        ``(J u_i)_0^2``, the first coordinate of each tangent's image, squared (``method="full"`` with
+        tangents; None otherwise).
+    """
+
+    lengths: np.ndarray
+    log_lengths: np.ndarray
+    carried: np.ndarray
+    entries: np.ndarray | None
+
+
+def _full_carried(config: RunConfig, start: int, m: int) -> CarriedChunk:
+    base = config.__class__.from_dict(config.to_dict() | {"inputs": None, "tangents": None, "x": None})
+    call = plan(base, start)  # the one-vector call: its key, scales, biases and law code
+    tangents = config.tangents is not None
+    first = input_vector(config) if tangents else np.asarray(config.inputs[0], dtype=float)
+    _, shift = scaled_input(first)
+    vectors = np.asarray(config.tangents if tangents else config.inputs[1:], dtype=float)
+    xs = np.ldexp(np.vstack([first, vectors]), -shift)
+    k, d = xs.shape[0], config.arch.depth
+    out_log, out_gram, out_first = np.empty((m, d + 1, k)), np.empty((m, d + 1, k, k)), np.empty((m, k))
+    zero = np.float32(0.0) if call.float32 else 0.0
+    fc_full_carry(xs, shift, call.widths, call.scales, call.bias_sds, call.law, call.k0, call.k1, start, zero,
+                  call.float32, tangents, RENORM_HIGH, out_log, out_gram, out_first)
+    lengths, logs = out_gram[:, :, 0, 0].copy(), out_log[:, :, 0].copy()
+    if tangents:
+        jvp = np.diagonal(out_gram, axis1=2, axis2=3)[:, :, 1:].copy()
+        return CarriedChunk(lengths, logs, jvp, out_first[:, 1:].copy())
+    return CarriedChunk(lengths, logs, out_gram, None)
+
+
+def carried_chunk(config: RunConfig, start: int, m: int) -> CarriedChunk:
+    """Nets ``start .. start + m - 1`` of a run with ``inputs`` or ``tangents``, by the run's method."""
+    if config.method == "full":
+        return _full_carried(config, start, m)
+    cs = config.init.layer_c(config.arch)
+    if config.inputs is not None:
+        traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start)
+        return CarriedChunk(traces.gram[:, :, 0, 0], traces.log_lengths[:, :, 0], traces.gram, None)
+    tr = exact_tangents(config.arch.widths, cs, input_vector(config), np.asarray(config.tangents), m, config.seed,
+                        start)
+    return CarriedChunk(tr.lengths, tr.log_lengths, np.exp(tr.log_jvp), None)

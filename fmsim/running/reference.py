@@ -17,7 +17,7 @@ from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one, 
 from ..sampling.rng import philox4x32, seed_to_key
 
 __all__ = ["reference_lengths", "reference_residual_lengths", "reference_conv_lengths",
-           "reference_orthogonal_lengths"]
+           "reference_orthogonal_lengths", "reference_carried"]
 
 
 def _bias_var(init, j: int, fan_in: int) -> float:
@@ -69,6 +69,45 @@ def reference_lengths(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
                 pre = pre + np.sqrt(bias_var) * _bias(config.init.law, widths[j], key, j, int(net))
             z = np.maximum(pre, 0.0)
             out[i, j] = z @ z / z.size
+    return out
+
+
+def reference_carried(config: RunConfig, nets: np.ndarray | range) -> np.ndarray:
+    """The Gram matrices ``G_j / n_j`` of the vectors a run with ``inputs`` or ``tangents`` carries (method
+    ``"full"``), all of them through one weight matrix per layer with ``@``, densely in float64.
+
+    A layer's weights fill the columns where any carried vector is nonzero (their union), in order. Inputs go
+    through the ReLU and the bias; tangents (after the input, vector 0) are masked by the input's
+    pre-activations and get no bias.
+
+    Returns
+    -------
+    ndarray, shape (len(nets), d + 1, k, k)
+        ``k``: the inputs, or the input and the tangents.
+    """
+    key = seed_to_key(config.seed)
+    widths = config.arch.widths
+    cs = config.init.layer_c(config.arch)
+    tangents = config.tangents is not None
+    vectors = (np.vstack([input_vector(config), np.asarray(config.tangents)]) if tangents
+               else np.asarray(config.inputs, dtype=float))
+    out = np.empty((len(nets), len(widths), *[vectors.shape[0]] * 2))
+    for i, net in enumerate(nets):
+        z = vectors.T  # (n_0, k)
+        out[i, 0] = z.T @ z / z.shape[0]
+        for j in range(1, len(widths)):
+            union = np.any(z != 0.0, axis=1).astype(float)
+            w = _weights_on_nonzero(config.init.law, union, widths[j], key, j, int(net), config.precision)
+            pre = np.sqrt(cs[j - 1] / widths[j - 1]) * (w @ z)
+            bias_var = _bias_var(config.init, j - 1, widths[j - 1])
+            bias = (np.sqrt(bias_var) * _bias(config.init.law, widths[j], key, j, int(net)) if bias_var > 0
+                    else np.zeros(widths[j]))
+            if tangents:
+                h = pre[:, 0] + bias
+                z = np.where((h > 0.0)[:, None], np.column_stack([h, pre[:, 1:]]), 0.0)
+            else:
+                z = np.maximum(pre + bias[:, None], 0.0)
+            out[i, j] = z.T @ z / z.shape[0]
     return out
 
 

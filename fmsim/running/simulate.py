@@ -194,6 +194,9 @@ class SimulationResult:
         Every layer's ``G_j / n_j``; with ``inputs=X`` and ``record="layers"``.
     jvp_layers : ndarray, shape (n_nets, d + 1, m), or None
         Every layer's ``||J_j u_i||^2 / n_j``; with ``tangents=U`` and ``record="layers"``.
+    jacobian_entries : ndarray, shape (n_nets, m), or None
+        ``(J u_i)_0^2``, the first coordinate of each tangent's image, squared: with ``u_i = e_p`` the entry
+        ``(J e_p)_0^2`` of the input-output Jacobian (``tangents=U`` with ``method="full"``).
 
     Notes
     -----
@@ -212,6 +215,7 @@ class SimulationResult:
     jvp: np.ndarray | None = None
     gram_layers: np.ndarray | None = None
     jvp_layers: np.ndarray | None = None
+    jacobian_entries: np.ndarray | None = None
 
     @property
     def fm2(self) -> np.ndarray:
@@ -369,13 +373,15 @@ def simulate(
         Run the chunks on this cluster (:func:`fmsim.execution.connect`);
         the result is the same as without.
     inputs : array_like, shape (k, n_0), optional
-        ``k >= 2`` inputs carried through the same nets, instead of ``x``: the result's :attr:`~SimulationResult.gram`.
-        For now fully connected Gaussian nets without bias, ``method="exact"``, in memory on the CPU
-        (:mod:`fmsim.kernels.gram`).
+        ``k >= 2`` inputs carried through the same nets, instead of ``x``: the result's
+        :attr:`~SimulationResult.gram`. Fully connected nets, in memory, on the CPU: ``method="full"``
+        (any i.i.d. law, biases, either precision) or ``"exact"`` (Gaussian weights, no bias: the exact
+        Gram chain, :mod:`fmsim.kernels.gram`).
     tangents : array_like, shape (m, n_0), optional
         ``1 <= m <= 32`` directions ``u_i``: the result's :attr:`~SimulationResult.jvp`, ``||J u_i||^2 / n_d``
-        with ``J`` the Jacobian at ``x``. The same nets and method as ``inputs``; the lengths are bitwise those of
-        the same run without tangents.
+        with ``J`` the Jacobian at ``x``; with ``method="full"`` also :attr:`~SimulationResult.jacobian_entries`.
+        The same nets and methods as ``inputs``; the lengths are bitwise those of the same run without tangents
+        (``full``: where ``x`` has no zero entry that a tangent lacks).
 
     Returns
     -------
@@ -412,39 +418,35 @@ def simulate(
 
 
 def _simulate_carried(config: RunConfig, progress: Callable[[int], None] | None) -> SimulationResult:
-    """:func:`simulate` for a run with ``inputs`` or ``tangents``: the exact Gram chain (:mod:`fmsim.running.gram`),
+    """:func:`simulate` for a run with ``inputs`` or ``tangents`` (:func:`fmsim.running.gram.carried_chunk`),
     chunk by chunk."""
-    from ..config import input_vector
-    from .gram import exact_inputs, exact_tangents
+    from .gram import carried_chunk
 
-    arch, d = config.arch, config.arch.depth
-    cs = config.init.layer_c(arch)
-    n = config.n_nets
+    d, n = config.arch.depth, config.n_nets
     lengths_all, logs_all = np.empty((n, d + 1)), np.empty((n, d + 1))
-    k = len(config.inputs) if config.inputs is not None else len(config.tangents)
-    carried = np.empty((n, d + 1, k, k)) if config.inputs is not None else np.empty((n, d + 1, k))
     acc = SummaryAccumulator(d)
     stats = np.empty((len(statistics.STATISTICS), n))
-    for chunk in range(config.n_chunks):
-        start, m = config.chunk_bounds(chunk)
-        if config.inputs is not None:
-            traces = exact_inputs(arch.widths, cs, np.asarray(config.inputs), m, config.seed, start)
-            lengths, logs = traces.gram[:, :, 0, 0], traces.log_lengths[:, :, 0]
-            carried[start:start + m] = traces.gram
-        else:
-            traces = exact_tangents(arch.widths, cs, input_vector(config), np.asarray(config.tangents), m,
-                                    config.seed, start)
-            lengths, logs = traces.lengths, traces.log_lengths
-            carried[start:start + m] = np.exp(traces.log_jvp)
-        lengths_all[start:start + m], logs_all[start:start + m] = lengths, logs
-        chunk_stats = statistics.compute(lengths, logs)
+    carried = entries = None
+    for k in range(config.n_chunks):
+        start, m = config.chunk_bounds(k)
+        chunk = carried_chunk(config, start, m)
+        if carried is None:
+            carried = np.empty((n, *chunk.carried.shape[1:]))
+            entries = None if chunk.entries is None else np.empty((n, chunk.entries.shape[1]))
+        carried[start:start + m] = chunk.carried
+        if entries is not None:
+            entries[start:start + m] = chunk.entries
+        lengths_all[start:start + m], logs_all[start:start + m] = chunk.lengths, chunk.log_lengths
+        chunk_stats = statistics.compute(chunk.lengths, chunk.log_lengths)
         stats[:, start:start + m] = chunk_stats
-        acc.add_moments(block_moments(logs, chunk_stats))
+        acc.add_moments(block_moments(chunk.log_lengths, chunk_stats))
         if progress is not None:
             progress(m)
     layers = config.record == "layers"
     field = "gram" if config.inputs is not None else "jvp"
     extra = {field: carried[:, -1].copy()} | ({f"{field}_layers": carried} if layers else {})
+    if entries is not None:
+        extra["jacobian_entries"] = entries
     return SimulationResult(
         config=config, final=lengths_all[:, -1].copy(), statistics=dict(zip(statistics.names(), stats)),
         summary=acc.result(), lengths=lengths_all if layers else None, log_final=logs_all[:, -1].copy(),
