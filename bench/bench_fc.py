@@ -16,6 +16,9 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
   storing each row's words); every fmsim row shows its fraction of the ceiling for its
   bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
 * fmsim ``exact`` (nets per second; it draws no weights).
+* Carrying vectors (``--gram-only`` runs just these): ``full`` with an input and 1 or 2 tangents,
+  and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
+  ``exact`` k = 1; PyTorch's JVP written as one ``bmm`` of the stacked pair per layer.
 * SIMD check: what LLVM made of a row's Philox pass and of the ziggurat's first step.
 * Renormalization cost (``--renorm-only`` runs just this): the Gaussian ``full`` kernel with
   its window (``[2^-64, 2^64]``), never renormalizing, and renormalizing after every layer,
@@ -94,6 +97,64 @@ def torch_batched(torch, n_nets: int, depth: int, width: int, dtype, batch: int 
                 z = torch.relu(torch.bmm(w, z))
                 out[b0:b0 + b, j] = (z * z).mean((1, 2)).double()
     return out
+
+
+def torch_carried(torch, n_nets: int, depth: int, width: int, dtype, batch: int = 256) -> None:
+    """An input and one tangent through the same PyTorch nets, as a user would write the JVP: one ``bmm`` of the
+    stacked pair per layer, the tangent masked by the input's pre-activations."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(width, generator=g, dtype=dtype)
+    u = torch.randn(width, generator=g, dtype=dtype)
+    scale = (2.0 / width) ** 0.5
+    with torch.no_grad():
+        for b0 in range(0, n_nets, batch):
+            b = min(batch, n_nets - b0)
+            zv = torch.stack([x, u], dim=1).expand(b, width, 2)
+            for _ in range(depth):
+                w = torch.randn((b, width, width), generator=g, dtype=dtype)
+                w.mul_(scale)
+                h = torch.bmm(w, zv)
+                zv = h * (h[:, :, :1] > 0)
+            (zv * zv).mean(1)
+
+
+def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
+    """Carrying vectors: ``full`` with k = 2 and 3 against k = 1 on the same nets, the exact Gram chain, and a
+    PyTorch JVP by ``bmm``; best of ``repeat`` round-robin passes, nets/s."""
+    fc = fmsim.FullyConnected.constant(depth=n, width=n)
+    he = fmsim.Init.scheme("he")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n)
+    u = rng.standard_normal((2, n))
+    exact_nets = 200 * nets
+    cases = [
+        ("full, k = 1 (the input alone)", nets, dict(x=x, method="full")),
+        ("full, k = 2: input + 1 tangent", nets, dict(x=x, tangents=u[:1], method="full")),
+        ("full, k = 3: input + 2 tangents", nets, dict(x=x, tangents=u, method="full")),
+        ("full, k = 2 inputs", nets, dict(inputs=np.stack([x, u[0]]), method="full")),
+        ("exact, k = 1", exact_nets, dict(x=x, method="exact")),
+        ("exact Gram chain: input + 1 tangent", exact_nets, dict(x=x, tangents=u[:1], method="exact")),
+        ("exact Gram chain: k = 2 inputs", nets * 4, dict(inputs=np.stack([x, u[0]]), method="exact")),
+    ]
+    runs = [(name, m, (lambda m=m, kw=kw: fmsim.simulate(fc, he, m, 1, chunk_size=16384, **kw)))
+            for name, m, kw in cases]
+    if torch is not None:
+        for dt, label in ((torch.float32, "float32"), (torch.float64, "float64")):
+            torch_carried(torch, 16, n, n, dt)
+            runs.append((f"PyTorch {torch.__version__} bmm JVP (input + 1 tangent) {label}", nets,
+                         lambda dt=dt: torch_carried(torch, nets, n, n, dt)))
+    for _, _, kw in cases:  # compile
+        fmsim.simulate(fc, he, 64, 0, **kw)
+    best = [np.inf] * len(runs)
+    for _ in range(repeat):
+        for i, (_, _, fn) in enumerate(runs):
+            best[i] = min(best[i], timed(fn, 1))
+    rate = [m / t for (_, m, _), t in zip(runs, best)]
+    print(f"\nCarrying vectors (depth = width = {n}, He, float64 unless named; nets/s, best of {repeat}):")
+    for (name, _, _), r in zip(runs, rate):
+        print(f"  {name:58s} {r:12.4g} nets/s   {r / rate[0]:8.3g}x full k = 1")
+    print(f"  cost of k = 2 over k = 1 (full): {rate[0] / rate[1]:.2f}x; k = 3: {rate[0] / rate[2]:.2f}x; "
+          f"exact chain with a tangent over exact k = 1: {rate[4] / rate[5]:.2f}x")
 
 
 @njit(parallel=True, cache=True)
@@ -234,6 +295,17 @@ def renorm_cost(n: int, nets: int, repeat: int) -> None:
             print(f"  {scheme:6s} {name:28s} {rate:10.1f} nets/s  {rate / base - 1:+7.1%} vs never")
 
 
+def _torch(threads: int):
+    """PyTorch on ``threads`` threads, or None (with a note) where it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print("(PyTorch rows skipped: torch is not installed; pip install -e '.[bench]')")
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=100, help="depth = width")
@@ -243,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--exact-nets", type=int, default=2_000_000)
     p.add_argument("--repeat", type=int, default=3, help="round-robin passes over all rows; best kept")
     p.add_argument("--renorm-only", action="store_true", help="only the renormalization-cost rows")
+    p.add_argument("--gram-only", action="store_true", help="only the rows that carry several vectors")
     a = p.parse_args(argv)
     n = a.size
     threads = numba.get_num_threads()
@@ -250,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{os.cpu_count()} cores; numba threads {threads}; depth = width = {n} ({n**3:.3g} weight draws per net)")
     if a.renorm_only:
         renorm_cost(n, a.nets, max(a.repeat, 5))
+        return
+    if a.gram_only:
+        gram_rows(n, a.nets // 4, a.repeat, _torch(threads))
         return
 
     # Every row is a (name, weights, weights per Philox call or 0, function) case; the repeats visit the
@@ -262,13 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     numpy_batched(4, n, n, 0)
     cases.append(("NumPy batched float64", per_net * a.numpy_nets, 0, lambda: numpy_batched(a.numpy_nets, n, n, 0)))
 
-    try:
-        import torch
-    except ImportError:
-        torch = None
-        print("(PyTorch rows skipped: torch is not installed; pip install -e '.[bench]')")
+    torch = _torch(threads)
     if torch is not None:
-        torch.set_num_threads(threads)
         for dt, name in ((torch.float32, "float32"), (torch.float64, "float64")):
             torch_batched(torch, 256, n, n, dt)  # warm up
             cases.append((f"PyTorch {torch.__version__} randn+bmm {name}", per_net * a.torch_nets, 0,
@@ -342,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     t = timed(lambda: fmsim.simulate(fc, he, a.exact_nets, 1, method="exact"), a.repeat)
     print(f"\nfmsim exact (no weights drawn): {a.exact_nets / t:.3e} nets/s "
           f"= {per_net * a.exact_nets / t:.3e} equivalent weight draws/s")
+    gram_rows(n, a.nets // 4, a.repeat, torch)
     renorm_cost(n, a.nets, a.repeat)
 
 

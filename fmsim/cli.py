@@ -344,6 +344,7 @@ EXPERIMENTS: dict[str, str] = {
     "fm2_profiles": "FM2: the law of M_d for width profiles of equal sum 1/n_j",
     "resnet_scaling": "ResNets: M_L against L for eta schedules, both module endings",
     "hessian_init": "Hessian block norms against depth for c in {1, 2, 4}",
+    "gram_chain": "gradients and pairs of inputs: Jacobian entries against depth and beta, the cosine of two inputs",
 }
 
 

@@ -623,8 +623,8 @@ class RunConfig:
     inputs : tuple of tuple of float, or None
         ``k >= 2`` inputs (each of length ``n_0``) carried through the same nets, in place of ``x``: their Gram
         matrices (the Gram chain). Fully connected nets: ``method="full"`` with any i.i.d. law and biases
-        (:mod:`fmsim.kernels.carry`), ``method="exact"`` with Gaussian weights and no bias
-        (:mod:`fmsim.kernels.gram`).
+        (``fmsim.kernels.carry``), ``method="exact"`` with Gaussian weights and no bias
+        (``fmsim.kernels.gram``).
     tangents : tuple of tuple of float, or None
         ``1 <= m <= 32`` directions ``u`` whose images ``J u`` under the Jacobian at ``x`` are carried beside
         ``x``; the same nets and method as ``inputs``.

@@ -1,7 +1,7 @@
 """``fmsim report``: run (or reuse) every experiment and write ``report.md``, one row per checkable claim.
 
-Claims of Hanin & Rolnick (2018) and of Skorski, Temperoni & Theobald
-(2020), each with its configuration, the simulated value +- its standard
+Claims of Hanin & Rolnick (2018), of Skorski, Temperoni & Theobald
+(2020) and of Hanin (2018) on gradients, each with its configuration, the simulated value +- its standard
 error (from the sample), the exact value or bound, the z-score and a
 verdict: "agrees" when |z| <= 5 (about 5 standard errors, as the tests),
 "holds"/"fails" for bounds and orderings. The figures are embedded.
@@ -276,9 +276,71 @@ def hessian_claims(path: str) -> list[Claim]:
     return rows
 
 
+def gram_claims(path: str) -> list[Claim]:
+    """Hanin (2018) and the Gram chain: the mean and the fluctuations of a Jacobian entry, the cosine of two
+    inputs against the arc-cosine map, and the exact chain against ``full`` nets."""
+    import argparse
+
+    from scipy import stats
+
+    from ..theory.gram import mean_field_cosine
+    from . import gram_chain as g
+
+    samples, meta = g.read(path)
+    a = argparse.Namespace(**meta)
+    rows = []
+    for d in a.depths:
+        m, se = g.mean_se(samples[f"entry_depth_{d}"] * g.N0)
+        z, verdict = _z_verdict(m, se, 1.0)
+        rows.append(Claim("Hanin 2018", "He weights: the mean squared Jacobian entry n_0 E[(J e_p)_q^2] is 1 at "
+                                        "every depth (no exploding or vanishing gradient on average)",
+                          f"n_0 = {g.N0}, width {a.width}, depth {d}, {a.nets} nets", _fmt(m, se), "1", z, verdict))
+    c, se, exact, *_ = g.fluctuation_fit(samples, a.profile_widths, a.profile_depth)
+    z, verdict = _z_verdict(c, se, exact)
+    betas = [g.beta(w, a.profile_depth) for w in a.profile_widths]
+    rows.append(Claim("Hanin 2018", "the fluctuations of the squared Jacobian entries grow like exp(C beta): the "
+                                    "fitted C of log(E[X^2]/E[X]^2) against beta (exact: the closed form's slope, 5 "
+                                    "at large width)",
+                      f"depth {a.profile_depth}, beta {min(betas):.3g} to {max(betas):.3g}, {a.nets} nets each",
+                      _fmt(c, se), _fmt(exact), z, verdict))
+    layers = np.arange(a.cos_depth + 1)
+    mf = mean_field_cosine(a.cos_depth, a.rho0)
+    narrow, wide = min(a.cos_widths), max(a.cos_widths)
+    for w in (wide, narrow):
+        cos = samples[f"cosine_width_{w}"]
+        dev = [g.mean_se(cos[:, j]) for j in layers[1:]]
+        bound = a.cos_depth / w
+        delta = np.array([m for m, _ in dev]) - mf[1:]
+        z_max = max(abs(dl) / s for dl, (_, s) in zip(delta, dev) if s > 0)
+        worst = int(np.argmax(np.abs(delta)))
+        sim = (f"largest |mean - map| {abs(delta[worst]):.2g} +- {dev[worst][1]:.1g} (layer {worst + 1}), "
+               f"max |z| {z_max:.1f}")
+        if w == wide:
+            ok = np.all(np.abs(delta) <= bound + Z_MAX * np.array([s for _, s in dev]))
+            rows.append(Claim("mean field", "at large width the mean cosine of two inputs follows the arc-cosine map, "
+                                            "within O(d/n)", f"width {w}, depth {a.cos_depth}, cosine {a.rho0:g}",
+                              sim, f"|mean - map| <= d/n = {bound:.2g}", None, "holds" if ok else "fails"))
+        else:
+            verdict = ("fails" if np.any(np.abs(delta) > bound) else "holds" if z_max > Z_MAX else
+                       f"inconclusive: the deviation is within {Z_MAX:g} s.e. at {cos.shape[0]} nets")
+            rows.append(Claim("fmsim", "at small width the mean cosine leaves the arc-cosine map, by less than d/n "
+                                       "(a finite-width effect the exact chain resolves)",
+                              f"width {w}, depth {a.cos_depth}, {cos.shape[0]} nets", sim,
+                              f"|z| > {Z_MAX:g} somewhere, |mean - map| <= {bound:.2g}", None, verdict))
+    exact_last = samples[f"cosine_width_{narrow}"][:, -1]
+    full_last = samples["cosine_full_last"]
+    p_value = stats.ks_2samp(exact_last[np.isfinite(exact_last)], full_last[np.isfinite(full_last)]).pvalue
+    rows.append(Claim("fmsim", "the exact Gram chain has the law of full nets: the cosine at the last layer (no closed "
+                               "form), two-sample KS", f"width {narrow}, depth {a.cos_depth}, {full_last.size} full "
+                                                       f"and {exact_last.size} exact nets",
+                      f"p = {p_value:.3g}", "p > 0.001", None, "agrees" if p_value > 1e-3 else "disagrees"))
+    return rows
+
+
 # ----------------------------------------------------------------------------- running
 #: The file each experiment writes in the report's folder.
-EXPERIMENT_FILES = ("fig1a_report.h5", "fig1b.h5", "fm2_profiles.h5", "resnet_scaling.h5", "hessian_init.h5")
+EXPERIMENT_FILES = ("fig1a_report.h5", "fig1b.h5", "fm2_profiles.h5", "resnet_scaling.h5", "hessian_init.h5",
+                    "gram_chain.h5")
 
 
 def preflight(out: str) -> None:
@@ -385,7 +447,7 @@ def write_markdown(path: str, claims: list[Claim], figures: list[tuple[str, str]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the report; returns its exit status: 0 every claim agrees or holds, 1 one disagrees or fails, 3 none
     refuted and one or more inconclusive (:func:`exit_status`)."""
-    from . import fig1a, fig1b, fm2_profiles, hessian_init, resnet_scaling
+    from . import fig1a, fig1b, fm2_profiles, gram_chain, hessian_init, resnet_scaling
 
     p = argparse.ArgumentParser(prog="fmsim report", description=__doc__.splitlines()[0],
                                 epilog="exit status: 0 every claim agrees or holds; 1 a claim disagrees or fails; "
@@ -417,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "resnet_scaling": _run("resnet_scaling", resnet_scaling.main, ["--out", out, *q, *quiet, *dask],
                                    a.quiet),
             "hessian_init": _run("hessian_init", hessian_init.main, ["--out", out, *q], a.quiet),
+            "gram_chain": _run("gram_chain", gram_chain.main, ["--out", out, *q], a.quiet),
         }
     fm2_depths, betas = ([4, 8], [0.5, 1.0]) if a.quick else (fm2_profiles.DEPTHS, fm2_profiles.BETAS)
     res_width, res_depths = (8, [1, 2, 4]) if a.quick else (32, resnet_scaling.DEPTHS)
@@ -425,14 +488,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               + fm2_claims(os.path.join(out, "fm2_profiles.h5"), fm2_depths, betas)
               + resnet_claims(os.path.join(out, "resnet_scaling.h5"), res_width, res_depths)
               + fig1b_claims(os.path.join(out, "fig1b.h5"), b_depths, runs, cap, quick=a.quick)
-              + hessian_claims(os.path.join(out, "hessian_init.h5")))
+              + hessian_claims(os.path.join(out, "hessian_init.h5"))
+              + gram_claims(os.path.join(out, "gram_chain.h5")))
     figures = [("Fig. 1a: mean length vs depth (FM1), with exact quantile bands", "fig1a_report.png"),
                ("Fig. 1b: epochs until training starts", "fig1b.png"),
                ("Fig. 1b, FM2 variant: width profiles of equal beta", "fig1b_fm2.png"),
                ("FM2: width profiles of equal beta (He and orthogonal)", "fm2_profiles.png"),
                ("FM2: spread of log M_d against beta, He vs orthogonal", "fm2_beta.png"),
                ("ResNets: eta schedules", "resnet_scaling.png"),
-               ("Hessian norm at initialization", "hessian_init.png")]
+               ("Hessian norm at initialization", "hessian_init.png"),
+               ("Gradients and pairs of inputs: Jacobian entries and the cosine of two inputs", "gram_chain.png")]
     report = os.path.join(out, "report.md")
     left_out = QUICK_LEFT_OUT if a.quick else ()
     write_markdown(report, claims, figures, timings, a.quick, left_out)

@@ -374,12 +374,12 @@ def simulate(
         the result is the same as without.
     inputs : array_like, shape (k, n_0), optional
         ``k >= 2`` inputs carried through the same nets, instead of ``x``: the result's
-        :attr:`~SimulationResult.gram`. Fully connected nets, in memory, on the CPU: ``method="full"``
+        ``gram``. Fully connected nets, in memory, on the CPU: ``method="full"``
         (any i.i.d. law, biases, either precision) or ``"exact"`` (Gaussian weights, no bias: the exact
-        Gram chain, :mod:`fmsim.kernels.gram`).
+        Gram chain, ``fmsim.kernels.gram``).
     tangents : array_like, shape (m, n_0), optional
-        ``1 <= m <= 32`` directions ``u_i``: the result's :attr:`~SimulationResult.jvp`, ``||J u_i||^2 / n_d``
-        with ``J`` the Jacobian at ``x``; with ``method="full"`` also :attr:`~SimulationResult.jacobian_entries`.
+        ``1 <= m <= 32`` directions ``u_i``: the result's ``jvp``, ``||J u_i||^2 / n_d``
+        with ``J`` the Jacobian at ``x``; with ``method="full"`` also ``jacobian_entries``.
         The same nets and methods as ``inputs``; the lengths are bitwise those of the same run without tangents
         (``full``: where ``x`` has no zero entry that a tangent lacks).
 
