@@ -53,6 +53,38 @@ def _gather_union(z, k, n, active):
 
 
 @njit(inline="always", cache=True)
+def drawn_dot_pair(w, a, b, n_in):
+    """:func:`fmsim.kernels.cpu.drawn_dot` of one drawn row against two vectors at once, each summed bitwise as
+    that function sums it (four partial sums over ``k mod 4``, combined ``(s0 + s1) + (s2 + s3)``): the weights
+    are loaded once for both."""
+    a0 = cast_like(0.0, a[0])
+    a1, a2, a3 = a0, a0, a0
+    b0, b1, b2, b3 = a0, a0, a0, a0
+    m = n_in - n_in % 4
+    for k in range(0, m, 4):
+        w0, w1 = cast_like(w[k], a0), cast_like(w[k + 1], a0)
+        w2, w3 = cast_like(w[k + 2], a0), cast_like(w[k + 3], a0)
+        a0 += w0 * a[k]
+        a1 += w1 * a[k + 1]
+        a2 += w2 * a[k + 2]
+        a3 += w3 * a[k + 3]
+        b0 += w0 * b[k]
+        b1 += w1 * b[k + 1]
+        b2 += w2 * b[k + 2]
+        b3 += w3 * b[k + 3]
+    if m < n_in:
+        a0 += cast_like(w[m], a0) * a[m]
+        b0 += cast_like(w[m], a0) * b[m]
+    if m + 1 < n_in:
+        a1 += cast_like(w[m + 1], a0) * a[m + 1]
+        b1 += cast_like(w[m + 1], a0) * b[m + 1]
+    if m + 2 < n_in:
+        a2 += cast_like(w[m + 2], a0) * a[m + 2]
+        b2 += cast_like(w[m + 2], a0) * b[m + 2]
+    return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
+
+
+@njit(inline="always", cache=True)
 def _record(z, k, n, shift, j, out_log, out_gram):
     """Write layer ``j``'s ``log M`` of each vector and their Gram matrix over ``n`` (held divided by
     ``2^shift``)."""
@@ -132,8 +164,10 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                         float32_polynomial_row(law, n_active, row, layer, net, k0, k1, words, wz)
                     else:
                         standard_row(law, bits32, n_active, row, layer, net, k0, k1, words, slow, wz)
-                    for v in range(k):
-                        pre[v] = drawn_dot(wz, active[v], n_active)
+                    for v in range(0, k - 1, 2):  # two vectors per pass over the row
+                        pre[v], pre[v + 1] = drawn_dot_pair(wz, active[v], active[v + 1], n_active)
+                    if k % 2:
+                        pre[k - 1] = drawn_dot(wz, active[k - 1], n_active)
                 bias = cast_like(bias_j * bias_draw(law, row, layer, net, k0, k1), zero) if bias_j > 0.0 else zero
                 for v in range(k):
                     p = cast_like(scales[j - 1], zero) * pre[v]
