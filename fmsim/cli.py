@@ -113,10 +113,29 @@ def _run(runs: list[tuple[RunConfig, str]], out: str, backend: str, args: argpar
         run_many_to_file(runs, out, backend, progress=bar.update, client=client)
     if not quiet:
         for _, group in runs:
-            s = open_result(out, group).summary
+            res = open_result(out, group)
+            s = res.summary
             print(f"{out}:{group}  E[M_d] = {format_from_log(s.log_of_mean[-1])} +- "
                   f"{format_from_log(s.log_of_sem[-1], 2)}  "
-                  f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}")
+                  f"E[fm2] = {s.fm2_mean:.6g}  dead = {s.n_zero[-1]}{_carried_line(res)}")
+
+
+def _carried_line(res) -> str:
+    """The mean cosine of a pair of inputs, or the mean ``|J e_0|^2 / n_d`` (and ``(J e_0)_0^2``), with 1 s.e."""
+    def mean_se(v: np.ndarray) -> str:
+        v = v[np.isfinite(v)]
+        return f"{v.mean():.6g} +- {v.std(ddof=1) / np.sqrt(max(v.size, 1)):.2g}" if v.size > 1 else "n/a"
+
+    if res.gram is not None:
+        g = res.gram
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return f"  cosine of the pair at layer d = {mean_se(g[:, 0, 1] / np.sqrt(g[:, 0, 0] * g[:, 1, 1]))}"
+    if res.jvp is not None:
+        line = f"  E[|J e_0|^2 / n_d] = {mean_se(res.jvp[:, 0])}"
+        if res.jacobian_entries is not None:
+            line += f"  E[(J e_0)_0^2] = {mean_se(res.jacobian_entries[:, 0])}"
+        return line
+    return ""
 
 
 #: The flags of each kind of net (``--width`` is the stream width of a residual net, or a layer width).
@@ -163,10 +182,41 @@ def _simulate_arch(args: argparse.Namespace) -> Architecture:
     return _arch(args.widths, args.depth, args.width, args.n0)
 
 
+def carried_vectors(args: argparse.Namespace, arch: Architecture, init: Init) -> dict[str, np.ndarray]:
+    """``inputs`` (``--pair-angle``) or ``tangents`` (``--gradient``) for :func:`fmsim.simulate`, or none; what the
+    Gram chain cannot carry is refused by the flag's name."""
+    flag = "--pair-angle" if args.pair_angle is not None else "--gradient" if args.gradient else None
+    if flag is None:
+        return {}
+    if args.pair_angle is not None and args.gradient:
+        raise UsageError("--pair-angle (two inputs) and --gradient (a tangent at one input) cannot be combined yet")
+    if not isinstance(arch, FullyConnected):
+        raise UsageError(f"{flag} applies to fully connected nets (--widths or --depth), not {type(arch).__name__} "
+                         "nets")
+    if args.method not in ("auto", "full", "exact") or init.orthogonal:
+        raise UsageError(f"{flag} runs with --method full or exact and i.i.d. weights, not --method {args.method}"
+                         f"{' with orthogonal weights' if init.orthogonal else ''}")
+    if args.method == "exact" and (init.law != "gaussian" or init.has_bias):
+        raise UsageError(f"{flag} with --method exact needs Gaussian weights and no bias: use --method full")
+    n0 = arch.input_size
+    if args.pair_angle is not None:
+        if n0 < 2 or not 0.0 <= args.pair_angle <= 180.0:
+            raise UsageError(f"--pair-angle must be in [0, 180] degrees, with n_0 >= 2; got {args.pair_angle} "
+                             f"and n_0 = {n0}")
+        t = np.deg2rad(args.pair_angle)
+        inputs = np.zeros((2, n0))
+        inputs[0, 0] = inputs[1, 0] = np.sqrt(n0)
+        inputs[1, :2] = np.sqrt(n0) * np.array([np.cos(t), np.sin(t)])
+        return {"inputs": inputs}
+    return {"tangents": np.eye(n0)[:1]}
+
+
 def cmd_simulate(args: argparse.Namespace) -> None:
     arch = _simulate_arch(args)
-    config = make_config(arch, _init(args, args.scheme), args.nets, args.seed, args.method, args.record,
-                         None, args.chunk_size, args.precision)
+    init = _init(args, args.scheme)
+    carried = carried_vectors(args, arch, init)
+    config = make_config(arch, init, args.nets, args.seed, args.method, args.record, None, args.chunk_size,
+                         args.precision, **carried)
     _run([(config, args.group)], args.out, resolve_backend(args.backend), args)
 
 
@@ -397,6 +447,13 @@ def _simulate_parser(sub) -> None:
     cv.add_argument("--channels", type=int_list, help="C0,C1,...,Cd")
     cv.add_argument("--spatial", type=int_list, help="P (1D) or H,W (2D)")
     cv.add_argument("--kernel", type=int, help="taps per dimension (default 3)")
+    gp = s.add_argument_group("gradients and pairs of inputs (fully connected nets; the Gram chain)")
+    gp.add_argument("--pair-angle", type=float, metavar="DEG",
+                    help="run two inputs of M_0 = 1 at this angle (degrees) through the same nets: their Gram "
+                         "matrices (dataset gram)")
+    gp.add_argument("--gradient", action="store_true",
+                    help="carry the tangent e_0 at the input: |J e_0|^2 / n_d (dataset jvp) and, with --method "
+                         "full, the Jacobian entry (J e_0)_0^2 (dataset jacobian_entries)")
     _add_run_options(s)
     add_cluster_options(s)
     s.add_argument("--out", required=True, help="HDF5 file")

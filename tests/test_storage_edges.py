@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 
 import fmsim
@@ -203,3 +204,16 @@ def test_an_experiment_on_a_disk_that_fills_gives_one_line(tmpfs):
         _one_clean_line(r)
         assert r.returncode == 2 and ("no space left on device" in r.stderr.lower()), r.stderr
         assert not list((mnt / "q").glob("*.writing-*")), "a half-written figure was left"
+
+
+def test_a_run_beside_other_runs_in_its_subgroups_keeps_its_checksum(tmp_path, capsys):
+    """A run at ``/`` and another in ``/sub``: writing the second leaves the first's attribute digest whole (the
+    digest covers the run's own objects, not runs beside it)."""
+    path = tmp_path / "nested.h5"
+    cfg = make_config(fmsim.FullyConnected((4, 5, 3)), fmsim.Init("uniform", 2.0), 1024, 3, method="full",
+                      chunk_size=1024)
+    fmsim.run_to_file(cfg, path)
+    fmsim.run_to_file(cfg, path, group="sub")
+    fmsim.run_to_file(cfg, path, group="he/depth_2")
+    assert cli.main(["verify", str(path)]) == 0, capsys.readouterr()
+    np.testing.assert_array_equal(fmsim.open(path).final, fmsim.open(path, "sub").final)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import theory
 from ..config import Conv, FullyConnected, Residual, RunConfig, input_vector
 from .integrity import checked_read
-from .layout import summary_quantities
+from .layout import carried_coordinates, carried_layout, summary_quantities
 from .store import MOMENT_COLUMNS, config_attrs, reading, runs_in
 
 __all__ = ["open_dataset", "open_sweep", "exact_moments"]
@@ -60,7 +60,9 @@ def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = Fals
     """One run as an ``xarray.Dataset`` with named dimensions ``net``, ``layer``, ``quantity``, ``moment``.
 
     Data variables: ``final``, ``log_final`` and each per-net statistic such as ``fm2`` (net), ``lengths`` and
-    ``log_lengths`` (net, layer) if recorded, the per-layer summary ``mean``,
+    ``log_lengths`` (net, layer) if recorded, the carried vectors' ``gram`` (net, input_a, input_b) and
+    ``gram_layers`` (net, layer, input_a, input_b), or ``jvp`` and ``jacobian_entries`` (net, tangent) and
+    ``jvp_layers`` (net, layer, tangent), where the run carries them, the per-layer summary ``mean``,
     ``sem``, ``var``, ``log_mean``, ``log_var`` (of ``log M_j``), ``log_of_mean``,
     ``log_of_var`` (``log`` of ``mean`` and ``var``, at any depth), ``dead_fraction`` (layer), the exact
     ``exact_mean`` and ``exact_second_moment`` (layer; nan where unknown)
@@ -100,9 +102,12 @@ def open_dataset(path: str | os.PathLike, group: str = "/", partial: bool = Fals
     if res.lengths is not None:
         data["lengths"] = (("net", "layer"), res.lengths)
         data["log_lengths"] = (("net", "layer"), res.log_lengths)
+    for name, (_, dims, _) in carried_layout(cfg).items():
+        data[name] = (("net", *dims), getattr(res, name))
     coords = {"net": np.arange(res.n_done, dtype=np.uint32), "layer": np.arange(d + 1),
               "quantity": summary_quantities(d),
-              "moment": list(MOMENT_COLUMNS[:moments.shape[1]])}  # (six columns in files of fmsim < 0.9)
+              "moment": list(MOMENT_COLUMNS[:moments.shape[1]]),  # (six columns in files of fmsim < 0.9)
+              **carried_coordinates(cfg)}
     attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config_attrs(cfg).items()}
     attrs["seed"] = int(cfg.seed)
     attrs["config"] = json.dumps(cfg.to_dict(), sort_keys=True)

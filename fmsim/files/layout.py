@@ -4,7 +4,8 @@
 Every byte of a run is protected: the per-net and summary datasets by HDF5's Fletcher-32 checksum per
 chunk, the attributes and HDF5's own metadata by the Jenkins checksums of the file format fmsim writes
 (``libver="latest"``), and the rest (the ``net`` and ``layer`` coordinates, the ``quantity`` and
-``moment`` labels, the ``chunks_done`` counter) by checking them against what the configuration (an
+``moment`` labels, the carried vectors' ``input_a``, ``input_b`` or ``tangent`` indices, the ``chunks_done``
+counter) by checking them against what the configuration (an
 attribute, so checksummed) and the checksummed data say they must be (:func:`expected_coordinates`).
 """
 
@@ -19,8 +20,8 @@ from ..config import RunConfig
 from ..kernels.moments import MOMENT_COLUMNS
 from ..running import statistics
 
-__all__ = ["SUMMARY_FIELDS", "PER_NET_DATASETS", "ATTRIBUTES_DIGEST", "summary_quantities", "expected_coordinates",
-           "attributes_digest", "expected_dimensions"]
+__all__ = ["SUMMARY_FIELDS", "PER_NET_DATASETS", "CARRIED_DATASETS", "ATTRIBUTES_DIGEST", "summary_quantities",
+           "expected_coordinates", "attributes_digest", "expected_dimensions", "carried_layout", "carried_coordinates"]
 
 #: The attribute of a run group (fmsim >= 0.12) holding :func:`attributes_digest` of its attributes, as 32 bytes
 #: stored in the group's object header (which HDF5 checksums).
@@ -31,19 +32,63 @@ _REFERENCE_ATTRIBUTES = ("DIMENSION_LIST", "REFERENCE_LIST", ATTRIBUTES_DIGEST)
 
 #: The summary's per-layer datasets (under ``summary/``), beside its ``moments`` table.
 SUMMARY_FIELDS = ("mean", "var", "log_mean", "log_var", "n_zero", "log_of_mean", "log_of_var")
-#: The datasets written per net, chunk by chunk (``log_lengths`` only with ``record="layers"``).
-PER_NET_DATASETS = ("final", "log_final", *statistics.names(), "log_lengths")
+#: The datasets of the vectors a run with ``inputs`` or ``tangents`` carries (:func:`carried_layout`).
+CARRIED_DATASETS = ("gram", "gram_layers", "jvp", "jvp_layers", "jacobian_entries")
+#: The datasets written per net, chunk by chunk (``log_lengths`` only with ``record="layers"``; the carried ones
+#: only in runs that carry vectors).
+PER_NET_DATASETS = ("final", "log_final", *statistics.names(), "log_lengths", *CARRIED_DATASETS)
+
+
+def carried_layout(config: RunConfig) -> dict[str, tuple[tuple[int, ...], tuple[str, ...], str]]:
+    """The carried datasets of ``config``'s run: name -> (shape after ``net``, dimensions after ``net``, long
+    name). Empty for a run without ``inputs`` or ``tangents``."""
+    d = config.arch.depth
+    layers = config.record == "layers"
+    if config.inputs is not None:
+        k = len(config.inputs)
+        out = {"gram": ((k, k), ("input_a", "input_b"),
+                        "G_d / n_d: the last layer's Gram matrix of the inputs' post-activations over n_d")}
+        if layers:
+            out["gram_layers"] = ((d + 1, k, k), ("layer", "input_a", "input_b"), "G_j / n_j at every layer")
+        return out
+    if config.tangents is not None:
+        m = len(config.tangents)
+        out = {"jvp": ((m,), ("tangent",), "|J u|^2 / n_d of each tangent u (J: the Jacobian at x)")}
+        if layers:
+            out["jvp_layers"] = ((d + 1, m), ("layer", "tangent"), "|J_j u|^2 / n_j at every layer")
+        if config.method == "full":
+            out["jacobian_entries"] = ((m,), ("tangent",), "(J u)_0^2: the first coordinate of J u, squared")
+        return out
+    return {}
+
+
+def carried_coordinates(config: RunConfig) -> dict[str, np.ndarray]:
+    """The index coordinates of the carried vectors' dimensions (``input_a``, ``input_b`` or ``tangent``)."""
+    if config.inputs is not None:
+        k = np.arange(len(config.inputs), dtype=np.int64)
+        return {"input_a": k, "input_b": k.copy()}
+    if config.tangents is not None:
+        return {"tangent": np.arange(len(config.tangents), dtype=np.int64)}
+    return {}
+
+
+#: The objects a run group holds (the first part of their path): anything else in the group, such as another
+#: run in a subgroup (a run at ``/`` and a sweep's ``he/depth_2``), is not the run's.
+RUN_OBJECTS = frozenset({"net", "layer", "chunks_done", "summary", "lengths", "input_a", "input_b", "tangent",
+                         *PER_NET_DATASETS})
 
 
 def attributes_digest(g: h5py.Group) -> bytes:
-    """SHA-256 of every attribute of the run group ``g`` and of each object in it, in path and name order.
+    """SHA-256 of every attribute of the run group ``g`` and of each object of the run in it
+    (:data:`RUN_OBJECTS`), in path and name order.
 
     String attributes (the configuration's JSON among them) live in HDF5's global heap, which has no
     checksum; the digest, stored with the run, covers them. Object references are left out
-    (:data:`_REFERENCE_ATTRIBUTES`)."""
+    (:data:`_REFERENCE_ATTRIBUTES`), and so are other runs in subgroups of ``g``: writing one must not change
+    this run's digest."""
     h = hashlib.sha256()
     paths = [""]
-    g.visit(paths.append)
+    g.visit(lambda path: paths.append(path) if path.split("/", 1)[0] in RUN_OBJECTS else None)
     for path in sorted(paths):
         obj = g[path] if path else g
         for name in sorted(obj.attrs):
@@ -62,8 +107,9 @@ def attributes_digest(g: h5py.Group) -> bytes:
 
 def expected_dimensions(config: RunConfig) -> dict[str, tuple[str, ...]]:
     """The dimension scale of each axis of the datasets that have them (HDF5 dimension lists, for netCDF)."""
-    dims = {name: ("net",) for name in PER_NET_DATASETS if name != "log_lengths"}
+    dims = {name: ("net",) for name in PER_NET_DATASETS if name != "log_lengths" and name not in CARRIED_DATASETS}
     dims["log_lengths"] = ("net", "layer")
+    dims.update({name: ("net", *tail) for name, (_, tail, _) in carried_layout(config).items()})
     dims.update({f"summary/{name}": ("layer",) for name in SUMMARY_FIELDS})
     dims["summary/moments"] = ("quantity", "moment")
     return dims
@@ -84,4 +130,5 @@ def expected_coordinates(config: RunConfig, moment_columns: int = len(MOMENT_COL
         "layer": np.arange(config.arch.depth + 1, dtype=np.int64),
         "summary/quantity": np.array(summary_quantities(config.arch.depth), dtype=object),
         "summary/moment": np.array(MOMENT_COLUMNS[:moment_columns], dtype=object),
+        **carried_coordinates(config),
     }

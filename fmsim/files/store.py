@@ -12,6 +12,12 @@ dimension scales/labels, so xarray's ``h5netcdf`` engine sees ``net`` and
     log_final  (net,)            float64   log M_d of each net (-inf only for a dead net)
     fm2        (net,)            float64   variance of M_1..M_d across layers
     log_lengths (net, layer)     float32   log M_0..log M_d traces (record="layers"; gzip)
+    runs that carry vectors (inputs=X, k inputs; or tangents=U, m tangents at x), float64:
+    gram       (net, input_a, input_b)          G_d / n_d of the inputs (input_a, input_b: scales 0..k-1)
+    gram_layers (net, layer, input_a, input_b)  G_j / n_j at every layer (record="layers"; gzip)
+    jvp        (net, tangent)                   |J u|^2 / n_d (tangent: scale 0..m-1)
+    jvp_layers (net, layer, tangent)            |J_j u|^2 / n_j (record="layers"; gzip)
+    jacobian_entries (net, tangent)             (J u)_0^2 (method="full")
                (each: one HDF5 chunk per chunk of the run, with a Fletcher-32 checksum)
     summary/   mean, var, log_mean, log_var, n_zero, log_of_mean, log_of_var (layer,)
                (checksummed, as moments); moments (quantity, moment) with scales
@@ -67,12 +73,21 @@ import numpy as np
 
 from ..config import LEGACY_SCHEME_NAMES, RunConfig
 from ..running import statistics
-from ..running.simulate import SimulationResult, check_backend, check_memory, map_chunks
+from ..running.simulate import SimulationResult, carried_fields, check_backend, check_memory, map_chunks
 from ..running.summary import MOMENT_COLUMNS, LayerSummary, SummaryAccumulator
 from ..sampling.laws import LAW_CODES, STREAM_LAYOUT, weights_per_block
 from .h5io import DamagedFileError, FileBusyError, StoreError, WriterLock, check_file, open_read, writer_alive
 from .integrity import check_coordinates, check_dimensions, checked_read, nets_counted, nets_held, run_config
-from .layout import ATTRIBUTES_DIGEST, PER_NET_DATASETS, SUMMARY_FIELDS, attributes_digest, summary_quantities
+from .layout import (
+    ATTRIBUTES_DIGEST,
+    CARRIED_DATASETS,
+    PER_NET_DATASETS,
+    SUMMARY_FIELDS,
+    attributes_digest,
+    carried_coordinates,
+    carried_layout,
+    summary_quantities,
+)
 
 __all__ = ["SCHEMA_VERSION", "run_to_file", "open_result", "open_h5", "StoreError", "DamagedFileError",
            "FileBusyError", "WriteError", "check_runs", "list_runs", "run_many_to_file", "reading",
@@ -220,6 +235,21 @@ def _create_run(g: h5py.Group, config: RunConfig, stream_layout: int = STREAM_LA
                                     compression_opts=4, shuffle=True))
         per_net[-1].dims[1].attach_scale(layer)
         per_net[-1].attrs["long_name"] = "log M_j (natural log) of each net and layer; -inf only for a dead net"
+    scales = {"layer": layer}
+    for name, values in carried_coordinates(config).items():
+        scales[name] = g.create_dataset(name, data=values)
+        scales[name].make_scale(name)
+        scales[name].attrs["long_name"] = ("index of a tangent u (tangents=U: row of U)" if name == "tangent" else
+                                           "index of an input (inputs=X: row of X)")
+    for name, (tail, dims, long_name) in carried_layout(config).items():
+        layers = "layer" in dims
+        per_net.append(_checksummed(g, name, (n, *tail), np.float64, rows,
+                                    **({"compression": "gzip", "compression_opts": 4, "shuffle": True} if layers
+                                       else {})))
+        for i, dim in enumerate(dims, start=1):
+            per_net[-1].dims[i].attach_scale(scales[dim])
+            per_net[-1].dims[i].label = dim
+        per_net[-1].attrs["long_name"] = long_name
     for ds in per_net:
         ds.dims[0].attach_scale(net)
         ds.dims[0].label = "net"
@@ -574,9 +604,6 @@ def check_runs(runs: Sequence[tuple[RunConfig, str]], path: str | os.PathLike, b
     if len(set(groups)) != len(groups):
         raise ValueError(f"groups must be distinct, got {groups}")
     for config, _ in runs:
-        if config.inputs is not None or config.tangents is not None:
-            raise ValueError("inputs= and tangents= runs are kept in memory for now (fmsim.simulate); files do not "
-                             "store their Gram matrices yet")
         check_backend(config, backend)
         check_memory(config)
     if os.path.exists(path):
@@ -622,6 +649,8 @@ class _RunWriter:
                 self.datasets[stat.name][start:start + m] = values
             if self.config.record == "layers":
                 self.datasets["log_lengths"][start:start + m] = chunk.log_lengths.astype(np.float32)
+            for name, values in carried_fields(self.config, chunk).items():
+                self.datasets[name][start:start + m] = values
             self.f.flush()  # the data on disk before the summary that counts it (see __init__)
             _inject("summary")
             self.acc.add_moments(chunk.moments)
@@ -736,9 +765,10 @@ def open_result(path: str | os.PathLike, group: str = "/", partial: bool = False
         else:
             lengths = log_lengths = None
         stats = {name: checked_read(g[name], nets) for name in statistics.names()}
+        carried = {name: checked_read(g[name], nets) for name in CARRIED_DATASETS if name in g}
         return SimulationResult(config=config, final=final, statistics=stats,
                                 summary=LayerSummary.from_moments(moments), lengths=lengths, log_final=log_final,
-                                log_lengths=log_lengths)
+                                log_lengths=log_lengths, **carried)
 
 
 def derived_log(lengths: np.ndarray) -> np.ndarray:

@@ -50,6 +50,8 @@ def make_config(
     if precision == "float32" and method == "auto":
         method = "full"
     carried = {}
+    if method == "auto" and (inputs is not None or tangents is not None):  # the exact Gram chain, where it holds
+        method = "exact" if init.law == "gaussian" and not init.has_bias else "full"
     for name, value in (("inputs", inputs), ("tangents", tangents)):
         if value is not None:
             if np.ndim(value) != 2:
@@ -94,7 +96,17 @@ def chunk_memory_bytes(config: RunConfig, chunk_size: int | None = None) -> int:
     layers = config.arch.depth + 1
     per_net = 2 * layers * 8 + (layers * 4 if config.record == "layers" else 0) + (3 + len(statistics.STATISTICS)) * 8
     blocks = -(-m // 1024) * (layers + len(statistics.STATISTICS)) * 7 * 8
-    return m * per_net + blocks
+    return m * (per_net + carried_bytes_per_net(config)) + blocks
+
+
+def carried_bytes_per_net(config: RunConfig) -> int:
+    """Bytes per net of the vectors a run with ``inputs`` or ``tangents`` carries: the kernels' every-layer Gram
+    matrices (``k x k``, ``k`` the inputs, or the input and the tangents) and their logarithms, twice (kernel
+    output and the chunk's copy)."""
+    if config.inputs is None and config.tangents is None:
+        return 0
+    k = len(config.inputs) if config.inputs is not None else 1 + len(config.tangents)
+    return 2 * (config.arch.depth + 1) * (k * k + k) * 8
 
 
 def check_memory(config: RunConfig, whole_run: bool = False) -> None:
@@ -119,7 +131,8 @@ def check_memory(config: RunConfig, whole_run: bool = False) -> None:
     need = chunk_memory_bytes(config)
     if whole_run:  # simulate() also keeps every net's results in memory
         layers = config.arch.depth + 1
-        per_net = (2 + len(statistics.STATISTICS)) * 8 + (16 * layers if config.record == "layers" else 0)
+        per_net = ((2 + len(statistics.STATISTICS)) * 8 + (16 * layers if config.record == "layers" else 0)
+                   + carried_bytes_per_net(config) // 2)
         need += config.n_nets * per_net
         if need > budget:
             raise ValueError(f"this run needs about {format_bytes(need)} in memory and the {limit} leaves "
@@ -259,6 +272,12 @@ class Chunk:
         Per-block summary moments (:func:`fmsim.running.summary.block_moments`).
     lengths, log_lengths : ndarray, shape (m, d + 1), or None
         The traces, only when asked for.
+    carried : ndarray, shape (m, k, k) or (m, n_tangents), or None
+        A run with ``inputs`` or ``tangents``: the last layer's ``G_d / n_d`` or ``||J u||^2 / n_d``.
+    carried_layers : ndarray, shape (m, d + 1, k, k) or (m, d + 1, n_tangents), or None
+        The same at every layer, when the traces are asked for.
+    entries : ndarray, shape (m, n_tangents), or None
+        ``(J u)_0^2`` (tangents, ``method="full"``).
     """
 
     k: int
@@ -268,6 +287,9 @@ class Chunk:
     lengths: np.ndarray | None
     log_final: np.ndarray | None = None
     log_lengths: np.ndarray | None = None
+    carried: np.ndarray | None = None
+    carried_layers: np.ndarray | None = None
+    entries: np.ndarray | None = None
 
 
 def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: bool | None = None) -> Chunk:
@@ -277,6 +299,15 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
     ``keep_lengths`` (default: ``config.record == "layers"``).
     """
     keep = config.record == "layers" if keep_lengths is None else keep_lengths
+    if config.inputs is not None or config.tangents is not None:
+        from .gram import carried_chunk
+
+        start, m = config.chunk_bounds(k)
+        c = carried_chunk(config, start, m)
+        stats = statistics.compute(c.lengths, c.log_lengths)
+        return Chunk(k, c.lengths[:, -1].copy(), stats, block_moments(c.log_lengths, stats),
+                     c.lengths if keep else None, c.log_lengths[:, -1].copy(), c.log_lengths if keep else None,
+                     carried=c.carried[:, -1].copy(), carried_layers=c.carried if keep else None, entries=c.entries)
     if backend == "cuda":
         from . import cuda_backend
 
@@ -391,10 +422,6 @@ def simulate(
     backend = resolve_backend(backend)
     check_backend(config, backend)
     check_memory(config, whole_run=True)
-    if config.inputs is not None or config.tangents is not None:
-        if client is not None:
-            raise ValueError("inputs= and tangents= run in this process for now; leave client= out")
-        return _simulate_carried(config, progress)
     acc = SummaryAccumulator(arch.depth)
     final = np.empty(config.n_nets)
     log_final = np.empty(config.n_nets)
@@ -402,6 +429,7 @@ def simulate(
     layers = record == "layers"
     lengths_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
     logs_all = np.empty((config.n_nets, arch.depth + 1)) if layers else None
+    carried: dict[str, np.ndarray] = {}
     for _, chunk in map_chunks([(config, None)], [0], backend, client):
         start, m = config.chunk_bounds(chunk.k)
         acc.add_moments(chunk.moments)
@@ -411,43 +439,28 @@ def simulate(
         if layers:
             lengths_all[start:start + m] = chunk.lengths
             logs_all[start:start + m] = chunk.log_lengths
+        for name, values in carried_fields(config, chunk).items():
+            if name not in carried:
+                carried[name] = np.empty((config.n_nets, *values.shape[1:]))
+            carried[name][start:start + m] = values
         if progress is not None:
             progress(m)
     return SimulationResult(config=config, final=final, statistics=dict(zip(statistics.names(), stats)),
-                            summary=acc.result(), lengths=lengths_all, log_final=log_final, log_lengths=logs_all)
+                            summary=acc.result(), lengths=lengths_all, log_final=log_final, log_lengths=logs_all,
+                            **carried)
 
 
-def _simulate_carried(config: RunConfig, progress: Callable[[int], None] | None) -> SimulationResult:
-    """:func:`simulate` for a run with ``inputs`` or ``tangents`` (:func:`fmsim.running.gram.carried_chunk`),
-    chunk by chunk."""
-    from .gram import carried_chunk
-
-    d, n = config.arch.depth, config.n_nets
-    lengths_all, logs_all = np.empty((n, d + 1)), np.empty((n, d + 1))
-    acc = SummaryAccumulator(d)
-    stats = np.empty((len(statistics.STATISTICS), n))
-    carried = entries = None
-    for k in range(config.n_chunks):
-        start, m = config.chunk_bounds(k)
-        chunk = carried_chunk(config, start, m)
-        if carried is None:
-            carried = np.empty((n, *chunk.carried.shape[1:]))
-            entries = None if chunk.entries is None else np.empty((n, chunk.entries.shape[1]))
-        carried[start:start + m] = chunk.carried
-        if entries is not None:
-            entries[start:start + m] = chunk.entries
-        lengths_all[start:start + m], logs_all[start:start + m] = chunk.lengths, chunk.log_lengths
-        chunk_stats = statistics.compute(chunk.lengths, chunk.log_lengths)
-        stats[:, start:start + m] = chunk_stats
-        acc.add_moments(block_moments(chunk.log_lengths, chunk_stats))
-        if progress is not None:
-            progress(m)
-    layers = config.record == "layers"
+def carried_fields(config: RunConfig, chunk: Chunk) -> dict[str, np.ndarray]:
+    """A chunk's carried values by the name of their :class:`SimulationResult` field (and of their dataset in a
+    file): ``gram`` and ``gram_layers``, or ``jvp``, ``jvp_layers`` and ``jacobian_entries``; none for a run that
+    carries no vectors."""
+    if chunk.carried is None:
+        return {}
     field = "gram" if config.inputs is not None else "jvp"
-    extra = {field: carried[:, -1].copy()} | ({f"{field}_layers": carried} if layers else {})
-    if entries is not None:
-        extra["jacobian_entries"] = entries
-    return SimulationResult(
-        config=config, final=lengths_all[:, -1].copy(), statistics=dict(zip(statistics.names(), stats)),
-        summary=acc.result(), lengths=lengths_all if layers else None, log_final=logs_all[:, -1].copy(),
-        log_lengths=logs_all if layers else None, **extra)
+    out = {field: chunk.carried}
+    if chunk.carried_layers is not None:
+        out[f"{field}_layers"] = chunk.carried_layers
+    if chunk.entries is not None:
+        out["jacobian_entries"] = chunk.entries
+    return out
+
