@@ -78,6 +78,16 @@ def test_simulate_and_sweep_on_a_cluster_equal_serial(tmp_path, client):
     assert _contents(tmp_path / "dask.h5") == _contents(tmp_path / "serial.h5")
 
 
+def test_carried_vectors_on_a_cluster_equal_serial(client):
+    arch, he, x = fmsim.FullyConnected((6, 5, 5, 5)), fmsim.Init.scheme("he"), np.linspace(0.5, 1.5, 6)
+    for kwargs in ({"x": x, "tangents": np.eye(6)[:2], "method": "full"}, {"inputs": np.stack([x, x[::-1]])}):
+        a = fmsim.simulate(arch, he, 3000, 3, chunk_size=1024, record="layers", **kwargs)
+        b = fmsim.simulate(arch, he, 3000, 3, chunk_size=1024, record="layers", client=client, **kwargs)
+        for name in ("gram_layers", "jvp_layers", "jacobian_entries"):
+            if getattr(a, name) is not None:
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
 def test_worker_killed_mid_run_is_rescheduled_and_file_equals_serial(tmp_path, serial_file, client):
     pids = list(client.run(os.getpid).values())
     killed = []

@@ -265,7 +265,6 @@ def test_simulate_with_inputs_gives_the_gram_matrices():
     ({"tangents": U, "arch": fmsim.Residual(6, [1.0, 1.0])}, "fully connected"),
     ({"tangents": U, "x": np.zeros(6)}, "nonzero"),
     ({"tangents": U, "backend": "cuda"}, "backend='cpu'"),
-    ({"tangents": U, "client": object()}, "client="),
 ])
 def test_simulate_refuses_what_the_gram_chain_cannot_do_yet(kwargs, match):
     args = {"arch": ARCH, "init": HE, "n_nets": 10, "seed": 0} | kwargs
@@ -273,11 +272,10 @@ def test_simulate_refuses_what_the_gram_chain_cannot_do_yet(kwargs, match):
         fmsim.simulate(**args)
 
 
-def test_files_refuse_carried_vectors_before_writing(tmp_path):
-    config = make_config(ARCH, HE, 10, 0, tangents=U)
-    with pytest.raises(ValueError, match="in memory"):
-        fmsim.run_to_file(config, tmp_path / "run.h5")
-    assert not (tmp_path / "run.h5").exists()
+def test_auto_takes_the_exact_chain_where_it_holds_and_full_elsewhere():
+    assert make_config(ARCH, HE, 10, 0, tangents=U).method == "exact"
+    assert make_config(ARCH, fmsim.Init(law="gaussian", bias_var=0.1), 10, 0, tangents=U).method == "full"
+    assert make_config(ARCH, fmsim.Init(law="laplace"), 10, 0, inputs=np.stack([X, X])).method == "full"
 
 
 
