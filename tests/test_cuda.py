@@ -201,3 +201,28 @@ def test_cuda_bits_unchanged(name, arguments):
     if not SIM:
         pytest.skip("bit-exact only under the simulator")
     assert run_device_case(arguments, "cuda") == GOLDEN[name]
+
+
+CARRY_X = np.array([1.0, -0.5, 2.0, 0.4, 0.3])
+CARRY_U = np.array([[0.0, 1.0, 0.0, 2.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize(("init", "method", "precision", "kwargs"), [
+    (fmsim.Init(c=2.0), "exact", "float64", {"x": CARRY_X, "tangents": CARRY_U}),
+    (fmsim.Init(c=1.5), "exact", "float64", {"inputs": np.stack([CARRY_X, CARRY_U[0], CARRY_U[1]])}),
+    (fmsim.Init(c=2.0, bias_var=0.2), "full", "float64", {"x": CARRY_X, "tangents": CARRY_U}),
+    (fmsim.Init(law="uniform", bias_c=0.3), "full", "float32", {"x": CARRY_X, "tangents": CARRY_U[:1]}),
+    (fmsim.Init(law="rademacher", bias_var=0.1), "full", "float64", {"inputs": np.stack([CARRY_X, CARRY_U[0]])}),
+    (fmsim.Init(law="laplace"), "full", "float32", {"inputs": np.stack([CARRY_X, CARRY_U[1]])}),
+])
+def test_carried_vectors_cuda_equal_cpu(init, method, precision, kwargs):
+    widths = (5, 4, 3, 6) if SIM else (5, 40, 17, 64)
+    cfg = make_config(fmsim.FullyConnected(widths), init, N, 5, method=method, chunk_size=1024, record="layers",
+                      precision=precision, **{k: v for k, v in kwargs.items()})
+    for k in (1,) if SIM else (0, 1):  # under the simulator chunk 1: its 6 nets (each a Python thread block)
+        cpu, gpu = reduce_chunk(cfg, k, "cpu"), reduce_chunk(cfg, k, "cuda")
+        for name in ("lengths", "log_lengths", "carried", "carried_layers", "entries", "stats"):
+            a, b = getattr(cpu, name), getattr(gpu, name)
+            assert (a is None) == (b is None), name
+            if a is not None:
+                _compare(a, b)

@@ -15,7 +15,7 @@ from numba import cuda
 
 from ..sampling import laws
 from ..sampling.laws import RADEMACHER
-from . import epilogue, exact, moments, scalar
+from . import carry, epilogue, exact, gram, moments, scalar
 
 
 def device_function(fn, **helpers):
@@ -332,6 +332,120 @@ def _make_conv_full_kernel(ftype, bits32):
 
 conv_full_kernel = _make_conv_full_kernel(np.float64, False)
 conv_full_kernel_f32 = _make_conv_full_kernel(np.float32, True)
+
+
+# ----------------------------------------------------------------- carried vectors (the Gram chain)
+psd_cholesky = device_function(gram.psd_cholesky)
+bartlett = device_function(gram._bartlett)
+tangent_layer = device_function(gram._tangent_layer, psd_cholesky=psd_cholesky, _bartlett=bartlett)
+tangent_exact_trace = device_function(gram.tangent_exact_trace, _tangent_layer=tangent_layer,
+                                      length_and_log=length_and_log)
+unit_normals = device_function(gram._unit_normals)
+inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_cholesky, _unit_normals=unit_normals,
+                                     length_and_log=length_and_log)
+gather_union = device_function(carry._gather_union)
+record_carried = device_function(carry._record, mean_square=mean_square, length_and_log=length_and_log)
+
+
+@cuda.jit
+def tangent_exact_kernel(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, vectors, matrices, out_lengths, out_log,
+                         out_jvp_log):
+    """One thread per net (:func:`fmsim.kernels.gram.tangent_exact`); ``vectors`` (nets, m) and ``matrices``
+    (nets, 4, m, m): each net's scratch."""
+    i = cuda.grid(1)
+    if i >= out_lengths.shape[0]:
+        return
+    tangent_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, vectors[i], matrices[i, 0],
+                        matrices[i, 1], matrices[i, 2], matrices[i, 3], out_lengths[i], out_log[i], out_jvp_log[i])
+
+
+@cuda.jit
+def inputs_exact_kernel(g0, shift0, widths, cs, k0, k1, net0, vectors, matrices, out_log, out_gram):
+    """One thread per net (:func:`fmsim.kernels.gram.inputs_exact`); ``vectors`` (nets, 2, k) and ``matrices``
+    (nets, 3, k, k): each net's scratch."""
+    i = cuda.grid(1)
+    if i >= out_log.shape[0]:
+        return
+    inputs_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, matrices[i, 0], matrices[i, 1],
+                       matrices[i, 2], vectors[i, 0], vectors[i, 1], out_log[i], out_gram[i])
+
+
+def _make_carry_kernel(ftype, preact):
+    """The ``full`` kernel that carries several vectors, in ``ftype`` (as :func:`fmsim.kernels.carry.fc_full_carry`).
+    Each vector's row sum is drawn and summed by ``preact`` (the one-vector kernel's), so on the GPU the weights
+    are drawn once per vector: the same bits, not the CPU kernel's one draw for all."""
+
+    @cuda.jit
+    def fc_full_carry_kernel(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, tangents, scratch,
+                             signs_scratch, out_log, out_gram, out_first):
+        """One thread block per net, threads over the rows of each layer. ``scratch`` : (nets, 3, k, max width),
+        ``ftype``: the two activation buffers and the union's inputs of each vector; ``signs_scratch`` :
+        (nets, k, 4 max width + 16), each vector's Rademacher table."""
+        i = cuda.blockIdx.x
+        if i >= out_log.shape[0]:
+            return
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        net = np.uint64(net0 + i)
+        k = xs.shape[0]
+        d = widths.shape[0] - 1
+        z = scratch[i, 0]
+        znew = scratch[i, 1]
+        active = scratch[i, 2]
+        signs = signs_scratch[i]
+        n_active = cuda.shared.array(1, dtype=np.int64)
+        e_shared = cuda.shared.array(1, dtype=np.int64)
+        for v in range(k):
+            for c in range(t, widths[0], nt):
+                z[v, c] = xs[v, c]
+        if t == 0:
+            record_carried(xs, k, widths[0], x_shift, 0, out_log[i], out_gram[i])
+        shift = x_shift
+        cuda.syncthreads()
+        for j in range(1, d + 1):
+            layer = np.uint64(j)
+            bias_j = scale_bias(bias_sds[j - 1], shift)
+            if t == 0:
+                n_active[0] = gather_union(z, k, widths[j - 1], active)
+            cuda.syncthreads()
+            n_in = n_active[0]
+            if law == RADEMACHER:
+                for v in range(k):
+                    for c in range(t, (n_in + 3) // 4, nt):
+                        rademacher_chunk(active[v], n_in, c, signs[v])
+                cuda.syncthreads()
+            for r in range(t, widths[j], nt):
+                row = np.uint64(r)
+                p0 = preact(law, active[0], signs[0], n_in, row, layer, net, scales[j - 1], bias_j, k0, k1)
+                znew[0, r] = p0 if p0 > 0.0 else ftype(0.0)
+                for v in range(1, k):
+                    pv = preact(law, active[v], signs[v], n_in, row, layer, net, scales[j - 1],
+                                0.0 if tangents else bias_j, k0, k1)
+                    keep = p0 > 0.0 if tangents else pv > 0.0
+                    znew[v, r] = pv if keep else ftype(0.0)
+            cuda.syncthreads()
+            if t == 0:
+                record_carried(znew, k, widths[j], shift, j, out_log[i], out_gram[i])
+                e_shared[0] = renorm_shift(mean_square(znew[0], widths[j]))
+            cuda.syncthreads()
+            e = int(e_shared[0])
+            if e != 0:
+                f = math.ldexp(1.0, -e)
+                for v in range(k):
+                    for c in range(t, widths[j], nt):
+                        znew[v, c] *= f
+                shift += e
+            z, znew = znew, z
+            cuda.syncthreads()
+        if t == 0:
+            for v in range(k):
+                out_first[i, v] = length_and_log(np.float64(z[v, 0]) * np.float64(z[v, 0]), 2 * shift)[0]
+
+    return fc_full_carry_kernel
+
+
+fc_full_carry_kernel = _make_carry_kernel(np.float64, unit_preactivation)
+fc_full_carry_kernel_f32 = _make_carry_kernel(np.float32, unit_preactivation_f32)
 
 
 # ----------------------------------------------------------------- epilogue

@@ -52,6 +52,12 @@ MAX_TANGENTS = 32
 
 
 @njit(inline="always", cache=True)
+def log_or_minus_inf(v):
+    """``log v`` for ``v > 0``, ``-inf`` for ``v = 0`` (without asking the log of 0, which Python refuses)."""
+    return math.log(v) if v > 0.0 else -math.inf
+
+
+@njit(inline="always", cache=True)
 def normal_at(stream, r, layer, net, k0, k1):
     """Standard normal number ``r`` of ``stream`` in a layer: counter ``(stream, 1 + r // 2, layer, net)``, words
     ``(0, 1)`` or ``(2, 3)`` for ``r`` even or odd, by the 64-bit Gaussian ziggurat and its retry streams."""
@@ -170,7 +176,7 @@ def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p,
     shift = shift0
     out[0], out_log[0] = length_and_log(mm, shift)
     for i in range(m):
-        out_jvp_log[0, i] = out_log[0] + math.log(beta[i] * beta[i] + p[i, i])
+        out_jvp_log[0, i] = out_log[0] + log_or_minus_inf(beta[i] * beta[i] + p[i, i])
     for j in range(1, widths.shape[0]):
         layer = np.uint64(j)
         if mm > 0.0:  # the floating-point steps of exact_layer_ratio, so M_j keeps its bits
@@ -183,7 +189,7 @@ def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p,
                 _tangent_layer(k, 2.0 * g, beta, p, chol, t, lt, layer, net, k0, k1)
         out[j], out_log[j] = length_and_log(mm, shift)
         for i in range(m):
-            out_jvp_log[j, i] = out_log[j] + math.log(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
+            out_jvp_log[j, i] = out_log[j] + log_or_minus_inf(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
         e = renorm_shift(mm)
         if e != 0:
             mm = math.ldexp(mm, -2 * e)

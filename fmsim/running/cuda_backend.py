@@ -14,7 +14,7 @@ import numpy as np
 from . import statistics
 from .launch import KernelCall
 
-__all__ = ["is_available", "run_chunk", "run_chunk_reduced"]
+__all__ = ["is_available", "run_chunk", "run_chunk_reduced", "run_kernel"]
 
 #: Threads per block of the kernels that give each net one thread (the exact samplers).
 THREADS_PER_BLOCK_EXACT = 128
@@ -113,3 +113,37 @@ def run_chunk_reduced(call: KernelCall, m: int, n_layers: int, keep_lengths: boo
     logs = d_logs.copy_to_host() if keep_lengths else None
     return (d_final.copy_to_host(), d_log_final.copy_to_host(), d_stats.copy_to_host(), d_moments.copy_to_host(),
             lengths, logs)
+
+
+def run_kernel(name: str, inputs: tuple, scratch: tuple, outputs: tuple, m: int, threads: int | None = None
+               ) -> tuple[np.ndarray, ...]:
+    """Run the kernel ``name`` of :mod:`fmsim.kernels.cuda` for ``m`` nets and bring its outputs back.
+
+    Parameters
+    ----------
+    name : str
+    inputs : tuple
+        The kernel's leading arguments (arrays are copied to the device).
+    scratch, outputs : tuple of (shape, dtype)
+        Device arrays passed after the inputs, in this order; the outputs come back.
+    m : int
+        Nets.
+    threads : int, optional
+        Threads of the one block per net; None: one thread per net.
+
+    Returns
+    -------
+    tuple of ndarray
+        The outputs, in order.
+    """
+    _require_gpu()
+    from numba import cuda
+
+    from ..kernels import cuda as kernels
+
+    args = tuple(cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in inputs)
+    scratch_d = tuple(cuda.device_array(shape, dtype=dtype) for shape, dtype in scratch)
+    outputs_d = tuple(cuda.device_array(shape, dtype=dtype) for shape, dtype in outputs)
+    grid = (-(-m // THREADS_PER_BLOCK_EXACT), THREADS_PER_BLOCK_EXACT) if threads is None else (m, threads)
+    getattr(kernels, name)[grid](*args, *scratch_d, *outputs_d)
+    return tuple(a.copy_to_host() for a in outputs_d)

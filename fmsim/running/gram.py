@@ -84,7 +84,7 @@ def _nets(n_nets: int, net0: int) -> None:
 
 
 def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndarray, tangents: np.ndarray,
-                   n_nets: int, seed: int, net0: int = 0) -> TangentTraces:
+                   n_nets: int, seed: int, net0: int = 0, backend: str = "cpu") -> TangentTraces:
     """Sample an input's length and its tangents' ``||J_j u||^2`` exactly, O(m^3) per layer at any width.
 
     Parameters
@@ -101,6 +101,7 @@ def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndar
     seed : int
     net0 : int
         First net's index (nets ``net0 .. net0 + n_nets - 1``: a chunk of a bigger run has the same bits).
+    backend : {"cpu", "cuda"}
 
     Returns
     -------
@@ -121,22 +122,30 @@ def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndar
     perp = u / 2.0**shift - beta0[:, None] * xs
     p0 = perp @ perp.T / norm2
     k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
-    d = w.size - 1
+    d, m = w.size - 1, u.shape[0]
+    m0 = float(mean_square(xs, xs.size))
+    if backend == "cuda":
+        from . import cuda_backend
+
+        return TangentTraces(*cuda_backend.run_kernel(
+            "tangent_exact_kernel", (m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0),
+            (((n_nets, m), np.float64), ((n_nets, 4, m, m), np.float64)),
+            (((n_nets, d + 1), np.float64), ((n_nets, d + 1), np.float64), ((n_nets, d + 1, m), np.float64)),
+            n_nets))
     lengths, logs = np.empty((n_nets, d + 1)), np.empty((n_nets, d + 1))
-    log_jvp = np.empty((n_nets, d + 1, u.shape[0]))
-    gram.tangent_exact(float(mean_square(xs, xs.size)), 2 * shift, beta0, p0, w, cs, k0, k1, net0, lengths, logs,
-                       log_jvp)
+    log_jvp = np.empty((n_nets, d + 1, m))
+    gram.tangent_exact(m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0, lengths, logs, log_jvp)
     return TangentTraces(lengths, logs, log_jvp)
 
 
 def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.ndarray, n_nets: int, seed: int,
-                 net0: int = 0) -> InputTraces:
+                 net0: int = 0, backend: str = "cpu") -> InputTraces:
     """Sample the Gram matrices of ``k`` inputs carried through the same Gaussian nets, exactly: O(n_j k^2) per
     layer.
 
     Parameters
     ----------
-    widths, c, n_nets, seed, net0
+    widths, c, n_nets, seed, net0, backend
         As in :func:`exact_tangents`.
     inputs : ndarray, shape (k, n_0)
         ``k >= 1`` finite inputs.
@@ -156,6 +165,14 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
     g0 = scaled @ scaled.T / w[0]
     k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
     d, k = w.size - 1, xs.shape[0]
+    if backend == "cuda":
+        from . import cuda_backend
+
+        logs, grams = cuda_backend.run_kernel(
+            "inputs_exact_kernel", (g0, 2 * shift, w, cs, k0, k1, net0),
+            (((n_nets, 2, k), np.float64), ((n_nets, 3, k, k), np.float64)),
+            (((n_nets, d + 1, k), np.float64), ((n_nets, d + 1, k, k), np.float64)), n_nets)
+        return InputTraces(grams, logs)
     logs = np.empty((n_nets, d + 1, k))
     grams = np.empty((n_nets, d + 1, k, k))
     gram.inputs_exact(g0, 2 * shift, w, cs, k0, k1, net0, logs, grams)
@@ -183,7 +200,7 @@ class CarriedChunk:
     entries: np.ndarray | None
 
 
-def _full_carried(config: RunConfig, start: int, m: int) -> CarriedChunk:
+def _full_carried(config: RunConfig, start: int, m: int, backend: str) -> CarriedChunk:
     base = config.__class__.from_dict(config.to_dict() | {"inputs": None, "tangents": None, "x": None})
     call = plan(base, start)  # the one-vector call: its key, scales, biases and law code
     tangents = config.tangents is not None
@@ -192,10 +209,23 @@ def _full_carried(config: RunConfig, start: int, m: int) -> CarriedChunk:
     vectors = np.asarray(config.tangents if tangents else config.inputs[1:], dtype=float)
     xs = np.ldexp(np.vstack([first, vectors]), -shift)
     k, d = xs.shape[0], config.arch.depth
-    out_log, out_gram, out_first = np.empty((m, d + 1, k)), np.empty((m, d + 1, k, k)), np.empty((m, k))
-    zero = np.float32(0.0) if call.float32 else 0.0
-    fc_full_carry(xs, shift, call.widths, call.scales, call.bias_sds, call.law, call.k0, call.k1, start, zero,
-                  call.float32, tangents, RENORM_HIGH, out_log, out_gram, out_first)
+    if backend == "cuda":
+        from . import cuda_backend
+        from .launch import threads_for
+
+        ftype = np.float32 if call.float32 else np.float64
+        widest = int(call.widths.max())
+        out_log, out_gram, out_first = cuda_backend.run_kernel(
+            "fc_full_carry_kernel_f32" if call.float32 else "fc_full_carry_kernel",
+            (xs, shift, call.widths, call.scales, call.bias_sds, call.law, call.k0, call.k1, start, tangents),
+            (((m, 3, k, widest), ftype), ((m, k, 4 * widest + 16), ftype)),
+            (((m, d + 1, k), np.float64), ((m, d + 1, k, k), np.float64), ((m, k), np.float64)), m,
+            threads_for(call.widths[1:].max()))
+    else:
+        out_log, out_gram, out_first = np.empty((m, d + 1, k)), np.empty((m, d + 1, k, k)), np.empty((m, k))
+        zero = np.float32(0.0) if call.float32 else 0.0
+        fc_full_carry(xs, shift, call.widths, call.scales, call.bias_sds, call.law, call.k0, call.k1, start, zero,
+                      call.float32, tangents, RENORM_HIGH, out_log, out_gram, out_first)
     lengths, logs = out_gram[:, :, 0, 0].copy(), out_log[:, :, 0].copy()
     if tangents:
         jvp = np.diagonal(out_gram, axis1=2, axis2=3)[:, :, 1:].copy()
@@ -203,14 +233,15 @@ def _full_carried(config: RunConfig, start: int, m: int) -> CarriedChunk:
     return CarriedChunk(lengths, logs, out_gram, None)
 
 
-def carried_chunk(config: RunConfig, start: int, m: int) -> CarriedChunk:
-    """Nets ``start .. start + m - 1`` of a run with ``inputs`` or ``tangents``, by the run's method."""
+def carried_chunk(config: RunConfig, start: int, m: int, backend: str = "cpu") -> CarriedChunk:
+    """Nets ``start .. start + m - 1`` of a run with ``inputs`` or ``tangents``, by the run's method, on
+    ``backend`` (``"cpu"`` or ``"cuda"``: the same bits under the CUDA simulator)."""
     if config.method == "full":
-        return _full_carried(config, start, m)
+        return _full_carried(config, start, m, backend)
     cs = config.init.layer_c(config.arch)
     if config.inputs is not None:
-        traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start)
-        return CarriedChunk(traces.gram[:, :, 0, 0], traces.log_lengths[:, :, 0], traces.gram, None)
+        traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start, backend)
+        return CarriedChunk(traces.gram[:, :, 0, 0].copy(), traces.log_lengths[:, :, 0].copy(), traces.gram, None)
     tr = exact_tangents(config.arch.widths, cs, input_vector(config), np.asarray(config.tangents), m, config.seed,
-                        start)
+                        start, backend)
     return CarriedChunk(tr.lengths, tr.log_lengths, np.exp(tr.log_jvp), None)

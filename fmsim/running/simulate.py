@@ -73,10 +73,7 @@ def check_backend(config: RunConfig, backend: str) -> None:
     if backend == "cuda":
         from . import cuda_backend
 
-        if config.inputs is not None or config.tangents is not None:
-            raise ValueError("inputs= and tangents= run on backend='cpu' for now (the exact Gram chain has no CUDA "
-                             "kernel yet); use backend='cpu'")
-        refusal = cuda_refusal(config)
+        refusal = None if config.inputs is not None or config.tangents is not None else cuda_refusal(config)
         if refusal is not None:
             raise ValueError(refusal)
         if not cuda_backend.is_available():
@@ -303,7 +300,7 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
         from .gram import carried_chunk
 
         start, m = config.chunk_bounds(k)
-        c = carried_chunk(config, start, m)
+        c = carried_chunk(config, start, m, backend)
         stats = statistics.compute(c.lengths, c.log_lengths)
         return Chunk(k, c.lengths[:, -1].copy(), stats, block_moments(c.log_lengths, stats),
                      c.lengths if keep else None, c.log_lengths[:, -1].copy(), c.log_lengths if keep else None,
