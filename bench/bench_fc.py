@@ -281,7 +281,7 @@ def renorm_cost(n: int, nets: int, repeat: int) -> None:
         outs = np.empty((nets, n + 1)), np.empty((nets, n + 1))
 
         def run(high, c=call, outs=outs):
-            cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sd, c.law, c.k0, c.k1, 0, 0.0, False,
+            cpu.fc_full(c.x, c.x_shift, c.widths, c.scales, c.bias_sds, c.law, c.k0, c.k1, 0, 0.0, False,
                         *c.first_layer(), high, *outs)
 
         run(RENORM_HIGH)  # compile
