@@ -135,16 +135,20 @@ def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
         ("exact, k = 1", exact_nets, dict(x=x, method="exact")),
         ("exact Gram chain: input + 1 tangent", exact_nets, dict(x=x, tangents=u[:1], method="exact")),
         ("exact Gram chain: k = 2 inputs", nets * 4, dict(inputs=np.stack([x, u[0]]), method="exact")),
+        ("exact Gram chain, orthogonal: input + 1 tangent", exact_nets // 4,
+         dict(x=x, tangents=u[:1], method="exact", init=fmsim.Init(law="orthogonal", c=2.0))),
     ]
-    runs = [(name, m, (lambda m=m, kw=kw: fmsim.simulate(fc, he, m, 1, chunk_size=16384, **kw)))
-            for name, m, kw in cases]
+    def run(m: int, kw: dict) -> None:
+        fmsim.simulate(fc, kw.get("init", he), m, 1, chunk_size=16384, **{k: v for k, v in kw.items() if k != "init"})
+
+    runs = [(name, m, (lambda m=m, kw=kw: run(m, kw))) for name, m, kw in cases]
     if torch is not None:
         for dt, label in ((torch.float32, "float32"), (torch.float64, "float64")):
             torch_carried(torch, 16, n, n, dt)
             runs.append((f"PyTorch {torch.__version__} bmm JVP (input + 1 tangent) {label}", nets,
                          lambda dt=dt: torch_carried(torch, nets, n, n, dt)))
     for _, _, kw in cases:  # compile
-        fmsim.simulate(fc, he, 64, 0, **kw)
+        run(64, kw)
     best = [np.inf] * len(runs)
     for _ in range(repeat):
         for i, (_, _, fn) in enumerate(runs):

@@ -193,11 +193,13 @@ def carried_vectors(args: argparse.Namespace, arch: Architecture, init: Init) ->
     if not isinstance(arch, FullyConnected):
         raise UsageError(f"{flag} applies to fully connected nets (--widths or --depth), not {type(arch).__name__} "
                          "nets")
-    if args.method not in ("auto", "full", "exact") or init.orthogonal:
-        raise UsageError(f"{flag} runs with --method full or exact and i.i.d. weights, not --method {args.method}"
-                         f"{' with orthogonal weights' if init.orthogonal else ''}")
-    if args.method == "exact" and (init.law != "gaussian" or init.has_bias):
-        raise UsageError(f"{flag} with --method exact needs Gaussian weights and no bias: use --method full")
+    if args.method not in ("auto", "full", "exact"):
+        raise UsageError(f"{flag} runs with --method full or exact, not --method {args.method}")
+    if init.orthogonal and args.method == "full":
+        raise UsageError(f"{flag} with orthogonal weights runs with --method exact (the exact Gram chain)")
+    if args.method == "exact" and (init.law not in ("gaussian", "orthogonal") or init.has_bias):
+        raise UsageError(f"{flag} with --method exact needs Gaussian or orthogonal weights and no bias: use --method "
+                         "full")
     n0 = arch.input_size
     if args.pair_angle is not None:
         if n0 < 2 or not 0.0 <= args.pair_angle <= 180.0:

@@ -623,7 +623,7 @@ class RunConfig:
     inputs : tuple of tuple of float, or None
         ``k >= 2`` inputs (each of length ``n_0``) carried through the same nets, in place of ``x``: their Gram
         matrices (the Gram chain). Fully connected nets: ``method="full"`` with any i.i.d. law and biases
-        (``fmsim.kernels.carry``), ``method="exact"`` with Gaussian weights and no bias
+        (``fmsim.kernels.carry``), ``method="exact"`` with Gaussian or orthogonal weights and no bias
         (``fmsim.kernels.gram``).
     tangents : tuple of tuple of float, or None
         ``1 <= m <= 32`` directions ``u`` whose images ``J u`` under the Jacobian at ``x`` are carried beside
@@ -714,13 +714,15 @@ class RunConfig:
             raise ValueError("give x= or inputs=, not both: inputs= replaces the one input x")
         if not isinstance(self.arch, FullyConnected):
             raise ValueError(f"{which}= runs on fully connected nets for now, not {type(self.arch).__name__} nets")
-        if self.method not in ("exact", "full") or self.init.orthogonal:
-            raise ValueError(f"{which}= runs with method='full' or 'exact' and i.i.d. weights for now; got "
-                             f"method={self.method!r}, law={self.init.law!r}")
-        if self.method == "exact" and (self.init.law != "gaussian" or self.init.has_bias):
-            raise ValueError(f"{which}= with method='exact' (the exact Gram chain) needs Gaussian weights and no bias; "
-                             f"got law={self.init.law!r}{', with biases' if self.init.has_bias else ''}: use "
-                             "method='full'")
+        if self.method not in ("exact", "full"):
+            raise ValueError(f"{which}= runs with method='full' or 'exact' for now; got method={self.method!r}")
+        if self.init.orthogonal and self.method != "exact":
+            raise ValueError(f"{which}= with law='orthogonal' runs with method='exact' (the exact Gram chain); "
+                             "method='full' carries one vector through orthogonal weights")
+        if self.method == "exact" and (self.init.law not in ("gaussian", "orthogonal") or self.init.has_bias):
+            raise ValueError(f"{which}= with method='exact' (the exact Gram chain) needs Gaussian or orthogonal "
+                             f"weights and no bias; got law={self.init.law!r}"
+                             f"{', with biases' if self.init.has_bias else ''}: use method='full'")
         vectors = np.asarray(getattr(self, which), dtype=float)
         low, high = (2, None) if which == "inputs" else (1, 32)
         n0 = self.arch.input_size
@@ -733,6 +735,11 @@ class RunConfig:
             raise ValueError(f"{which} must be finite")
         if which == "tangents" and self.x is not None and not np.any(self.x):
             raise ValueError("x must be nonzero to carry tangents (the Jacobian at x = 0 is not defined)")
+        narrowest = min(self.arch.widths)
+        room = vectors.shape[0] + (1 if which == "tangents" else 0)
+        if self.init.orthogonal and room > narrowest:
+            raise ValueError(f"{which}: orthogonal weights carry at most {narrowest - (which == 'tangents')} "
+                             f"{which} exactly here (the narrowest width is {narrowest}), got {vectors.shape[0]}")
         object.__setattr__(self, which, tuple(tuple(float(v) for v in row) for row in vectors))
 
     @property

@@ -17,6 +17,22 @@ def weights(rng: np.random.Generator, n_nets: int, widths, c) -> list[np.ndarray
             for j in range(1, len(widths))]
 
 
+def haar(rng: np.random.Generator, n_nets: int, n_out: int, n_in: int) -> np.ndarray:
+    """Haar-orthogonal matrices (n_nets, n_out, n_in): orthonormal columns, or rows if ``n_out < n_in``; the Q of a
+    Gaussian matrix's QR with the signs of R's diagonal moved into it (Mezzadri 2007), batched."""
+    wide = n_out < n_in
+    g = rng.standard_normal((n_nets, n_in, n_out) if wide else (n_nets, n_out, n_in))
+    q, r = np.linalg.qr(g)
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    return np.swapaxes(q, 1, 2) if wide else q
+
+
+def orthogonal_weights(rng: np.random.Generator, n_nets: int, widths, c) -> list[np.ndarray]:
+    """Haar-orthogonal weights times ``sqrt(c_j)``, one (n_nets, n_j, n_{j-1}) array per layer."""
+    cs = np.broadcast_to(np.asarray(c, dtype=float), (len(widths) - 1,))
+    return [haar(rng, n_nets, widths[j], widths[j - 1]) * np.sqrt(cs[j - 1]) for j in range(1, len(widths))]
+
+
 def forward(ws: list[np.ndarray], x: np.ndarray) -> np.ndarray:
     """Post-activations of the last layer for inputs ``x`` (n_nets, n_0, k) -> (n_nets, n_d, k)."""
     z = x

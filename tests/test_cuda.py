@@ -214,6 +214,8 @@ CARRY_U = np.array([[0.0, 1.0, 0.0, 2.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]])
     (fmsim.Init(law="uniform", bias_c=0.3), "full", "float32", {"x": CARRY_X, "tangents": CARRY_U[:1]}),
     (fmsim.Init(law="rademacher", bias_var=0.1), "full", "float64", {"inputs": np.stack([CARRY_X, CARRY_U[0]])}),
     (fmsim.Init(law="laplace"), "full", "float32", {"inputs": np.stack([CARRY_X, CARRY_U[1]])}),
+    (fmsim.Init(law="orthogonal", c=2.0), "exact", "float64", {"x": CARRY_X, "tangents": CARRY_U}),
+    (fmsim.Init(law="orthogonal", c=1.5), "exact", "float64", {"inputs": np.stack([CARRY_X, CARRY_U[0], CARRY_U[1]])}),
 ])
 def test_carried_vectors_cuda_equal_cpu(init, method, precision, kwargs):
     widths = (5, 4, 3, 6) if SIM else (5, 40, 17, 64)

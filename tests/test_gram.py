@@ -258,7 +258,9 @@ def test_simulate_with_inputs_gives_the_gram_matrices():
     ({"inputs": X[None]}, "k >= 2"),
     ({"inputs": np.stack([X, X]), "tangents": U}, "not both"),
     ({"tangents": U, "method": "exact_first"}, "method='full' or 'exact'"),
-    ({"tangents": U, "init": fmsim.Init(law="orthogonal")}, "i.i.d. weights"),
+    ({"tangents": U, "init": fmsim.Init(law="orthogonal"), "method": "full"}, "method='exact'"),
+    ({"tangents": np.ones((4, 6)), "init": fmsim.Init(law="orthogonal")}, "at most 3 tangents"),
+    ({"inputs": np.ones((5, 6)), "init": fmsim.Init(law="orthogonal")}, "at most 4 inputs"),
     ({"tangents": np.ones((2, 5))}, r"shape \(m, 6\)"),
     ({"tangents": U, "init": fmsim.Init(law="uniform"), "method": "exact"}, "gaussian"),
     ({"tangents": U, "init": fmsim.Init(law="gaussian", bias_var=0.1), "method": "exact"}, "no bias"),
@@ -348,3 +350,61 @@ def test_full_jacobian_entries_follow_the_closed_form():
     mean, square = theory.jacobian_entry_moments(widths, 1.5)
     _within(res.jacobian_entries[:, 0], mean)
     _within(res.jacobian_entries[:, 0] ** 2, square)
+
+
+
+# ---------------------------------------------------------------- orthogonal weights: the exact chain
+def test_orthogonal_haar_reference_is_haar():
+    # The reference's own check: orthonormal columns (or rows), and E[Q_11^2] = 1/max(n_out, n_in) at 5 s.e.
+    q = ref.haar(np.random.default_rng(0), 40_000, 3, 5)
+    np.testing.assert_allclose(q @ np.swapaxes(q, 1, 2), np.broadcast_to(np.eye(3), (40_000, 3, 3)), atol=1e-12)
+    _within(q[:, 0, 0] ** 2, 1 / 5)
+    q = ref.haar(np.random.default_rng(1), 40_000, 5, 3)
+    np.testing.assert_allclose(np.swapaxes(q, 1, 2) @ q, np.broadcast_to(np.eye(3), (40_000, 3, 3)), atol=1e-12)
+
+
+def test_orthogonal_tangents_match_numpy_haar_nets_in_law():
+    n = 6000
+    tr = exact_tangents(WIDTHS, CS, X, U, n, 3, orthogonal=True)
+    lengths, jvps, _ = ref.tangents(ref.orthogonal_weights(np.random.default_rng(3), n, WIDTHS, CS), X, U)
+    alive, alive_ref = tr.lengths[:, -1] > 0, lengths[:, -1] > 0
+    assert stats.ks_2samp(tr.lengths[:, -1], lengths[:, -1]).pvalue > 1e-3
+    for i in range(2):
+        assert stats.ks_2samp(np.exp(tr.log_jvp[:, -1, i]), jvps[:, -1, i]).pvalue > 1e-3
+        assert stats.ks_2samp(tr.log_jvp[alive, -1, i] - tr.log_lengths[alive, -1],
+                              np.log(jvps[alive_ref, -1, i] / lengths[alive_ref, -1])).pvalue > 1e-3
+    assert stats.ks_2samp(tr.log_jvp[alive, -1, 0] - tr.log_jvp[alive, -1, 1],
+                          np.log(jvps[alive_ref, -1, 0] / jvps[alive_ref, -1, 1])).pvalue > 1e-3
+
+
+def test_orthogonal_pairs_match_numpy_haar_nets_in_law():
+    n = 6000
+    inputs = np.stack([X, U[0], U[1]])
+    tr = exact_inputs(WIDTHS, CS, inputs, n, 4, orthogonal=True)
+    grams = ref.pair_grams(ref.orthogonal_weights(np.random.default_rng(4), n, WIDTHS, CS), inputs)
+    for j in (1, 2, 4):
+        for a, b in ((0, 0), (0, 1), (1, 2), (2, 2)):
+            assert stats.ks_2samp(tr.gram[:, j, a, b], grams[:, j, a, b]).pvalue > 1e-3, (j, a, b)
+
+
+def test_orthogonal_means_follow_the_closed_form():
+    tr = exact_tangents(WIDTHS, CS, X, U, 100_000, 5, orthogonal=True)
+    pairs = exact_inputs(WIDTHS, CS, np.stack([X, U[1]]), 50_000, 5, orthogonal=True)
+    for j, m in enumerate(mean_length(WIDTHS, CS, float(X @ X) / 6, weights="orthogonal")[1:], start=1):
+        _within(tr.lengths[:, j], m)
+        _within(pairs.gram[:, j, 0, 0], m)
+    for i in range(2):  # the tangents' mean has the length's recursion (the mask halves it by symmetry)
+        expected = mean_length(WIDTHS, CS, float(U[i] @ U[i]) / 6, weights="orthogonal")
+        for j in range(1, len(WIDTHS)):
+            _within(np.exp(tr.log_jvp[:, j, i]), expected[j])
+
+
+def test_simulate_runs_the_orthogonal_chain_and_keeps_its_bits_across_chunks():
+    init = fmsim.Init(law="orthogonal", c=2.0)
+    a = fmsim.simulate(ARCH, init, 2100, 8, x=X, tangents=U, chunk_size=1024, record="layers")
+    b = fmsim.simulate(ARCH, init, 2100, 8, x=X, tangents=U, chunk_size=4096, record="layers")
+    assert a.config.method == "exact"
+    np.testing.assert_array_equal(a.jvp_layers, b.jvp_layers)
+    c = fmsim.simulate(ARCH, init, 500, 8, inputs=np.stack([X, U[0]]), chunk_size=1024)
+    np.testing.assert_array_equal(c.gram, exact_inputs(WIDTHS, 2.0, np.stack([X, U[0]]), 500, 8,
+                                                       orthogonal=True).gram[:, -1])

@@ -123,7 +123,7 @@ def test_the_command_line_carries_a_pair_and_a_gradient(tmp_path, capsys):
 @pytest.mark.parametrize("extra, flag", [
     (["--channels", "2,3", "--spatial", "4", "--pair-angle", "60"], "--pair-angle"),
     (["--widths", "6,9", "--gradient", "--method", "exact_first"], "--gradient"),
-    (["--widths", "6,9", "--gradient", "--scheme", "orthogonal"], "--gradient"),
+    (["--widths", "6,9", "--gradient", "--scheme", "orthogonal", "--method", "full"], "--gradient"),
     (["--widths", "6,9", "--gradient", "--method", "exact", "--law", "uniform"], "--gradient"),
     (["--widths", "6,9", "--pair-angle", "200"], "--pair-angle"),
     (["--widths", "6,9", "--pair-angle", "30", "--gradient"], "--pair-angle"),

@@ -34,11 +34,11 @@ from .cpu import (
 )
 from .scalar import bias_draw, length_and_log, mean_square, renorm_shift_within, scale_bias
 
-__all__ = ["fc_full_carry"]
+__all__ = ["fc_full_carry", "drawn_dot_pair", "gather_union", "record_gram"]
 
 
 @njit(inline="always", cache=True)
-def _gather_union(z, k, n, active):
+def gather_union(z, k, n, active):
     """``active[v, :count]`` = vector ``v``'s entries at the inputs where any of ``z[:k, :n]`` is nonzero, in order;
     returns ``count``. (For one vector: :func:`fmsim.kernels.scalar.nonzero_inputs`.)"""
     count = 0
@@ -85,7 +85,7 @@ def drawn_dot_pair(w, a, b, n_in):
 
 
 @njit(inline="always", cache=True)
-def _record(z, k, n, shift, j, out_log, out_gram):
+def record_gram(z, k, n, shift, j, out_log, out_gram):
     """Write layer ``j``'s ``log M`` of each vector and their Gram matrix over ``n`` (held divided by
     ``2^shift``)."""
     shift2 = 2 * shift
@@ -144,11 +144,11 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
             for c in range(widths[0]):
                 z[v, c] = cast_like(xs[v, c], zero)
         shift = x_shift
-        _record(xs, k, widths[0], shift, 0, out_log[i], out_gram[i])  # in float64, as fc_full records M_0
+        record_gram(xs, k, widths[0], shift, 0, out_log[i], out_gram[i])  # in float64, as fc_full records M_0
         for j in range(1, d + 1):
             layer = np.uint64(j)
             bias_j = scale_bias(bias_sds[j - 1], shift)
-            n_active = _gather_union(z, k, widths[j - 1], active)
+            n_active = gather_union(z, k, widths[j - 1], active)
             if law == RADEMACHER:
                 for v in range(k):
                     rademacher_table(active[v], n_active, signs[v])
@@ -180,7 +180,7 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                     else:
                         znew[v, r] = pre[v] if pre[v] > 0.0 else zero
             z, znew = znew, z
-            _record(z, k, widths[j], shift, j, out_log[i], out_gram[i])
+            record_gram(z, k, widths[j], shift, j, out_log[i], out_gram[i])
             e = renorm_shift_within(mean_square(z[0], widths[j]), renorm_low, renorm_high)
             if e != 0:
                 for v in range(k):

@@ -38,8 +38,11 @@ from ..sampling.rng import philox4x32
 from .exact import binomial_half, gamma_stream, gamma_unit
 from .scalar import length_and_log, renorm_shift
 
-__all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CHI", "MAX_TANGENTS",
-           "psd_cholesky", "tangent_exact", "inputs_exact", "tangent_exact_trace", "inputs_exact_trace"]
+__all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CHI", "STREAM_ORTHOGONAL_CHI",
+           "STREAM_ORTHOGONAL_NORMAL", "STREAM_ORTHOGONAL_WISHART", "MAX_TANGENTS", "psd_cholesky", "bartlett",
+           "tangent_layer", "unit_normals", "tangent_exact", "inputs_exact", "tangent_exact_trace",
+           "inputs_exact_trace", "orthogonal_tangent_layer", "tangent_orthogonal_exact_trace",
+           "inputs_orthogonal_exact_trace", "tangent_orthogonal_exact", "inputs_orthogonal_exact", "forward_solve"]
 
 #: Stream of the tangents' shift ``eta`` along the input's new direction.
 STREAM_TANGENT_SHIFT = 6
@@ -49,6 +52,15 @@ STREAM_BARTLETT_NORMAL = 7
 STREAM_BARTLETT_CHI = 8
 #: Most tangents one run carries.
 MAX_TANGENTS = 32
+#: Orthogonal weights: Gamma streams of the squared norms of the frame's first vector on the active, the inactive
+#: and the dropped coordinates (this stream and the next two).
+STREAM_ORTHOGONAL_CHI = 40
+#: Orthogonal weights: the normals ``a, b, b'`` (numbers ``0..3m-1``).
+STREAM_ORTHOGONAL_NORMAL = 43
+#: Orthogonal weights: the Bartlett normals of the three blocks' Wishart matrices (this stream and the next two);
+#: their chi-squares from Gamma streams ``48 + 32 q + i`` for block ``q``.
+STREAM_ORTHOGONAL_WISHART = 44
+_ORTHOGONAL_BARTLETT_CHI = 48
 
 
 @njit(inline="always", cache=True)
@@ -100,24 +112,24 @@ def psd_cholesky(a, out):
 
 
 @njit(inline="always", cache=True)
-def _bartlett(dof, layer, net, k0, k1, t):
+def bartlett(dof, normal_stream, chi_stream, layer, net, k0, k1, t):
     """``t`` (m x m, lower triangular) with ``t t^T ~ Wishart_m(dof, I)``: ``t[i, i] = sqrt(chi2_{dof - i})`` for
-    ``i < dof`` (0 beyond), normals below the diagonal of the first ``dof`` columns, zeros elsewhere."""
+    ``i < dof`` (0 beyond; Gamma stream ``chi_stream + i``), normals below the diagonal of the first ``dof``
+    columns (``normal_stream``), zeros elsewhere."""
     m = t.shape[0]
     r = 0
     for i in range(m):
         for j in range(m):
             t[i, j] = 0.0
         for j in range(min(i, dof)):
-            t[i, j] = normal_at(np.uint64(STREAM_BARTLETT_NORMAL), r, layer, net, k0, k1)
+            t[i, j] = normal_at(normal_stream, r, layer, net, k0, k1)
             r += 1
         if i < dof:
-            t[i, i] = math.sqrt(2.0 * gamma_stream(0.5 * (dof - i), np.uint64(STREAM_BARTLETT_CHI + i), layer, net,
-                                                   k0, k1))
+            t[i, i] = math.sqrt(2.0 * gamma_stream(0.5 * (dof - i), np.uint64(chi_stream + i), layer, net, k0, k1))
 
 
 @njit(inline="always", cache=True)
-def _tangent_layer(k, chi2, beta, p, chol, t, lt, layer, net, k0, k1):
+def tangent_layer(k, chi2, beta, p, chol, t, lt, layer, net, k0, k1):
     """One layer of the tangents' chain given ``K = k >= 1`` and the length's ``chi2_K``: ``beta`` and ``p``
     updated in place (scratch ``chol``, ``t``, ``lt``: m x m)."""
     m = beta.shape[0]
@@ -128,7 +140,7 @@ def _tangent_layer(k, chi2, beta, p, chol, t, lt, layer, net, k0, k1):
         for j in range(i + 1):
             s += chol[i, j] * normal_at(np.uint64(STREAM_TANGENT_SHIFT), j, layer, net, k0, k1)
         beta[i] += s / root
-    _bartlett(k - 1, layer, net, k0, k1, t)
+    bartlett(k - 1, np.uint64(STREAM_BARTLETT_NORMAL), STREAM_BARTLETT_CHI, layer, net, k0, k1, t)
     for i in range(m):  # lt = chol t (both lower triangular)
         for j in range(m):
             s = 0.0
@@ -186,7 +198,7 @@ def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p,
             else:
                 g = gamma_unit(0.5 * k, layer, net, k0, k1)
                 mm = mm * ((cs[j - 1] / widths[j]) * 2.0 * g)
-                _tangent_layer(k, 2.0 * g, beta, p, chol, t, lt, layer, net, k0, k1)
+                tangent_layer(k, 2.0 * g, beta, p, chol, t, lt, layer, net, k0, k1)
         out[j], out_log[j] = length_and_log(mm, shift)
         for i in range(m):
             out_jvp_log[j, i] = out_log[j] + log_or_minus_inf(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
@@ -212,7 +224,7 @@ def tangent_exact(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths
 
 
 @njit(inline="always", cache=True)
-def _unit_normals(unit, layer, net, k0, k1, eta):
+def unit_normals(unit, layer, net, k0, k1, eta):
     """``eta[:k]`` = the Gaussian weights ``0..k-1`` of row ``unit`` (64 bits each, as ``method="full"`` draws a
     row)."""
     k = eta.shape[0]
@@ -261,7 +273,7 @@ def inputs_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, eta, h
             psd_cholesky(cov, chol)
             layer = np.uint64(j)
             for i in range(n):
-                _unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
                 for a in range(k):
                     t = 0.0
                     for q in range(a + 1):
@@ -303,3 +315,234 @@ def inputs_exact(g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
         h = np.empty(k)
         inputs_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, g, cov, chol, eta, h,
                            out_log[i], out_gram[i])
+
+
+# ------------------------------------------------------------ orthogonal weights
+# W = sqrt(c) Q with Q Haar (orthonormal rows or columns). Q maps the carried vectors' orthonormal frame to the
+# first n_j coordinates of a uniform frame in R^N, N = max(n_{j-1}, n_j): the Gram-Schmidt frame of Gaussian
+# columns [g, H]. Split the N coordinates into the active ones (A: g > 0 among the first n_j, K ~ Bin(n_j, 1/2)
+# of them), the inactive ones (I) and the dropped ones (D, N - n_j); each block's part of H splits into its
+# component along g's block (normals a, b, b') and the rest (Wishart matrices W_A, W_I, W_D). Theory page:
+# "Orthogonal weights" under the Gram chain.
+
+
+@njit(inline="always", cache=True)
+def _chi2_or_zero(dof, stream, layer, net, k0, k1):
+    """``chi2_dof`` from Gamma stream ``stream``; 0 for ``dof = 0``."""
+    if dof <= 0:
+        return 0.0
+    return 2.0 * gamma_stream(0.5 * dof, np.uint64(stream), layer, net, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def forward_solve(r, rhs, out):
+    """``out`` with ``r out = rhs``, ``r`` lower triangular; a zero pivot gives 0 (a direction not spanned)."""
+    m = rhs.shape[0]
+    for i in range(m):
+        s = rhs[i]
+        for q in range(i):
+            s -= r[i, q] * out[q]
+        out[i] = s / r[i, i] if r[i, i] > 0.0 else 0.0
+
+
+@njit(inline="always", cache=True)
+def orthogonal_tangent_layer(n_in, n, c, beta, p, chol, vecs, mats, layer, net, k0, k1):
+    """One orthogonal layer (``n x n_in``, gain ``sqrt(c)``) of the tangents' chain: ``beta`` and ``p`` updated in
+    place; returns ``||z'||^2 / ||z||^2`` (0: the net dies).
+
+    With ``s = (|g_A| a + |g_I| b + |g_D| b') / |g|`` and ``R R^T = a a^T + b b^T + b' b'^T + W_A + W_I + W_D -
+    s s^T``: ``||z'||^2 / ||z||^2 = c |g_A|^2 / |g|^2``, ``beta' = beta + L R^{-1} (a - (|g_A| / |g|) s) |g| / |g_A|``
+    and ``P' = L R^{-1} W_A R^{-T} L^T |g|^2 / |g_A|^2`` (``L L^T = P``). Scratch: ``vecs`` (4, m): ``a``, ``b``,
+    ``b'`` and a solve; ``mats`` (4, m, m): ``R R^T``, ``R``, a Bartlett factor, and ``R^{-1} T_A`` then
+    ``L R^{-1} T_A``.
+    """
+    m = beta.shape[0]
+    big_n = max(n_in, n)
+    k = binomial_half(n, layer, net, k0, k1)
+    if k == 0:
+        return 0.0
+    g_a = _chi2_or_zero(k, STREAM_ORTHOGONAL_CHI, layer, net, k0, k1)
+    g_i = _chi2_or_zero(n - k, STREAM_ORTHOGONAL_CHI + 1, layer, net, k0, k1)
+    g_d = _chi2_or_zero(big_n - n, STREAM_ORTHOGONAL_CHI + 2, layer, net, k0, k1)
+    total = g_a + g_i + g_d
+    root_a, root_i, root_d, root = math.sqrt(g_a), math.sqrt(g_i), math.sqrt(g_d), math.sqrt(total)
+    a, b, b2, y = vecs[0], vecs[1], vecs[2], vecs[3]
+    gram, r, t, x = mats[0], mats[1], mats[2], mats[3]
+    for q in range(m):
+        a[q] = normal_at(np.uint64(STREAM_ORTHOGONAL_NORMAL), q, layer, net, k0, k1)
+        b[q] = normal_at(np.uint64(STREAM_ORTHOGONAL_NORMAL), m + q, layer, net, k0, k1) if n - k > 0 else 0.0
+        b2[q] = normal_at(np.uint64(STREAM_ORTHOGONAL_NORMAL), 2 * m + q, layer, net, k0, k1) if big_n > n else 0.0
+    for q in range(m):  # y = s, the frame's first vector against H
+        y[q] = (root_a * a[q] + root_i * b[q] + root_d * b2[q]) / root
+    for i in range(m):
+        for j in range(m):
+            gram[i, j] = a[i] * a[j] + b[i] * b[j] + b2[i] * b2[j] - y[i] * y[j]
+    for block in (2, 1, 0):  # the dropped, inactive, then active block's Wishart (the active one's factor kept)
+        dof = (k, n - k, big_n - n)[block] - 1
+        bartlett(max(dof, 0), np.uint64(STREAM_ORTHOGONAL_WISHART + block), _ORTHOGONAL_BARTLETT_CHI + 32 * block,
+                 layer, net, k0, k1, t)
+        for i in range(m):
+            for j in range(m):
+                s = 0.0
+                for q in range(min(i, j) + 1):
+                    s += t[i, q] * t[j, q]
+                gram[i, j] += s
+    psd_cholesky(gram, r)
+    psd_cholesky(p, chol)
+    for q in range(m):  # a - (|g_A| / |g|) s, solved against R into b (free now)
+        b2[q] = a[q] - (root_a / root) * y[q]
+    forward_solve(r, b2, b)
+    for i in range(m):
+        s = 0.0
+        for q in range(i + 1):
+            s += chol[i, q] * b[q]
+        beta[i] += s * root / root_a
+    for j in range(m):  # x = R^{-1} T_A, column by column
+        for i in range(m):
+            a[i] = t[i, j]
+        forward_solve(r, a, y)
+        for i in range(m):
+            x[i, j] = y[i]
+    for i in range(m):  # x = L x (row i needs rows q <= i of the old x: from the bottom up)
+        ii = m - 1 - i
+        for j in range(m):
+            s = 0.0
+            for q in range(ii + 1):
+                s += chol[ii, q] * x[q, j]
+            x[ii, j] = s
+    for i in range(m):
+        for j in range(i + 1):
+            s = 0.0
+            for q in range(m):
+                s += x[i, q] * x[j, q]
+            p[i, j] = s * total / g_a
+            p[j, i] = p[i, j]
+    return c * g_a / total
+
+
+@njit(inline="always", cache=True)
+def tangent_orthogonal_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p, chol, vecs, mats,
+                                   out, out_log, out_jvp_log):
+    """:func:`tangent_exact_trace` for orthogonal weights (:func:`orthogonal_tangent_layer`); ``vecs`` (4, m) and
+    ``mats`` (4, m, m) scratch. The lengths have the law of ``method="exact"``'s orthogonal sampler, from other
+    random numbers."""
+    m = beta.shape[0]
+    for i in range(m):
+        beta[i] = beta0[i]
+        for j in range(m):
+            p[i, j] = p0[i, j]
+    mm = m0
+    shift = shift0
+    out[0], out_log[0] = length_and_log(mm, shift)
+    for i in range(m):
+        out_jvp_log[0, i] = out_log[0] + log_or_minus_inf(beta[i] * beta[i] + p[i, i])
+    for j in range(1, widths.shape[0]):
+        if mm > 0.0:
+            ratio = orthogonal_tangent_layer(widths[j - 1], widths[j], cs[j - 1], beta, p, chol, vecs, mats,
+                                             np.uint64(j), net, k0, k1)
+            mm = mm * (ratio * widths[j - 1] / widths[j])
+        out[j], out_log[j] = length_and_log(mm, shift)
+        for i in range(m):
+            out_jvp_log[j, i] = out_log[j] + log_or_minus_inf(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
+        e = renorm_shift(mm)
+        if e != 0:
+            mm = math.ldexp(mm, -2 * e)
+            shift += 2 * e
+
+
+@njit(parallel=True, cache=True)
+def tangent_orthogonal_exact(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths, out_log, out_jvp_log):
+    """:func:`tangent_orthogonal_exact_trace` for nets ``net0 ..`` (outputs as :func:`tangent_exact`)."""
+    m = beta0.shape[0]
+    for i in prange(out_lengths.shape[0]):
+        beta = np.empty(m)
+        p = np.empty((m, m))
+        chol = np.empty((m, m))
+        vecs = np.empty((4, m))
+        mats = np.empty((4, m, m))
+        tangent_orthogonal_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, beta, p,
+                                       chol, vecs, mats, out_lengths[i], out_log[i], out_jvp_log[i])
+
+
+@njit(inline="always", cache=True)
+def inputs_orthogonal_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, frame, lg, t, eta, h, y,
+                                  out_log, out_gram):
+    """:func:`inputs_exact_trace` for orthogonal weights: O(n_j k^2) per layer, in two passes over the units.
+
+    The pre-activations of unit ``i`` are ``L Lg^{-1} eta_i`` with ``L L^T = c ||z||^2``-scaled Gram matrix of the
+    inputs and ``Lg Lg^T = sum_i eta_i eta_i^T + W_D`` the frame's Gram matrix (``eta_i`` the unit's normals,
+    :func:`unit_normals`; ``W_D ~ Wishart_k(N - n_j)`` from the dropped coordinates, stream
+    :data:`STREAM_ORTHOGONAL_WISHART` ``+ 2``). Extra scratch: ``frame``, ``lg``, ``t`` (k, k) and ``y`` (k,).
+    """
+    k = g.shape[0]
+    for a in range(k):
+        for b in range(k):
+            g[a, b] = g0[a, b]  # held as G_j / n_j divided by 2^shift
+    shift = shift0
+    for j in range(widths.shape[0]):
+        if j > 0:
+            n_in = widths[j - 1]
+            n = widths[j]
+            layer = np.uint64(j)
+            for a in range(k):  # the inputs' frame coordinates, times sqrt(c): L L^T = c G_{j-1}
+                for b in range(k):
+                    cov[a, b] = cs[j - 1] * n_in * g[a, b]
+            psd_cholesky(cov, chol)
+            bartlett(max(n_in - n, 0), np.uint64(STREAM_ORTHOGONAL_WISHART + 2), _ORTHOGONAL_BARTLETT_CHI + 64,
+                     layer, net, k0, k1, t)
+            for a in range(k):
+                for b in range(k):
+                    s = 0.0
+                    for q in range(min(a, b) + 1):
+                        s += t[a, q] * t[b, q]
+                    frame[a, b] = s
+            for i in range(n):
+                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                for a in range(k):
+                    for b in range(k):
+                        frame[a, b] += eta[a] * eta[b]
+            psd_cholesky(frame, lg)
+            for a in range(k):
+                for b in range(k):
+                    g[a, b] = 0.0
+            for i in range(n):
+                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                forward_solve(lg, eta, y)
+                for a in range(k):
+                    s = 0.0
+                    for q in range(a + 1):
+                        s += chol[a, q] * y[q]
+                    h[a] = s if s > 0.0 else 0.0
+                for a in range(k):
+                    if h[a] > 0.0:
+                        for b in range(a + 1):
+                            g[a, b] += h[a] * h[b]
+            for a in range(k):
+                for b in range(a + 1):
+                    g[a, b] = g[a, b] / n
+                    g[b, a] = g[a, b]
+        big = 0.0
+        for a in range(k):
+            big = max(big, g[a, a])
+            out_log[j, a] = length_and_log(g[a, a], shift)[1]
+            for b in range(k):
+                out_gram[j, a, b] = length_and_log(g[a, b], shift)[0] if g[a, b] >= 0.0 else \
+                    -length_and_log(-g[a, b], shift)[0]
+        e = renorm_shift(big)
+        if e != 0:
+            for a in range(k):
+                for b in range(k):
+                    g[a, b] = math.ldexp(g[a, b], -2 * e)
+            shift += 2 * e
+
+
+@njit(parallel=True, cache=True)
+def inputs_orthogonal_exact(g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
+    """:func:`inputs_orthogonal_exact_trace` for nets ``net0 ..`` (outputs as :func:`inputs_exact`)."""
+    k = g0.shape[0]
+    for i in prange(out_log.shape[0]):
+        mats = np.empty((6, k, k))
+        vecs = np.empty((3, k))
+        inputs_orthogonal_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, mats[0], mats[1],
+                                      mats[2], mats[3], mats[4], mats[5], vecs[0], vecs[1], vecs[2], out_log[i],
+                                      out_gram[i])

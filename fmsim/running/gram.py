@@ -84,7 +84,8 @@ def _nets(n_nets: int, net0: int) -> None:
 
 
 def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndarray, tangents: np.ndarray,
-                   n_nets: int, seed: int, net0: int = 0, backend: str = "cpu") -> TangentTraces:
+                   n_nets: int, seed: int, net0: int = 0, backend: str = "cpu", orthogonal: bool = False
+                   ) -> TangentTraces:
     """Sample an input's length and its tangents' ``||J_j u||^2`` exactly, O(m^3) per layer at any width.
 
     Parameters
@@ -102,6 +103,9 @@ def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndar
     net0 : int
         First net's index (nets ``net0 .. net0 + n_nets - 1``: a chunk of a bigger run has the same bits).
     backend : {"cpu", "cuda"}
+    orthogonal : bool
+        Haar-orthogonal weights times ``sqrt(c_j)`` instead of Gaussian ones (``m + 1`` at most the narrowest
+        width).
 
     Returns
     -------
@@ -123,30 +127,33 @@ def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndar
     p0 = perp @ perp.T / norm2
     k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
     d, m = w.size - 1, u.shape[0]
+    if orthogonal and m + 1 > w.min():
+        raise ValueError(f"tangents: orthogonal weights carry at most (narrowest width - 1) = {w.min() - 1} tangents "
+                         f"exactly, got {m}")
     m0 = float(mean_square(xs, xs.size))
+    outputs = (((n_nets, d + 1), np.float64), ((n_nets, d + 1), np.float64), ((n_nets, d + 1, m), np.float64))
     if backend == "cuda":
         from . import cuda_backend
 
-        return TangentTraces(*cuda_backend.run_kernel(
-            "tangent_exact_kernel", (m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0),
-            (((n_nets, m), np.float64), ((n_nets, 4, m, m), np.float64)),
-            (((n_nets, d + 1), np.float64), ((n_nets, d + 1), np.float64), ((n_nets, d + 1, m), np.float64)),
-            n_nets))
-    lengths, logs = np.empty((n_nets, d + 1)), np.empty((n_nets, d + 1))
-    log_jvp = np.empty((n_nets, d + 1, m))
-    gram.tangent_exact(m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0, lengths, logs, log_jvp)
+        scratch = (((n_nets, 5, m), np.float64), ((n_nets, 6, m, m), np.float64))
+        name = "tangent_orthogonal_exact_kernel" if orthogonal else "tangent_exact_kernel"
+        return TangentTraces(*cuda_backend.run_kernel(name, (m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0),
+                                                      scratch, outputs, n_nets))
+    lengths, logs, log_jvp = (np.empty(shape) for shape, _ in outputs)
+    kernel = gram.tangent_orthogonal_exact if orthogonal else gram.tangent_exact
+    kernel(m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0, lengths, logs, log_jvp)
     return TangentTraces(lengths, logs, log_jvp)
 
 
 def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.ndarray, n_nets: int, seed: int,
-                 net0: int = 0, backend: str = "cpu") -> InputTraces:
+                 net0: int = 0, backend: str = "cpu", orthogonal: bool = False) -> InputTraces:
     """Sample the Gram matrices of ``k`` inputs carried through the same Gaussian nets, exactly: O(n_j k^2) per
     layer.
 
     Parameters
     ----------
-    widths, c, n_nets, seed, net0, backend
-        As in :func:`exact_tangents`.
+    widths, c, n_nets, seed, net0, backend, orthogonal
+        As in :func:`exact_tangents` (orthogonal weights: ``k`` at most the narrowest width).
     inputs : ndarray, shape (k, n_0)
         ``k >= 1`` finite inputs.
 
@@ -165,17 +172,20 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
     g0 = scaled @ scaled.T / w[0]
     k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
     d, k = w.size - 1, xs.shape[0]
+    if orthogonal and k > w.min():
+        raise ValueError(f"inputs: orthogonal weights carry at most (narrowest width) = {w.min()} inputs exactly, "
+                         f"got {k}")
+    outputs = (((n_nets, d + 1, k), np.float64), ((n_nets, d + 1, k, k), np.float64))
     if backend == "cuda":
         from . import cuda_backend
 
-        logs, grams = cuda_backend.run_kernel(
-            "inputs_exact_kernel", (g0, 2 * shift, w, cs, k0, k1, net0),
-            (((n_nets, 2, k), np.float64), ((n_nets, 3, k, k), np.float64)),
-            (((n_nets, d + 1, k), np.float64), ((n_nets, d + 1, k, k), np.float64)), n_nets)
+        scratch = (((n_nets, 3, k), np.float64), ((n_nets, 6, k, k), np.float64))
+        name = "inputs_orthogonal_exact_kernel" if orthogonal else "inputs_exact_kernel"
+        logs, grams = cuda_backend.run_kernel(name, (g0, 2 * shift, w, cs, k0, k1, net0), scratch, outputs, n_nets)
         return InputTraces(grams, logs)
-    logs = np.empty((n_nets, d + 1, k))
-    grams = np.empty((n_nets, d + 1, k, k))
-    gram.inputs_exact(g0, 2 * shift, w, cs, k0, k1, net0, logs, grams)
+    logs, grams = (np.empty(shape) for shape, _ in outputs)
+    kernel = gram.inputs_orthogonal_exact if orthogonal else gram.inputs_exact
+    kernel(g0, 2 * shift, w, cs, k0, k1, net0, logs, grams)
     return InputTraces(grams, logs)
 
 
@@ -240,8 +250,9 @@ def carried_chunk(config: RunConfig, start: int, m: int, backend: str = "cpu") -
         return _full_carried(config, start, m, backend)
     cs = config.init.layer_c(config.arch)
     if config.inputs is not None:
-        traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start, backend)
+        traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start, backend,
+                              config.init.orthogonal)
         return CarriedChunk(traces.gram[:, :, 0, 0].copy(), traces.log_lengths[:, :, 0].copy(), traces.gram, None)
     tr = exact_tangents(config.arch.widths, cs, input_vector(config), np.asarray(config.tangents), m, config.seed,
-                        start, backend)
+                        start, backend, config.init.orthogonal)
     return CarriedChunk(tr.lengths, tr.log_lengths, np.exp(tr.log_jvp), None)

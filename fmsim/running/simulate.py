@@ -51,7 +51,7 @@ def make_config(
         method = "full"
     carried = {}
     if method == "auto" and (inputs is not None or tangents is not None):  # the exact Gram chain, where it holds
-        method = "exact" if init.law == "gaussian" and not init.has_bias else "full"
+        method = "exact" if init.law in ("gaussian", "orthogonal") and not init.has_bias else "full"
     for name, value in (("inputs", inputs), ("tangents", tangents)):
         if value is not None:
             if np.ndim(value) != 2:

@@ -23,6 +23,10 @@ even moment. Hence :func:`jacobian_entry_moments`; for He weights ``E[(J e_p)_q^
 and ``E[(J e_p)_q^4] / E[(J e_p)_q^2]^2 = 6 prod_{0<j<d} (1 + 5 / n_j)``, which grows like ``6 exp(5 beta)``
 (Hanin 2018 bounds it by ``exp(C beta)``).
 
+**Orthogonal weights** keep the chain exact (a uniform frame split into active, inactive and dropped
+coordinates; :func:`fmsim.kernels.gram.orthogonal_tangent_layer`); the means follow
+:func:`fmsim.theory.mean_length` with ``weights="orthogonal"`` for the inputs and the tangents alike.
+
 **Pairs of inputs.** ``E[relu(h) relu(g)] = sqrt(q_h q_g) (sin t + (pi - t) cos t) / (2 pi)`` with
 ``cos t = corr(h, g)`` (Cho & Saul 2009): at infinite width the cosine between two inputs' activations follows
 :func:`relu_cosine_map`, whose only fixed point is 1, reached like ``1 - rho_l ~ 9 pi^2 / (2 l^2)``. At finite
@@ -88,7 +92,8 @@ def mean_field_cosine(depth: int, rho0: float) -> np.ndarray:
 
 
 def jvp_moments(widths: Sequence[int], k: int, c: float | Sequence[float] = 2.0, u_m0: float = 1.0) -> np.ndarray:
-    """``E[(||J_j u||^2 / n_j)^k]`` for ``j = 0..d``: the moments of ``M_j`` started from ``||u||^2 / n_0``.
+    """``E[(||J_j u||^2 / n_j)^k]`` for ``j = 0..d`` (Gaussian weights): the moments of ``M_j`` started from
+    ``||u||^2 / n_0``.
 
     Parameters
     ----------
