@@ -338,48 +338,37 @@ conv_full_kernel_f32 = _make_conv_full_kernel(np.float32, True)
 psd_cholesky = device_function(gram.psd_cholesky)
 bartlett = device_function(gram.bartlett)
 tangent_layer = device_function(gram.tangent_layer, psd_cholesky=psd_cholesky, bartlett=bartlett)
-tangent_exact_trace = device_function(gram.tangent_exact_trace, tangent_layer=tangent_layer,
-                                      length_and_log=length_and_log)
-unit_normals = device_function(gram.unit_normals)
-inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_cholesky, unit_normals=unit_normals,
-                                     length_and_log=length_and_log)
 forward_solve = device_function(gram.forward_solve)
 orthogonal_tangent_layer = device_function(gram.orthogonal_tangent_layer, psd_cholesky=psd_cholesky, bartlett=bartlett,
                                            forward_solve=forward_solve)
-tangent_orthogonal_exact_trace = device_function(gram.tangent_orthogonal_exact_trace,
-                                                 orthogonal_tangent_layer=orthogonal_tangent_layer,
-                                                 length_and_log=length_and_log)
+tangent_exact_trace = device_function(gram.tangent_exact_trace, tangent_layer=tangent_layer,
+                                      orthogonal_tangent_layer=orthogonal_tangent_layer, length_and_log=length_and_log)
+record_gram_layer = device_function(gram.record_gram_layer, length_and_log=length_and_log)
+add_unit = device_function(gram.add_unit)
+average_units = device_function(gram.average_units)
+unit_normals = device_function(gram.unit_normals)
+inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_cholesky, unit_normals=unit_normals,
+                                     add_unit=add_unit, average_units=average_units,
+                                     record_gram_layer=record_gram_layer)
 inputs_orthogonal_exact_trace = device_function(gram.inputs_orthogonal_exact_trace, psd_cholesky=psd_cholesky,
                                                 bartlett=bartlett, unit_normals=unit_normals,
-                                                forward_solve=forward_solve, length_and_log=length_and_log)
+                                                forward_solve=forward_solve, add_unit=add_unit,
+                                                average_units=average_units, record_gram_layer=record_gram_layer)
 gather_union = device_function(carry.gather_union)
 record_carried = device_function(carry.record_gram, mean_square=mean_square, length_and_log=length_and_log)
 
 
 @cuda.jit
-def tangent_exact_kernel(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, vectors, matrices, out_lengths, out_log,
-                         out_jvp_log):
+def tangent_exact_kernel(orthogonal, m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, vectors, matrices, out_lengths,
+                         out_log, out_jvp_log):
     """One thread per net (:func:`fmsim.kernels.gram.tangent_exact`); ``vectors`` (nets, 5, m) and ``matrices``
     (nets, 6, m, m): each net's scratch."""
     i = cuda.grid(1)
     if i >= out_lengths.shape[0]:
         return
-    tangent_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, vectors[i, 0],
-                        matrices[i, 0], matrices[i, 1], matrices[i, 2], matrices[i, 3], out_lengths[i], out_log[i],
+    tangent_exact_trace(orthogonal, m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, vectors[i, 4],
+                        matrices[i, 4], matrices[i, 5], vectors[i, :4], matrices[i, :4], out_lengths[i], out_log[i],
                         out_jvp_log[i])
-
-
-@cuda.jit
-def tangent_orthogonal_exact_kernel(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, vectors, matrices, out_lengths,
-                                    out_log, out_jvp_log):
-    """One thread per net (:func:`fmsim.kernels.gram.tangent_orthogonal_exact`); scratch as
-    :func:`tangent_exact_kernel`'s."""
-    i = cuda.grid(1)
-    if i >= out_lengths.shape[0]:
-        return
-    tangent_orthogonal_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, vectors[i, 0],
-                                   matrices[i, 0], matrices[i, 1], vectors[i, 1:5], matrices[i, 2:6], out_lengths[i],
-                                   out_log[i], out_jvp_log[i])
 
 
 @cuda.jit

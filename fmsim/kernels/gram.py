@@ -41,8 +41,8 @@ from .scalar import length_and_log, renorm_shift
 __all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CHI", "STREAM_ORTHOGONAL_CHI",
            "STREAM_ORTHOGONAL_NORMAL", "STREAM_ORTHOGONAL_WISHART", "MAX_TANGENTS", "psd_cholesky", "bartlett",
            "tangent_layer", "unit_normals", "tangent_exact", "inputs_exact", "tangent_exact_trace",
-           "inputs_exact_trace", "orthogonal_tangent_layer", "tangent_orthogonal_exact_trace",
-           "inputs_orthogonal_exact_trace", "tangent_orthogonal_exact", "inputs_orthogonal_exact", "forward_solve"]
+           "inputs_exact_trace", "orthogonal_tangent_layer", "inputs_orthogonal_exact_trace", "inputs_orthogonal_exact",
+           "forward_solve", "record_gram_layer", "add_unit", "average_units"]
 
 #: Stream of the tangents' shift ``eta`` along the input's new direction.
 STREAM_TANGENT_SHIFT = 6
@@ -157,12 +157,14 @@ def tangent_layer(k, chi2, beta, p, chol, t, lt, layer, net, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p, chol, t, lt,
+def tangent_exact_trace(orthogonal, m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p, chol, vecs, mats,
                         out, out_log, out_jvp_log):
     """``M_0..M_d`` of one net and ``log(||J_j u||^2 / n_j)`` of its tangents at every layer, sampled exactly.
 
     Parameters
     ----------
+    orthogonal : bool
+        Haar-orthogonal weights (:func:`orthogonal_tangent_layer`), else Gaussian (:func:`tangent_layer`).
     m0, shift0 : float, int
         ``M_0 = m0 2^shift0``.
     beta0 : ndarray, shape (m,)
@@ -172,10 +174,11 @@ def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p,
     widths : ndarray, shape (d + 1,), int64
     cs : ndarray, shape (d,), float64
     net, k0, k1 : uint64
-    beta, p, chol, t, lt : ndarray
-        Scratch: shape (m,) and (m, m) four times.
+    beta, p, chol, vecs, mats : ndarray
+        Scratch: shape (m,), (m, m), (m, m), (4, m) and (4, m, m).
     out, out_log : ndarray, shape (d + 1,)
-        ``M_j`` and ``log M_j``, bitwise those of :func:`fmsim.kernels.exact.fc_exact_trace` without biases.
+        ``M_j`` and ``log M_j``; with Gaussian weights bitwise those of :func:`fmsim.kernels.exact.fc_exact_trace`
+        without biases (orthogonal: the law of its orthogonal sampler, from other random numbers).
     out_jvp_log : ndarray, shape (d + 1, m)
         ``log(||J_j u_i||^2 / n_j) = log M_j + log(beta_i^2 + P_ii)`` (``-inf`` for a dead net).
     """
@@ -191,14 +194,18 @@ def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p,
         out_jvp_log[0, i] = out_log[0] + log_or_minus_inf(beta[i] * beta[i] + p[i, i])
     for j in range(1, widths.shape[0]):
         layer = np.uint64(j)
-        if mm > 0.0:  # the floating-point steps of exact_layer_ratio, so M_j keeps its bits
+        if mm > 0.0 and orthogonal:
+            ratio = orthogonal_tangent_layer(widths[j - 1], widths[j], cs[j - 1], beta, p, chol, vecs, mats, layer,
+                                             net, k0, k1)
+            mm = mm * (ratio * widths[j - 1] / widths[j])
+        elif mm > 0.0:  # the floating-point steps of exact_layer_ratio, so M_j keeps its bits
             k = binomial_half(widths[j], layer, net, k0, k1)
             if k == 0:
                 mm = 0.0
             else:
                 g = gamma_unit(0.5 * k, layer, net, k0, k1)
                 mm = mm * ((cs[j - 1] / widths[j]) * 2.0 * g)
-                tangent_layer(k, 2.0 * g, beta, p, chol, t, lt, layer, net, k0, k1)
+                tangent_layer(k, 2.0 * g, beta, p, chol, mats[0], mats[1], layer, net, k0, k1)
         out[j], out_log[j] = length_and_log(mm, shift)
         for i in range(m):
             out_jvp_log[j, i] = out_log[j] + log_or_minus_inf(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
@@ -209,18 +216,15 @@ def tangent_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p,
 
 
 @njit(parallel=True, cache=True)
-def tangent_exact(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths, out_log, out_jvp_log):
+def tangent_exact(orthogonal, m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths, out_log, out_jvp_log):
     """:func:`tangent_exact_trace` for nets ``net0 ..``: ``out_lengths``, ``out_log`` of shape (nets, d + 1) and
     ``out_jvp_log`` of shape (nets, d + 1, m)."""
     m = beta0.shape[0]
     for i in prange(out_lengths.shape[0]):
-        beta = np.empty(m)
-        p = np.empty((m, m))
-        chol = np.empty((m, m))
-        t = np.empty((m, m))
-        lt = np.empty((m, m))
-        tangent_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, beta, p, chol, t, lt,
-                            out_lengths[i], out_log[i], out_jvp_log[i])
+        vecs = np.empty((5, m))
+        mats = np.empty((6, m, m))
+        tangent_exact_trace(orthogonal, m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, vecs[4],
+                            mats[4], mats[5], vecs[:4], mats[:4], out_lengths[i], out_log[i], out_jvp_log[i])
 
 
 @njit(inline="always", cache=True)
@@ -233,6 +237,54 @@ def unit_normals(unit, layer, net, k0, k1, eta):
         eta[2 * blk] = ziggurat_draw(GAUSSIAN, w0, w1, np.uint64(blk), 0, unit, layer, net, k0, k1)
         if 2 * blk + 1 < k:
             eta[2 * blk + 1] = ziggurat_draw(GAUSSIAN, w2, w3, np.uint64(blk), 1, unit, layer, net, k0, k1)
+
+
+@njit(inline="always", cache=True)
+def add_unit(chol, eta, h, g):
+    """One unit of a layer: its pre-activations ``chol eta`` through the ReLU into ``h``, and ``h h^T`` added to the
+    lower triangle of ``g``."""
+    k = g.shape[0]
+    for a in range(k):
+        t = 0.0
+        for q in range(a + 1):
+            t += chol[a, q] * eta[q]
+        h[a] = t if t > 0.0 else 0.0
+    for a in range(k):
+        if h[a] > 0.0:
+            for b in range(a + 1):
+                g[a, b] += h[a] * h[b]
+
+
+@njit(inline="always", cache=True)
+def average_units(g, n):
+    """``g`` (its lower triangle summed over ``n`` units) divided by ``n`` and made symmetric."""
+    k = g.shape[0]
+    for a in range(k):
+        for b in range(a + 1):
+            g[a, b] = g[a, b] / n
+            g[b, a] = g[a, b]
+
+
+@njit(inline="always", cache=True)
+def record_gram_layer(g, shift, j, out_log, out_gram):
+    """Layer ``j``'s Gram matrix ``g 2^shift`` into ``out_gram[j]`` (0 or inf beyond float64's range) and its
+    diagonal's logs into ``out_log[j]``; ``g`` renormalized by a power of two when its largest diagonal entry
+    leaves the window. Returns the new shift."""
+    k = g.shape[0]
+    big = 0.0
+    for a in range(k):
+        big = max(big, g[a, a])
+        out_log[j, a] = length_and_log(g[a, a], shift)[1]
+        for b in range(k):
+            out_gram[j, a, b] = length_and_log(g[a, b], shift)[0] if g[a, b] >= 0.0 else \
+                -length_and_log(-g[a, b], shift)[0]
+    e = renorm_shift(big)
+    if e != 0:
+        for a in range(k):
+            for b in range(k):
+                g[a, b] = math.ldexp(g[a, b], -2 * e)
+        shift += 2 * e
+    return shift
 
 
 @njit(inline="always", cache=True)
@@ -274,32 +326,9 @@ def inputs_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, eta, h
             layer = np.uint64(j)
             for i in range(n):
                 unit_normals(np.uint64(i), layer, net, k0, k1, eta)
-                for a in range(k):
-                    t = 0.0
-                    for q in range(a + 1):
-                        t += chol[a, q] * eta[q]
-                    h[a] = t if t > 0.0 else 0.0
-                for a in range(k):
-                    if h[a] > 0.0:
-                        for b in range(a + 1):
-                            g[a, b] += h[a] * h[b]
-            for a in range(k):
-                for b in range(a + 1):
-                    g[a, b] = g[a, b] / n
-                    g[b, a] = g[a, b]
-        big = 0.0
-        for a in range(k):
-            big = max(big, g[a, a])
-            out_log[j, a] = length_and_log(g[a, a], shift)[1]
-            for b in range(k):
-                out_gram[j, a, b] = length_and_log(g[a, b], shift)[0] if g[a, b] >= 0.0 else \
-                    -length_and_log(-g[a, b], shift)[0]
-        e = renorm_shift(big)
-        if e != 0:
-            for a in range(k):
-                for b in range(k):
-                    g[a, b] = math.ldexp(g[a, b], -2 * e)
-            shift += 2 * e
+                add_unit(chol, eta, h, g)
+            average_units(g, n)
+        shift = record_gram_layer(g, shift, j, out_log, out_gram)
 
 
 @njit(parallel=True, cache=True)
@@ -421,50 +450,6 @@ def orthogonal_tangent_layer(n_in, n, c, beta, p, chol, vecs, mats, layer, net, 
 
 
 @njit(inline="always", cache=True)
-def tangent_orthogonal_exact_trace(m0, shift0, beta0, p0, widths, cs, net, k0, k1, beta, p, chol, vecs, mats,
-                                   out, out_log, out_jvp_log):
-    """:func:`tangent_exact_trace` for orthogonal weights (:func:`orthogonal_tangent_layer`); ``vecs`` (4, m) and
-    ``mats`` (4, m, m) scratch. The lengths have the law of ``method="exact"``'s orthogonal sampler, from other
-    random numbers."""
-    m = beta.shape[0]
-    for i in range(m):
-        beta[i] = beta0[i]
-        for j in range(m):
-            p[i, j] = p0[i, j]
-    mm = m0
-    shift = shift0
-    out[0], out_log[0] = length_and_log(mm, shift)
-    for i in range(m):
-        out_jvp_log[0, i] = out_log[0] + log_or_minus_inf(beta[i] * beta[i] + p[i, i])
-    for j in range(1, widths.shape[0]):
-        if mm > 0.0:
-            ratio = orthogonal_tangent_layer(widths[j - 1], widths[j], cs[j - 1], beta, p, chol, vecs, mats,
-                                             np.uint64(j), net, k0, k1)
-            mm = mm * (ratio * widths[j - 1] / widths[j])
-        out[j], out_log[j] = length_and_log(mm, shift)
-        for i in range(m):
-            out_jvp_log[j, i] = out_log[j] + log_or_minus_inf(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
-        e = renorm_shift(mm)
-        if e != 0:
-            mm = math.ldexp(mm, -2 * e)
-            shift += 2 * e
-
-
-@njit(parallel=True, cache=True)
-def tangent_orthogonal_exact(m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths, out_log, out_jvp_log):
-    """:func:`tangent_orthogonal_exact_trace` for nets ``net0 ..`` (outputs as :func:`tangent_exact`)."""
-    m = beta0.shape[0]
-    for i in prange(out_lengths.shape[0]):
-        beta = np.empty(m)
-        p = np.empty((m, m))
-        chol = np.empty((m, m))
-        vecs = np.empty((4, m))
-        mats = np.empty((4, m, m))
-        tangent_orthogonal_exact_trace(m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, beta, p,
-                                       chol, vecs, mats, out_lengths[i], out_log[i], out_jvp_log[i])
-
-
-@njit(inline="always", cache=True)
 def inputs_orthogonal_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, frame, lg, t, eta, h, y,
                                   out_log, out_gram):
     """:func:`inputs_exact_trace` for orthogonal weights: O(n_j k^2) per layer, in two passes over the units.
@@ -508,32 +493,9 @@ def inputs_orthogonal_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, c
             for i in range(n):
                 unit_normals(np.uint64(i), layer, net, k0, k1, eta)
                 forward_solve(lg, eta, y)
-                for a in range(k):
-                    s = 0.0
-                    for q in range(a + 1):
-                        s += chol[a, q] * y[q]
-                    h[a] = s if s > 0.0 else 0.0
-                for a in range(k):
-                    if h[a] > 0.0:
-                        for b in range(a + 1):
-                            g[a, b] += h[a] * h[b]
-            for a in range(k):
-                for b in range(a + 1):
-                    g[a, b] = g[a, b] / n
-                    g[b, a] = g[a, b]
-        big = 0.0
-        for a in range(k):
-            big = max(big, g[a, a])
-            out_log[j, a] = length_and_log(g[a, a], shift)[1]
-            for b in range(k):
-                out_gram[j, a, b] = length_and_log(g[a, b], shift)[0] if g[a, b] >= 0.0 else \
-                    -length_and_log(-g[a, b], shift)[0]
-        e = renorm_shift(big)
-        if e != 0:
-            for a in range(k):
-                for b in range(k):
-                    g[a, b] = math.ldexp(g[a, b], -2 * e)
-            shift += 2 * e
+                add_unit(chol, y, h, g)
+            average_units(g, n)
+        shift = record_gram_layer(g, shift, j, out_log, out_gram)
 
 
 @njit(parallel=True, cache=True)

@@ -136,12 +136,11 @@ def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndar
         from . import cuda_backend
 
         scratch = (((n_nets, 5, m), np.float64), ((n_nets, 6, m, m), np.float64))
-        name = "tangent_orthogonal_exact_kernel" if orthogonal else "tangent_exact_kernel"
-        return TangentTraces(*cuda_backend.run_kernel(name, (m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0),
-                                                      scratch, outputs, n_nets))
+        return TangentTraces(*cuda_backend.run_kernel(
+            "tangent_exact_kernel", (orthogonal, m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0), scratch, outputs,
+            n_nets))
     lengths, logs, log_jvp = (np.empty(shape) for shape, _ in outputs)
-    kernel = gram.tangent_orthogonal_exact if orthogonal else gram.tangent_exact
-    kernel(m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0, lengths, logs, log_jvp)
+    gram.tangent_exact(orthogonal, m0, 2 * shift, beta0, p0, w, cs, k0, k1, net0, lengths, logs, log_jvp)
     return TangentTraces(lengths, logs, log_jvp)
 
 
