@@ -146,8 +146,8 @@ class Residual:
     output layer ``n x k_m`` of variance ``c_out / k_m``; the module ends
     ``linear`` (``F = W_out h``) or ``relu`` (``F = ReLU(W_out h)``). With no
     hidden layers, ``F = W_out y``. ``M_l = ||y_l||^2 / n`` is recorded after
-    every module (Hanin & Rolnick 2018, Sec. 2.2; module design from
-    ``shared/research/hanin_rolnick.md`` 4.6, since the paper's is unknown).
+    every module (Hanin & Rolnick 2018, Sec. 2.2; the paper does not give its modules' design,
+    so this one is fmsim's).
     With ``bias_var > 0`` every layer of a module gets a bias of that
     variance, its output layer included.
 

@@ -2,9 +2,9 @@
 
 Conventions match the simulator: ReLU at every layer, weights i.i.d.
 symmetric with variance ``c_j / n_{j-1}``, input ``x`` fixed,
-``M_j = ||z_j||^2 / n_j``. Derivations: ``shared/research/hanin_rolnick.md``
-sections 4.1 to 4.4 (Hanin & Rolnick 2018 give bounds of the form
-``exp(C sum_j 1/n_j)``; these are the exact finite-width values).
+``M_j = ||z_j||^2 / n_j``. Derivations: the documentation's theory page
+(Hanin & Rolnick 2018 give bounds of the form ``exp(C sum_j 1/n_j)``; these
+are the exact finite-width values).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@
   (the net is piecewise linear in any single ``W_l``).
 - :func:`fmsim.hessian.hessian_norm_variance` and :func:`hessian_norm_init`: the
   initialization that keeps the Frobenius norm of the curvature constant
-  through depth (Skorski, Temperoni & Theobald, arXiv 2004.09506; see
-  ``shared/research/hessian.md`` section 1.4).
+  through depth (Skorski, Temperoni & Theobald, arXiv 2004.09506; the documentation's theory page,
+  *The Hessian norm rule*).
 
 Notation as in :mod:`fmsim.mlp`: ``A_l = H_{l-1} W_l + b_l``, ``W_l`` of shape
 ``(n_{l-1}, n_l)``, vectors flat in the layout of ``theta``. Everything runs in
