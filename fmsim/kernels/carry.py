@@ -22,16 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..sampling.laws import RADEMACHER, polynomial32, row_scratch, row_words, standard_row
-from .cpu import (
-    cast_like,
-    divide_by_power_of_two,
-    drawn_dot,
-    float32_polynomial_row,
-    rademacher_dot,
-    rademacher_table,
-    weight_scratch,
-)
+from ..sampling.laws import RADEMACHER, row_scratch
+from .cpu import cast_like, divide_by_power_of_two, drawn_dot, drawn_row, rademacher_dot, rademacher_table
 from .scalar import bias_draw, length_and_log, mean_square, renorm_shift_within, scale_bias
 
 __all__ = ["fc_full_carry", "drawn_dot_pair", "gather_union", "record_gram"]
@@ -87,10 +79,13 @@ def drawn_dot_pair(w, a, b, n_in):
 @njit(inline="always", cache=True)
 def record_gram(z, k, n, shift, j, out_log, out_gram):
     """Write layer ``j``'s ``log M`` of each vector and their Gram matrix over ``n`` (held divided by
-    ``2^shift``)."""
+    ``2^shift``); returns vector 0's mean square (as held), which sets the renormalization."""
     shift2 = 2 * shift
+    ms0 = 0.0
     for a in range(k):
         ms = mean_square(z[a], n)
+        if a == 0:
+            ms0 = ms
         out_gram[j, a, a], out_log[j, a] = length_and_log(ms, shift2)
         for b in range(a):
             s = 0.0
@@ -100,6 +95,7 @@ def record_gram(z, k, n, shift, j, out_log, out_gram):
             g = length_and_log(abs(s), shift2)[0]
             out_gram[j, a, b] = g if s >= 0.0 else -g
             out_gram[j, b, a] = out_gram[j, a, b]
+    return ms0
 
 
 @njit(parallel=True, cache=True)
@@ -154,16 +150,11 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                     rademacher_table(active[v], n_active, signs[v])
             for r in range(widths[j]):
                 row = np.uint64(r)
+                wz = drawn_row(law, bits32, active[0], n_active, row, layer, net, k0, k1, words, slow, w, w32)
                 if law == RADEMACHER:
-                    row_words((n_active + 127) // 128, row, layer, net, k0, k1, words)
                     for v in range(k):
                         pre[v] = rademacher_dot(signs[v], n_active, words)
                 else:
-                    wz = weight_scratch(active[0], w, w32)
-                    if polynomial32(law, bits32):
-                        float32_polynomial_row(law, n_active, row, layer, net, k0, k1, words, wz)
-                    else:
-                        standard_row(law, bits32, n_active, row, layer, net, k0, k1, words, slow, wz)
                     for v in range(0, k - 1, 2):  # two vectors per pass over the row
                         pre[v], pre[v + 1] = drawn_dot_pair(wz, active[v], active[v + 1], n_active)
                     if k % 2:
@@ -180,8 +171,8 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                     else:
                         znew[v, r] = pre[v] if pre[v] > 0.0 else zero
             z, znew = znew, z
-            record_gram(z, k, widths[j], shift, j, out_log[i], out_gram[i])
-            e = renorm_shift_within(mean_square(z[0], widths[j]), renorm_low, renorm_high)
+            ms0 = record_gram(z, k, widths[j], shift, j, out_log[i], out_gram[i])
+            e = renorm_shift_within(ms0, renorm_low, renorm_high)
             if e != 0:
                 for v in range(k):
                     divide_by_power_of_two(z[v], widths[j], e)

@@ -144,6 +144,22 @@ def _float32_polynomial_row_jit(law, n, c1, c2, c3, k0, k1, words, out):
 
 
 @njit(inline="always", cache=True)
+def drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, slow, w, w32):
+    """Draw one row for the ``n_in`` inputs ``z``: its Philox words into ``words`` and, but for a Rademacher row
+    (whose table does the rest, :func:`rademacher_dot`), its weights into the scratch of ``z``'s precision
+    (:func:`weight_scratch`), which is returned (stages of :func:`~fmsim.laws.standard_row`, or
+    :func:`float32_polynomial_row`)."""
+    wz = weight_scratch(z, w, w32)
+    if law == RADEMACHER:
+        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
+    elif polynomial32(law, bits32):
+        float32_polynomial_row(law, n_in, row, layer, net, k0, k1, words, wz)
+    else:
+        standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, wz)
+    return wz
+
+
+@njit(inline="always", cache=True)
 def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w, w32):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
@@ -155,16 +171,8 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     (``law == RADEMACHER``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
     """
-    if law == RADEMACHER:
-        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
-        acc = rademacher_dot(signs, n_in, words)
-    else:
-        wz = weight_scratch(z, w, w32)
-        if polynomial32(law, bits32):
-            float32_polynomial_row(law, n_in, row, layer, net, k0, k1, words, wz)
-        else:
-            standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, wz)
-        acc = drawn_dot(wz, z, n_in)
+    wz = drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, slow, w, w32)
+    acc = rademacher_dot(signs, n_in, words) if law == RADEMACHER else drawn_dot(wz, z, n_in)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
         pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)

@@ -337,23 +337,21 @@ conv_full_kernel_f32 = _make_conv_full_kernel(np.float32, True)
 # ----------------------------------------------------------------- carried vectors (the Gram chain)
 psd_cholesky = device_function(gram.psd_cholesky)
 bartlett = device_function(gram.bartlett)
+add_gram = device_function(gram.add_gram)
 tangent_layer = device_function(gram.tangent_layer, psd_cholesky=psd_cholesky, bartlett=bartlett)
 forward_solve = device_function(gram.forward_solve)
 orthogonal_tangent_layer = device_function(gram.orthogonal_tangent_layer, psd_cholesky=psd_cholesky, bartlett=bartlett,
-                                           forward_solve=forward_solve)
+                                           forward_solve=forward_solve, add_gram=add_gram)
 tangent_exact_trace = device_function(gram.tangent_exact_trace, tangent_layer=tangent_layer,
                                       orthogonal_tangent_layer=orthogonal_tangent_layer, length_and_log=length_and_log)
 record_gram_layer = device_function(gram.record_gram_layer, length_and_log=length_and_log)
 add_unit = device_function(gram.add_unit)
 average_units = device_function(gram.average_units)
 unit_normals = device_function(gram.unit_normals)
-inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_cholesky, unit_normals=unit_normals,
+inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_cholesky, bartlett=bartlett,
+                                     add_gram=add_gram, unit_normals=unit_normals, forward_solve=forward_solve,
                                      add_unit=add_unit, average_units=average_units,
                                      record_gram_layer=record_gram_layer)
-inputs_orthogonal_exact_trace = device_function(gram.inputs_orthogonal_exact_trace, psd_cholesky=psd_cholesky,
-                                                bartlett=bartlett, unit_normals=unit_normals,
-                                                forward_solve=forward_solve, add_unit=add_unit,
-                                                average_units=average_units, record_gram_layer=record_gram_layer)
 gather_union = device_function(carry.gather_union)
 record_carried = device_function(carry.record_gram, mean_square=mean_square, length_and_log=length_and_log)
 
@@ -372,26 +370,15 @@ def tangent_exact_kernel(orthogonal, m0, m0_shift, beta0, p0, widths, cs, k0, k1
 
 
 @cuda.jit
-def inputs_exact_kernel(g0, shift0, widths, cs, k0, k1, net0, vectors, matrices, out_log, out_gram):
+def inputs_exact_kernel(orthogonal, g0, shift0, widths, cs, k0, k1, net0, vectors, matrices, out_log, out_gram):
     """One thread per net (:func:`fmsim.kernels.gram.inputs_exact`); ``vectors`` (nets, 3, k) and ``matrices``
     (nets, 6, k, k): each net's scratch."""
     i = cuda.grid(1)
     if i >= out_log.shape[0]:
         return
-    inputs_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, matrices[i, 0], matrices[i, 1],
-                       matrices[i, 2], vectors[i, 0], vectors[i, 1], out_log[i], out_gram[i])
-
-
-@cuda.jit
-def inputs_orthogonal_exact_kernel(g0, shift0, widths, cs, k0, k1, net0, vectors, matrices, out_log, out_gram):
-    """One thread per net (:func:`fmsim.kernels.gram.inputs_orthogonal_exact`); scratch as
-    :func:`inputs_exact_kernel`'s."""
-    i = cuda.grid(1)
-    if i >= out_log.shape[0]:
-        return
-    inputs_orthogonal_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, matrices[i, 0], matrices[i, 1],
-                                  matrices[i, 2], matrices[i, 3], matrices[i, 4], matrices[i, 5], vectors[i, 0],
-                                  vectors[i, 1], vectors[i, 2], out_log[i], out_gram[i])
+    inputs_exact_trace(orthogonal, g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, matrices[i, 0],
+                       matrices[i, 1], matrices[i, 2], matrices[i, 3], matrices[i, 4], matrices[i, 5], vectors[i, 0],
+                       vectors[i, 1], vectors[i, 2], out_log[i], out_gram[i])
 
 
 def _make_carry_kernel(ftype, preact):
@@ -449,8 +436,7 @@ def _make_carry_kernel(ftype, preact):
                     znew[v, r] = pv if keep else ftype(0.0)
             cuda.syncthreads()
             if t == 0:
-                record_carried(znew, k, widths[j], shift, j, out_log[i], out_gram[i])
-                e_shared[0] = renorm_shift(mean_square(znew[0], widths[j]))
+                e_shared[0] = renorm_shift(record_carried(znew, k, widths[j], shift, j, out_log[i], out_gram[i]))
             cuda.syncthreads()
             e = int(e_shared[0])
             if e != 0:

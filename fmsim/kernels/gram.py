@@ -36,13 +36,13 @@ from numba import njit, prange
 from ..sampling.laws import GAUSSIAN, ziggurat_draw
 from ..sampling.rng import philox4x32
 from .exact import binomial_half, gamma_stream, gamma_unit
-from .scalar import length_and_log, renorm_shift
+from .scalar import length_and_log, renorm_shift, renormalized
 
 __all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CHI", "STREAM_ORTHOGONAL_CHI",
-           "STREAM_ORTHOGONAL_NORMAL", "STREAM_ORTHOGONAL_WISHART", "MAX_TANGENTS", "psd_cholesky", "bartlett",
+           "STREAM_ORTHOGONAL_NORMAL", "STREAM_ORTHOGONAL_WISHART", "psd_cholesky", "bartlett",
            "tangent_layer", "unit_normals", "tangent_exact", "inputs_exact", "tangent_exact_trace",
-           "inputs_exact_trace", "orthogonal_tangent_layer", "inputs_orthogonal_exact_trace", "inputs_orthogonal_exact",
-           "forward_solve", "record_gram_layer", "add_unit", "average_units"]
+           "inputs_exact_trace", "orthogonal_tangent_layer", "forward_solve", "record_gram_layer", "add_unit",
+           "average_units", "add_gram"]
 
 #: Stream of the tangents' shift ``eta`` along the input's new direction.
 STREAM_TANGENT_SHIFT = 6
@@ -50,8 +50,6 @@ STREAM_TANGENT_SHIFT = 6
 STREAM_BARTLETT_NORMAL = 7
 #: First Gamma stream of the Bartlett factor's diagonal (one stream per tangent).
 STREAM_BARTLETT_CHI = 8
-#: Most tangents one run carries.
-MAX_TANGENTS = 32
 #: Orthogonal weights: Gamma streams of the squared norms of the frame's first vector on the active, the inactive
 #: and the dropped coordinates (this stream and the next two).
 STREAM_ORTHOGONAL_CHI = 40
@@ -129,16 +127,30 @@ def bartlett(dof, normal_stream, chi_stream, layer, net, k0, k1, t):
 
 
 @njit(inline="always", cache=True)
-def tangent_layer(k, chi2, beta, p, chol, t, lt, layer, net, k0, k1):
+def add_gram(t, out):
+    """``out += t t^T`` for a lower-triangular ``t`` (m x m): a Wishart draw from its Bartlett factor."""
+    m = t.shape[0]
+    for i in range(m):
+        for j in range(m):
+            s = 0.0
+            for q in range(min(i, j) + 1):
+                s += t[i, q] * t[j, q]
+            out[i, j] += s
+
+
+@njit(inline="always", cache=True)
+def tangent_layer(k, chi2, beta, p, chol, eta, t, lt, layer, net, k0, k1):
     """One layer of the tangents' chain given ``K = k >= 1`` and the length's ``chi2_K``: ``beta`` and ``p``
-    updated in place (scratch ``chol``, ``t``, ``lt``: m x m)."""
+    updated in place (scratch ``eta``: m; ``chol``, ``t``, ``lt``: m x m)."""
     m = beta.shape[0]
     psd_cholesky(p, chol)
     root = math.sqrt(chi2)
+    for j in range(m):
+        eta[j] = normal_at(np.uint64(STREAM_TANGENT_SHIFT), j, layer, net, k0, k1)
     for i in range(m):
         s = 0.0
         for j in range(i + 1):
-            s += chol[i, j] * normal_at(np.uint64(STREAM_TANGENT_SHIFT), j, layer, net, k0, k1)
+            s += chol[i, j] * eta[j]
         beta[i] += s / root
     bartlett(k - 1, np.uint64(STREAM_BARTLETT_NORMAL), STREAM_BARTLETT_CHI, layer, net, k0, k1, t)
     for i in range(m):  # lt = chol t (both lower triangular)
@@ -205,14 +217,11 @@ def tangent_exact_trace(orthogonal, m0, shift0, beta0, p0, widths, cs, net, k0, 
             else:
                 g = gamma_unit(0.5 * k, layer, net, k0, k1)
                 mm = mm * ((cs[j - 1] / widths[j]) * 2.0 * g)
-                tangent_layer(k, 2.0 * g, beta, p, chol, mats[0], mats[1], layer, net, k0, k1)
+                tangent_layer(k, 2.0 * g, beta, p, chol, vecs[0], mats[0], mats[1], layer, net, k0, k1)
         out[j], out_log[j] = length_and_log(mm, shift)
         for i in range(m):
             out_jvp_log[j, i] = out_log[j] + log_or_minus_inf(beta[i] * beta[i] + p[i, i]) if mm > 0.0 else -math.inf
-        e = renorm_shift(mm)
-        if e != 0:
-            mm = math.ldexp(mm, -2 * e)
-            shift += 2 * e
+        mm, shift = renormalized(mm, shift)
 
 
 @njit(parallel=True, cache=True)
@@ -287,65 +296,6 @@ def record_gram_layer(g, shift, j, out_log, out_gram):
     return shift
 
 
-@njit(inline="always", cache=True)
-def inputs_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, eta, h, out_log, out_gram):
-    """The Gram chain of ``k`` inputs of one net, sampled exactly: O(n_j k^2) per layer.
-
-    Parameters
-    ----------
-    g0 : ndarray, shape (k, k)
-        ``X X^T / n_0 = g0 2^shift0`` of the inputs ``X`` (k x n_0).
-    shift0 : int
-        Even.
-    widths, cs, net, k0, k1
-        As in :func:`tangent_exact_trace`.
-    g, cov, chol : ndarray, shape (k, k)
-        Scratch.
-    eta, h : ndarray, shape (k,)
-        Scratch.
-    out_log : ndarray, shape (d + 1, k)
-        ``log M_j`` of each input (``-inf``: that input's activations are zero).
-    out_gram : ndarray, shape (d + 1, k, k)
-        ``G_j / n_j``: ``M_j`` of each input on the diagonal, ``<z_j^a, z_j^b> / n_j`` off it (0 or inf beyond
-        float64's range: the cosines ``G_ab / sqrt(G_aa G_bb)`` and ``out_log`` hold at any depth).
-    """
-    k = g.shape[0]
-    for a in range(k):
-        for b in range(k):
-            g[a, b] = g0[a, b]  # held as G_j / n_j divided by 2^shift
-    shift = shift0
-    for j in range(widths.shape[0]):
-        if j > 0:
-            n = widths[j]
-            s = cs[j - 1]
-            for a in range(k):  # Var of the pre-activations: (c / n_in) ||z||^2 = c (G / n_in)
-                for b in range(k):
-                    cov[a, b] = s * g[a, b]
-                    g[a, b] = 0.0
-            psd_cholesky(cov, chol)
-            layer = np.uint64(j)
-            for i in range(n):
-                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
-                add_unit(chol, eta, h, g)
-            average_units(g, n)
-        shift = record_gram_layer(g, shift, j, out_log, out_gram)
-
-
-@njit(parallel=True, cache=True)
-def inputs_exact(g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
-    """:func:`inputs_exact_trace` for nets ``net0 ..``: ``out_log`` (nets, d + 1, k), ``out_gram``
-    (nets, d + 1, k, k)."""
-    k = g0.shape[0]
-    for i in prange(out_log.shape[0]):
-        g = np.empty((k, k))
-        cov = np.empty((k, k))
-        chol = np.empty((k, k))
-        eta = np.empty(k)
-        h = np.empty(k)
-        inputs_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, g, cov, chol, eta, h,
-                           out_log[i], out_gram[i])
-
-
 # ------------------------------------------------------------ orthogonal weights
 # W = sqrt(c) Q with Q Haar (orthonormal rows or columns). Q maps the carried vectors' orthonormal frame to the
 # first n_j coordinates of a uniform frame in R^N, N = max(n_{j-1}, n_j): the Gram-Schmidt frame of Gaussian
@@ -410,12 +360,7 @@ def orthogonal_tangent_layer(n_in, n, c, beta, p, chol, vecs, mats, layer, net, 
         dof = (k, n - k, big_n - n)[block] - 1
         bartlett(max(dof, 0), np.uint64(STREAM_ORTHOGONAL_WISHART + block), _ORTHOGONAL_BARTLETT_CHI + 32 * block,
                  layer, net, k0, k1, t)
-        for i in range(m):
-            for j in range(m):
-                s = 0.0
-                for q in range(min(i, j) + 1):
-                    s += t[i, q] * t[j, q]
-                gram[i, j] += s
+        add_gram(t, gram)
     psd_cholesky(gram, r)
     psd_cholesky(p, chol)
     for q in range(m):  # a - (|g_A| / |g|) s, solved against R into b (free now)
@@ -450,14 +395,35 @@ def orthogonal_tangent_layer(n_in, n, c, beta, p, chol, vecs, mats, layer, net, 
 
 
 @njit(inline="always", cache=True)
-def inputs_orthogonal_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, chol, frame, lg, t, eta, h, y,
-                                  out_log, out_gram):
-    """:func:`inputs_exact_trace` for orthogonal weights: O(n_j k^2) per layer, in two passes over the units.
+def inputs_exact_trace(orthogonal, g0, shift0, widths, cs, net, k0, k1, g, cov, chol, frame, lg, t, eta, h, y,
+                       out_log, out_gram):
+    """The Gram chain of ``k`` inputs of one net, sampled exactly: O(n_j k^2) per layer.
 
-    The pre-activations of unit ``i`` are ``L Lg^{-1} eta_i`` with ``L L^T = c ||z||^2``-scaled Gram matrix of the
-    inputs and ``Lg Lg^T = sum_i eta_i eta_i^T + W_D`` the frame's Gram matrix (``eta_i`` the unit's normals,
-    :func:`unit_normals`; ``W_D ~ Wishart_k(N - n_j)`` from the dropped coordinates, stream
-    :data:`STREAM_ORTHOGONAL_WISHART` ``+ 2``). Extra scratch: ``frame``, ``lg``, ``t`` (k, k) and ``y`` (k,).
+    Gaussian weights: unit ``i``'s pre-activations are ``L eta_i`` with ``L L^T = (c_j / n_{j-1}) G_{j-1}`` and
+    ``eta_i`` its normals (:func:`unit_normals`). Orthogonal weights, in two passes over the units: they are
+    ``L Lg^{-1} eta_i`` with ``L L^T = c_j G_{j-1}`` and ``Lg Lg^T = sum_i eta_i eta_i^T + W_D`` the frame's Gram
+    matrix (``W_D ~ Wishart_k(N - n_j)`` from the dropped coordinates, stream :data:`STREAM_ORTHOGONAL_WISHART`
+    ``+ 2``).
+
+    Parameters
+    ----------
+    orthogonal : bool
+        Haar-orthogonal weights, else Gaussian.
+    g0 : ndarray, shape (k, k)
+        ``X X^T / n_0 = g0 2^shift0`` of the inputs ``X`` (k x n_0).
+    shift0 : int
+        Even.
+    widths, cs, net, k0, k1
+        As in :func:`tangent_exact_trace`.
+    g, cov, chol, frame, lg, t : ndarray, shape (k, k)
+        Scratch (``frame``, ``lg``, ``t``: orthogonal weights only).
+    eta, h, y : ndarray, shape (k,)
+        Scratch (``y``: orthogonal weights only).
+    out_log : ndarray, shape (d + 1, k)
+        ``log M_j`` of each input (``-inf``: that input's activations are zero).
+    out_gram : ndarray, shape (d + 1, k, k)
+        ``G_j / n_j``: ``M_j`` of each input on the diagonal, ``<z_j^a, z_j^b> / n_j`` off it (0 or inf beyond
+        float64's range: the cosines ``G_ab / sqrt(G_aa G_bb)`` and ``out_log`` hold at any depth).
     """
     k = g.shape[0]
     for a in range(k):
@@ -469,42 +435,45 @@ def inputs_orthogonal_exact_trace(g0, shift0, widths, cs, net, k0, k1, g, cov, c
             n_in = widths[j - 1]
             n = widths[j]
             layer = np.uint64(j)
-            for a in range(k):  # the inputs' frame coordinates, times sqrt(c): L L^T = c G_{j-1}
-                for b in range(k):
-                    cov[a, b] = cs[j - 1] * n_in * g[a, b]
-            psd_cholesky(cov, chol)
-            bartlett(max(n_in - n, 0), np.uint64(STREAM_ORTHOGONAL_WISHART + 2), _ORTHOGONAL_BARTLETT_CHI + 64,
-                     layer, net, k0, k1, t)
+            # Gaussian: the pre-activations' covariance (c / n_in) ||z||^2 = c (G / n_in); orthogonal: the inputs'
+            # frame coordinates times sqrt(c), L L^T = c G
+            scale = cs[j - 1] * n_in if orthogonal else cs[j - 1]
             for a in range(k):
                 for b in range(k):
-                    s = 0.0
-                    for q in range(min(a, b) + 1):
-                        s += t[a, q] * t[b, q]
-                    frame[a, b] = s
-            for i in range(n):
-                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                    cov[a, b] = scale * g[a, b]
+                    g[a, b] = 0.0
+            psd_cholesky(cov, chol)
+            if orthogonal:
                 for a in range(k):
                     for b in range(k):
-                        frame[a, b] += eta[a] * eta[b]
-            psd_cholesky(frame, lg)
-            for a in range(k):
-                for b in range(k):
-                    g[a, b] = 0.0
+                        frame[a, b] = 0.0
+                bartlett(max(n_in - n, 0), np.uint64(STREAM_ORTHOGONAL_WISHART + 2), _ORTHOGONAL_BARTLETT_CHI + 64,
+                         layer, net, k0, k1, t)
+                add_gram(t, frame)
+                for i in range(n):
+                    unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                    for a in range(k):
+                        for b in range(k):
+                            frame[a, b] += eta[a] * eta[b]
+                psd_cholesky(frame, lg)
             for i in range(n):
                 unit_normals(np.uint64(i), layer, net, k0, k1, eta)
-                forward_solve(lg, eta, y)
-                add_unit(chol, y, h, g)
+                if orthogonal:
+                    forward_solve(lg, eta, y)
+                    add_unit(chol, y, h, g)
+                else:
+                    add_unit(chol, eta, h, g)
             average_units(g, n)
         shift = record_gram_layer(g, shift, j, out_log, out_gram)
 
 
 @njit(parallel=True, cache=True)
-def inputs_orthogonal_exact(g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
-    """:func:`inputs_orthogonal_exact_trace` for nets ``net0 ..`` (outputs as :func:`inputs_exact`)."""
+def inputs_exact(orthogonal, g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
+    """:func:`inputs_exact_trace` for nets ``net0 ..``: ``out_log`` (nets, d + 1, k), ``out_gram``
+    (nets, d + 1, k, k)."""
     k = g0.shape[0]
     for i in prange(out_log.shape[0]):
         mats = np.empty((6, k, k))
         vecs = np.empty((3, k))
-        inputs_orthogonal_exact_trace(g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, mats[0], mats[1],
-                                      mats[2], mats[3], mats[4], mats[5], vecs[0], vecs[1], vecs[2], out_log[i],
-                                      out_gram[i])
+        inputs_exact_trace(orthogonal, g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, mats[0], mats[1],
+                           mats[2], mats[3], mats[4], mats[5], vecs[0], vecs[1], vecs[2], out_log[i], out_gram[i])
