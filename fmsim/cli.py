@@ -35,6 +35,7 @@ from .config import (
     SCHEMES,
     WEIGHT_LAWS,
     Architecture,
+    CarriedVectorsError,
     Conv,
     FullyConnected,
     Init,
@@ -122,9 +123,13 @@ def _run(runs: list[tuple[RunConfig, str]], out: str, backend: str, args: argpar
 
 def _carried_line(res) -> str:
     """The mean cosine of a pair of inputs, or the mean ``|J e_0|^2 / n_d`` (and ``(J e_0)_0^2``), with 1 s.e."""
+    from .experiments.gram_chain import mean_se as mean_and_se
+
     def mean_se(v: np.ndarray) -> str:
-        v = v[np.isfinite(v)]
-        return f"{v.mean():.6g} +- {v.std(ddof=1) / np.sqrt(max(v.size, 1)):.2g}" if v.size > 1 else "n/a"
+        if np.count_nonzero(np.isfinite(v)) < 2:
+            return "n/a"
+        mean, se = mean_and_se(v)
+        return f"{mean:.6g} +- {se:.2g}"
 
     if res.gram is not None:
         g = res.gram
@@ -182,24 +187,14 @@ def _simulate_arch(args: argparse.Namespace) -> Architecture:
     return _arch(args.widths, args.depth, args.width, args.n0)
 
 
-def carried_vectors(args: argparse.Namespace, arch: Architecture, init: Init) -> dict[str, np.ndarray]:
-    """``inputs`` (``--pair-angle``) or ``tangents`` (``--gradient``) for :func:`fmsim.simulate`, or none; what the
-    Gram chain cannot carry is refused by the flag's name."""
+def carried_vectors(args: argparse.Namespace, arch: Architecture) -> tuple[dict[str, np.ndarray], str | None]:
+    """``inputs`` (``--pair-angle``) or ``tangents`` (``--gradient``) for :func:`fmsim.simulate`, or none, and the
+    flag that asked for them."""
     flag = "--pair-angle" if args.pair_angle is not None else "--gradient" if args.gradient else None
     if flag is None:
-        return {}
+        return {}, None
     if args.pair_angle is not None and args.gradient:
         raise UsageError("--pair-angle (two inputs) and --gradient (a tangent at one input) cannot be combined yet")
-    if not isinstance(arch, FullyConnected):
-        raise UsageError(f"{flag} applies to fully connected nets (--widths or --depth), not {type(arch).__name__} "
-                         "nets")
-    if args.method not in ("auto", "full", "exact"):
-        raise UsageError(f"{flag} runs with --method full or exact, not --method {args.method}")
-    if init.orthogonal and args.method == "full":
-        raise UsageError(f"{flag} with orthogonal weights runs with --method exact (the exact Gram chain)")
-    if args.method == "exact" and (init.law not in ("gaussian", "orthogonal") or init.has_bias):
-        raise UsageError(f"{flag} with --method exact needs Gaussian or orthogonal weights and no bias: use --method "
-                         "full")
     n0 = arch.input_size
     if args.pair_angle is not None:
         if n0 < 2 or not 0.0 <= args.pair_angle <= 180.0:
@@ -209,16 +204,19 @@ def carried_vectors(args: argparse.Namespace, arch: Architecture, init: Init) ->
         inputs = np.zeros((2, n0))
         inputs[0, 0] = inputs[1, 0] = np.sqrt(n0)
         inputs[1, :2] = np.sqrt(n0) * np.array([np.cos(t), np.sin(t)])
-        return {"inputs": inputs}
-    return {"tangents": np.eye(n0)[:1]}
+        return {"inputs": inputs}, flag
+    return {"tangents": np.eye(n0)[:1]}, flag
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     arch = _simulate_arch(args)
     init = _init(args, args.scheme)
-    carried = carried_vectors(args, arch, init)
-    config = make_config(arch, init, args.nets, args.seed, args.method, args.record, None, args.chunk_size,
-                         args.precision, **carried)
+    carried, flag = carried_vectors(args, arch)
+    try:
+        config = make_config(arch, init, args.nets, args.seed, args.method, args.record, None, args.chunk_size,
+                             args.precision, **carried)
+    except CarriedVectorsError as e:  # what the Gram chain cannot carry (RunConfig says why), by the flag that asked
+        raise UsageError(f"{flag}: {e}") from None
     _run([(config, args.group)], args.out, resolve_backend(args.backend), args)
 
 

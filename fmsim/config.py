@@ -25,7 +25,7 @@ from .sampling.laws import (
 from .sampling.rng import seed_to_key
 
 __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
-           "SCHEME_BIAS_C", "LEGACY_SCHEME_NAMES",
+           "SCHEME_BIAS_C", "LEGACY_SCHEME_NAMES", "MAX_TANGENTS", "CarriedVectorsError",
            "METHODS", "BACKENDS", "RECORDS", "PROFILES", "input_vector",
            "width_profile"]
 
@@ -36,6 +36,8 @@ PRECISIONS = ("float64", "float32")
 MAX_NETS = 2**32 - 1
 #: Nets per summary block: summaries are merged block by block in net order.
 SUMMARY_BLOCK = 1024
+#: Most tangents one run carries (``RunConfig.tangents``).
+MAX_TANGENTS = 32
 
 
 def as_int(name: str, value: Any) -> int:
@@ -586,6 +588,11 @@ class Init:
                    bias_c=values(d.get("bias_c", 0.0)))
 
 
+class CarriedVectorsError(ValueError):
+    """``RunConfig.inputs`` or ``tangents`` that this net, law or method cannot carry (the command line names the
+    flag that asked for them)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a simulation's output, resolved and validated.
@@ -663,6 +670,7 @@ class RunConfig:
         self.init.layer_c(self.arch)  # validates per-layer c against depth
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        self._check_carried()  # before the methods' checks: a net the Gram chain cannot carry is named as such
         if self.precision == "float32" and self.method == "exact":
             raise ValueError("precision='float32' exists for method='full' (and 'exact_first'), not method='exact'")
         if self.method == "exact_first" and not isinstance(self.arch, FullyConnected):
@@ -697,50 +705,56 @@ class RunConfig:
         object.__setattr__(self, "n_nets", n)
         object.__setattr__(self, "seed", seed)
         object.__setattr__(self, "chunk_size", cs)
-        self._check_carried()
         if self.method == "exact_first":  # tabulate the first layer's law now: refused before any work starts
             from .sampling.first_layer import first_layer_law
 
             first_layer_law(self.init.law, input_vector(self))
 
     def _check_carried(self) -> None:
-        """Validate ``inputs`` and ``tangents`` (the vectors carried beside, or instead of, ``x``)."""
-        if self.inputs is None and self.tangents is None:
+        """Validate ``inputs`` and ``tangents`` (the vectors carried beside, or instead of, ``x``): a
+        :class:`CarriedVectorsError` says what the Gram chain cannot carry."""
+        if not self.carries_vectors:
             return
         which = "inputs" if self.inputs is not None else "tangents"
+        refuse = CarriedVectorsError
         if self.inputs is not None and self.tangents is not None:
-            raise ValueError("give inputs= (several inputs) or tangents= (directions at x), not both")
+            raise refuse("give inputs= (several inputs) or tangents= (directions at x), not both")
         if self.inputs is not None and self.x is not None:
-            raise ValueError("give x= or inputs=, not both: inputs= replaces the one input x")
+            raise refuse("give x= or inputs=, not both: inputs= replaces the one input x")
         if not isinstance(self.arch, FullyConnected):
-            raise ValueError(f"{which}= runs on fully connected nets for now, not {type(self.arch).__name__} nets")
+            raise refuse(f"{which}= runs on fully connected nets for now, not {type(self.arch).__name__} nets")
         if self.method not in ("exact", "full"):
-            raise ValueError(f"{which}= runs with method='full' or 'exact' for now; got method={self.method!r}")
+            raise refuse(f"{which}= runs with method='full' or 'exact' for now; got method={self.method!r}")
         if self.init.orthogonal and self.method != "exact":
-            raise ValueError(f"{which}= with law='orthogonal' runs with method='exact' (the exact Gram chain); "
-                             "method='full' carries one vector through orthogonal weights")
+            raise refuse(f"{which}= with law='orthogonal' runs with method='exact' (the exact Gram chain); "
+                         "method='full' carries one vector through orthogonal weights")
         if self.method == "exact" and (self.init.law not in ("gaussian", "orthogonal") or self.init.has_bias):
-            raise ValueError(f"{which}= with method='exact' (the exact Gram chain) needs Gaussian or orthogonal "
-                             f"weights and no bias; got law={self.init.law!r}"
-                             f"{', with biases' if self.init.has_bias else ''}: use method='full'")
+            raise refuse(f"{which}= with method='exact' (the exact Gram chain) needs law='gaussian' or "
+                         f"'orthogonal' and no bias; got law={self.init.law!r}"
+                         f"{', with biases' if self.init.has_bias else ''}: use method='full'")
         vectors = np.asarray(getattr(self, which), dtype=float)
-        low, high = (2, None) if which == "inputs" else (1, 32)
+        low, high = (2, None) if which == "inputs" else (1, MAX_TANGENTS)
         n0 = self.arch.input_size
         if (vectors.ndim != 2 or vectors.shape[1] != n0 or vectors.shape[0] < low
                 or (high is not None and vectors.shape[0] > high)):
             allowed = f"k >= {low}" if high is None else f"{low} <= m <= {high}"
-            raise ValueError(f"{which} must have shape ({'k' if high is None else 'm'}, {n0}) with {allowed}, got "
-                             f"shape {vectors.shape}")
+            raise refuse(f"{which} must have shape ({'k' if high is None else 'm'}, {n0}) with {allowed}, got "
+                         f"shape {vectors.shape}")
         if not np.all(np.isfinite(vectors)):
-            raise ValueError(f"{which} must be finite")
+            raise refuse(f"{which} must be finite")
         if which == "tangents" and self.x is not None and not np.any(self.x):
-            raise ValueError("x must be nonzero to carry tangents (the Jacobian at x = 0 is not defined)")
+            raise refuse("x must be nonzero to carry tangents (the Jacobian at x = 0 is not defined)")
         narrowest = min(self.arch.widths)
         room = vectors.shape[0] + (1 if which == "tangents" else 0)
         if self.init.orthogonal and room > narrowest:
-            raise ValueError(f"{which}: orthogonal weights carry at most {narrowest - (which == 'tangents')} "
-                             f"{which} exactly here (the narrowest width is {narrowest}), got {vectors.shape[0]}")
+            raise refuse(f"{which}: orthogonal weights carry at most {narrowest - (which == 'tangents')} "
+                         f"{which} exactly here (the narrowest width is {narrowest}), got {vectors.shape[0]}")
         object.__setattr__(self, which, tuple(tuple(float(v) for v in row) for row in vectors))
+
+    @property
+    def carries_vectors(self) -> bool:
+        """Whether the run carries several vectors (``inputs`` or ``tangents``) through its nets."""
+        return self.inputs is not None or self.tangents is not None
 
     @property
     def n_chunks(self) -> int:

@@ -9,11 +9,11 @@ one chunk of a run with ``inputs`` or ``tangents`` (:class:`~fmsim.RunConfig`) b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..config import RunConfig, input_vector
+from ..config import MAX_TANGENTS, RunConfig, input_vector
 from ..kernels import gram
 from ..kernels.carry import fc_full_carry
 from ..kernels.scalar import RENORM_HIGH, mean_square
@@ -117,8 +117,8 @@ def exact_tangents(widths: Sequence[int], c: float | Sequence[float], x: np.ndar
     u = np.atleast_2d(np.asarray(tangents, dtype=float))
     if x.shape != (w[0],) or not np.all(np.isfinite(x)) or not np.any(x):
         raise ValueError(f"x must be a finite nonzero vector of shape ({w[0]},), got shape {x.shape}")
-    if u.ndim != 2 or u.shape[1] != w[0] or not 1 <= u.shape[0] <= gram.MAX_TANGENTS or not np.all(np.isfinite(u)):
-        raise ValueError(f"tangents must be finite, of shape (m, {w[0]}) with 1 <= m <= {gram.MAX_TANGENTS}, "
+    if u.ndim != 2 or u.shape[1] != w[0] or not 1 <= u.shape[0] <= MAX_TANGENTS or not np.all(np.isfinite(u)):
+        raise ValueError(f"tangents must be finite, of shape (m, {w[0]}) with 1 <= m <= {MAX_TANGENTS}, "
                          f"got shape {u.shape}")
     xs, shift = scaled_input(x)
     norm2 = float(xs @ xs)
@@ -179,12 +179,11 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
         from . import cuda_backend
 
         scratch = (((n_nets, 3, k), np.float64), ((n_nets, 6, k, k), np.float64))
-        name = "inputs_orthogonal_exact_kernel" if orthogonal else "inputs_exact_kernel"
-        logs, grams = cuda_backend.run_kernel(name, (g0, 2 * shift, w, cs, k0, k1, net0), scratch, outputs, n_nets)
+        logs, grams = cuda_backend.run_kernel("inputs_exact_kernel", (orthogonal, g0, 2 * shift, w, cs, k0, k1, net0),
+                                              scratch, outputs, n_nets)
         return InputTraces(grams, logs)
     logs, grams = (np.empty(shape) for shape, _ in outputs)
-    kernel = gram.inputs_orthogonal_exact if orthogonal else gram.inputs_exact
-    kernel(g0, 2 * shift, w, cs, k0, k1, net0, logs, grams)
+    gram.inputs_exact(orthogonal, g0, 2 * shift, w, cs, k0, k1, net0, logs, grams)
     return InputTraces(grams, logs)
 
 
@@ -210,8 +209,8 @@ class CarriedChunk:
 
 
 def _full_carried(config: RunConfig, start: int, m: int, backend: str) -> CarriedChunk:
-    base = config.__class__.from_dict(config.to_dict() | {"inputs": None, "tangents": None, "x": None})
-    call = plan(base, start)  # the one-vector call: its key, scales, biases and law code
+    call = plan(replace(config, inputs=None, tangents=None, x=None), start)  # the one-vector call: its key,
+    # scales, biases and law code
     tangents = config.tangents is not None
     first = input_vector(config) if tangents else np.asarray(config.inputs[0], dtype=float)
     _, shift = scaled_input(first)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BACKENDS, RECORDS, Architecture, Init, RunConfig, resolve_method
+from ..config import BACKENDS, RECORDS, Architecture, CarriedVectorsError, Init, RunConfig, resolve_method
 from . import statistics
 from .launch import cuda_refusal, plan
 from .summary import LayerSummary, SummaryAccumulator, block_moments
@@ -55,7 +55,8 @@ def make_config(
     for name, value in (("inputs", inputs), ("tangents", tangents)):
         if value is not None:
             if np.ndim(value) != 2:
-                raise ValueError(f"{name} must be a 2D array of shape (vectors, n_0), got shape {np.shape(value)}")
+                raise CarriedVectorsError(f"{name} must be a 2D array of shape (vectors, n_0), got shape "
+                                          f"{np.shape(value)}")
             carried[name] = tuple(tuple(row) for row in np.asarray(value, dtype=float).tolist())
     return RunConfig(arch=arch, init=init, n_nets=n_nets, seed=seed, method=resolve_method(method, init, arch),
                      record=record, x=xt, chunk_size=chunk_size, precision=precision, **carried)
@@ -73,7 +74,7 @@ def check_backend(config: RunConfig, backend: str) -> None:
     if backend == "cuda":
         from . import cuda_backend
 
-        refusal = None if config.inputs is not None or config.tangents is not None else cuda_refusal(config)
+        refusal = None if config.carries_vectors else cuda_refusal(config)
         if refusal is not None:
             raise ValueError(refusal)
         if not cuda_backend.is_available():
@@ -100,7 +101,7 @@ def carried_bytes_per_net(config: RunConfig) -> int:
     """Bytes per net of the vectors a run with ``inputs`` or ``tangents`` carries: the kernels' every-layer Gram
     matrices (``k x k``, ``k`` the inputs, or the input and the tangents) and their logarithms, twice (kernel
     output and the chunk's copy)."""
-    if config.inputs is None and config.tangents is None:
+    if not config.carries_vectors:
         return 0
     k = len(config.inputs) if config.inputs is not None else 1 + len(config.tangents)
     return 2 * (config.arch.depth + 1) * (k * k + k) * 8
@@ -157,8 +158,16 @@ def run_chunk(config: RunConfig, k: int, backend: str = "cpu") -> tuple[np.ndarr
         ``log M_0..log M_d`` (``-inf`` only for a dead net), at any depth.
     stats : ndarray, shape (s, m), float64
         Each net's per-net statistics (``fmsim.running.statistics.STATISTICS``, in order).
+
+    A run that carries vectors (``inputs``, ``tangents``) gives its input's (input 0's) lengths: the vectors
+    themselves come with :func:`reduce_chunk`.
     """
     start, m = config.chunk_bounds(k)
+    if config.carries_vectors:
+        from .gram import carried_chunk
+
+        c = carried_chunk(config, start, m, backend)
+        return c.lengths, c.log_lengths, statistics.compute(c.lengths, c.log_lengths)
     call = plan(config, start)
     lengths = np.empty((m, config.arch.depth + 1))
     logs = np.empty((m, config.arch.depth + 1))
@@ -296,16 +305,16 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
     ``keep_lengths`` (default: ``config.record == "layers"``).
     """
     keep = config.record == "layers" if keep_lengths is None else keep_lengths
-    if config.inputs is not None or config.tangents is not None:
+    carried = {}
+    if config.carries_vectors:
         from .gram import carried_chunk
 
-        start, m = config.chunk_bounds(k)
-        c = carried_chunk(config, start, m, backend)
-        stats = statistics.compute(c.lengths, c.log_lengths)
-        return Chunk(k, c.lengths[:, -1].copy(), stats, block_moments(c.log_lengths, stats),
-                     c.lengths if keep else None, c.log_lengths[:, -1].copy(), c.log_lengths if keep else None,
-                     carried=c.carried[:, -1].copy(), carried_layers=c.carried if keep else None, entries=c.entries)
-    if backend == "cuda":
+        c = carried_chunk(config, *config.chunk_bounds(k), backend)
+        lengths, logs = c.lengths, c.log_lengths
+        stats = statistics.compute(lengths, logs)
+        carried = {"carried": c.carried[:, -1].copy(), "carried_layers": c.carried if keep else None,
+                   "entries": c.entries}
+    elif backend == "cuda":
         from . import cuda_backend
 
         start, m = config.chunk_bounds(k)
@@ -313,9 +322,10 @@ def reduce_chunk(config: RunConfig, k: int, backend: str = "cpu", keep_lengths: 
         final, log_final, stats, moments, lengths, logs = cuda_backend.run_chunk_reduced(
             call, m, config.arch.depth + 1, keep)
         return Chunk(k, final, stats, moments, lengths, log_final, logs)
-    lengths, logs, stats = run_chunk(config, k, backend)
+    else:
+        lengths, logs, stats = run_chunk(config, k, backend)
     return Chunk(k, lengths[:, -1].copy(), stats, block_moments(logs, stats), lengths if keep else None,
-                 logs[:, -1].copy(), logs if keep else None)
+                 logs[:, -1].copy(), logs if keep else None, **carried)
 
 
 def chunk_task(config: RunConfig, k: int, backend: str, threads: int = 0) -> Chunk:
