@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..commandline import float_list, int_list
 
-__all__ = ["pyplot", "save", "int_list", "float_list"]
+__all__ = ["pyplot", "save", "int_list", "float_list", "stored_run"]
 
 
 def pyplot() -> Any:
@@ -41,3 +43,13 @@ def save(fig: Any, png: str) -> None:
         raise
     finally:
         plt.close(fig)
+
+
+def stored_run(path: str, meta: dict, read: Callable[[str], tuple]) -> tuple | None:
+    """What ``read(path)`` returns (its last item the stored configuration), where ``path`` holds a run of the
+    configuration ``meta`` (compared as JSON stores it); None where there is no file or it holds another run.
+    The file is read once."""
+    if not os.path.exists(path):
+        return None
+    stored = read(path)
+    return stored if stored[-1] == json.loads(json.dumps(meta)) else None

@@ -26,7 +26,7 @@ import numpy as np
 from ..config import FullyConnected, Init
 from ..presenting.plotting import integer_ticks
 from ..theory.gram import jacobian_entry_moments, mean_field_cosine
-from .common import int_list, pyplot, save
+from .common import int_list, pyplot, save, stored_run
 
 N0 = 10
 DEPTHS = (1, 2, 5, 10, 20)
@@ -193,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     path, png = os.path.join(a.out, "gram_chain.h5"), os.path.join(a.out, "gram_chain.png")
     check_writable(path)
     meta = {k: v for k, v in vars(a).items() if k not in ("out", "quiet")}
-    if os.path.exists(path) and read(path)[1] == json.loads(json.dumps(meta)):
-        samples = read(path)[0]
+    stored = stored_run(path, meta, read)
+    if stored is not None:
+        samples = stored[0]  # this configuration is stored: reuse it
     else:
         samples = compute(a)
         os.makedirs(a.out, exist_ok=True)

@@ -33,7 +33,7 @@ from ..presenting.plotting import integer_ticks
 from ..training.hessian import hessian_norm_init, layer_block_frobenius
 from ..training.mlp import MLP
 from ..training.train import sgd_steps
-from .common import int_list, pyplot, save
+from .common import int_list, pyplot, save, stored_run
 
 C_VALUES = (1.0, 2.0, 4.0)
 DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12)
@@ -217,8 +217,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     path, png = os.path.join(a.out, "hessian_init.h5"), os.path.join(a.out, "hessian_init.png")
     check_writable(path)  # damaged, foreign or busy: refused before minutes of work
     meta = {k: v for k, v in vars(a).items() if k not in ("out", "quiet")}
-    if os.path.exists(path) and read(path)[4] == json.loads(json.dumps(meta)):
-        norms, _, _, sweep, _ = read(path)  # this configuration is stored: reuse it
+    stored = stored_run(path, meta, read)
+    if stored is not None:
+        norms, _, _, sweep, _ = stored  # this configuration is stored: reuse it
     else:
         data = load_mnist()
         x = data.x_train[:a.batch].astype(np.float64)
