@@ -171,8 +171,11 @@ def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_
     (``law == RADEMACHER``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
     """
-    wz = drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, slow, w, w32)
-    acc = rademacher_dot(signs, n_in, words) if law == RADEMACHER else drawn_dot(wz, z, n_in)
+    if law == RADEMACHER:
+        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
+        acc = rademacher_dot(signs, n_in, words)
+    else:
+        acc = drawn_dot(drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, slow, w, w32), z, n_in)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
         pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
