@@ -721,8 +721,14 @@ class RunConfig:
             raise refuse("give inputs= (several inputs) or tangents= (directions at x), not both")
         if self.inputs is not None and self.x is not None:
             raise refuse("give x= or inputs=, not both: inputs= replaces the one input x")
-        if not isinstance(self.arch, FullyConnected):
-            raise refuse(f"{which}= runs on fully connected nets for now, not {type(self.arch).__name__} nets")
+        if not isinstance(self.arch, (FullyConnected, Residual)):
+            raise refuse(f"{which}= runs on fully connected and residual nets for now, not "
+                         f"{type(self.arch).__name__} nets")
+        if isinstance(self.arch, Residual) and (self.method != "exact" or self.init.law != "gaussian"
+                                                or self.init.has_bias):
+            raise refuse(f"{which}= on residual nets runs with method='exact' (the exact Gram chain), Gaussian "
+                         f"weights and no bias for now; got method={self.method!r}, law={self.init.law!r}"
+                         f"{', with biases' if self.init.has_bias else ''}")
         if self.method not in ("exact", "full"):
             raise refuse(f"{which}= runs with method='full' or 'exact' for now; got method={self.method!r}")
         if self.init.orthogonal and self.method != "exact":
@@ -744,9 +750,9 @@ class RunConfig:
             raise refuse(f"{which} must be finite")
         if which == "tangents" and self.x is not None and not np.any(self.x):
             raise refuse("x must be nonzero to carry tangents (the Jacobian at x = 0 is not defined)")
-        narrowest = min(self.arch.widths)
         room = vectors.shape[0] + (1 if which == "tangents" else 0)
-        if self.init.orthogonal and room > narrowest:
+        narrowest = min(self.arch.widths) if self.init.orthogonal else room  # (orthogonal: fully connected nets)
+        if room > narrowest:
             raise refuse(f"{which}: orthogonal weights carry at most {narrowest - (which == 'tangents')} "
                          f"{which} exactly here (the narrowest width is {narrowest}), got {vectors.shape[0]}")
         object.__setattr__(self, which, tuple(tuple(float(v) for v in row) for row in vectors))

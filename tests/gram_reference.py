@@ -68,3 +68,31 @@ def tangents(ws: list[np.ndarray], x: np.ndarray, u: np.ndarray) -> tuple[np.nda
         lengths.append(np.sum(z[:, :, 0] ** 2, axis=1) / z.shape[1])
         jvps.append(np.sum(v**2, axis=1) / z.shape[1])
     return np.stack(lengths, axis=1), np.stack(jvps, axis=1), v
+
+
+def _carried(h: np.ndarray, tangent: bool) -> np.ndarray:
+    """A layer's carried values from its pre-activations ``h`` (n_nets, n, k): the ReLU of each input, or the
+    input's ReLU and the tangents masked by the sign of the input's pre-activation."""
+    if tangent:
+        return np.where(h[:, :, :1] > 0.0, h, 0.0)
+    return np.maximum(h, 0.0)
+
+
+def residual_grams(rng: np.random.Generator, n_nets: int, arch, c: float, vectors: np.ndarray,
+                   tangent: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``G_l / n`` of ``k`` vectors (``vectors``: k x n) after each module of Gaussian residual nets without biases,
+    ``y_l = y_{l-1} + eta_l F(y_{l-1})``: shape (n_nets, L + 1, k, k), and the last streams (n_nets, n, k). With
+    ``tangent``, vector 0 is the input and the others are carried as ``J u`` (the masks of the input's
+    pre-activations). The same ``rng`` state and shapes give the same weights."""
+    n = arch.width
+    y = np.array(np.broadcast_to(vectors.T, (n_nets, *vectors.T.shape)))
+    grams = [np.swapaxes(y, 1, 2) @ y / n]
+    for eta in arch.etas:
+        z, fan = y, n
+        for width in arch.module_widths:
+            w = rng.standard_normal((n_nets, width, fan)) * np.sqrt(c / fan)
+            z, fan = _carried(w @ z, tangent), width
+        o = (rng.standard_normal((n_nets, n, fan)) * np.sqrt(arch.c_out / fan)) @ z
+        y = y + eta * (_carried(o, tangent) if arch.ending == "relu" else o)
+        grams.append(np.swapaxes(y, 1, 2) @ y / n)
+    return np.stack(grams, axis=1), y

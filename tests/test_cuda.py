@@ -228,3 +228,18 @@ def test_carried_vectors_cuda_equal_cpu(init, method, precision, kwargs):
             assert (a is None) == (b is None), name
             if a is not None:
                 _compare(a, b)
+
+
+@pytest.mark.parametrize(("module_widths", "ending", "kwargs"), [
+    ((4, 3), "linear", {"x": CARRY_X, "tangents": CARRY_U}),
+    ((3,), "relu", {"inputs": np.stack([CARRY_X, CARRY_U[0], CARRY_U[1]])}),
+    ((), "relu", {"x": CARRY_X, "tangents": CARRY_U[:1]}),
+])
+def test_residual_carried_vectors_cuda_equal_cpu(module_widths, ending, kwargs):
+    arch = fmsim.Residual(5, [1.0, 0.5, 0.8], module_widths=module_widths if SIM else (40, 17), ending=ending,
+                          c_out=1.5)
+    cfg = make_config(arch, fmsim.Init(c=2.0), N, 5, chunk_size=1024, record="layers", **kwargs)
+    for k in (1,) if SIM else (0, 1):
+        cpu, gpu = reduce_chunk(cfg, k, "cpu"), reduce_chunk(cfg, k, "cuda")
+        for name in ("lengths", "log_lengths", "carried", "carried_layers", "stats"):
+            _compare(getattr(cpu, name), getattr(gpu, name))

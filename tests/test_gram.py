@@ -264,7 +264,8 @@ def test_simulate_with_inputs_gives_the_gram_matrices():
     ({"tangents": np.ones((2, 5))}, r"shape \(m, 6\)"),
     ({"tangents": U, "init": fmsim.Init(law="uniform"), "method": "exact"}, "gaussian"),
     ({"tangents": U, "init": fmsim.Init(law="gaussian", bias_var=0.1), "method": "exact"}, "no bias"),
-    ({"tangents": U, "arch": fmsim.Residual(6, [1.0, 1.0])}, "fully connected"),
+    ({"tangents": np.ones((1, 6)), "x": np.ones(6), "arch": fmsim.Conv((1, 2), (6,), 3)},
+     "fully connected and residual"),
     ({"tangents": U, "x": np.zeros(6)}, "nonzero"),
     ({"tangents": U, "backend": "cuda"}, "NVIDIA GPU"),  # (no GPU here: tests/test_cuda.py runs them)
 ])

@@ -352,6 +352,15 @@ inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_c
                                      add_gram=add_gram, unit_normals=unit_normals, forward_solve=forward_solve,
                                      add_unit=add_unit, average_units=average_units,
                                      record_gram_layer=record_gram_layer)
+carried_activations = device_function(gram.carried_activations)
+carried_hidden_layer = device_function(gram.carried_hidden_layer, psd_cholesky=psd_cholesky,
+                                       unit_normals=unit_normals, carried_activations=carried_activations,
+                                       average_units=average_units)
+stream_gram = device_function(gram.stream_gram)
+residual_carried_trace = device_function(gram.residual_carried_trace, carried_hidden_layer=carried_hidden_layer,
+                                         psd_cholesky=psd_cholesky, residual_layer=residual_layer,
+                                         unit_normals=unit_normals, carried_activations=carried_activations,
+                                         stream_gram=stream_gram, record_gram_layer=record_gram_layer)
 gather_union = device_function(carry.gather_union)
 record_carried = device_function(carry.record_gram, mean_square=mean_square, length_and_log=length_and_log)
 
@@ -379,6 +388,19 @@ def inputs_exact_kernel(orthogonal, g0, shift0, widths, cs, k0, k1, net0, vector
     inputs_exact_trace(orthogonal, g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, matrices[i, 0],
                        matrices[i, 1], matrices[i, 2], matrices[i, 3], matrices[i, 4], matrices[i, 5], vectors[i, 0],
                        vectors[i, 1], vectors[i, 2], out_log[i], out_gram[i])
+
+
+@cuda.jit
+def residual_carried_kernel(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, k0, k1, net0, streams,
+                            vectors, matrices, out_log, out_gram):
+    """One thread per net (:func:`fmsim.kernels.gram.residual_carried`); ``streams`` (nets, k, n), ``vectors``
+    (nets, 2, k) and ``matrices`` (nets, 3, k, k): each net's scratch."""
+    i = cuda.grid(1)
+    if i >= out_log.shape[0]:
+        return
+    residual_carried_trace(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
+                           streams[i], matrices[i, 0], matrices[i, 1], matrices[i, 2], vectors[i, 0], vectors[i, 1],
+                           out_log[i], out_gram[i])
 
 
 def _make_carry_kernel(ftype, preact):

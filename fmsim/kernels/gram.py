@@ -18,6 +18,11 @@ independently over ``i``, so the Gram matrices ``G_j = B_j^T B_j`` form a Markov
 * **Several inputs** (:func:`inputs_exact_trace`): ``G_j = sum_i relu(h_i) relu(h_i)^T`` over the ``n_j`` rows,
   ``h_i = L eta_i``, ``L L^T = (c_j / n_{j-1}) G_{j-1}``. O(n_j k^2) per layer, against O(n_j n_{j-1} k) for a
   forward pass.
+* **Residual nets** (:func:`residual_carried_trace`), inputs or an input and tangents, either module ending: the
+  hidden layers are the chain of several vectors, one unit at a time; the output layer's pre-activations are drawn
+  coordinate by coordinate and added to the streams, which are carried explicitly (with a ReLU ending their new
+  Gram matrix is not a function of the old one). O((n + k_1 + ... + k_m) k^2) per module, against
+  O((n k_1 + k_1 k_2 + ... + k_m n) k) for a forward pass.
 
 Random numbers (Philox counters ``(c0, c1, c2, c3) = (stream, row, layer, net)``, beside those of
 :mod:`fmsim.sampling.laws`): the tangents' ``eta`` from stream :data:`STREAM_TANGENT_SHIFT` (normal ``r`` at row
@@ -33,7 +38,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..sampling.laws import GAUSSIAN, ziggurat_draw
+from ..sampling.laws import GAUSSIAN, residual_layer, ziggurat_draw
 from ..sampling.rng import philox4x32
 from .exact import binomial_half, gamma_stream, gamma_unit
 from .scalar import length_and_log, renorm_shift, renormalized
@@ -42,7 +47,8 @@ __all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CH
            "STREAM_ORTHOGONAL_NORMAL", "STREAM_ORTHOGONAL_WISHART", "psd_cholesky", "bartlett",
            "tangent_layer", "unit_normals", "tangent_exact", "inputs_exact", "tangent_exact_trace",
            "inputs_exact_trace", "orthogonal_tangent_layer", "forward_solve", "record_gram_layer", "add_unit",
-           "average_units", "add_gram"]
+           "average_units", "add_gram", "carried_activations", "carried_hidden_layer", "stream_gram",
+           "residual_carried_trace", "residual_carried"]
 
 #: Stream of the tangents' shift ``eta`` along the input's new direction.
 STREAM_TANGENT_SHIFT = 6
@@ -477,3 +483,154 @@ def inputs_exact(orthogonal, g0, shift0, widths, cs, k0, k1, net0, out_log, out_
         vecs = np.empty((3, k))
         inputs_exact_trace(orthogonal, g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, mats[0], mats[1],
                            mats[2], mats[3], mats[4], mats[5], vecs[0], vecs[1], vecs[2], out_log[i], out_gram[i])
+
+
+# ------------------------------------------------------------ residual nets
+# y_l = y_{l-1} + eta_l F(y_{l-1}), F a module of m hidden ReLU layers and an output layer (linear or ReLU ending).
+# The hidden layers see the carried streams only through their Gram matrix, so they are the chain above, one unit
+# at a time; the output layer's pre-activations are, given the last hidden Gram matrix G_h, i.i.d. over coordinates
+# N(0, c_out G_h / k_m) and independent of the streams. With a ReLU ending the stream's new Gram matrix depends on
+# more than its old one (E[<y, ReLU(o)>] involves the sum of y's coordinates), so the streams are carried
+# explicitly.
+
+
+@njit(inline="always", cache=True)
+def carried_activations(tangent, chol, eta, h):
+    """``h`` = one unit's carried values given its pre-activations ``chol eta`` (``chol``: k x k lower triangular):
+    the ReLU of each for inputs; for an input and tangents (``tangent``), the input's ReLU and the tangents masked
+    by the sign of the input's pre-activation."""
+    k = h.shape[0]
+    for a in range(k):
+        t = 0.0
+        for q in range(a + 1):
+            t += chol[a, q] * eta[q]
+        h[a] = t
+    alive = h[0] > 0.0
+    for a in range(k):
+        if (tangent and not alive) or (not tangent and h[a] < 0.0):
+            h[a] = 0.0
+
+
+@njit(inline="always", cache=True)
+def carried_hidden_layer(tangent, g, cov, chol, eta, h, n, c, layer, net, k0, k1):
+    """One Gaussian hidden layer of width ``n`` and ``Var(W) = c / n_in``: ``g`` (``G / n_in`` of the carried
+    vectors, k x k) becomes the layer's ``G / n``. Unit ``i``'s pre-activations are ``L eta_i``,
+    ``L L^T = c g``, with ``eta_i`` its normals (:func:`unit_normals`); scratch ``cov``, ``chol`` (k x k),
+    ``eta``, ``h`` (k,)."""
+    k = g.shape[0]
+    for a in range(k):
+        for b in range(k):
+            cov[a, b] = c * g[a, b]
+            g[a, b] = 0.0
+    psd_cholesky(cov, chol)
+    for i in range(n):
+        unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+        carried_activations(tangent, chol, eta, h)
+        for a in range(k):
+            if h[a] != 0.0:
+                for b in range(a + 1):
+                    g[a, b] += h[a] * h[b]
+    average_units(g, n)
+
+
+@njit(inline="always", cache=True)
+def stream_gram(y, g):
+    """``g = y y^T / n`` of the carried streams ``y`` (k x n)."""
+    k, n = y.shape
+    for a in range(k):
+        for b in range(a + 1):
+            s = 0.0
+            for i in range(n):
+                s += y[a, i] * y[b, i]
+            g[a, b] = s / n
+            g[b, a] = g[a, b]
+
+
+@njit(inline="always", cache=True)
+def residual_carried_trace(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, net, k0, k1, y, g, cov,
+                           chol, eta, h, out_log, out_gram):
+    """The Gram chain of ``k`` vectors carried through one Gaussian residual net without biases, sampled exactly.
+
+    Module ``l`` (0-based): its hidden layers by :func:`carried_hidden_layer` from the streams' ``G / n``, with
+    counter layers ``l (m + 1) + 1 + j`` as ``method="full"``; then output coordinate ``i``'s pre-activations
+    ``L eta_i`` (``L L^T = c_out G_h / k_m``, ``eta_i`` the normals of unit ``i`` of layer ``l (m + 1) + 1 + m``),
+    added to the streams times ``eta_l``: as they are (linear ending), or through the ReLU of each input, or the
+    input's ReLU and the tangents masked by its sign (``relu_end``).
+
+    Parameters
+    ----------
+    tangent : bool
+        Vector 0 is the input and vectors ``1..k-1`` tangents at it (else ``k`` inputs).
+    relu_end : bool
+        ``F = ReLU(W_out h)``, else ``F = W_out h``.
+    xs : ndarray, shape (k, n)
+        The vectors at ``l = 0`` divided by ``2^x_shift``.
+    x_shift : int
+    module_widths : ndarray, shape (m,), int64
+        ``k_1..k_m``, the hidden widths (``m = 0``: the output layer reads the stream).
+    etas : ndarray, shape (L,)
+    c, c_out : float
+        ``Var(W) = c / fan-in`` in the hidden layers, ``c_out / k_m`` in the output layer.
+    net, k0, k1 : uint64
+    y : ndarray, shape (k, n)
+        Scratch: the streams, held divided by a power of two.
+    g, cov, chol : ndarray, shape (k, k)
+    eta, h : ndarray, shape (k,)
+        Scratch.
+    out_log : ndarray, shape (L + 1, k)
+        ``log(|y_l^a|^2 / n)`` of each vector (``-inf`` where it is zero).
+    out_gram : ndarray, shape (L + 1, k, k)
+        ``y_l^T y_l / n`` (0 or inf beyond float64's range).
+    """
+    k, n = xs.shape
+    m = module_widths.shape[0]
+    for a in range(k):
+        for i in range(n):
+            y[a, i] = xs[a, i]
+    zs = x_shift  # the streams are y 2^zs
+    stream_gram(y, g)
+    for mod in range(etas.shape[0] + 1):
+        if mod > 0:
+            for j in range(m):
+                carried_hidden_layer(tangent, g, cov, chol, eta, h, module_widths[j], c,
+                                     residual_layer(mod - 1, m, j), net, k0, k1)
+            for a in range(k):
+                for b in range(k):
+                    cov[a, b] = c_out * g[a, b]
+            psd_cholesky(cov, chol)
+            scale = etas[mod - 1]
+            layer = residual_layer(mod - 1, m, m)
+            for i in range(n):
+                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
+                if relu_end:
+                    carried_activations(tangent, chol, eta, h)
+                else:
+                    for a in range(k):
+                        t = 0.0
+                        for q in range(a + 1):
+                            t += chol[a, q] * eta[q]
+                        h[a] = t
+                for a in range(k):
+                    y[a, i] += scale * h[a]
+            stream_gram(y, g)
+        shift = record_gram_layer(g, 2 * zs, mod, out_log, out_gram)
+        if shift != 2 * zs:  # g was renormalized: the streams follow
+            f = math.ldexp(1.0, zs - shift // 2)
+            for a in range(k):
+                for i in range(n):
+                    y[a, i] *= f
+            zs = shift // 2
+
+
+@njit(parallel=True, cache=True)
+def residual_carried(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, k0, k1, net0, out_log,
+                     out_gram):
+    """:func:`residual_carried_trace` for nets ``net0 ..``: ``out_log`` (nets, L + 1, k), ``out_gram``
+    (nets, L + 1, k, k)."""
+    k, n = xs.shape
+    for i in prange(out_log.shape[0]):
+        y = np.empty((k, n))
+        mats = np.empty((3, k, k))
+        vecs = np.empty((2, k))
+        residual_carried_trace(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0,
+                               k1, y, mats[0], mats[1], mats[2], vecs[0], vecs[1], out_log[i], out_gram[i])

@@ -1,26 +1,29 @@
 """The drivers of runs that carry several vectors: validate, allocate, call.
 
 :func:`exact_tangents` and :func:`exact_inputs` run the exact Gram-chain samplers (:mod:`fmsim.kernels.gram`)
-for a fully connected Gaussian net without biases, given as its widths and ``c_j``; :func:`carried_chunk` runs
+for a fully connected Gaussian net without biases, given as its widths and ``c_j``, and :func:`exact_residual`
+for a Gaussian residual net without biases (:class:`~fmsim.Residual`); :func:`carried_chunk` runs
 one chunk of a run with ``inputs`` or ``tangents`` (:class:`~fmsim.RunConfig`) by its method, ``exact`` or
 ``full`` (:func:`fmsim.kernels.carry.fc_full_carry`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..config import MAX_TANGENTS, RunConfig, input_vector
+from ..config import MAX_TANGENTS, Residual, RunConfig, input_vector
 from ..kernels import gram
 from ..kernels.carry import fc_full_carry
 from ..kernels.scalar import RENORM_HIGH, mean_square
 from ..sampling.rng import seed_to_key
 from .launch import plan, scaled_input
 
-__all__ = ["TangentTraces", "InputTraces", "CarriedChunk", "exact_tangents", "exact_inputs", "carried_chunk"]
+__all__ = ["TangentTraces", "InputTraces", "CarriedChunk", "exact_tangents", "exact_inputs", "exact_residual",
+           "carried_chunk"]
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,68 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
     return InputTraces(grams, logs)
 
 
+def exact_residual(arch: Residual, c: float, vectors: np.ndarray, n_nets: int, seed: int, net0: int = 0,
+                   backend: str = "cpu", tangents: bool = False) -> InputTraces | TangentTraces:
+    """Sample the Gram matrices of ``k`` vectors carried through the same Gaussian residual nets, exactly:
+    O((n + k_1 + ... + k_m) k^2) per module (:func:`fmsim.kernels.gram.residual_carried_trace`).
+
+    Parameters
+    ----------
+    arch : Residual
+        The net: stream width ``n``, module scales ``eta_l``, hidden widths, ending (``"linear"`` or ``"relu"``)
+        and ``c_out``.
+    c : float
+        ``Var(W) = c / fan-in`` in the modules' hidden layers (no bias).
+    vectors : ndarray, shape (k, n)
+        ``k >= 1`` finite inputs; with ``tangents``, the input (nonzero) and then ``1 <= k - 1 <= 32`` tangents.
+    n_nets, seed, net0, backend
+        As in :func:`exact_tangents`.
+    tangents : bool
+        Vectors ``1..k-1`` are directions at vector 0 (forward-mode Jacobian-vector products), else inputs.
+
+    Returns
+    -------
+    InputTraces or TangentTraces
+        Per module ``l = 0..L``: the inputs' ``G_l / n``, or the input's ``M_l`` and its tangents'
+        ``||J_l u||^2 / n``. The input's ``M_l`` is the same in both (vector 0 meets the same draws).
+    """
+    if not isinstance(arch, Residual):
+        raise ValueError(f"arch must be a Residual net, got {type(arch).__name__}")
+    if not math.isfinite(c) or c <= 0.0:
+        raise ValueError(f"c must be positive and finite, got {c}")
+    _nets(n_nets, net0)
+    xs = np.atleast_2d(np.asarray(vectors, dtype=float))
+    n = arch.width
+    low, high = (2, MAX_TANGENTS + 1) if tangents else (1, None)
+    if (xs.ndim != 2 or xs.shape[1] != n or xs.shape[0] < low or (high is not None and xs.shape[0] > high)
+            or not np.all(np.isfinite(xs))):
+        raise ValueError(f"vectors must be finite, of shape (k, {n}) with k >= {low}"
+                         f"{f' and k <= {high}' if high else ''}, got shape {xs.shape}")
+    if tangents and not np.any(xs[0]):
+        raise ValueError("the input (vector 0) must be nonzero to carry tangents")
+    amax = float(np.max(np.abs(xs)))
+    shift = 0 if amax == 0.0 else int(np.frexp(amax)[1])
+    scaled = np.ldexp(xs, -shift)
+    mw = np.asarray(arch.module_widths, dtype=np.int64)
+    etas = np.asarray(arch.etas, dtype=float)
+    k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
+    k, depth = xs.shape[0], len(etas)
+    relu_end = arch.ending == "relu"
+    arguments = (tangents, relu_end, scaled, shift, mw, etas, float(c), float(arch.c_out), k0, k1, net0)
+    outputs = (((n_nets, depth + 1, k), np.float64), ((n_nets, depth + 1, k, k), np.float64))
+    if backend == "cuda":
+        from . import cuda_backend
+
+        scratch = (((n_nets, k, n), np.float64), ((n_nets, 2, k), np.float64), ((n_nets, 3, k, k), np.float64))
+        logs, grams = cuda_backend.run_kernel("residual_carried_kernel", arguments, scratch, outputs, n_nets)
+    else:
+        logs, grams = (np.empty(shape) for shape, _ in outputs)
+        gram.residual_carried(*arguments, logs, grams)
+    if tangents:
+        return TangentTraces(grams[:, :, 0, 0].copy(), logs[:, :, 0].copy(), logs[:, :, 1:].copy())
+    return InputTraces(grams, logs)
+
+
 @dataclass(frozen=True)
 class CarriedChunk:
     """One chunk of a run with ``inputs`` or ``tangents``.
@@ -246,6 +311,14 @@ def carried_chunk(config: RunConfig, start: int, m: int, backend: str = "cpu") -
     ``backend`` (``"cpu"`` or ``"cuda"``: the same bits under the CUDA simulator)."""
     if config.method == "full":
         return _full_carried(config, start, m, backend)
+    if isinstance(config.arch, Residual):
+        tangents = config.tangents is not None
+        vectors = (np.vstack([input_vector(config), np.asarray(config.tangents)]) if tangents
+                   else np.asarray(config.inputs, dtype=float))
+        traces = exact_residual(config.arch, float(config.init.c), vectors, m, config.seed, start, backend, tangents)
+        if tangents:
+            return CarriedChunk(traces.lengths, traces.log_lengths, np.exp(traces.log_jvp), None)
+        return CarriedChunk(traces.gram[:, :, 0, 0].copy(), traces.log_lengths[:, :, 0].copy(), traces.gram, None)
     cs = config.init.layer_c(config.arch)
     if config.inputs is not None:
         traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start, backend,
