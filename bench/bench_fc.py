@@ -18,7 +18,8 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
 * fmsim ``exact`` (nets per second; it draws no weights).
 * Carrying vectors (``--gram-only`` runs just these): ``full`` with an input and 1 or 2 tangents,
   and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
-  ``exact`` k = 1; PyTorch's JVP written as one ``bmm`` of the stacked pair per layer.
+  ``exact`` k = 1; PyTorch's JVP written as one ``bmm`` of the stacked pair per layer; the same on a
+  ReLU-ending residual net (``full`` k = 1, its one-vector sampler, its Gram chain, PyTorch's JVP).
 * SIMD check: what LLVM made of a row's Philox pass and of the ziggurat's first step.
 * Renormalization cost (``--renorm-only`` runs just this): the Gaussian ``full`` kernel with
   its window (``[2^-64, 2^64]``), never renormalizing, and renormalizing after every layer,
@@ -118,6 +119,29 @@ def torch_carried(torch, n_nets: int, depth: int, width: int, dtype, batch: int 
             (zv * zv).mean(1)
 
 
+def torch_residual_carried(torch, n_nets: int, modules: int, width: int, dtype, batch: int = 256) -> None:
+    """An input and one tangent through the same PyTorch residual nets (ReLU-ending modules with one hidden layer of
+    ``width``, ``eta = 1 / sqrt(modules)``, He): one ``bmm`` of the stacked pair per layer, the tangent masked by the
+    input's pre-activations."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(width, generator=g, dtype=dtype)
+    u = torch.randn(width, generator=g, dtype=dtype)
+    scale, eta = (2.0 / width) ** 0.5, modules**-0.5
+    with torch.no_grad():
+        for b0 in range(0, n_nets, batch):
+            b = min(batch, n_nets - b0)
+            y = torch.stack([x, u], dim=1).expand(b, width, 2)
+            for _ in range(modules):
+                zv = y
+                for _ in range(2):
+                    w = torch.randn((b, width, width), generator=g, dtype=dtype)
+                    w.mul_(scale)
+                    h = torch.bmm(w, zv)
+                    zv = h * (h[:, :, :1] > 0)
+                y = y + eta * zv
+            (y * y).mean(1)
+
+
 def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
     """Carrying vectors: ``full`` with k = 2 and 3 against k = 1 on the same nets, the exact Gram chain, and a
     PyTorch JVP by ``bmm``; best of ``repeat`` round-robin passes, nets/s."""
@@ -138,8 +162,22 @@ def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
         ("exact Gram chain, orthogonal: input + 1 tangent", exact_nets // 4,
          dict(x=x, tangents=u[:1], method="exact", init=fmsim.Init(law="orthogonal", c=2.0))),
     ]
+    # A residual net of n // 2 ReLU-ending modules, each with one hidden layer of width n (n^2 weights per layer,
+    # as the fully connected rows): its full kernel, its one-vector sampler and its Gram chain.
+    modules = n // 2
+    res = fmsim.Residual(n, (modules**-0.5,) * modules, module_widths=(n,), ending="relu")
+    cases += [
+        (f"residual ({modules} modules), full, k = 1", nets, dict(x=x, method="full", arch=res)),
+        (f"residual ({modules} modules), exact, k = 1", exact_nets // 4, dict(x=x, method="exact", arch=res)),
+        (f"residual ({modules} modules), exact Gram chain: input + 1 tangent", exact_nets // 20,
+         dict(x=x, tangents=u[:1], method="exact", arch=res)),
+        (f"residual ({modules} modules), exact Gram chain: k = 2 inputs", exact_nets // 20,
+         dict(inputs=np.stack([x, u[0]]), method="exact", arch=res)),
+    ]
+
     def run(m: int, kw: dict) -> None:
-        fmsim.simulate(fc, kw.get("init", he), m, 1, chunk_size=16384, **{k: v for k, v in kw.items() if k != "init"})
+        fmsim.simulate(kw.get("arch", fc), kw.get("init", he), m, 1, chunk_size=16384,
+                       **{k: v for k, v in kw.items() if k not in ("init", "arch")})
 
     runs = [(name, m, (lambda m=m, kw=kw: run(m, kw))) for name, m, kw in cases]
     if torch is not None:
@@ -147,6 +185,9 @@ def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
             torch_carried(torch, 16, n, n, dt)
             runs.append((f"PyTorch {torch.__version__} bmm JVP (input + 1 tangent) {label}", nets,
                          lambda dt=dt: torch_carried(torch, nets, n, n, dt)))
+        torch_residual_carried(torch, 16, 2, n, torch.float32)
+        runs.append((f"residual ({modules} modules), PyTorch bmm JVP (input + 1 tangent) float32", nets,
+                     lambda: torch_residual_carried(torch, nets, modules, n, torch.float32)))
     for _, _, kw in cases:  # compile
         run(64, kw)
     best = [np.inf] * len(runs)
@@ -156,9 +197,15 @@ def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
     rate = [m / t for (_, m, _), t in zip(runs, best)]
     print(f"\nCarrying vectors (depth = width = {n}, He, float64 unless named; nets/s, best of {repeat}):")
     for (name, _, _), r in zip(runs, rate):
-        print(f"  {name:58s} {r:12.4g} nets/s   {r / rate[0]:8.3g}x full k = 1")
+        print(f"  {name:68s} {r:10.4g} nets/s   {r / rate[0]:8.3g}x full k = 1")
     print(f"  cost of k = 2 over k = 1 (full): {rate[0] / rate[1]:.2f}x; k = 3: {rate[0] / rate[2]:.2f}x; "
           f"exact chain with a tangent over exact k = 1: {rate[4] / rate[5]:.2f}x")
+    first = next(i for i, (name, _, _) in enumerate(runs) if name.startswith("residual"))
+    line = (f"  residual: the Gram chain with a tangent runs at {rate[first + 2] / rate[first]:.3g}x full k = 1 and "
+            f"{rate[first + 2] / rate[first + 1]:.3g}x its one-vector sampler")
+    if torch is not None:
+        line += f", {rate[first + 2] / rate[-1]:.3g}x PyTorch's JVP float32"
+    print(line)
 
 
 @njit(parallel=True, cache=True)

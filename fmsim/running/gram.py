@@ -193,7 +193,7 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
 def exact_residual(arch: Residual, c: float, vectors: np.ndarray, n_nets: int, seed: int, net0: int = 0,
                    backend: str = "cpu", tangents: bool = False) -> InputTraces | TangentTraces:
     """Sample the Gram matrices of ``k`` vectors carried through the same Gaussian residual nets, exactly:
-    O((n + k_1 + ... + k_m) k^2) per module (:func:`fmsim.kernels.gram.residual_carried_trace`).
+    O((n + k_1 + ... + k_m) k^2) per module (the kernel ``fmsim.kernels.gram.residual_carried_trace``).
 
     Parameters
     ----------
