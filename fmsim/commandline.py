@@ -12,8 +12,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 
 from .files.h5io import StoreError
+from .running.compile_notice import compile_notice
 from .running.execution import ClusterError
 
 __all__ = ["UsageError", "int_list", "float_list", "run_main", "add_cluster_options", "cluster_from_args",
@@ -104,6 +106,15 @@ def cluster_from_args(args: argparse.Namespace, quiet: bool = False):
                    warn=lambda msg: print(f"fmsim: warning: {msg}", file=sys.stderr))
 
 
+def _interactive(stream) -> bool:
+    """Whether ``stream`` is a terminal: numba's compilations are named there (first runs wait tens of seconds),
+    not in logs or captured output."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None,
              prog: str = "fmsim") -> int:
     """Run ``main(argv)`` under fmsim's error policy and return the exit status.
@@ -116,7 +127,8 @@ def run_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     Otherwise the status is what ``main`` returns where it returns an int (``fmsim report``), else 0.
     """
     try:
-        status = main(argv)
+        with compile_notice() if _interactive(sys.stderr) else nullcontext():
+            status = main(argv)
     except (UsageError, ValueError, TypeError, StoreError, ClusterError, FileNotFoundError, IsADirectoryError,
             PermissionError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
