@@ -82,6 +82,20 @@ def test_vectorized_row_is_bitwise_the_per_block_row(law, bits32):
             np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
 
 
+def test_the_gaussian_fill_compiled_alone_is_bitwise_the_per_block_row():
+    # fill_gaussian draws the seeded input direction without compiling every law's row; it must give
+    # fill_standard's Gaussian weights, slow paths included (rows of 2999 weights take tens of slow draws).
+    k0, k1 = np.uint64(5), np.uint64(77)
+    ref, out = np.empty(3000), np.empty(3000)
+    for n in [1, 2, 3, 7, 128, 2999]:
+        for c in ((0, laws.INPUT_LAYER, 0), (3, 4, 2**32 - 1)):
+            u = tuple(np.uint64(v) for v in c)
+            fill_standard(LAW_CODES["gaussian"], False, k0, k1, *u, ref[:n])
+            laws.fill_gaussian(k0, k1, *u, out[:n])
+            np.testing.assert_array_equal(out[:n].view(np.uint64), ref[:n].view(np.uint64))
+            np.testing.assert_array_equal(draw_standard_array("gaussian", n, (5, 77), *c), ref[:n])
+
+
 @pytest.mark.parametrize("vector_blocks", [4, 8])
 def test_padded_rows_fit_their_scratch(monkeypatch, vector_blocks):
     # Rows draw whole vector steps of Philox blocks (4 with AVX2, 8 with AVX-512, fixed per machine at import);

@@ -633,6 +633,20 @@ def fill_standard(law, bits32, k0, k1, c1, c2, c3, out):
             out[k] = row_weight(law, bits32, k, w0, w1, w2, w3, c1, c2, c3, k0, k1)
 
 
+@njit(cache=True)
+def fill_gaussian(k0, k1, c1, c2, c3, out):
+    """:func:`fill_standard` of the 64-bit Gaussian, compiled alone: ``out[k]`` is the ziggurat's draw from the
+    words ``(2 (k % 2), 2 (k % 2) + 1)`` of block ``k // 2``. It draws the seeded input direction, so a run
+    without ``x`` does not compile every law's row for it (2.4 s against about 0.5 s on an AMD EPYC)."""
+    n = out.shape[0]
+    for blk in range((n + 1) // 2):
+        block = np.uint64(blk)
+        w0, w1, w2, w3 = philox4x32(block, c1, c2, c3, k0, k1)
+        out[2 * blk] = ziggurat_draw(GAUSSIAN, w0, w1, block, 0, c1, c2, c3, k0, k1)
+        if 2 * blk + 1 < n:
+            out[2 * blk + 1] = ziggurat_draw(GAUSSIAN, w2, w3, block, 1, c1, c2, c3, k0, k1)
+
+
 def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer: int, net: int,
                         precision: str = "float64") -> np.ndarray:
     """The ``n`` standardized weights of one row, as the kernels draw them.
@@ -656,10 +670,11 @@ def draw_standard_array(law: str, n: int, key: tuple[int, int], row: int, layer:
     ndarray, shape (n,), float64
     """
     out = np.empty(n)
-    fill_standard(
-        LAW_CODES[law], precision == "float32", np.uint64(key[0]), np.uint64(key[1]),
-        np.uint64(row), np.uint64(layer), np.uint64(net), out,
-    )
+    k0, k1, c1, c2, c3 = (np.uint64(v) for v in (key[0], key[1], row, layer, net))
+    if law == "gaussian" and precision == "float64":  # compiled alone (the seeded input direction's draw)
+        fill_gaussian(k0, k1, c1, c2, c3, out)
+    else:
+        fill_standard(LAW_CODES[law], precision == "float32", k0, k1, c1, c2, c3, out)
     return out
 
 
