@@ -14,7 +14,9 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
   per second; a conv weight is drawn once and used at every position).
 * RNG ceiling: Philox4x32-10 alone, producing words as the kernels do (a ``prange`` loop
   storing each row's words); every fmsim row shows its fraction of the ceiling for its
-  bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``).
+  bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``). LLVM runs that loop in
+  vector lanes; the same loop compiled without its vectorizers, in a subprocess, gives the
+  scalar generator's rate beside it.
 * fmsim ``exact`` (nets per second; it draws no weights).
 * Carrying vectors (``--gram-only`` runs just these): ``full`` with an input and 1 or 2 tangents,
   and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
@@ -238,6 +240,28 @@ def philox_ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
     return x
 
 
+def scalar_philox_rate(calls_per_row: int, n_rows: int = 400_000) -> float:
+    """Calls/s of :func:`philox_ceiling` compiled with LLVM's loop and SLP vectorizers off
+    (``NUMBA_LOOP_VECTORIZE=0``, ``NUMBA_SLP_VECTORIZE=0``, in a fresh process with its own numba cache): one
+    Philox4x32-10 at a time, what the ceiling would be without vector lanes."""
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (f"import sys, time; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            "import numpy as np; from bench_fc import philox_ceiling; "
+            "k = np.uint64(1), np.uint64(2); "
+            f"philox_ceiling(64, {calls_per_row}, *k); best = 1e9\n"
+            "for _ in range(3):\n"
+            f"    t = time.perf_counter(); philox_ceiling({n_rows}, {calls_per_row}, *k); "
+            "best = min(best, time.perf_counter() - t)\n"
+            f"print({n_rows * calls_per_row} / best)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_LOOP_VECTORIZE="0", NUMBA_SLP_VECTORIZE="0", NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
 def simd_check() -> str:
     """What LLVM made of the two hot loops of a row, from fresh (uncached) compilations: vector multiplies
     in the Philox pass (``fmsim.laws.row_words``), and vector or scalar code in the ziggurat's first step."""
@@ -444,6 +468,9 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nRNG ceiling: Philox4x32-10 alone, {calls:.3e} calls/s "
           "(x weights per call = the ceiling of each row in weight draws/s)")
+    scalar = scalar_philox_rate(calls_per_row)
+    print(f"  the same loop compiled without LLVM's vectorizers (scalar Philox): {scalar:.3e} calls/s; the ceiling "
+          f"runs at {calls / scalar:.2f}x it")
     print(f"\n{'path':58s} {'weights/s':>10s} {'draws/s':>10s} {'w/call':>6s} {'of ceiling':>10s} "
           f"{'vs torch f32':>12s}")
     for name, r, per, vs_torch in rows:
