@@ -26,7 +26,7 @@ from .sampling.rng import seed_to_key
 
 __all__ = ["FullyConnected", "Residual", "Conv", "Architecture", "eta_schedule", "Init", "RunConfig", "SCHEMES",
            "SCHEME_BIAS_C", "LEGACY_SCHEME_NAMES", "MAX_TANGENTS", "CarriedVectorsError",
-           "METHODS", "BACKENDS", "RECORDS", "PROFILES", "input_vector",
+           "METHODS", "BACKENDS", "RECORDS", "PROFILES", "input_vector", "carried_vectors",
            "width_profile"]
 
 METHODS = ("auto", "full", "exact", "exact_first")
@@ -819,6 +819,14 @@ def resolve_method(method: str, init: Init, arch: Architecture | None = None) ->
     if isinstance(arch, Conv):
         return "full"
     return "exact" if init.law in ("gaussian", "orthogonal") else "full"
+
+
+def carried_vectors(config: RunConfig) -> np.ndarray:
+    """The vectors a run with ``inputs`` or ``tangents`` carries, shape (k, n_0): its inputs, or its input
+    (:func:`input_vector`) followed by its tangents."""
+    if config.tangents is not None:
+        return np.vstack([input_vector(config), np.asarray(config.tangents, dtype=float)])
+    return np.asarray(config.inputs, dtype=float)
 
 
 def input_vector(config: RunConfig) -> np.ndarray:

@@ -345,22 +345,23 @@ orthogonal_tangent_layer = device_function(gram.orthogonal_tangent_layer, psd_ch
 tangent_exact_trace = device_function(gram.tangent_exact_trace, tangent_layer=tangent_layer,
                                       orthogonal_tangent_layer=orthogonal_tangent_layer, length_and_log=length_and_log)
 record_gram_layer = device_function(gram.record_gram_layer, length_and_log=length_and_log)
-add_unit = device_function(gram.add_unit)
+lower_product = device_function(gram.lower_product)
+carried_activations = device_function(gram.carried_activations, lower_product=lower_product)
+add_unit = device_function(gram.add_unit, carried_activations=carried_activations)
 average_units = device_function(gram.average_units)
 unit_normals = device_function(gram.unit_normals)
+carried_hidden_layer = device_function(gram.carried_hidden_layer, psd_cholesky=psd_cholesky,
+                                       unit_normals=unit_normals, add_unit=add_unit, average_units=average_units)
 inputs_exact_trace = device_function(gram.inputs_exact_trace, psd_cholesky=psd_cholesky, bartlett=bartlett,
                                      add_gram=add_gram, unit_normals=unit_normals, forward_solve=forward_solve,
                                      add_unit=add_unit, average_units=average_units,
-                                     record_gram_layer=record_gram_layer)
-carried_activations = device_function(gram.carried_activations)
-carried_hidden_layer = device_function(gram.carried_hidden_layer, psd_cholesky=psd_cholesky,
-                                       unit_normals=unit_normals, carried_activations=carried_activations,
-                                       average_units=average_units)
+                                     carried_hidden_layer=carried_hidden_layer, record_gram_layer=record_gram_layer)
 stream_gram = device_function(gram.stream_gram)
 residual_carried_trace = device_function(gram.residual_carried_trace, carried_hidden_layer=carried_hidden_layer,
                                          psd_cholesky=psd_cholesky, residual_layer=residual_layer,
                                          unit_normals=unit_normals, carried_activations=carried_activations,
-                                         stream_gram=stream_gram, record_gram_layer=record_gram_layer)
+                                         lower_product=lower_product, stream_gram=stream_gram,
+                                         record_gram_layer=record_gram_layer)
 gather_union = device_function(carry.gather_union)
 record_carried = device_function(carry.record_gram, mean_square=mean_square, length_and_log=length_and_log)
 

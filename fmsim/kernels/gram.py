@@ -47,7 +47,7 @@ __all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CH
            "STREAM_ORTHOGONAL_NORMAL", "STREAM_ORTHOGONAL_WISHART", "psd_cholesky", "bartlett",
            "tangent_layer", "unit_normals", "tangent_exact", "inputs_exact", "tangent_exact_trace",
            "inputs_exact_trace", "orthogonal_tangent_layer", "forward_solve", "record_gram_layer", "add_unit",
-           "average_units", "add_gram", "carried_activations", "carried_hidden_layer", "stream_gram",
+           "average_units", "add_gram", "lower_product", "carried_activations", "carried_hidden_layer", "stream_gram",
            "residual_carried_trace", "residual_carried"]
 
 #: Stream of the tangents' shift ``eta`` along the input's new direction.
@@ -255,17 +255,13 @@ def unit_normals(unit, layer, net, k0, k1, eta):
 
 
 @njit(inline="always", cache=True)
-def add_unit(chol, eta, h, g):
-    """One unit of a layer: its pre-activations ``chol eta`` through the ReLU into ``h``, and ``h h^T`` added to the
-    lower triangle of ``g``."""
+def add_unit(tangent, chol, eta, h, g):
+    """One unit of a layer: its carried values from the pre-activations ``chol eta`` into ``h``
+    (:func:`carried_activations`), and ``h h^T`` added to the lower triangle of ``g``."""
     k = g.shape[0]
+    carried_activations(tangent, chol, eta, h)
     for a in range(k):
-        t = 0.0
-        for q in range(a + 1):
-            t += chol[a, q] * eta[q]
-        h[a] = t if t > 0.0 else 0.0
-    for a in range(k):
-        if h[a] > 0.0:
+        if h[a] != 0.0:
             for b in range(a + 1):
                 g[a, b] += h[a] * h[b]
 
@@ -441,18 +437,15 @@ def inputs_exact_trace(orthogonal, g0, shift0, widths, cs, net, k0, k1, g, cov, 
             n_in = widths[j - 1]
             n = widths[j]
             layer = np.uint64(j)
-            # Gaussian: the pre-activations' covariance (c / n_in) ||z||^2 = c (G / n_in); orthogonal: the inputs'
-            # frame coordinates times sqrt(c), L L^T = c G
-            scale = cs[j - 1] * n_in if orthogonal else cs[j - 1]
-            for a in range(k):
-                for b in range(k):
-                    cov[a, b] = scale * g[a, b]
-                    g[a, b] = 0.0
-            psd_cholesky(cov, chol)
-            if orthogonal:
-                for a in range(k):
+            if not orthogonal:
+                carried_hidden_layer(False, g, cov, chol, eta, h, n, cs[j - 1], layer, net, k0, k1)
+            else:
+                for a in range(k):  # the inputs' frame coordinates times sqrt(c): L L^T = c G
                     for b in range(k):
+                        cov[a, b] = cs[j - 1] * n_in * g[a, b]
+                        g[a, b] = 0.0
                         frame[a, b] = 0.0
+                psd_cholesky(cov, chol)
                 bartlett(max(n_in - n, 0), np.uint64(STREAM_ORTHOGONAL_WISHART + 2), _ORTHOGONAL_BARTLETT_CHI + 64,
                          layer, net, k0, k1, t)
                 add_gram(t, frame)
@@ -462,14 +455,11 @@ def inputs_exact_trace(orthogonal, g0, shift0, widths, cs, net, k0, k1, g, cov, 
                         for b in range(k):
                             frame[a, b] += eta[a] * eta[b]
                 psd_cholesky(frame, lg)
-            for i in range(n):
-                unit_normals(np.uint64(i), layer, net, k0, k1, eta)
-                if orthogonal:
+                for i in range(n):
+                    unit_normals(np.uint64(i), layer, net, k0, k1, eta)
                     forward_solve(lg, eta, y)
-                    add_unit(chol, y, h, g)
-                else:
-                    add_unit(chol, eta, h, g)
-            average_units(g, n)
+                    add_unit(False, chol, y, h, g)
+                average_units(g, n)
         shift = record_gram_layer(g, shift, j, out_log, out_gram)
 
 
@@ -495,27 +485,32 @@ def inputs_exact(orthogonal, g0, shift0, widths, cs, k0, k1, net0, out_log, out_
 
 
 @njit(inline="always", cache=True)
-def carried_activations(tangent, chol, eta, h):
-    """``h`` = one unit's carried values given its pre-activations ``chol eta`` (``chol``: k x k lower triangular):
-    the ReLU of each for inputs; for an input and tangents (``tangent``), the input's ReLU and the tangents masked
-    by the sign of the input's pre-activation."""
-    k = h.shape[0]
-    for a in range(k):
+def lower_product(chol, eta, h):
+    """``h = chol eta`` for a lower-triangular ``chol`` (k x k)."""
+    for a in range(h.shape[0]):
         t = 0.0
         for q in range(a + 1):
             t += chol[a, q] * eta[q]
         h[a] = t
+
+
+@njit(inline="always", cache=True)
+def carried_activations(tangent, chol, eta, h):
+    """``h`` = one unit's carried values given its pre-activations ``chol eta`` (``chol``: k x k lower triangular):
+    the ReLU of each for inputs; for an input and tangents (``tangent``), the input's ReLU and the tangents masked
+    by the sign of the input's pre-activation."""
+    lower_product(chol, eta, h)
     alive = h[0] > 0.0
-    for a in range(k):
-        if (tangent and not alive) or (not tangent and h[a] < 0.0):
+    for a in range(h.shape[0]):
+        if (tangent and not alive) or (not tangent and not h[a] > 0.0):
             h[a] = 0.0
 
 
 @njit(inline="always", cache=True)
 def carried_hidden_layer(tangent, g, cov, chol, eta, h, n, c, layer, net, k0, k1):
-    """One Gaussian hidden layer of width ``n`` and ``Var(W) = c / n_in``: ``g`` (``G / n_in`` of the carried
-    vectors, k x k) becomes the layer's ``G / n``. Unit ``i``'s pre-activations are ``L eta_i``,
-    ``L L^T = c g``, with ``eta_i`` its normals (:func:`unit_normals`); scratch ``cov``, ``chol`` (k x k),
+    """One Gaussian layer of width ``n`` and ``Var(W) = c / n_in``: ``g`` (``G / n_in`` of the carried vectors,
+    k x k) becomes the layer's ``G / n``. Unit ``i``'s pre-activations are ``L eta_i``, ``L L^T = c g``, with
+    ``eta_i`` its normals (:func:`unit_normals`), carried by :func:`add_unit`; scratch ``cov``, ``chol`` (k x k),
     ``eta``, ``h`` (k,)."""
     k = g.shape[0]
     for a in range(k):
@@ -525,11 +520,7 @@ def carried_hidden_layer(tangent, g, cov, chol, eta, h, n, c, layer, net, k0, k1
     psd_cholesky(cov, chol)
     for i in range(n):
         unit_normals(np.uint64(i), layer, net, k0, k1, eta)
-        carried_activations(tangent, chol, eta, h)
-        for a in range(k):
-            if h[a] != 0.0:
-                for b in range(a + 1):
-                    g[a, b] += h[a] * h[b]
+        add_unit(tangent, chol, eta, h, g)
     average_units(g, n)
 
 
@@ -605,11 +596,7 @@ def residual_carried_trace(tangent, relu_end, xs, x_shift, module_widths, etas, 
                 if relu_end:
                     carried_activations(tangent, chol, eta, h)
                 else:
-                    for a in range(k):
-                        t = 0.0
-                        for q in range(a + 1):
-                            t += chol[a, q] * eta[q]
-                        h[a] = t
+                    lower_product(chol, eta, h)
                 for a in range(k):
                     y[a, i] += scale * h[a]
             stream_gram(y, g)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..config import MAX_TANGENTS, Residual, RunConfig, input_vector
+from ..config import MAX_TANGENTS, Residual, RunConfig, carried_vectors, input_vector
 from ..kernels import gram
 from ..kernels.carry import fc_full_carry
 from ..kernels.scalar import RENORM_HIGH, mean_square
@@ -79,6 +79,14 @@ def _net(widths: Sequence[int], c: float | Sequence[float]) -> tuple[np.ndarray,
     if np.any(~np.isfinite(cs)) or np.any(cs <= 0.0):
         raise ValueError(f"c must be positive and finite, got {c}")
     return w, cs
+
+
+def _power_of_two_scaled(xs: np.ndarray) -> tuple[np.ndarray, int]:
+    """``xs`` (k x n) divided by ``2^shift`` so that its largest magnitude lies in ``[1/2, 1)`` (0 for all-zero
+    ``xs``): the carried vectors as the Gram kernels hold them, and ``shift``."""
+    amax = float(np.max(np.abs(xs)))
+    shift = 0 if amax == 0.0 else int(np.frexp(amax)[1])
+    return np.ldexp(xs, -shift), shift
 
 
 def _nets(n_nets: int, net0: int) -> None:
@@ -168,9 +176,7 @@ def exact_inputs(widths: Sequence[int], c: float | Sequence[float], inputs: np.n
     xs = np.atleast_2d(np.asarray(inputs, dtype=float))
     if xs.ndim != 2 or xs.shape[1] != w[0] or not np.all(np.isfinite(xs)):
         raise ValueError(f"inputs must be finite, of shape (k, {w[0]}), got shape {xs.shape}")
-    amax = float(np.max(np.abs(xs)))
-    shift = 0 if amax == 0.0 else int(np.frexp(amax)[1])
-    scaled = np.ldexp(xs, -shift)
+    scaled, shift = _power_of_two_scaled(xs)
     g0 = scaled @ scaled.T / w[0]
     k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
     d, k = w.size - 1, xs.shape[0]
@@ -229,9 +235,7 @@ def exact_residual(arch: Residual, c: float, vectors: np.ndarray, n_nets: int, s
                          f"{f' and k <= {high}' if high else ''}, got shape {xs.shape}")
     if tangents and not np.any(xs[0]):
         raise ValueError("the input (vector 0) must be nonzero to carry tangents")
-    amax = float(np.max(np.abs(xs)))
-    shift = 0 if amax == 0.0 else int(np.frexp(amax)[1])
-    scaled = np.ldexp(xs, -shift)
+    scaled, shift = _power_of_two_scaled(xs)
     mw = np.asarray(arch.module_widths, dtype=np.int64)
     etas = np.asarray(arch.etas, dtype=float)
     k0, k1 = (np.uint64(v) for v in seed_to_key(seed))
@@ -277,10 +281,9 @@ def _full_carried(config: RunConfig, start: int, m: int, backend: str) -> Carrie
     call = plan(replace(config, inputs=None, tangents=None, x=None), start)  # the one-vector call: its key,
     # scales, biases and law code
     tangents = config.tangents is not None
-    first = input_vector(config) if tangents else np.asarray(config.inputs[0], dtype=float)
-    _, shift = scaled_input(first)
-    vectors = np.asarray(config.tangents if tangents else config.inputs[1:], dtype=float)
-    xs = np.ldexp(np.vstack([first, vectors]), -shift)
+    vectors = carried_vectors(config)
+    _, shift = scaled_input(vectors[0])  # the first vector's scale, as its one-vector run's
+    xs = np.ldexp(vectors, -shift)
     k, d = xs.shape[0], config.arch.depth
     if backend == "cuda":
         from . import cuda_backend
@@ -311,19 +314,16 @@ def carried_chunk(config: RunConfig, start: int, m: int, backend: str = "cpu") -
     ``backend`` (``"cpu"`` or ``"cuda"``: the same bits under the CUDA simulator)."""
     if config.method == "full":
         return _full_carried(config, start, m, backend)
+    tangents = config.tangents is not None
     if isinstance(config.arch, Residual):
-        tangents = config.tangents is not None
-        vectors = (np.vstack([input_vector(config), np.asarray(config.tangents)]) if tangents
-                   else np.asarray(config.inputs, dtype=float))
-        traces = exact_residual(config.arch, float(config.init.c), vectors, m, config.seed, start, backend, tangents)
-        if tangents:
-            return CarriedChunk(traces.lengths, traces.log_lengths, np.exp(traces.log_jvp), None)
-        return CarriedChunk(traces.gram[:, :, 0, 0].copy(), traces.log_lengths[:, :, 0].copy(), traces.gram, None)
-    cs = config.init.layer_c(config.arch)
-    if config.inputs is not None:
-        traces = exact_inputs(config.arch.widths, cs, np.asarray(config.inputs), m, config.seed, start, backend,
-                              config.init.orthogonal)
-        return CarriedChunk(traces.gram[:, :, 0, 0].copy(), traces.log_lengths[:, :, 0].copy(), traces.gram, None)
-    tr = exact_tangents(config.arch.widths, cs, input_vector(config), np.asarray(config.tangents), m, config.seed,
-                        start, backend, config.init.orthogonal)
-    return CarriedChunk(tr.lengths, tr.log_lengths, np.exp(tr.log_jvp), None)
+        traces = exact_residual(config.arch, float(config.init.c), carried_vectors(config), m, config.seed, start,
+                                backend, tangents)
+    elif tangents:
+        traces = exact_tangents(config.arch.widths, config.init.layer_c(config.arch), input_vector(config),
+                                np.asarray(config.tangents), m, config.seed, start, backend, config.init.orthogonal)
+    else:
+        traces = exact_inputs(config.arch.widths, config.init.layer_c(config.arch), np.asarray(config.inputs), m,
+                              config.seed, start, backend, config.init.orthogonal)
+    if tangents:
+        return CarriedChunk(traces.lengths, traces.log_lengths, np.exp(traces.log_jvp), None)
+    return CarriedChunk(traces.gram[:, :, 0, 0].copy(), traces.log_lengths[:, :, 0].copy(), traces.gram, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import Conv, Residual, RunConfig, input_vector
+from ..config import Conv, Residual, RunConfig, carried_vectors, input_vector
 from ..sampling.laws import BIAS_BLOCK, draw_standard_array, draw_standard_one, residual_layer
 from ..sampling.rng import philox4x32, seed_to_key
 
@@ -89,8 +89,7 @@ def reference_carried(config: RunConfig, nets: np.ndarray | range) -> np.ndarray
     widths = config.arch.widths
     cs = config.init.layer_c(config.arch)
     tangents = config.tangents is not None
-    vectors = (np.vstack([input_vector(config), np.asarray(config.tangents)]) if tangents
-               else np.asarray(config.inputs, dtype=float))
+    vectors = carried_vectors(config)
     out = np.empty((len(nets), len(widths), *[vectors.shape[0]] * 2))
     for i, net in enumerate(nets):
         z = vectors.T  # (n_0, k)
