@@ -292,7 +292,9 @@ def _kill_after(cmd, path, runs_done, extra, timeout=300.0):
 
 
 def test_fig1b_kill9_at_random_moments_then_resume_gives_same_results(tmp_path):
-    cmd = [sys.executable, "-m", "fmsim.experiments.fig1b", "--quick", "--quiet"]
+    # One depth of each part, two runs on a 2-epoch budget: 18 stored runs to kill between
+    cmd = [sys.executable, "-m", "fmsim.experiments.fig1b", "--depths", "4", "--width", "24", "--fm2-depths", "4",
+           "--betas", "1", "--runs", "2", "--max-epochs", "2", "--quiet"]
     whole = tmp_path / "whole"
     subprocess.run([*cmd, "--out", str(whole)], check=True, capture_output=True, timeout=600)
     killed = tmp_path / "killed"

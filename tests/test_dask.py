@@ -162,8 +162,11 @@ def test_workers_without_fmsim_are_a_clear_error_and_create_no_file(tmp_path, ca
 def test_fig1b_trainings_on_a_cluster_equal_serial(tmp_path):
     from fmsim.experiments import fig1b
 
-    fig1b.main(["--quick", "--quiet", "--out", str(tmp_path / "serial")])
-    fig1b.main(["--quick", "--quiet", "--out", str(tmp_path / "dask"), "--workers", "2"])
+    # One depth of each part, one run, two epochs: the nine jobs (five schemes, four profiles) once each
+    small = ["--depths", "4", "--width", "24", "--fm2-depths", "4", "--betas", "1", "--runs", "1",
+             "--max-epochs", "2", "--quiet"]
+    fig1b.main([*small, "--out", str(tmp_path / "serial")])
+    fig1b.main([*small, "--out", str(tmp_path / "dask"), "--workers", "2"])
 
     def results(path):
         return {k: v for k, v in _contents(path).items() if not k.endswith("@seconds")}

@@ -73,6 +73,24 @@ def test_every_quick_figure_draws_each_curve_over_two_points_or_more(quick):
     assert not short, short
 
 
+def test_the_quick_report_names_its_claims_and_links_its_figures(quick):
+    out, _, _ = quick
+    text = (out / "report.md").read_text()
+    assert text.count("| H&R 2018 |") >= 15 and text.count("| STT 2020 |") == 3
+    for claim in ("orthogonal weights, gain sqrt 2, no widening layer", "gain 1: E[M_d] = 2^-d M_0",
+                  "orthogonal FM2: Var[log M_d]", "orthogonal FM2: E[M_d^2]/M_0^2", "orthogonal FM1: gain sqrt 2 loses",
+                  "- Fig. 1b: orthogonal weights with gain sqrt 2 start training no later than He: "):  # (left out)
+        assert claim in text, claim
+    for png in ("fig1a_report.png", "fig1b.png", "fm2_profiles.png", "fm2_beta.png", "resnet_scaling.png",
+                "hessian_init.png"):
+        assert f"]({png})" in text and (out / png).exists()
+    # 'agrees' rows must really be within 5 s.e.
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 7 and cells[-2] == "agrees" and cells[-3]:
+            assert abs(float(cells[-3])) <= 5
+
+
 def test_exit_status_and_counts_follow_the_verdicts():
     claim = lambda v: report.Claim("p", "c", "x", "s", "e", None, v)  # noqa: E731
     assert report.exit_status([claim("agrees"), claim("holds")]) == 0
@@ -81,3 +99,21 @@ def test_exit_status_and_counts_follow_the_verdicts():
     line = report.summary_line([claim("agrees"), claim("inconclusive: a tie")], [("left", "why")])
     assert line.startswith("2 claims: 1 agree, 0 hold, 1 inconclusive, 0 disagree, 0 fail; not confirmed: c "
                            "(inconclusive: a tie); 1 left out at this size: left")
+
+
+def test_a_second_quick_report_reuses_the_stored_files(quick):
+    # Last in this module: it rewrites report.md (new timings, the same table) in the fixture's folder.
+    import h5py
+
+    from fmsim import cli
+
+    out, _, _ = quick
+    text = (out / "report.md").read_text()
+    with h5py.File(out / "fig1b.h5", "r") as f:
+        seconds = f["fm1/he/depth_4/run_0"].attrs["seconds"]
+    hess = (out / "hessian_init.h5").read_bytes()
+    assert cli.main(["report", "--quick", "--quiet", "--out", str(out)]) == 0  # again: nothing recomputed
+    with h5py.File(out / "fig1b.h5", "r") as f:
+        assert f["fm1/he/depth_4/run_0"].attrs["seconds"] == seconds
+    assert (out / "hessian_init.h5").read_bytes() == hess
+    assert (out / "report.md").read_text().split("\n", 5)[5] == text.split("\n", 5)[5]  # same table, new timings
