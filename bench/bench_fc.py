@@ -48,7 +48,8 @@ LAWS = ["gaussian", "uniform", "rademacher", "laplace", "truncated_normal"]
 
 
 def cpu_description() -> str:
-    """CPU model and its SIMD flags, from /proc/cpuinfo."""
+    """CPU model and its SIMD flags, from /proc/cpuinfo, and the features numba compiles for where
+    ``NUMBA_CPU_FEATURES`` sets them (e.g. AVX-512 switched off to time the AVX2 path)."""
     model, flags = platform.processor() or "unknown CPU", []
     try:
         with open("/proc/cpuinfo") as f:
@@ -62,7 +63,12 @@ def cpu_description() -> str:
                     break
     except OSError:
         pass
-    return f"{model}; SIMD: {' '.join(flags) or 'unknown'}"
+    target = ""
+    if os.environ.get("NUMBA_CPU_FEATURES"):  # numba compiles for other features than the CPU's own
+        on = set(os.environ["NUMBA_CPU_FEATURES"].split(","))
+        target = "; numba compiles for (NUMBA_CPU_FEATURES): " + (
+            " ".join(f for f in ("avx", "avx2", "fma", "avx512f") if "+" + f in on) or "no AVX")
+    return f"{model}; SIMD: {' '.join(flags) or 'unknown'}{target}"
 
 
 def numpy_batched(n_nets: int, depth: int, width: int, seed: int, batch: int = 32) -> np.ndarray:
