@@ -19,10 +19,11 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   the same kernel with :func:`fmsim.laws.standard_row` and its per-law pass
   called once per row instead of inlined (as fmsim 0.4.0 compiled them).
 
-It also times an alternative the kernels do not use: Philox on 8 blocks in
-explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4 with AVX2, 8 with AVX-512),
-alone and inside the row, after checking that its words are the same. The last lines give the float32 /
-float64 ratio the measured parts allow.
+It also times two alternatives the kernels do not use, after checking that they give the same words and
+weights: Philox on 8 blocks in explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4
+with AVX2, 8 with AVX-512), alone and inside the row; and the 64-bit ziggurats' first step in 8 vector lanes
+with its table lookups as gathers (``bench/_ziggurat_lanes.py``, column ``1st step, gathers``). The last
+lines give the float32 / float64 ratio the measured parts allow.
 
 The stubs and clones are built from the private functions of this fmsim
 version; the script is a profile of this version, not a stable API.
@@ -42,6 +43,7 @@ import types as pytypes  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _philox_lanes import row_words_lanes  # noqa: E402
+from _ziggurat_lanes import fast_row_lanes  # noqa: E402
 from bench_fc import cpu_description  # noqa: E402
 from numba import njit  # noqa: E402
 
@@ -81,16 +83,21 @@ def _stub_polynomial_row(law, n, c1, c2, c3, k0, k1, words, out):
 row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
                     _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"), _ziggurat_slow=_no_slow))
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
-kernel_stub = clone(cpu.fc_full, jit=njit(parallel=True),
-                    row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), standard_row=_stub_row,
-                                            float32_polynomial_row=_stub_polynomial_row))
+
+
+def kernel_with_rows(**rows):
+    """``cpu.fc_full`` compiled with its row functions (``cpu.drawn_row``'s globals) replaced."""
+    drawn = clone(cpu.drawn_row, jit=njit(inline="always"), **rows)
+    return clone(cpu.fc_full, jit=njit(parallel=True),
+                 row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), drawn_row=drawn))
+
+
+kernel_stub = kernel_with_rows(standard_row=_stub_row, float32_polynomial_row=_stub_polynomial_row)
 # The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
-kernel_row_called = clone(cpu.fc_full, jit=njit(parallel=True),
-                          row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"),
-                                                  float32_polynomial_row=njit(laws.polynomial32_row.py_func),
-                                                  standard_row=clone(laws.standard_row,
-                                                                     _ziggurat_row=njit(laws._ziggurat_row.py_func),
-                                                                     _uniform_row=njit(laws._uniform_row.py_func))))
+kernel_row_called = kernel_with_rows(float32_polynomial_row=njit(laws.polynomial32_row.py_func),
+                                     standard_row=clone(laws.standard_row,
+                                                        _ziggurat_row=njit(laws._ziggurat_row.py_func),
+                                                        _uniform_row=njit(laws._uniform_row.py_func)))
 
 
 def dispatching(row_fn):
@@ -137,6 +144,35 @@ def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, scale, out, slow):
     return t
 
 
+@njit
+def first_step_lanes_loop(n_blocks, bits32, n, reps, words, kn, wn, scale, out, slow):
+    """:func:`first_step_loop` with the first step in vector lanes, table lookups by gathers
+    (``bench/_ziggurat_lanes.py``); 64-bit words, float64 weights."""
+    t = 0
+    for r in range(reps):
+        laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
+        t += fast_row_lanes(words, n, bits32, kn, wn, scale, out, slow)
+    return t
+
+
+def check_lanes_first_step() -> None:
+    """The gathers' first step lists the same slow draws and writes the same weights as fmsim's."""
+    for law in (0, 3, 4):
+        kn, wn = laws._ziggurat_tables.py_func(law, False)
+        scale = laws._unit_scale.py_func(law)
+        for n in (1, 7, 8, 9, 50, 301):
+            nb = laws.row_blocks.py_func(law, False, n)
+            words, slow, out, _ = laws.row_scratch.py_func(n)
+            slow2, out2 = slow.copy(), out.copy()
+            for r in range(300):
+                laws.row_words(nb, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
+                a = laws._ziggurat_fast_row(words, n, False, kn, wn, scale, out, slow)
+                b = fast_row_lanes(words, n, False, kn, wn, scale, out2, slow2)
+                if a != b or not (np.array_equal(slow[:a], slow2[:b]) and
+                                  np.array_equal(out[:n].view(np.uint64), out2[:n].view(np.uint64))):
+                    raise AssertionError(f"the gathers' first step differs from fmsim's (law {law}, n {n})")
+
+
 def best_of(fns: dict, repeat: int) -> dict:
     best = {k: np.inf for k in fns}
     for _ in range(repeat):
@@ -166,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     print(f"CPU: {cpu_description()}; numba threads: {os.environ['NUMBA_NUM_THREADS']}")
     check_lanes_words()
+    check_lanes_first_step()
     n, reps = a.n, a.reps
     words, slow, out, out32 = laws.row_scratch.py_func(max(n, 8))
     words = np.zeros(len(words) + 64, np.uint32)
@@ -174,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     wl, wv = words_loop(laws.row_words), words_loop(row_words_lanes)
     print(f"\nns per row of {n} weights (one core, best of {a.repeat}; {reps} rows per timing)")
     print(f"{'law':17s} {'prec':7s} {'words':>6s} {'(lanes)':>8s} {'1st step':>9s} {'slow path':>10s} "
-          f"{'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s}")
+          f"{'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s} {'1st step, gathers':>18s}")
     rows = {}
     for law_name, law in LAWS.items():
         for bits32 in (False, True):
@@ -190,6 +227,10 @@ def main(argv: list[str] | None = None) -> None:
             fns["words + 1st step"] = (fns["row"] if poly32 else
                                        lambda m=nb, b=bits32, kn=kn, wn=wn, s=scale, o=o:
                                        first_step_loop(m, b, n, reps, words, kn, wn, s, o, slow))
+            if not bits32:  # the 64-bit ziggurats: the first step with gathers too
+                fns["words + 1st step, gathers"] = (lambda m=nb, kn=kn, wn=wn, s=scale:
+                                                    first_step_lanes_loop(m, False, n, reps, words, kn, wn, s, out,
+                                                                          slow))
             for f in fns.values():
                 f()
             n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, scale, o, slow) / reps
@@ -198,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
             rows[law_name, prec] = t
             print(f"{law_name:17s} {prec:7s} {t['words']:6.0f} {t['words, lanes']:8.0f} "
                   f"{t['words + 1st step'] - t['words']:9.0f} {t['row'] - t['row, no slow path']:10.0f} "
-                  f"{t['row']:6.0f} {t['row, vector-lane Philox']:8.0f} {n_slow:15.2f}")
+                  f"{t['row']:6.0f} {t['row, vector-lane Philox']:8.0f} {n_slow:15.2f} "
+                  + (f"{t['words + 1st step, gathers'] - t['words']:18.0f}" if not bits32 else f"{'-':>18s}"))
 
     # The kernel, per row: depth = width = 100, Gaussian, real rows and stub rows.
     d = w = 100
@@ -214,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, k in (("kernel", cpu.fc_full), ("kernel rest", kernel_stub),
                         ("kernel, row called", kernel_row_called)):
             kern[name, prec] = (lambda k=k, zero=zero, b32=b32:
-                                k(x, 0, widths, scales, 0.0, 0, K0, K1, 0, zero, b32, *no_first_layer,
+                                k(x, 0, widths, scales, np.zeros(d), 0, K0, K1, 0, zero, b32, *no_first_layer,
                                   RENORM_HIGH, lengths, logs))
     for f in kern.values():
         f()
