@@ -747,7 +747,9 @@ def _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow):
 
     No branches: the slow cases are listed by always writing ``k`` and advancing by the test's outcome.
     (That list also keeps LLVM from vectorizing the loop with gathers of the
-    tables, which are slower than scalar loads on the CPUs we measured.)
+    tables, which are slower than scalar loads on the CPUs we measured: written out in 8 vector lanes with
+    gathers, ``bench/_ziggurat_lanes.py``, the step took 81 ns against 48 for a row of 50 Gaussian weights on an
+    AVX-512 AMD EPYC.)
     """
     n_slow = 0
     for k in range(n):
