@@ -20,11 +20,17 @@ TESTS = Path(__file__).resolve().parent
 LAWS = ("gaussian", "uniform", "rademacher", "laplace", "truncated_normal")
 
 
+def _implies_avx512(feature: str) -> bool:
+    name = feature[1:]
+    return "avx512" in name or name.startswith("avx10") or name == "evex512"  # AVX10 brings 512-bit vectors back
+
+
 def avx2_features() -> str:
-    """numba's feature string for this CPU with every AVX-512 feature turned off."""
+    """numba's feature string for this CPU with every AVX-512 feature (and AVX10, which implies it) turned off."""
     from numba.core.codegen import get_host_cpu_features
 
-    return ",".join("-" + f[1:] if f.startswith("+avx512") else f for f in get_host_cpu_features().split(","))
+    return ",".join("-" + f[1:] if f.startswith("+") and _implies_avx512(f) else f
+                    for f in get_host_cpu_features().split(","))
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 only")
