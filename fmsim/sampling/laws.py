@@ -416,13 +416,17 @@ _T_TOP = np.int32(math.ceil(math.sqrt(2.0) * 2**30))  # t above it: u1 > 1/sqrt 
 _MANTISSA_BITS, _ONE_BITS = np.int32(0x7FFFFF), np.int32(0x3F800000)
 
 
-@njit(inline="always", cache=True)
+# The scalar steps of the float32 polynomial rows (_bm32_t, _exponent_mantissa_bits, _neg_log_u31, _bm32_pair,
+# _laplace32_from) are plain functions, which LLVM inlines into the rows' vector loops, not numba-inlined ones:
+# inlined by numba into every float32 kernel's parallel loop they made its first compile 1.4x longer (the FC
+# kernel: 44 s against 31 s), for the same bits and speed.
+@njit(cache=True)
 def _bm32_t(a):
     """The odd ``t`` in ``[1, 2^31)`` of the radius uniform ``u1 = t 2^-31``, from word ``a`` (its bits 2-31)."""
     return np.int32(((np.uint32(a) >> np.uint32(2)) << np.uint32(1)) | np.uint32(1))
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _exponent_mantissa_bits(ft):
     """``(e, m)`` with ``ft = m 2^e``, ``m`` in ``[1, 2)``, for a positive normal float32 ``ft``: read from its
     bits (the CPU rows: vectorizes)."""
@@ -438,7 +442,7 @@ def _exponent_mantissa_frexp(ft):
     return np.int32(e - 1), _F32(2.0 * m)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _neg_log_u31(t, e, m):
     """``-ln u1`` in float32 for ``u1 = t 2^-31`` with ``float32(t) = m 2^e`` (:func:`_bm32_t`)."""
     fold = m > _F32_SQRT2  # ln m on [1/sqrt 2, sqrt 2): m/2 - 1 and m - 1 are exact (Sterbenz)
@@ -455,7 +459,7 @@ def _neg_log_u31(t, e, m):
     return _F32(np.int32(np.int32(31) - ef)) * _F32_LN2 - ln1p  # (31 - ef) ln 2 - ln(1 + x)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _bm32_pair(t, e, m, b):
     """The pair ``(r cos(angle), r sin(angle))`` in float32 from ``u1 = t 2^-31`` (``float32(t) = m 2^e``)
     and word ``b``."""
@@ -505,7 +509,7 @@ def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
         out[2 * j + 1] = y
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _laplace32_from(t, e, m, word):
     """``+-(-ln u) / sqrt 2`` for ``u = t 2^-31`` (``float32(t) = m 2^e``), the sign from bit 0 of ``word``."""
     v = _neg_log_u31(t, e, m) * _F32_INV_SQRT2
