@@ -77,7 +77,7 @@ def _first_step_lanes(typingctx, words, k, kn9, wn9, scale, out):
 
 
 @njit(inline="always")
-def fast_row_lanes(words, n, bits32, kn9, wn9, scale, out, slow):
+def fast_row_lanes(words, n, kn9, wn9, scale, out, slow):
     """``fmsim.laws._ziggurat_fast_row`` (64-bit words, float64 ``out``) with whole groups of 8 weights in
     vector lanes and the rest scalar."""
     n_slow = 0
@@ -92,7 +92,7 @@ def fast_row_lanes(words, n, bits32, kn9, wn9, scale, out, slow):
             mask >>= np.uint64(1)
             lane += 1
     for k in range(n_lanes, n):
-        x, rabs, i = laws._signed_candidate(words, k, bits32, wn9)
+        x, rabs, i = laws._signed_candidate(words, k, False, wn9)
         out[k] = x * scale
         slow[n_slow] = k
         n_slow += rabs >= kn9[i]

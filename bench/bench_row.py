@@ -145,13 +145,13 @@ def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, scale, out, slow):
 
 
 @njit
-def first_step_lanes_loop(n_blocks, bits32, n, reps, words, kn, wn, scale, out, slow):
+def first_step_lanes_loop(n_blocks, n, reps, words, kn, wn, scale, out, slow):
     """:func:`first_step_loop` with the first step in vector lanes, table lookups by gathers
     (``bench/_ziggurat_lanes.py``); 64-bit words, float64 weights."""
     t = 0
     for r in range(reps):
         laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-        t += fast_row_lanes(words, n, bits32, kn, wn, scale, out, slow)
+        t += fast_row_lanes(words, n, kn, wn, scale, out, slow)
     return t
 
 
@@ -167,7 +167,7 @@ def check_lanes_first_step() -> None:
             for r in range(300):
                 laws.row_words(nb, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
                 a = laws._ziggurat_fast_row(words, n, False, kn, wn, scale, out, slow)
-                b = fast_row_lanes(words, n, False, kn, wn, scale, out2, slow2)
+                b = fast_row_lanes(words, n, kn, wn, scale, out2, slow2)
                 if a != b or not (np.array_equal(slow[:a], slow2[:b]) and
                                   np.array_equal(out[:n].view(np.uint64), out2[:n].view(np.uint64))):
                     raise AssertionError(f"the gathers' first step differs from fmsim's (law {law}, n {n})")
@@ -229,8 +229,7 @@ def main(argv: list[str] | None = None) -> None:
                                        first_step_loop(m, b, n, reps, words, kn, wn, s, o, slow))
             if not bits32:  # the 64-bit ziggurats: the first step with gathers too
                 fns["words + 1st step, gathers"] = (lambda m=nb, kn=kn, wn=wn, s=scale:
-                                                    first_step_lanes_loop(m, False, n, reps, words, kn, wn, s, out,
-                                                                          slow))
+                                                    first_step_lanes_loop(m, n, reps, words, kn, wn, s, out, slow))
             for f in fns.values():
                 f()
             n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, scale, o, slow) / reps
