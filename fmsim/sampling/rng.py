@@ -7,7 +7,11 @@ cannot depend on thread count, chunk size or backend.
 
 All functions here are plain ``numba.njit`` scalar functions on ``uint64``
 values that hold 32-bit words. They are called from the parallel CPU kernels
-and, recompiled by numba-cuda, from the CUDA kernels.
+and, recompiled by numba-cuda, from the CUDA kernels. The Philox rounds are
+written as LLVM IR (a numba ``@intrinsic``) and emitted straight into each
+caller: LLVM still vectorizes a row's loop of Philox calls, and numba's own
+passes never see the ten rounds (inlined by numba, they made each kernel's
+first compile about 7 s longer).
 
 Counter layout ``(c0, c1, c2, c3)`` used by the simulator:
 
@@ -26,7 +30,9 @@ Reference: Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
 
 __all__ = [
     "philox4x32",
@@ -40,24 +46,47 @@ _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
 _W0 = np.uint64(0x9E3779B9)
 _W1 = np.uint64(0xBB67AE85)
-_MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 _TWO_M52 = 2.0 * _TWO_M53
 
 
-@njit(inline="always", cache=True)
-def _round(c0, c1, c2, c3, k0, k1):
-    # Truncating to uint32 first tells LLVM the operands fit in 32 bits: the GPU then
-    # uses one 32x32->64 multiply (mul.wide.u32) instead of an emulated 64-bit one.
-    p0 = _M0 * np.uint64(np.uint32(c0))
-    p1 = _M1 * np.uint64(np.uint32(c2))
-    hi0 = p0 >> _SHIFT32
-    lo0 = p0 & _MASK32
-    hi1 = p1 >> _SHIFT32
-    lo1 = p1 & _MASK32
-    return hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+@intrinsic
+def _philox4x32_ir(typingctx, c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 as LLVM IR, emitted straight into the caller's function (:func:`philox4x32`).
+
+    Each round multiplies two 32-bit words into 64 bits (``zext``, ``mul``; the high and low halves by
+    ``lshr`` and ``trunc``), so LLVM sees that the operands fit in 32 bits: a row's loop of calls compiles to
+    ``vpmuludq`` on ``zmm`` with AVX-512 (18 in :func:`fmsim.laws.row_words`'s vector loop, as the
+    numba-inlined rounds gave). Only the low 32 bits of each argument reach the output, as in the
+    reference (Random123 ``philox4x32_R(10, ...)``)."""
+    args = (c0, c1, c2, c3, k0, k1)
+    if not all(isinstance(a, types.Integer) for a in args):
+        return None
+    sig = types.UniTuple(types.uint64, 4)(*args)
+
+    def codegen(context, builder, signature, llargs):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        # the low 32 bits of each word: only those reach the output
+        c0_, c1_, c2_, c3_, k0_, k1_ = (builder.trunc(context.cast(builder, v, t, types.uint64), i32)
+                                        for v, t in zip(llargs, signature.args))
+        m0, m1 = ir.Constant(i64, int(_M0)), ir.Constant(i64, int(_M1))
+        w0, w1 = ir.Constant(i32, int(_W0)), ir.Constant(i32, int(_W1))
+        shift = ir.Constant(i64, int(_SHIFT32))
+        for r in range(10):
+            p0 = builder.mul(builder.zext(c0_, i64), m0)
+            p1 = builder.mul(builder.zext(c2_, i64), m1)
+            hi0, lo0 = builder.trunc(builder.lshr(p0, shift), i32), builder.trunc(p0, i32)
+            hi1, lo1 = builder.trunc(builder.lshr(p1, shift), i32), builder.trunc(p1, i32)
+            c0_, c1_, c2_, c3_ = (builder.xor(builder.xor(hi1, c1_), k0_), lo1,
+                                  builder.xor(builder.xor(hi0, c3_), k1_), lo0)
+            if r < 9:
+                k0_, k1_ = builder.add(k0_, w0), builder.add(k1_, w1)
+        words = [builder.zext(v, i64) for v in (c0_, c1_, c2_, c3_)]
+        return context.make_tuple(builder, signature.return_type, words)
+
+    return sig, codegen
 
 
 @njit(inline="always", cache=True)
@@ -76,11 +105,7 @@ def philox4x32(c0, c1, c2, c3, k0, k1):
     tuple of 4 uint64
         Four independent 32-bit random words.
     """
-    for _ in range(9):
-        c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-        k0 = (k0 + _W0) & _MASK32
-        k1 = (k1 + _W1) & _MASK32
-    return _round(c0, c1, c2, c3, k0, k1)
+    return _philox4x32_ir(c0, c1, c2, c3, k0, k1)
 
 
 @njit(inline="always", cache=True)
