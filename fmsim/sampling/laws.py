@@ -463,7 +463,7 @@ def _neg_log_u31(t, e, m):
 def _bm32_pair(t, e, m, b):
     """The pair ``(r cos(angle), r sin(angle))`` in float32 from ``u1 = t 2^-31`` (``float32(t) = m 2^e``)
     and word ``b``."""
-    r = np.sqrt(_F32_TWO * _neg_log_u31(t, e, m))
+    r = math.sqrt(_F32_TWO * _neg_log_u31(t, e, m))  # float32 sqrt; numba-cuda has no np.sqrt on scalars
     q = np.uint32(b) >> np.uint32(30)
     th = (_F32(np.int32(np.int32((np.uint32(b) >> np.uint32(7)) & np.uint32(0x7FFFFF)) - np.int32(1 << 22))) +
           _F32_HALF) * _F32_ANGLE_STEP
