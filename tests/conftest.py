@@ -75,3 +75,30 @@ def mean_and_se(values):
 @pytest.fixture
 def within_se():
     return assert_within_se
+
+
+# CI: under the CUDA simulator, FMSIM_CUDA_SIGNATURES=<file> records the argument types of every CUDA kernel
+# the tests launch; .ci/cuda_ptx.py then compiles each to PTX with the real numba-cuda compiler (no GPU needed),
+# which the simulator never does.
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and os.environ.get("FMSIM_CUDA_SIGNATURES"):
+    import json
+
+    import numba
+    from numba.cuda.simulator import kernel as _sim_kernel
+
+    _launched: dict[str, set[str]] = {}
+    _sim_call = _sim_kernel.FakeCUDAKernel.__call__
+
+    def _recording_call(self, *args):
+        import fmsim.kernels.cuda as cuda_kernels
+
+        for name, obj in vars(cuda_kernels).items():
+            if obj is self:
+                _launched.setdefault(name, set()).add(";".join(str(numba.typeof(a)) for a in args))
+        return _sim_call(self, *args)
+
+    _sim_kernel.FakeCUDAKernel.__call__ = _recording_call
+
+    def pytest_sessionfinish(session, exitstatus):
+        with open(os.environ["FMSIM_CUDA_SIGNATURES"], "w") as f:
+            json.dump({name: sorted(sigs) for name, sigs in sorted(_launched.items())}, f, indent=1)
