@@ -18,7 +18,7 @@ from typing import TextIO
 
 from numba.core import event
 
-__all__ = ["CompileNotice", "compile_notice", "AFTER_SECONDS"]
+__all__ = ["CompileNotice", "compile_notice", "announce", "AFTER_SECONDS"]
 
 #: Seconds a compilation runs before :func:`compile_notice` names it.
 AFTER_SECONDS = 1.0
@@ -92,10 +92,24 @@ class CompileNotice(event.Listener):
                 _write(f"fmsim: compiled {self._name} in {time.perf_counter() - self._started:.1f} s", self.stream)
 
 
+_active: list[CompileNotice] = []  # the notices whose blocks are running, innermost last
+
+
 @contextmanager
 def compile_notice(stream: TextIO | None = None, after: float | None = None) -> Iterator[CompileNotice]:
     """Within the block, name on ``stream`` (default stderr) each numba compilation that runs longer than
     ``after`` seconds (default :data:`AFTER_SECONDS`), and its duration when it ends."""
     listener = CompileNotice(sys.stderr if stream is None else stream, AFTER_SECONDS if after is None else after)
     with event.install_listener("numba:compile", listener):
-        yield listener
+        _active.append(listener)
+        try:
+            yield listener
+        finally:
+            _active.remove(listener)
+
+
+def announce(line: str) -> None:
+    """Write ``line`` where compilations are being named (inside a :func:`compile_notice` block), else nowhere:
+    for waits on compilations that run elsewhere (:mod:`fmsim.running.compile_ahead`)."""
+    if _active:
+        _write(line, _active[-1].stream)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config import BACKENDS, RECORDS, Architecture, CarriedVectorsError, Init, RunConfig, resolve_method
 from . import statistics
+from .compile_ahead import compile_ahead, needs_full_kernel
 from .launch import cuda_refusal, plan
 from .summary import LayerSummary, SummaryAccumulator, block_moments
 
@@ -339,7 +340,9 @@ def chunk_task(config: RunConfig, k: int, backend: str, threads: int = 0) -> Chu
 
 def map_chunks(runs: Sequence[tuple[RunConfig, Any]], first: Sequence[int], backend: str, client: Any = None
                ) -> Iterator[tuple[int, Chunk]]:
-    """The reduced chunks of several runs, in order: chunks ``first[i]`` on of run ``i``, one run after another.
+    """The reduced chunks of several runs: chunks ``first[i]`` on of run ``i``, one run after another, in order;
+    in this process, where runs of both kinds mix, the exact runs come first while a second process compiles
+    the ``full`` kernels (:func:`fmsim.running.compile_ahead.compile_ahead`). Each chunk is the same either way.
 
     Parameters
     ----------
@@ -358,9 +361,20 @@ def map_chunks(runs: Sequence[tuple[RunConfig, Any]], first: Sequence[int], back
         The index of the run and one of its chunks.
     """
     if client is None:
-        for i, (config, _) in enumerate(runs):
-            for k in range(first[i], config.n_chunks):
-                yield i, reduce_chunk(config, k, backend)
+        todo = [i for i, (config, _) in enumerate(runs) if first[i] < config.n_chunks]
+        ahead = compile_ahead([runs[i][0] for i in todo], backend)
+        if ahead is not None:  # the exact runs first, while a second process compiles the full kernels
+            todo.sort(key=lambda i: needs_full_kernel(runs[i][0]))
+        try:
+            for i in todo:
+                config = runs[i][0]
+                if ahead is not None and needs_full_kernel(config):
+                    ahead.wait()
+                for k in range(first[i], config.n_chunks):
+                    yield i, reduce_chunk(config, k, backend)
+        finally:
+            if ahead is not None:
+                ahead.stop()
         return
     from .execution import ordered_map
 

@@ -1,0 +1,135 @@
+"""Compiling the full kernels in a second process while the exact runs go first (fmsim.running.compile_ahead)."""
+
+import io
+
+import h5py
+import numpy as np
+import pytest
+from fmsim.store import run_many_to_file
+
+import fmsim
+from fmsim.running import compile_ahead as ahead_module
+from fmsim.running import simulate as simulate_module
+from fmsim.running.compile_ahead import CompileAhead, compile_ahead, needs_full_kernel
+from fmsim.running.compile_notice import announce, compile_notice
+from fmsim.running.simulate import make_config
+
+HE, TRUNC = fmsim.Init.scheme("he"), fmsim.Init.scheme("he_truncated_keras2018")
+
+
+def _mixed_runs():
+    """Full runs listed before and between exact ones, several chunks each."""
+    arch = fmsim.FullyConnected.constant(4, 6)
+    return [(make_config(arch, TRUNC, 2500, 5, "full", chunk_size=1024), "trunc_full"),
+            (make_config(arch, HE, 2500, 5, chunk_size=1024), "he_exact"),
+            (make_config(arch, TRUNC, 2500, 5, "exact_first", chunk_size=1024), "trunc_first"),
+            (make_config(arch, fmsim.Init.scheme("lecun"), 2000, 5, chunk_size=1024), "lecun_exact")]
+
+
+def _contents(path):
+    """Every dataset's values, as bytes (strings as their text)."""
+    out = {}
+
+    def keep(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            value = obj[()]
+            out[name] = obj.asstr()[()].tolist() if value.dtype == object else value.tobytes()
+
+    with h5py.File(path, "r") as f:
+        f.visititems(keep)
+    return out
+
+
+def test_a_mix_of_exact_and_full_runs_gets_a_second_process_and_the_exact_runs_go_first(monkeypatch):
+    runs = _mixed_runs()
+    started = []
+    real = ahead_module.CompileAhead
+
+    def recording(configs):
+        started.append([c.method for c in configs])
+        return real(configs)
+
+    monkeypatch.setattr(ahead_module, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(ahead_module, "CompileAhead", recording)
+    order = [i for i, _ in simulate_module.map_chunks(runs, [0] * len(runs), "cpu")]
+    # one probe per kernel and argument types: the two full runs differ in method
+    assert started == [["full", "exact_first"]]
+    assert order == [1, 1, 1, 3, 3, 0, 0, 0, 2, 2, 2], order  # every chunk once, exact runs first, each in order
+
+
+def test_the_file_is_bitwise_the_same_with_and_without_the_second_process(tmp_path, monkeypatch):
+    runs = _mixed_runs()
+    monkeypatch.setattr(ahead_module, "_usable_cores", lambda: 2)
+    run_many_to_file(runs, tmp_path / "ahead.h5")
+    monkeypatch.setattr(simulate_module, "compile_ahead", lambda configs, backend: None)
+    run_many_to_file(runs, tmp_path / "in_order.h5")
+    a, b = _contents(tmp_path / "ahead.h5"), _contents(tmp_path / "in_order.h5")
+    assert len(a) > 20 and a == b
+
+
+def test_resumed_runs_are_probed_only_if_chunks_remain(monkeypatch):
+    runs = _mixed_runs()
+    started = []
+    monkeypatch.setattr(ahead_module, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(ahead_module, "CompileAhead", lambda configs: started.append(configs) or None)
+    done = [runs[0][0].n_chunks, 0, runs[2][0].n_chunks, 0]  # both full runs finished
+    order = [i for i, _ in simulate_module.map_chunks(runs, done, "cpu")]
+    assert started == [] and order == [1, 1, 1, 3, 3]
+
+
+@pytest.mark.parametrize("case", ["all exact", "all full", "cuda", "one core", "jit off"])
+def test_no_second_process_where_nothing_would_overlap(case, monkeypatch):
+    runs = [c for c, _ in _mixed_runs()]
+    cores, backend = 2, "cpu"
+    if case == "all exact":
+        runs = [c for c in runs if not needs_full_kernel(c)]
+    elif case == "all full":
+        runs = [c for c in runs if needs_full_kernel(c)]
+    elif case == "cuda":
+        backend = "cuda"
+    elif case == "one core":
+        cores = 1
+    else:
+        monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    monkeypatch.setattr(ahead_module, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(ahead_module, "CompileAhead", lambda configs: pytest.fail("started"))
+    assert compile_ahead(runs, backend) is None
+
+
+def test_the_second_process_runs_the_probes_and_exits_cleanly():
+    ahead = CompileAhead([_mixed_runs()[0][0]])
+    ahead.wait()
+    assert ahead.returncode == 0
+
+
+def test_a_failing_second_process_does_not_stop_the_run(monkeypatch):
+    monkeypatch.setattr(ahead_module, "_probe", lambda config: "not a config")  # the child raises and exits 1
+    ahead = CompileAhead([_mixed_runs()[0][0]])
+    ahead.wait()
+    assert ahead.returncode == 1
+    ahead.stop()  # already ended: nothing to do
+
+
+def test_stop_ends_a_running_second_process():
+    ahead = CompileAhead([_mixed_runs()[0][0]])
+    ahead.stop()
+    assert ahead.returncode is not None
+
+
+def test_announce_writes_only_inside_a_compile_notice():
+    out = io.StringIO()
+    announce("nowhere")
+    with compile_notice(out):
+        announce("fmsim: waiting")
+    announce("nowhere either")
+    assert out.getvalue() == "fmsim: waiting\n"
+
+
+def test_probes_keep_the_runs_kernel_types():
+    """A probe is its run with PROBE_NETS nets: same architecture, law, method, precision, input."""
+    config = _mixed_runs()[2][0]
+    probe = ahead_module._probe(config)
+    assert probe.n_nets == ahead_module.PROBE_NETS
+    assert (probe.arch, probe.init, probe.method, probe.precision, probe.x, probe.seed) == \
+        (config.arch, config.init, config.method, config.precision, config.x, config.seed)
+    np.testing.assert_array_equal(probe.arch.widths, config.arch.widths)
