@@ -76,7 +76,7 @@ class CompileAhead:
             except subprocess.TimeoutExpired:
                 announce("fmsim: the full kernel is compiling in a second process; waiting for it ...")
                 self._process.wait()
-                announce(f"fmsim: ... done in {time.perf_counter() - started:.1f} s more")
+                announce(f"fmsim: ... it is done (waited {time.perf_counter() - started:.1f} s)")
 
     def stop(self) -> None:
         """End the second process if it still runs (an interrupted or failed call)."""
