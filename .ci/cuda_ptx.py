@@ -41,7 +41,8 @@ def signature_string(typeof_names: str) -> str:
 
 
 def main(path: str) -> int:
-    launched = json.load(open(path))
+    with open(path) as f:
+        launched = json.load(f)
     kernels = [name for name, obj in vars(cuda_kernels).items()
                if isinstance(obj, cuda_dispatcher.CUDADispatcher) and not obj.targetoptions.get("device")]
     failed = [f"{name}: never launched by the CUDA tests" for name in kernels if name not in launched]

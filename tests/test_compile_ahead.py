@@ -90,7 +90,7 @@ def test_no_second_process_where_nothing_would_overlap(case, monkeypatch):
     elif case == "one core":
         cores = 1
     else:
-        monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+        monkeypatch.setattr(ahead_module.numba_config, "DISABLE_JIT", 1)
     monkeypatch.setattr(ahead_module, "_usable_cores", lambda: cores)
     monkeypatch.setattr(ahead_module, "CompileAhead", lambda configs: pytest.fail("started"))
     assert compile_ahead(runs, backend) is None

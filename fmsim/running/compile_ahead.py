@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from numba.core import config as numba_config
+
 from ..config import RunConfig
 from .compile_notice import announce
 
@@ -91,7 +93,7 @@ def compile_ahead(configs: Sequence[RunConfig], backend: str) -> CompileAhead | 
     full = [c for c in configs if needs_full_kernel(c)]
     if backend != "cpu" or len(full) == len(configs) or not full or _usable_cores() < 2:
         return None
-    if os.environ.get("NUMBA_DISABLE_JIT", "0") != "0":
+    if numba_config.DISABLE_JIT:  # nothing here would load what the second process compiles
         return None
     keys, distinct = set(), []
     for c in full:  # one probe per kernel and argument types
