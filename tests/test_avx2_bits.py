@@ -1,11 +1,14 @@
-"""The AVX2 path gives the same bits: kernels compiled without AVX-512 draw the same weights.
+"""The AVX2 path gives the same bits: kernels compiled without AVX-512 draw the same weights and sum the same
+convolutions.
 
 Rows draw whole steps of LLVM's vector loop (8 Philox blocks with AVX-512, 4 without; fixed per process from the
-features numba compiles for), so an AVX2 machine runs differently padded rows and other vector code. Here a
-fresh process compiles fmsim for this CPU with AVX-512 switched off (``NUMBA_CPU_FEATURES``, an empty numba
-cache) and runs the row test (every law, both precisions, slow paths included, against the one-block-at-a-time
-reference) and the float64 fully connected golden cases (five laws, biases) in it. On a CPU without AVX-512
-the process compiles for the host's own features, as an AVX2 machine does.
+features numba compiles for), and the conv micro-kernel sums blocks of 512-bit vectors with AVX-512, of 256-bit
+ones without, so an AVX2 machine runs differently padded rows and other vector code. Here a fresh process
+compiles fmsim for this CPU with AVX-512 switched off (``NUMBA_CPU_FEATURES``, an empty numba cache) and runs
+in it the row test (every law, both precisions, slow paths included, against the one-block-at-a-time
+reference), the float64 fully connected golden cases (five laws, biases) and the conv layer's tests (the
+256-bit blocks against the scalar conv, bit for bit). On a CPU without AVX-512 the process compiles for the
+host's own features, as an AVX2 machine does.
 """
 
 import os
@@ -45,8 +48,10 @@ def test_rows_and_fc_kernel_compiled_without_avx512_give_the_same_bits(tmp_path)
                            env=env, capture_output=True, text=True, timeout=120, check=True)
     assert width.stdout.strip() == "4", width  # the AVX2 padding: whole steps of 4 blocks
     selected = ["test_laws.py::test_vectorized_row_is_bitwise_the_per_block_row"] + \
-        [f"test_bits_unchanged.py::test_file_bits_unchanged[fc-{law}-f64-bias]" for law in LAWS]
+        [f"test_bits_unchanged.py::test_file_bits_unchanged[fc-{law}-f64-bias]" for law in LAWS] + \
+        ["test_conv_kernel.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                           *selected], cwd=TESTS, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "15 passed" in run.stdout, run.stdout[-2000:]  # 10 row cases and 5 golden cases, none skipped
+    assert "38 passed" in run.stdout, run.stdout[-2000:]  # 10 row cases, 5 golden cases and 23 conv tests (with
+    # block_positions 16 and 8: the 256-bit blocks), none skipped

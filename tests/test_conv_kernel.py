@@ -7,7 +7,7 @@ rows, channel counts that leave a partial block, 1D and 2D, kernels 1 to 5, both
 
 import numpy as np
 import pytest
-from fmsim.laws import row_scratch
+from fmsim.laws import numba_compiles_avx512, row_scratch
 from numba import njit
 
 from fmsim.kernels import cpu
@@ -35,11 +35,15 @@ def _scalar(given, z, c_in, c_out, height, width, kh, kw, scale, zero):
     return out
 
 
-# (c_in, c_out, height, width, kernel): 30 wide with 3 taps is a padded row of 32, so float32 blocks (16) tile
-# it within rows, the last one computing the 2 columns between rows; 14 wide does so in float64 (8).
+# (c_in, c_out, height, width, kernel): 30 wide with 3 taps is a padded row of 32, so float32 blocks (16 or 32
+# positions, block_positions) tile it within rows, the last one computing the 2 columns between rows; 14 wide
+# does so in float64 blocks of 8, and 30 in float64 blocks of 16; 62 wide (a padded row of 64) with two blocks
+# of 32 or four of 16; 33 wide and 3 taps needs whole rows with blocks of 32 (and of 16 in float64).
 SHAPES = [
     (3, 5, 30, 30, 3),
     (4, 11, 14, 14, 3),
+    (2, 9, 6, 62, 3),
+    (3, 4, 5, 33, 3),
     (8, 8, 16, 16, 3),
     (2, 9, 5, 7, 3),
     (5, 3, 9, 20, 5),
@@ -82,7 +86,7 @@ def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype):
     z = rng.standard_normal(400).astype(dtype)
     offsets = rng.integers(0, 300, count).astype(np.int64)
     weights = rng.standard_normal(count * CONV_BLOCK).astype(dtype)
-    positions = 16 if dtype == np.float32 else 8
+    positions = _positions(dtype(0.0))
     acc = np.full((CONV_BLOCK, col + positions + 4), dtype(7.0))
     _one_block(z, base, offsets, count, weights, acc, col)
     for k in range(CONV_BLOCK):
@@ -101,5 +105,6 @@ def _positions(x):
 
 
 def test_block_positions():
-    assert _positions(np.zeros(1, np.float32)) == 16
-    assert _positions(np.float64(0.0)) == 8
+    wide = 2 if numba_compiles_avx512() else 1  # 512-bit vectors with AVX-512, else 256-bit
+    assert _positions(np.zeros(1, np.float32)) == 16 * wide
+    assert _positions(np.float64(0.0)) == 8 * wide

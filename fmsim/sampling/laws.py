@@ -764,17 +764,22 @@ def _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow):
     return n_slow
 
 
-def _philox_vector_blocks() -> int:
-    """Blocks per step of LLVM's vector loop in :func:`row_words` for the features numba compiles for: 8 with
-    AVX-512 (64-bit lanes of a ``zmm``), else 4 (AVX2: a ``ymm``). The features are numba's own choice
+def numba_compiles_avx512() -> bool:
+    """Whether numba compiles this process's kernels with AVX-512 (``avx512f``): its own choice of features
     (``NUMBA_CPU_FEATURES``, else the host's, less AVX if ``NUMBA_ENABLE_AVX=0``; empty where LLVM cannot
-    tell); 4 where ``NUMBA_CPU_NAME`` sets the target (e.g. ``generic``).
+    tell); False where ``NUMBA_CPU_NAME`` sets the target (e.g. ``generic``)."""
+    if numba_config.CPU_NAME is not None:
+        return False
+    features = numba_config.CPU_FEATURES if numba_config.CPU_FEATURES is not None else get_host_cpu_features()
+    return "+avx512f" in features.split(",")
+
+
+def _philox_vector_blocks() -> int:
+    """Blocks per step of LLVM's vector loop in :func:`row_words` for the features numba compiles for
+    (:func:`numba_compiles_avx512`): 8 with AVX-512 (64-bit lanes of a ``zmm``), else 4 (AVX2: a ``ymm``).
     (Where LLVM keeps an AVX-512 CPU to ``ymm``, as on some Intel cores, 8 costs an extra group of 4 in half the
     rows; it never changes a weight.)"""
-    if numba_config.CPU_NAME is not None:
-        return 4
-    features = numba_config.CPU_FEATURES if numba_config.CPU_FEATURES is not None else get_host_cpu_features()
-    return 8 if "+avx512f" in features.split(",") else 4
+    return 8 if numba_compiles_avx512() else 4
 
 
 _VECTOR_BLOCKS = _philox_vector_blocks()
