@@ -2,13 +2,13 @@
 convolutions.
 
 Rows draw whole steps of LLVM's vector loop (8 Philox blocks with AVX-512, 4 without; fixed per process from the
-features numba compiles for), and the conv micro-kernel sums blocks of 512-bit vectors with AVX-512, of 256-bit
-ones without, so an AVX2 machine runs differently padded rows and other vector code. Here a fresh process
-compiles fmsim for this CPU with AVX-512 switched off (``NUMBA_CPU_FEATURES``, an empty numba cache) and runs
-in it the row test (every law, both precisions, slow paths included, against the one-block-at-a-time
-reference), the float64 fully connected golden cases (five laws, biases) and the conv layer's tests (the
-256-bit blocks against the scalar conv, bit for bit). On a CPU without AVX-512 the process compiles for the
-host's own features, as an AVX2 machine does.
+features numba compiles for), and the conv micro-kernel sums blocks of 512-bit vectors with AVX-512 on AMD Zen
+cores, of 256-bit ones without AVX-512, so an AVX2 machine runs differently padded rows and other vector code.
+Here a fresh process compiles fmsim for this CPU with AVX-512 switched off (``NUMBA_CPU_FEATURES``, an empty numba
+cache) and runs in it the row test (every law, both precisions, slow paths included, against the
+one-block-at-a-time reference), the float64 fully connected golden cases (five laws, biases) and the conv layer's
+tests (the 256-bit blocks against the scalar conv, bit for bit). On a CPU without AVX-512 the process compiles for
+the host's own features, as an AVX2 machine does.
 """
 
 import os
@@ -53,5 +53,5 @@ def test_rows_and_fc_kernel_compiled_without_avx512_give_the_same_bits(tmp_path)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                           *selected], cwd=TESTS, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "38 passed" in run.stdout, run.stdout[-2000:]  # 10 row cases, 5 golden cases and 23 conv tests (with
-    # block_positions 16 and 8: the 256-bit blocks), none skipped
+    assert "40 passed" in run.stdout, run.stdout[-2000:]  # 10 row cases, 5 golden cases and 25 conv tests (the
+    # layer with 256-bit blocks, test_block_positions), none skipped

@@ -10,9 +10,9 @@ import pytest
 from fmsim.laws import numba_compiles_avx512, row_scratch
 from numba import njit
 
-from fmsim.kernels import cpu
+from fmsim.kernels import cpu, simd
 from fmsim.kernels.scalar import conv_channel, fused_multiply_add
-from fmsim.kernels.simd import CONV_BLOCK, block_positions, conv_block
+from fmsim.kernels.simd import CONV_BLOCK, block_positions, conv_block_256, conv_block_512
 
 
 @njit(cache=True)
@@ -72,12 +72,18 @@ def test_conv_layer_equals_scalar_conv_bitwise(shape, dtype):
 
 
 @njit(cache=True)
-def _one_block(z, base, offsets, count, weights, acc, col):
-    conv_block(z, base, offsets, count, weights, acc, col)
+def _one_block_256(z, base, offsets, count, weights, acc, col):
+    conv_block_256(z, base, offsets, count, weights, acc, col)
 
 
+@njit(cache=True)
+def _one_block_512(z, base, offsets, count, weights, acc, col):
+    conv_block_512(z, base, offsets, count, weights, acc, col)
+
+
+@pytest.mark.parametrize("bits", [256, 512])  # both widths on any x86-64 machine: LLVM splits wider vectors
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype):
+def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype, bits):
     """Each lane sums ``weights[i k] z[base + p + offsets[i]]`` in the order of ``i``, rounded once per term
     (the Python fused_multiply_add: exact rational arithmetic, rounded once to ``dtype``), and writes nothing
     outside its block."""
@@ -86,9 +92,9 @@ def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype):
     z = rng.standard_normal(400).astype(dtype)
     offsets = rng.integers(0, 300, count).astype(np.int64)
     weights = rng.standard_normal(count * CONV_BLOCK).astype(dtype)
-    positions = _positions(dtype(0.0))
+    positions = bits // (4 * np.dtype(dtype).itemsize)  # 2 vectors of bits / (8 itemsize) lanes
     acc = np.full((CONV_BLOCK, col + positions + 4), dtype(7.0))
-    _one_block(z, base, offsets, count, weights, acc, col)
+    (_one_block_512 if bits == 512 else _one_block_256)(z, base, offsets, count, weights, acc, col)
     for k in range(CONV_BLOCK):
         for p in range(positions):
             s = dtype(0.0)
@@ -105,6 +111,7 @@ def _positions(x):
 
 
 def test_block_positions():
-    wide = 2 if numba_compiles_avx512() else 1  # 512-bit vectors with AVX-512, else 256-bit
+    assert simd.VECTOR_BITS in (256, 512) and (simd.VECTOR_BITS == 256 or numba_compiles_avx512())
+    wide = simd.VECTOR_BITS // 256
     assert _positions(np.zeros(1, np.float32)) == 16 * wide
     assert _positions(np.float64(0.0)) == 8 * wide
