@@ -2,8 +2,8 @@
 convolutions.
 
 Rows draw whole steps of LLVM's vector loop (8 Philox blocks with AVX-512, 4 without; fixed per process from the
-features numba compiles for), and the conv micro-kernel sums blocks of 512-bit vectors with AVX-512 on AMD Zen
-cores, of 256-bit ones without AVX-512, so an AVX2 machine runs differently padded rows and other vector code.
+features numba compiles for), and the conv micro-kernel sums blocks of 512-bit vectors with AVX-512, of 256-bit
+ones without, so an AVX2 machine runs differently padded rows and other vector code.
 Here a fresh process compiles fmsim for this CPU with AVX-512 switched off (``NUMBA_CPU_FEATURES``, an empty numba
 cache) and runs in it the row test (every law, both precisions, slow paths included, against the
 one-block-at-a-time reference), the float64 fully connected golden cases (five laws, biases) and the conv layer's

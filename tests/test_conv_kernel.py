@@ -111,7 +111,7 @@ def _positions(x):
 
 
 def test_block_positions():
-    assert simd.VECTOR_BITS in (256, 512) and (simd.VECTOR_BITS == 256 or numba_compiles_avx512())
+    assert simd.VECTOR_BITS == (512 if numba_compiles_avx512() else 256)
     wide = simd.VECTOR_BITS // 256
     assert _positions(np.zeros(1, np.float32)) == 16 * wide
     assert _positions(np.float64(0.0)) == 8 * wide

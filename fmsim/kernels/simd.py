@@ -8,12 +8,12 @@ weights, and makes ``2 CONV_BLOCK`` vector fused multiply-adds; no accumulator t
 ends.
 
 The vectors are 256-bit (:func:`conv_block_256`) or 512-bit (:func:`conv_block_512`); :func:`conv_block` is
-the one :data:`VECTOR_BITS` chooses for the machine numba compiles for. 512-bit where numba compiles with
-AVX-512 for an AMD Zen core: on an AVX-512 AMD EPYC (Zen 4, two 256-bit FMA pipes that run a 512-bit FMA in
-two halves), the 512-bit block ran the 32-channel 32x32 float32 conv at 74% of the FMA peak against 65%, with
-half the instructions per multiply-add. 256-bit elsewhere: on the AVX-512 Intel Xeon this was measured on
-(``bench/fma_peak.c``, docs: *Performance*), FMAs in ``zmm`` registers ran 11.6 to 12.7 float32 lanes per cycle
-against 16.1 in ``ymm``, at a lower clock.
+the one :data:`VECTOR_BITS` chooses: 512-bit where numba compiles with AVX-512, else 256-bit. (LLVM's loop
+vectorizer may prefer 256-bit vectors on AVX-512 machines, but it keeps vectors that the IR writes out at 512
+bits.) On an AVX-512 AMD EPYC (Zen 4: two 256-bit FMA pipes, 16 float32 lanes per cycle in ``ymm`` and in
+``zmm`` registers alike, ``bench/fma_peak.c``), the 512-bit block ran the 32-channel 32x32 float32 conv at 74%
+of the FMA peak against 65%, with half the instructions per multiply-add. Cores with two 512-bit FMA units
+(many Intel Xeons) have twice the lanes in ``zmm`` registers.
 
 Each lane is one position and sums its taps in the order of ``offsets``, one ``llvm.fma`` after another from
 zero: bitwise the scalar ``fma`` chain of :func:`fmsim.kernels.scalar.conv_channel`, whatever the block shape
@@ -22,11 +22,9 @@ or the vector width. (Any x86-64 CPU runs both widths: LLVM splits a vector wide
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.core import config as numba_config
 from numba.extending import intrinsic, overload
 
 from ..sampling.laws import numba_compiles_avx512
@@ -41,16 +39,8 @@ CONV_BLOCK = 8 if _AVX512 else 6
 VECTORS = 2
 #: Vector lanes per precision for each vector width.
 LANES = {256: {types.float32: 8, types.float64: 4}, 512: {types.float32: 16, types.float64: 8}}
-
-
-def _vector_bits() -> int:
-    """512 where numba compiles with AVX-512 for an AMD Zen core (``znver4``, ``znver5``), else 256."""
-    cpu = numba_config.CPU_NAME or llvm.get_host_cpu_name()  # the CPU numba compiles for
-    return 512 if _AVX512 and cpu.startswith("znver") else 256
-
-
-#: Width of :func:`conv_block`'s vectors, in bits (:func:`_vector_bits`).
-VECTOR_BITS = _vector_bits()
+#: Width of :func:`conv_block`'s vectors, in bits: 512 where numba compiles with AVX-512, else 256.
+VECTOR_BITS = 512 if _AVX512 else 256
 
 
 def block_positions(x):
