@@ -124,7 +124,9 @@ def simd_check() -> str:
         fresh(*plan(cfg, 0).arguments(), zero, prec == "float32", np.empty((2, 2)), np.empty((2, 2)))
     asm = "".join(fresh.inspect_asm().values())
     counts = {r: len(re.findall(rf"vfmadd\w+p[sd]\s+[^\n]*%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
-    return "packed vfmadd in conv_full: " + ", ".join(f"{r} {c}" for r, c in counts.items())
+    from fmsim.kernels.simd import VECTOR_BITS
+    return (f"conv blocks in {VECTOR_BITS}-bit vectors (fmsim.kernels.simd.VECTOR_BITS); packed vfmadd in conv_full: "
+            + ", ".join(f"{r} {c}" for r, c in counts.items()))
 
 
 def main(argv: list[str] | None = None) -> None:
