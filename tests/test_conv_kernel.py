@@ -38,12 +38,17 @@ def _scalar(given, z, c_in, c_out, height, width, kh, kw, scale, zero):
 # (c_in, c_out, height, width, kernel): 30 wide with 3 taps is a padded row of 32, so float32 blocks (16 or 32
 # positions, block_positions) tile it within rows, the last one computing the 2 columns between rows; 14 wide
 # does so in float64 blocks of 8, and 30 in float64 blocks of 16; 62 wide (a padded row of 64) with two blocks
-# of 32 or four of 16; 33 wide and 3 taps needs whole rows with blocks of 32 (and of 16 in float64).
+# of 32 or four of 16; 33 wide and 3 taps needs whole rows with blocks of 32 (and of 16 in float64). Blocks in
+# two rows, a vector in each: 16 wide (padded 18) with float32 vectors of 16 lanes (512-bit), 8 wide (padded
+# 10) with float64 ones of 8 and float32 ones of 8 (256-bit); odd heights compute their last row twice.
 SHAPES = [
     (3, 5, 30, 30, 3),
     (4, 11, 14, 14, 3),
     (2, 9, 6, 62, 3),
     (3, 4, 5, 33, 3),
+    (3, 5, 7, 16, 3),
+    (4, 9, 9, 8, 3),
+    (2, 3, 6, 16, 5),
     (8, 8, 16, 16, 3),
     (2, 9, 5, 7, 3),
     (5, 3, 9, 20, 5),
@@ -72,37 +77,41 @@ def test_conv_layer_equals_scalar_conv_bitwise(shape, dtype):
 
 
 @njit(cache=True)
-def _one_block_256(z, base, offsets, count, weights, acc, col):
-    conv_block_256(z, base, offsets, count, weights, acc, col)
+def _one_block_256(z, base, offsets, count, weights, acc, col, stride):
+    conv_block_256(z, base, offsets, count, weights, acc, col, stride)
 
 
 @njit(cache=True)
-def _one_block_512(z, base, offsets, count, weights, acc, col):
-    conv_block_512(z, base, offsets, count, weights, acc, col)
+def _one_block_512(z, base, offsets, count, weights, acc, col, stride):
+    conv_block_512(z, base, offsets, count, weights, acc, col, stride)
 
 
+@pytest.mark.parametrize("spread", [False, True])  # the second vector right after the first, or 37 further
 @pytest.mark.parametrize("bits", [256, 512])  # both widths on any x86-64 machine: LLVM splits wider vectors
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype, bits):
-    """Each lane sums ``weights[i k] z[base + p + offsets[i]]`` in the order of ``i``, rounded once per term
+def test_conv_block_is_a_chain_of_exact_fused_multiply_adds(dtype, bits, spread):
+    """Each lane sums ``weights[i k] z[base + q + offsets[i]]`` in the order of ``i``, rounded once per term
     (the Python fused_multiply_add: exact rational arithmetic, rounded once to ``dtype``), and writes nothing
-    outside its block."""
+    outside its two vectors, ``q = v stride + p``."""
     rng = np.random.default_rng(3)
     count, base, col = 23, 5, 3
     z = rng.standard_normal(400).astype(dtype)
     offsets = rng.integers(0, 300, count).astype(np.int64)
     weights = rng.standard_normal(count * CONV_BLOCK).astype(dtype)
-    positions = bits // (4 * np.dtype(dtype).itemsize)  # 2 vectors of bits / (8 itemsize) lanes
-    acc = np.full((CONV_BLOCK, col + positions + 4), dtype(7.0))
-    (_one_block_512 if bits == 512 else _one_block_256)(z, base, offsets, count, weights, acc, col)
-    for k in range(CONV_BLOCK):
-        for p in range(positions):
+    lanes = bits // (8 * np.dtype(dtype).itemsize)
+    stride = lanes + 37 if spread else lanes
+    acc = np.full((CONV_BLOCK, col + stride + lanes + 4), dtype(7.0))
+    (_one_block_512 if bits == 512 else _one_block_256)(z, base, offsets, count, weights, acc, col, stride)
+    written = np.zeros(acc.shape[1], dtype=bool)
+    for q in [v * stride + p for v in range(2) for p in range(lanes)]:
+        written[col + q] = True
+        for k in range(CONV_BLOCK):
             s = dtype(0.0)
             for i in range(count):  # from Python: exact rational arithmetic, rounded once to dtype
-                s = fused_multiply_add(weights[i * CONV_BLOCK + k], z[base + p + offsets[i]], s)
-            assert acc[k, col + p] == s
+                s = fused_multiply_add(weights[i * CONV_BLOCK + k], z[base + q + offsets[i]], s)
+            assert acc[k, col + q] == s
     assert isinstance(s, np.float32) == (dtype == np.float32)  # the reference rounded to float32 where it should
-    assert np.all(acc[:, :col] == 7.0) and np.all(acc[:, col + positions:] == 7.0)
+    assert written.sum() == 2 * lanes and np.all(acc[:, ~written] == 7.0)
 
 
 @njit(cache=True)

@@ -496,17 +496,24 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
     row) where that is not empty, into ``wrow``, then laid out ``(tap, channel)`` in ``wblock``.
 
     Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so tap
-    ``(ci, ty, tx)`` reads ``zpad[q + offset]``, for a run of ``q`` within a row, or over whole rows where the
-    rows are too short for that (the ``kw - 1`` columns between rows are then computed and dropped):
-    :func:`~fmsim.kernels.simd.conv_block` sums a block of channels x positions in registers, each position's
-    taps in ``(c_in, ty, tx)`` order by fused multiply-adds, bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s.
-    The pre-activation is ``fma(scale, sum, bias)``."""
+    ``(ci, ty, tx)`` reads ``zpad[q + offset]``. :func:`~fmsim.kernels.simd.conv_block` sums a block of
+    channels x positions in registers, each position's taps in ``(c_in, ty, tx)`` order by fused multiply-adds,
+    bitwise :func:`~fmsim.kernels.scalar.conv_channel`'s, whichever positions a block holds. A block holds two
+    vectors of positions: a run of ``q`` within a row; or, where a vector spans a row with fewer positions to
+    spare, one vector in each of two rows (the last row of an odd count computed twice); or a run over whole
+    rows, where rows are too short for either (the ``kw - 1`` columns between rows are then computed and
+    dropped). The pre-activation is ``fma(scale, sum, bias)``."""
     hp, wp = height + kh - 1, width + kw - 1
     span = (height - 1) * wp + width
     pt = block_positions(acc)
+    lanes = pt // 2
     rows = max(1, (acc.shape[1] - pt) // wp)
-    by_rows = height > 1 and pt * ((width + pt - 1) // pt) <= wp  # (then no block runs past its row's padded
-    # width: the columns it computes beyond the row are those between rows)
+    row_cost = pt * ((width + pt - 1) // pt)  # positions computed per row, blocks within rows
+    pair_cost = lanes * ((width + lanes - 1) // lanes)  # vectors within rows, a block in two rows
+    # (Within a row, no block or vector runs past the row's padded width: the columns it computes beyond the
+    # row are those between rows. Over whole rows, a row costs wp.)
+    by_rows = height > 1 and row_cost <= wp and row_cost <= pair_cost
+    by_pairs = height > 1 and not by_rows and pair_cost < wp
     P = height * width
     n = c_in * kh * kw
     for ci in range(c_in):
@@ -541,10 +548,15 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
             if by_rows:  # blocks within each row: none computes the columns between rows
                 for py in range(py0, py1):
                     for px in range(0, width, pt):
-                        conv_block(zpad, py * wp + px, offsets, n, wblock, acc, (py - py0) * wp + px)
+                        conv_block(zpad, py * wp + px, offsets, n, wblock, acc, (py - py0) * wp + px, lanes)
+            elif by_pairs:  # a vector in row py, one in row py + 1 (in row py again where that is the last)
+                for py in range(py0, py1, 2):
+                    step = wp if py + 1 < py1 else 0
+                    for px in range(0, width, lanes):
+                        conv_block(zpad, py * wp + px, offsets, n, wblock, acc, (py - py0) * wp + px, step)
             else:
                 for t in range(0, min(span, py1 * wp) - q0, pt):
-                    conv_block(zpad, q0 + t, offsets, n, wblock, acc, t)
+                    conv_block(zpad, q0 + t, offsets, n, wblock, acc, t, lanes)
             for k in range(min(CONV_BLOCK, c_out - r0)):
                 a = acc[k]
                 b = bias[k]

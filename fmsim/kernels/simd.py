@@ -59,9 +59,11 @@ def _conv_block_intrinsic(bits: int):
     """The :func:`conv_block` intrinsic with ``bits``-wide vectors."""
     lanes_by_dtype = LANES[bits]
 
-    def conv_block(typingctx, zpad, base, offsets, count, weights, acc, col):
-        """``acc[k, col + p] = sum_i weights[i CONV_BLOCK + k] zpad[base + p + offsets[i]]`` for ``k < CONV_BLOCK``,
-        ``p < block_positions``, ``i < count``, summed in the order of ``i`` by fused multiply-adds from zero.
+    def conv_block(typingctx, zpad, base, offsets, count, weights, acc, col, stride):
+        """``acc[k, col + q] = sum_i weights[i CONV_BLOCK + k] zpad[base + q + offsets[i]]`` for ``k < CONV_BLOCK``
+        and ``q = v stride + p``, ``v < 2`` and ``p <`` the lanes of a vector (``block_positions / 2``),
+        ``i < count``, summed in the order of ``i`` by fused multiply-adds from zero. ``stride`` is the lanes for
+        one run of ``block_positions`` positions, the padded row width for two rows' runs.
 
         ``zpad`` : 1D, C-contiguous, float32 or float64; ``offsets`` : 1D int64; ``weights`` : 1D, the dtype of
         ``zpad``, ``(count, CONV_BLOCK)`` flattened; ``acc`` : 2D, C-contiguous,
@@ -72,11 +74,11 @@ def _conv_block_intrinsic(bits: int):
         if dtype not in lanes_by_dtype or weights.dtype != dtype or acc.dtype != dtype or offsets.dtype != types.int64:
             return None
         lanes = lanes_by_dtype[dtype]
-        sig = types.void(zpad, base, offsets, count, weights, acc, col)
+        sig = types.void(zpad, base, offsets, count, weights, acc, col, stride)
 
         def codegen(context, builder, signature, args):
-            zpad_v, base_v, offs_v, count_v, w_v, acc_v, col_v = args
-            zt, _, ot, _, wt, at, _ = signature.args
+            zpad_v, base_v, offs_v, count_v, w_v, acc_v, col_v, stride_v = args
+            zt, _, ot, _, wt, at, _, _ = signature.args
             fty = context.get_value_type(dtype)
             vty = ir.VectorType(fty, lanes)
             i64 = ir.IntType(64)
@@ -90,6 +92,8 @@ def _conv_block_intrinsic(bits: int):
             base_i = context.cast(builder, base_v, signature.args[1], types.int64)
             count_i = context.cast(builder, count_v, signature.args[3], types.int64)
             col_i = context.cast(builder, col_v, signature.args[6], types.int64)
+            stride_i = context.cast(builder, stride_v, signature.args[7], types.int64)
+            steps = [builder.mul(stride_i, ir.Constant(i64, v)) for v in range(VECTORS)]
 
             slots = [[cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(VECTORS)]
                      for _ in range(CONV_BLOCK)]
@@ -106,8 +110,8 @@ def _conv_block_intrinsic(bits: int):
                 i = loop.index
                 off = builder.load(builder.gep(odata, [i]))
                 src = builder.gep(zdata, [builder.add(base_i, off)])
-                xs = [builder.load(builder.bitcast(builder.gep(src, [ir.Constant(i64, v * lanes)]), vty.as_pointer()),
-                                   align=align) for v in range(VECTORS)]
+                xs = [builder.load(builder.bitcast(builder.gep(src, [steps[v]]), vty.as_pointer()), align=align)
+                      for v in range(VECTORS)]
                 wrow = builder.gep(wdata, [builder.mul(i, ir.Constant(i64, CONV_BLOCK))])
                 for k in range(CONV_BLOCK):
                     wk = builder.load(builder.gep(wrow, [ir.Constant(i64, k)]))
@@ -118,7 +122,7 @@ def _conv_block_intrinsic(bits: int):
             for k in range(CONV_BLOCK):
                 dst = builder.gep(adata, [builder.add(builder.mul(ir.Constant(i64, k), row), col_i)])
                 for v in range(VECTORS):
-                    ptr = builder.bitcast(builder.gep(dst, [ir.Constant(i64, v * lanes)]), vty.as_pointer())
+                    ptr = builder.bitcast(builder.gep(dst, [steps[v]]), vty.as_pointer())
                     builder.store(builder.load(slots[k][v]), ptr, align=align)
             return context.get_dummy_value()
 
