@@ -49,6 +49,8 @@ SHAPES = [
     (3, 5, 7, 16, 3),
     (4, 9, 9, 8, 3),
     (2, 3, 6, 16, 5),
+    (2, 5, 3, 3, 3),  # kernels as wide as the image: the padding wraps its whole width
+    (3, 2, 5, 5, 5),
     (8, 8, 16, 16, 3),
     (2, 9, 5, 7, 3),
     (5, 3, 9, 20, 5),

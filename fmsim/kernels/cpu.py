@@ -445,19 +445,37 @@ def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_vars, k0, k1,
 # ---------------------------------------------------------------- convolution
 @njit(inline="always", cache=True)
 def periodic_pad(z, c_in, height, width, kh, kw, zpad):
-    """``zpad[(ci, y, x)] = z[(ci, (y - kh//2) mod H, (x - kw//2) mod W)]`` on the ``(H + kh - 1, W + kw - 1)`` grid."""
+    """``zpad[(ci, y, x)] = z[(ci, (y - kh//2) mod H, (x - kw//2) mod W)]`` on the ``(H + kh - 1, W + kw - 1)`` grid.
+
+    With the kernel's sizes known only at run time, the row copy indexed ``dst[left + x]`` kept a negative-index
+    check per element and a ``%`` per row and wrapped column: the padding of a 32-channel 32x32 float32 layer
+    took 24 us against 7 with the sizes as constants. Here the copy reads and writes views indexed from 0, the
+    source row steps through ``mod H``, and the few wrapped columns step back by ``W``."""
     hp, wp = height + kh - 1, width + kw - 1
     left = kw // 2
+    first = (kh // 2) % height
+    first = height - first if first > 0 else 0  # (-(kh // 2)) mod H
     for ci in range(c_in):
+        sy = first
         for y in range(hp):
-            src = z[(ci * height + (y - kh // 2) % height) * width:]
+            src = z[(ci * height + sy) * width:]
             dst = zpad[(ci * hp + y) * wp:]
-            for x in range(width):  # the row itself, one contiguous copy; then the wrapped columns
-                dst[left + x] = src[x]
+            body = dst[left:]  # the row itself, one contiguous copy (indexed from 0 up: no negative-index
+            for x in range(width):  # checks, so LLVM vectorizes it); then the wrapped columns
+                body[x] = src[x]
             for x in range(left):
-                dst[x] = src[(x - left) % width]
+                sx = x - left
+                while sx < 0:
+                    sx += width
+                dst[x] = src[sx]
             for x in range(left + width, wp):
-                dst[x] = src[(x - left) % width]
+                sx = x - left
+                while sx >= width:
+                    sx -= width
+                dst[x] = src[sx]
+            sy += 1
+            if sy == height:
+                sy = 0
 
 
 _NO_WEIGHTS = np.empty(0)

@@ -3,9 +3,9 @@
 numba compiles with LLVM's SLP vectorizer off and keeps its local arrays in memory, so a loop nest cannot hold
 a block of accumulators in vector registers. :func:`conv_block` is an ``@intrinsic``: it emits the block's loop
 itself, with ``CONV_BLOCK x 2`` vector accumulators that LLVM keeps in registers, and it is inlined into the
-caller like any numba function. Per (input channel, tap) it loads 2 vectors of inputs and ``CONV_BLOCK``
-weights, and makes ``2 CONV_BLOCK`` vector fused multiply-adds; no accumulator touches memory until the block
-ends.
+caller like any numba function. Per (input channel, tap) it loads 2 vectors of inputs (adjacent, or a stride
+apart: in two rows of an image) and ``CONV_BLOCK`` weights, and makes ``2 CONV_BLOCK`` vector fused
+multiply-adds; no accumulator touches memory until the block ends.
 
 The vectors are 256-bit (:func:`conv_block_256`) or 512-bit (:func:`conv_block_512`); :func:`conv_block` is
 the one :data:`VECTOR_BITS` chooses: 512-bit where numba compiles with AVX-512, else 256-bit. (LLVM's loop
