@@ -38,12 +38,14 @@ def haar_scratch(max_entries, max_side):
 def _reflect(a, cj, j, m, tau_j, b, cb):
     """``b[cb + j : cb + m] -= tau_j (v . b) v`` with ``v = a[cj + j : cj + m]``: the Householder reflection
     ``H_j`` applied to one column stored from ``b[cb]``."""
+    v = a[cj:]  # views indexed from 0 up: no negative-index check per element, so LLVM vectorizes the update
+    col = b[cb:]
     s = 0.0
     for i in range(j, m):
-        s += a[cj + i] * b[cb + i]
+        s += v[i] * col[i]
     s *= tau_j
     for i in range(j, m):
-        b[cb + i] -= s * a[cj + i]
+        col[i] -= s * v[i]
 
 
 @njit(cache=True)
