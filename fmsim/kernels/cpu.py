@@ -453,8 +453,7 @@ def periodic_pad(z, c_in, height, width, kh, kw, zpad):
     source row steps through ``mod H``, and the few wrapped columns step back by ``W``."""
     hp, wp = height + kh - 1, width + kw - 1
     left = kw // 2
-    first = (kh // 2) % height
-    first = height - first if first > 0 else 0  # (-(kh // 2)) mod H
+    first = (-(kh // 2)) % height  # the source row of padded row 0 (one division per call)
     for ci in range(c_in):
         sy = first
         for y in range(hp):

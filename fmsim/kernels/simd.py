@@ -103,9 +103,9 @@ def _conv_block_intrinsic(bits: int):
                     builder.store(zero_v, s)
             splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             undef_v = ir.Constant(vty, ir.Undefined)
-            bits = 32 if dtype == types.float32 else 64
+            lane_bits = 32 if dtype == types.float32 else 64
             vfma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
-                                                  f"llvm.fma.v{lanes}f{bits}")
+                                                  f"llvm.fma.v{lanes}f{lane_bits}")
             with cgutils.for_range(builder, count_i) as loop:
                 i = loop.index
                 off = builder.load(builder.gep(odata, [i]))
