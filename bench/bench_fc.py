@@ -281,14 +281,18 @@ def simd_check() -> str:
     def words(n_blocks, c1, c2, c3, k0, k1, out):
         laws.row_words(n_blocks, c1, c2, c3, k0, k1, out)
 
-    def fast(w, n, kn, wn, out, slow):
-        return laws._ziggurat_fast_row(w, n, False, kn, wn, 1.0, out, slow)
+    if hasattr(laws, "_pair_table_index"):  # the first step in vector lanes: its tables side by side
+        def fast(w, n, kn, wn, out, slow):
+            return laws._ziggurat_fast_row(w, n, False, kn, wn, 0, 1.0, out, slow)
+    else:
+        def fast(w, n, kn, wn, out, slow):
+            return laws._ziggurat_fast_row(w, n, False, kn, wn, 1.0, out, slow)
 
     u = np.uint64
     fw, ff = njit(words), njit(fast)
     try:
         fw(3, u(1), u(2), u(3), u(4), u(5), np.empty(12, np.uint32))
-        ff(np.zeros(8, np.uint32), 4, laws._ZK9, laws._ZW9, np.empty(4), np.empty(4, np.intp))
+        ff(np.zeros(32, np.uint32), 16, laws._ZK9, laws._ZW9, np.empty(16), np.empty(16, np.intp))
     except numba.core.errors.TypingError:  # an fmsim whose staged rows had other signatures
         return "SIMD check: skipped (this fmsim's staged rows have other signatures)"
     asm = "".join(fw.inspect_asm().values())

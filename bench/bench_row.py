@@ -5,7 +5,9 @@ input, stream layouts 4 and 5). Its cost splits into stages that this script tim
 apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 
 * ``words``: the row's Philox words (:func:`fmsim.laws.row_words`, whole vector steps of 4 or 8 blocks);
-* ``first step``: the ziggurat's first step on those words (``_ziggurat_fast_row``);
+* ``first step``: the ziggurat's first step on those words (``_ziggurat_fast_row``: in 8 AVX-512 vector
+  lanes where numba compiles with AVX-512, :mod:`fmsim.sampling.ziggurat_lanes`; column ``1st step, scalar``
+  times the one-weight-at-a-time step that AVX2 machines run, on this machine);
 * ``slow path``: the whole row minus the same row with the slow draws stubbed
   out (about 1.5% of draws, each one more Philox call, an ``exp`` and
   mispredicted branches); ``slow draws/row`` counts them;
@@ -134,14 +136,20 @@ def words_loop(words_fn):
     return loop
 
 
-@njit
-def first_step_loop(n_blocks, bits32, n, reps, words, kn, wn, scale, out, slow):
-    """A row's words and its first step; returns the slow draws listed (time it, minus ``words``)."""
-    t = 0
-    for r in range(reps):
-        laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-        t += laws._ziggurat_fast_row(words, n, bits32, kn, wn, scale, out, slow)
-    return t
+def first_step_loop_of(step):
+    @njit
+    def loop(n_blocks, bits32, n, reps, words, kn, wn, pairs, scale, out, slow):
+        """A row's words and its first step; returns the slow draws listed (time it, minus ``words``)."""
+        t = 0
+        for r in range(reps):
+            laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
+            t += step(words, n, bits32, kn, wn, pairs, scale, out, slow)
+        return t
+    return loop
+
+
+first_step_loop = first_step_loop_of(laws._ziggurat_fast_row)
+first_step_scalar_loop = first_step_loop_of(laws._ziggurat_fast_row_scalar)
 
 
 @njit
@@ -159,6 +167,7 @@ def check_lanes_first_step() -> None:
     """The gathers' first step lists the same slow draws and writes the same weights as fmsim's."""
     for law in (0, 3, 4):
         kn, wn = laws._ziggurat_tables.py_func(law, False)
+        pairs = laws._pair_table_index.py_func(law, False)
         scale = laws._unit_scale.py_func(law)
         for n in (1, 7, 8, 9, 50, 301):
             nb = laws.row_blocks.py_func(law, False, n)
@@ -166,7 +175,7 @@ def check_lanes_first_step() -> None:
             slow2, out2 = slow.copy(), out.copy()
             for r in range(300):
                 laws.row_words(nb, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-                a = laws._ziggurat_fast_row(words, n, False, kn, wn, scale, out, slow)
+                a = laws._ziggurat_fast_row(words, n, False, kn, wn, pairs, scale, out, slow)
                 b = fast_row_lanes(words, n, kn, wn, scale, out2, slow2)
                 if a != b or not (np.array_equal(slow[:a], slow2[:b]) and
                                   np.array_equal(out[:n].view(np.uint64), out2[:n].view(np.uint64))):
@@ -211,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     wl, wv = words_loop(laws.row_words), words_loop(row_words_lanes)
     print(f"\nns per row of {n} weights (one core, best of {a.repeat}; {reps} rows per timing)")
     print(f"{'law':17s} {'prec':7s} {'words':>6s} {'(lanes)':>8s} {'1st step':>9s} {'slow path':>10s} "
-          f"{'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s} {'1st step, gathers':>18s}")
+          f"{'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s} {'1st step, scalar':>17s} "
+          f"{'1st step, gathers':>18s}")
     rows = {}
     for law_name, law in LAWS.items():
         for bits32 in (False, True):
@@ -219,26 +229,33 @@ def main(argv: list[str] | None = None) -> None:
             nb = (laws.polynomial32_blocks.py_func(n) if poly32 else  # the blocks the kernels' rows draw
                   laws.row_blocks.py_func(law, bits32, n))
             kn, wn = laws._ziggurat_tables.py_func(law, bits32)
+            pairs = laws._pair_table_index.py_func(law, bits32)
             scale = laws._unit_scale.py_func(law)
             o = out32 if bits32 else out  # the kernels' scratch: float32 in float32 runs
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
             fns["words + 1st step"] = (fns["row"] if poly32 else
-                                       lambda m=nb, b=bits32, kn=kn, wn=wn, s=scale, o=o:
-                                       first_step_loop(m, b, n, reps, words, kn, wn, s, o, slow))
+                                       lambda m=nb, b=bits32, kn=kn, wn=wn, p=pairs, s=scale, o=o:
+                                       first_step_loop(m, b, n, reps, words, kn, wn, p, s, o, slow))
+            if not poly32:
+                fns["words + 1st step, scalar"] = (lambda m=nb, b=bits32, kn=kn, wn=wn, p=pairs, s=scale, o=o:
+                                                   first_step_scalar_loop(m, b, n, reps, words, kn, wn, p, s, o,
+                                                                          slow))
             if not bits32:  # the 64-bit ziggurats: the first step with gathers too
                 fns["words + 1st step, gathers"] = (lambda m=nb, kn=kn, wn=wn, s=scale:
                                                     first_step_lanes_loop(m, n, reps, words, kn, wn, s, out, slow))
             for f in fns.values():
                 f()
-            n_slow = 0.0 if poly32 else first_step_loop(nb, bits32, n, reps, words, kn, wn, scale, o, slow) / reps
+            n_slow = (0.0 if poly32 else
+                      first_step_loop(nb, bits32, n, reps, words, kn, wn, pairs, scale, o, slow) / reps)
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t
             print(f"{law_name:17s} {prec:7s} {t['words']:6.0f} {t['words, lanes']:8.0f} "
                   f"{t['words + 1st step'] - t['words']:9.0f} {t['row'] - t['row, no slow path']:10.0f} "
                   f"{t['row']:6.0f} {t['row, vector-lane Philox']:8.0f} {n_slow:15.2f} "
+                  + (f"{t['words + 1st step, scalar'] - t['words']:17.0f} " if not poly32 else f"{'-':>17s} ")
                   + (f"{t['words + 1st step, gathers'] - t['words']:18.0f}" if not bits32 else f"{'-':>18s}"))
 
     # The kernel, per row: depth = width = 100, Gaussian, real rows and stub rows.

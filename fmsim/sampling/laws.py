@@ -81,6 +81,8 @@ from numba.core import config as numba_config
 from numba.core.codegen import get_host_cpu_features
 
 from .rng import philox4x32, u01_from_words
+from .ziggurat_lanes import LANES as ZIGGURAT_LANES
+from .ziggurat_lanes import first_step_intrinsics, pair_table
 
 __all__ = [
     "STREAM_LAYOUT",
@@ -257,6 +259,11 @@ _ZK9, _ZW9 = _signed_tables(_ZK, _ZW)
 _EK9, _EW9 = _signed_tables(_EK, _EW)
 _TK9, _TW9 = _signed_tables(_TK, _TW)
 _TK32_9, _TW32_9 = _signed_tables(_TK32, _TW32)
+# The same side by side, for the first step in vector lanes (fmsim.sampling.ziggurat_lanes): one row per
+# table, in the order of _pair_table_index.
+_PAIR_TABLES = np.stack([pair_table(k, w) for k, w in ((_ZK9, _ZW9), (_EK9, _EW9), (_TK9, _TW9),
+                                                      (_TK32_9, _TW32_9))])
+first_step_lanes64, first_step_lanes32 = first_step_intrinsics(_PAIR_TABLES)
 
 
 # Not inlined at numba level: each inlined copy would carry its own copy of the tables
@@ -743,25 +750,45 @@ def _signed_candidate(words, k, bits32, wn9):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow):
-    """First ziggurat step of weights ``0..n-1`` (:func:`_signed_candidate`) with the thresholds ``kn9`` and
+def _ziggurat_fast_tail(words, k0, n, bits32, kn9, wn9, scale, out, slow, n_slow):
+    """First ziggurat step of weights ``k0..n-1`` (:func:`_signed_candidate`) with the thresholds ``kn9`` and
     signed widths ``wn9`` of the law's ziggurat (:func:`_signed_tables`), times ``scale``, into ``out``
-    (float64, or float32: rounded once, from the float64 product); returns how many need the slow path,
-    listed in ``slow``.
+    (float64, or float32: rounded once, from the float64 product); the ones that need the slow path are
+    appended to the list ``slow`` of length ``n_slow``, whose new length is returned.
 
     No branches: the slow cases are listed by always writing ``k`` and advancing by the test's outcome.
-    (That list also keeps LLVM from vectorizing the loop with gathers of the
-    tables, which are slower than scalar loads on the CPUs we measured: written out in 8 vector lanes with
-    gathers, ``bench/_ziggurat_lanes.py``, the step took 81 ns against 48 for a row of 50 Gaussian weights on an
-    AVX-512 AMD EPYC.)
+    (That list also keeps LLVM from vectorizing the loop with gathers of the tables, which are slower than
+    scalar loads on the CPUs we measured: ``bench/_ziggurat_lanes.py``.)
     """
-    n_slow = 0
-    for k in range(n):
+    for k in range(k0, n):
         x, rabs, i = _signed_candidate(words, k, bits32, wn9)
         out[k] = x * scale
         slow[n_slow] = k
         n_slow += rabs >= kn9[i]
     return n_slow
+
+
+@njit(inline="always", cache=True)
+def _ziggurat_fast_row_scalar(words, n, bits32, kn9, wn9, table, scale, out, slow):
+    """The first ziggurat step of weights ``0..n-1`` (:func:`_ziggurat_fast_tail`), one weight at a time;
+    returns how many need the slow path, listed in ``slow``. (``table`` is not read: the signature is
+    :func:`_ziggurat_fast_row_lanes`'s.)"""
+    return _ziggurat_fast_tail(words, 0, n, bits32, kn9, wn9, scale, out, slow, 0)
+
+
+@njit(inline="always", cache=True)
+def _ziggurat_fast_row_lanes(words, n, bits32, kn9, wn9, table, scale, out, slow):
+    """:func:`_ziggurat_fast_row_scalar` with whole groups of 8 weights in AVX-512 vector lanes
+    (:mod:`fmsim.sampling.ziggurat_lanes`, reading row ``table`` of ``_PAIR_TABLES``: ``kn9`` and ``wn9`` side
+    by side, :func:`_pair_table_index`; the same weights and slow list) and the last ``n % 8`` one at a time."""
+    n_lanes = n - n % ZIGGURAT_LANES
+    n_slow = 0
+    for k in range(0, n_lanes, ZIGGURAT_LANES):
+        if bits32:
+            n_slow = first_step_lanes32(words, k, table, scale, out, slow, n_slow)
+        else:
+            n_slow = first_step_lanes64(words, k, table, scale, out, slow, n_slow)
+    return _ziggurat_fast_tail(words, n_lanes, n, bits32, kn9, wn9, scale, out, slow, n_slow)
 
 
 def numba_compiles_avx512() -> bool:
@@ -783,6 +810,9 @@ def _philox_vector_blocks() -> int:
 
 
 _VECTOR_BLOCKS = _philox_vector_blocks()
+#: The first ziggurat step of a row, ``(words, n, bits32, kn9, wn9, table, scale, out, slow) -> n_slow``: in AVX-512
+#: vector lanes where numba compiles with AVX-512, else one weight at a time (the same weights either way).
+_ziggurat_fast_row = _ziggurat_fast_row_lanes if numba_compiles_avx512() else _ziggurat_fast_row_scalar
 
 
 @njit(inline="always", cache=True)
@@ -886,12 +916,25 @@ def _ziggurat_tables(law, bits32):
 
 
 @njit(inline="always", cache=True)
+def _pair_table_index(law, bits32):
+    """Which row of ``_PAIR_TABLES`` holds :func:`_ziggurat_tables` side by side (the argument ``table`` of the
+    first step's intrinsics, ``fmsim.sampling.ziggurat_lanes``)."""
+    if bits32:
+        return 3
+    if law == GAUSSIAN:
+        return 0
+    if law == LAPLACE:
+        return 1
+    return 2
+
+
+@njit(inline="always", cache=True)
 def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn, each
     ``(x * s)`` in float64 (``x`` the ziggurat's draw, ``s`` the law's unit scale), stored in ``out``'s type."""
     kn9, wn9 = _ziggurat_tables(law, bits32)
     scale = _unit_scale(law)
-    n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, scale, out, slow)
+    n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, _pair_table_index(law, bits32), scale, out, slow)
     for j in range(n_slow):
         k = slow[j]
         x, _, i = _signed_candidate(words, k, bits32, wn9)
