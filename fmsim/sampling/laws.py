@@ -750,17 +750,18 @@ def _signed_candidate(words, k, bits32, wn9):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_fast_tail(words, k0, n, bits32, kn9, wn9, scale, out, slow, n_slow):
-    """First ziggurat step of weights ``k0..n-1`` (:func:`_signed_candidate`) with the thresholds ``kn9`` and
+def _ziggurat_fast_row_scalar(words, n, bits32, kn9, wn9, table, scale, out, slow):
+    """First ziggurat step of weights ``0..n-1`` (:func:`_signed_candidate`) with the thresholds ``kn9`` and
     signed widths ``wn9`` of the law's ziggurat (:func:`_signed_tables`), times ``scale``, into ``out``
-    (float64, or float32: rounded once, from the float64 product); the ones that need the slow path are
-    appended to the list ``slow`` of length ``n_slow``, whose new length is returned.
+    (float64, or float32: rounded once, from the float64 product); returns how many need the slow path,
+    listed in ``slow``. (``table`` is not read: the signature is :func:`_ziggurat_fast_row_lanes`'s.)
 
     No branches: the slow cases are listed by always writing ``k`` and advancing by the test's outcome.
     (That list also keeps LLVM from vectorizing the loop with gathers of the tables, which are slower than
     scalar loads on the CPUs we measured: ``bench/_ziggurat_lanes.py``.)
     """
-    for k in range(k0, n):
+    n_slow = 0
+    for k in range(n):
         x, rabs, i = _signed_candidate(words, k, bits32, wn9)
         out[k] = x * scale
         slow[n_slow] = k
@@ -769,30 +770,23 @@ def _ziggurat_fast_tail(words, k0, n, bits32, kn9, wn9, scale, out, slow, n_slow
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_fast_row_scalar(words, n, bits32, kn9, wn9, table, scale, out, slow):
-    """The first ziggurat step of weights ``0..n-1`` (:func:`_ziggurat_fast_tail`), one weight at a time;
-    returns how many need the slow path, listed in ``slow``. (``table`` is not read: the signature is
-    :func:`_ziggurat_fast_row_lanes`'s.)"""
-    return _ziggurat_fast_tail(words, 0, n, bits32, kn9, wn9, scale, out, slow, 0)
-
-
-@njit(cache=True)
 def _ziggurat_fast_row_lanes(words, n, bits32, kn9, wn9, table, scale, out, slow):
-    """:func:`_ziggurat_fast_row_scalar` with whole groups of 8 weights in AVX-512 vector lanes
+    """:func:`_ziggurat_fast_row_scalar` in groups of 8 weights in AVX-512 vector lanes
     (:mod:`fmsim.sampling.ziggurat_lanes`, reading row ``table`` of ``_PAIR_TABLES``: ``kn9`` and ``wn9`` side
-    by side, :func:`_pair_table_index`; the same weights and slow list) and the last ``n % 8`` one at a time.
+    by side, :func:`_pair_table_index`): the same weights and slow list. The last group runs past the row: it
+    writes ``out`` up to ``n`` rounded up to 8 and ``slow`` up to 8 entries past the list, hence the slack of
+    :func:`row_scratch`.
 
-    Called, not inlined at numba level (once per row): inlined into every copy of the row, it made the float64
-    FC kernel's first compile 2.2 to 2.7 s longer (about 12%); called, the compile takes what it took with the
-    scalar step, and the kernel runs as fast as with it inlined."""
-    n_lanes = n - n % ZIGGURAT_LANES
+    One loop, no scalar remainder: each inlined copy of a loop lengthens the kernels' first compile (a scalar
+    remainder loop beside this one cost the float64 FC kernel 2.2 to 2.7 s, about 12%; a call instead of
+    inlining cost the demo's truncated-normal scheme 10% at widths up to 50)."""
     n_slow = 0
-    for k in range(0, n_lanes, ZIGGURAT_LANES):
+    for k in range(0, n, ZIGGURAT_LANES):
         if bits32:
-            n_slow = first_step_lanes32(words, k, table, scale, out, slow, n_slow)
+            n_slow = first_step_lanes32(words, k, n, table, scale, out, slow, n_slow)
         else:
-            n_slow = first_step_lanes64(words, k, table, scale, out, slow, n_slow)
-    return _ziggurat_fast_tail(words, n_lanes, n, bits32, kn9, wn9, scale, out, slow, n_slow)
+            n_slow = first_step_lanes64(words, k, n, table, scale, out, slow, n_slow)
+    return n_slow
 
 
 def numba_compiles_avx512() -> bool:
@@ -843,10 +837,11 @@ def row_scratch(n_max):
 
     ``words`` holds a row's Philox words (at most ``2 n + 30``: two per weight at 64 bits, rounded up to a
     whole group of 8 blocks, :func:`whole_vector_blocks`; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`); ``slow``
-    the columns that need a slow path; ``out`` the weights; ``out32`` the weights of a float32 run's rows
-    (``32 ceil(n / 32)``: :func:`polynomial32_row` writes whole padded rows), in float32.
+    the columns that need a slow path and ``out`` the weights, each 8 entries longer than a row (the first step
+    in vector lanes writes whole groups of 8: :func:`_ziggurat_fast_row_lanes`); ``out32`` the weights of a
+    float32 run's rows (``32 ceil(n / 32)``: :func:`polynomial32_row` writes whole padded rows), in float32.
     """
-    return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max, dtype=np.intp), np.empty(n_max),
+    return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max + 8, dtype=np.intp), np.empty(n_max + 8),
             np.empty(n_max + 32, dtype=np.float32))
 
 

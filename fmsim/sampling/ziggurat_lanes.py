@@ -84,14 +84,14 @@ def _first_step_intrinsic(wide: bool, tables: np.ndarray):
     n_tables, entries_per_table = tables.shape
 
     @intrinsic
-    def first_step(typingctx, words, k, table, scale, out, slow, n_slow):
+    def first_step(typingctx, words, k, n, table, scale, out, slow, n_slow):
         if not (_typed_arrays(words, out, slow) and isinstance(table, types.Integer)):
             return None
-        sig = types.intp(words, k, table, scale, out, slow, n_slow)
+        sig = types.intp(words, k, n, table, scale, out, slow, n_slow)
 
         def codegen(context, builder, signature, args):
-            words_v, k_v, table_v, scale_v, out_v, slow_v, ns_v = args
-            wt, kt, tt, _, ot, st, nst = signature.args
+            words_v, k_v, n_v, table_v, scale_v, out_v, slow_v, ns_v = args
+            wt, kt, nt, tt, _, ot, st, nst = signature.args
             i1, i8, i32, i64, f64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), ir.DoubleType()
             vi32, vi64, vf64 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES), ir.VectorType(f64, LANES)
             undef = lambda ty: ir.Constant(ty, ir.Undefined)  # noqa: E731
@@ -144,8 +144,9 @@ def _first_step_intrinsic(wide: bool, tables: np.ndarray):
                 builder.store(x, builder.bitcast(builder.gep(data["out"], [kk]), vf32.as_pointer()), align=4)
             else:
                 builder.store(x, builder.bitcast(builder.gep(data["out"], [kk]), vf64.as_pointer()), align=8)
-            rejected = builder.icmp_unsigned(">=", rabs, kn_lanes)
             columns = builder.add(splat(kk, vi64), ir.Constant(vi64, list(range(LANES))))
+            in_row = builder.icmp_signed("<", columns, splat(context.cast(builder, n_v, nt, types.int64), vi64))
+            rejected = builder.and_(builder.icmp_unsigned(">=", rabs, kn_lanes), in_row)
             compress = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vi64, [vi64, vi64, ir.VectorType(i1, LANES)]),
                 "llvm.x86.avx512.mask.compress.v8i64")
@@ -159,15 +160,18 @@ def _first_step_intrinsic(wide: bool, tables: np.ndarray):
 
     first_step.__doc__ = f"""The first step of the {'64' if wide else '32'}-bit weights ``k .. k + 7`` of a row
     (words ``{'2k .. 2k + 15' if wide else 'k .. k + 7'}``, {'52' if wide else '23'}-bit magnitudes): ``out[k + l]``
-    is weight ``k + l``'s candidate, and the columns ``k + l`` that need the slow path are appended to ``slow``
-    from ``slow[n_slow]`` on, in order.
+    is weight ``k + l``'s candidate, and the columns ``k + l < n`` that need the slow path are appended to
+    ``slow`` from ``slow[n_slow]`` on, in order.
 
     Parameters
     ----------
     words : ndarray, uint32
-        The row's Philox words.
+        The row's Philox words (read for all 8 columns, ``n`` or not: the rows' words come in whole steps of 16
+        64-bit or 32 32-bit weights).
     k : int
         First column.
+    n : int
+        Row length: columns from ``n`` on are written to ``out`` but never listed as slow.
     table : int
         Which of the {n_tables} pair tables (rows of the ``tables`` given to :func:`first_step_intrinsics`).
     scale : float
@@ -176,7 +180,7 @@ def _first_step_intrinsic(wide: bool, tables: np.ndarray):
         Written at ``k .. k + 7``.
     slow : ndarray, shape (>= n_slow + 8,), intp
         The slow list; the call writes 8 entries from ``slow[n_slow]`` on, of which the first (as many as the
-        rejected lanes) are the list's new entries. (With ``n_slow <= k``, rows of ``n >= k + 8`` fit.)
+        rejected lanes) are the list's new entries. (With ``n_slow <= k``, a list of ``k + 8`` entries fits.)
     n_slow : int
         Length of the list before the call.
 
@@ -200,7 +204,7 @@ def first_step_intrinsics(tables: np.ndarray):
     Returns
     -------
     tuple of two numba intrinsics
-        ``lanes64(words, k, table, scale, out, slow, n_slow)`` for 64-bit weights (words ``2k .. 2k + 15``,
+        ``lanes64(words, k, n, table, scale, out, slow, n_slow)`` for 64-bit weights (words ``2k .. 2k + 15``,
         52-bit magnitudes) and ``lanes32`` (the same arguments) for 32-bit weights (words ``k .. k + 7``,
         23-bit magnitudes); each returns the slow list's new length.
     """
