@@ -1,15 +1,15 @@
 """An experiment kept for ``bench_row.py``: the ziggurat's first step in 8 vector lanes, with gathers.
 
-fmsim's first step (``fmsim.laws._ziggurat_fast_row``) is a scalar loop: per weight, a 64-bit word
-from two Philox words, its low 9 bits index the signed width ``wn9`` and the threshold ``kn9`` (tables of
-512 entries), the candidate is ``float(rabs) * wn9[i] * scale``, and the rejected weights are listed for the
-slow path. Here 8 weights are done in LLVM ``<8 x i64>`` / ``<8 x double>`` instructions: one load of 16
-words, two shuffles, the two table lookups as ``llvm.masked.gather`` (``vgatherqpd`` and ``vpgatherqq`` on
-AVX-512, two of each on AVX2), and an 8-bit mask of the rejected lanes, whose set bits are listed. The
-weights and the list are bitwise the scalar loop's (``bench_row.py`` checks that before timing). A 256-layer
-table cannot live in registers (a ``zmm`` permute covers 16 entries), so gathers are the only vector form of
-this step that keeps the same weights. The module exists so that the measurement behind keeping the scalar
-loop can be repeated.
+fmsim's scalar first step (``fmsim.laws._ziggurat_fast_row_scalar``, the one AVX2 machines run): per
+weight, a 64-bit word from two Philox words, its low 9 bits index the signed width ``wn9`` and the threshold
+``kn9`` (tables of 512 entries), the candidate is ``float(rabs) * wn9[i] * scale``, and the rejected weights
+are listed for the slow path. Here 8 weights are done in LLVM ``<8 x i64>`` / ``<8 x double>`` instructions:
+one load of 16 words, two shuffles, the two table lookups as ``llvm.masked.gather`` (``vgatherqpd`` and
+``vpgatherqq`` on AVX-512, two of each on AVX2), and an 8-bit mask of the rejected lanes, whose set bits are
+listed. The weights and the list are bitwise the scalar loop's (``bench_row.py`` checks that before timing).
+A 256-layer table cannot live in registers (a ``zmm`` permute covers 16 entries). fmsim's own vector step
+(``fmsim.sampling.ziggurat_lanes``, AVX-512) reads the tables by scalar 16-byte loads put together into
+vectors instead; this module keeps the gathers' measurement repeatable.
 """
 
 from __future__ import annotations
