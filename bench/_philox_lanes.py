@@ -18,6 +18,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from fmsim.sampling.llvm_vectors import splat
+
 LANES = 8
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
@@ -36,24 +38,22 @@ def _philox_lanes(typingctx, first_block, c1, c2, c3, k0, k1, words):
         i32, i64 = ir.IntType(32), ir.IntType(64)
         vec = ir.VectorType(i64, LANES)
 
-        def splat(x):
-            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(i32, 0))
-            return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
-                                          ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
+        def lanes(x):
+            return splat(builder, x, vec)
 
         def const(x):
             return ir.Constant(vec, [x] * LANES)
 
         mask, shift = const(0xFFFFFFFF), const(32)
-        x0 = builder.add(splat(first), ir.Constant(vec, list(range(LANES))))
-        x1, x2, x3 = splat(c1v), splat(c2v), splat(c3v)
+        x0 = builder.add(lanes(first), ir.Constant(vec, list(range(LANES))))
+        x1, x2, x3 = lanes(c1v), lanes(c2v), lanes(c3v)
         key0, key1 = k0v, k1v
         for _ in range(10):
             p0 = builder.mul(builder.and_(x0, mask), const(_M0))
             p1 = builder.mul(builder.and_(x2, mask), const(_M1))
-            x0, x1, x2, x3 = (builder.xor(builder.xor(builder.lshr(p1, shift), x1), splat(key0)),
+            x0, x1, x2, x3 = (builder.xor(builder.xor(builder.lshr(p1, shift), x1), lanes(key0)),
                               builder.and_(p1, mask),
-                              builder.xor(builder.xor(builder.lshr(p0, shift), x3), splat(key1)),
+                              builder.xor(builder.xor(builder.lshr(p0, shift), x3), lanes(key1)),
                               builder.and_(p0, mask))
             key0 = builder.and_(builder.add(key0, ir.Constant(i64, _W0)), ir.Constant(i64, 0xFFFFFFFF))
             key1 = builder.and_(builder.add(key1, ir.Constant(i64, _W1)), ir.Constant(i64, 0xFFFFFFFF))

@@ -21,6 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fmsim import laws
+from fmsim.sampling.llvm_vectors import splat, undef
 
 LANES = 8
 _MASK52 = (1 << 52) - 1
@@ -41,12 +42,7 @@ def _first_step_lanes(typingctx, words, k, kn9, wn9, scale, out):
         i1, i32, i64, f64 = ir.IntType(1), ir.IntType(32), ir.IntType(64), ir.DoubleType()
         v2i32, vi32 = ir.VectorType(i32, 2 * LANES), ir.VectorType(i32, LANES)
         vi64, vf64 = ir.VectorType(i64, LANES), ir.VectorType(f64, LANES)
-        undef = lambda ty: ir.Constant(ty, ir.Undefined)  # noqa: E731
         const = lambda ty, v: ir.Constant(ty, [v] * LANES)  # noqa: E731
-
-        def splat(x, ty):
-            return builder.shuffle_vector(builder.insert_element(undef(ty), x, ir.Constant(i32, 0)), undef(ty),
-                                          const(vi32, 0))
 
         data = {name: context.make_array(t)(context, builder, v).data
                 for name, t, v in (("w", wt, words_v), ("kn", knt, kn_v), ("wn", wnt, wn_v), ("out", ot, out_v))}
@@ -60,7 +56,7 @@ def _first_step_lanes(typingctx, words, k, kn9, wn9, scale, out):
         offset = builder.shl(builder.and_(r, const(vi64, 0x1FF)), const(vi64, 3))  # 8-byte entries
 
         def gather(ptr, vty, name):
-            addresses = builder.inttoptr(builder.add(splat(builder.ptrtoint(ptr, i64), vi64), offset),
+            addresses = builder.inttoptr(builder.add(splat(builder, builder.ptrtoint(ptr, i64), vi64), offset),
                                          ir.VectorType(ptr.type, LANES))
             fn = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vty, [addresses.type, i32, ir.VectorType(i1, LANES), vty]),
@@ -68,7 +64,7 @@ def _first_step_lanes(typingctx, words, k, kn9, wn9, scale, out):
             return builder.call(fn, [addresses, ir.Constant(i32, 8), const(ir.VectorType(i1, LANES), 1), undef(vty)])
 
         x = builder.fmul(builder.fmul(builder.sitofp(rabs, vf64), gather(data["wn"], vf64, "f64")),
-                         splat(scale_v, vf64))
+                         splat(builder, scale_v, vf64))
         builder.store(x, builder.bitcast(builder.gep(data["out"], [kk]), vf64.as_pointer()), align=8)
         rejected = builder.icmp_unsigned(">=", rabs, gather(data["kn"], vi64, "i64"))
         return builder.zext(builder.bitcast(rejected, ir.IntType(LANES)), i64)

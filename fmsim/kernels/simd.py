@@ -28,6 +28,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..sampling.laws import numba_compiles_avx512
+from ..sampling.llvm_vectors import splat
 
 __all__ = ["CONV_BLOCK", "VECTOR_BITS", "block_positions", "conv_block", "conv_block_256", "conv_block_512"]
 
@@ -101,8 +102,6 @@ def _conv_block_intrinsic(bits: int):
             for per_k in slots:
                 for s in per_k:
                     builder.store(zero_v, s)
-            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-            undef_v = ir.Constant(vty, ir.Undefined)
             lane_bits = 32 if dtype == types.float32 else 64
             vfma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
                                                   f"llvm.fma.v{lanes}f{lane_bits}")
@@ -115,8 +114,7 @@ def _conv_block_intrinsic(bits: int):
                 wrow = builder.gep(wdata, [builder.mul(i, ir.Constant(i64, CONV_BLOCK))])
                 for k in range(CONV_BLOCK):
                     wk = builder.load(builder.gep(wrow, [ir.Constant(i64, k)]))
-                    wv = builder.shuffle_vector(builder.insert_element(undef_v, wk, ir.Constant(ir.IntType(32), 0)),
-                                                undef_v, splat_mask)
+                    wv = splat(builder, wk, vty)
                     for v in range(VECTORS):
                         builder.store(builder.call(vfma, [wv, xs[v], builder.load(slots[k][v])]), slots[k][v])
             for k in range(CONV_BLOCK):

@@ -34,6 +34,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .llvm_vectors import splat, undef
+
 __all__ = ["LANES", "first_step_intrinsics", "pair_table"]
 
 #: Weights per call of a first-step intrinsic.
@@ -66,10 +68,9 @@ def _typed_arrays(words, out, slow) -> bool:
             and slow.dtype == types.intp)
 
 
-def _aligned_tables(builder, tables: np.ndarray):
-    """A pointer (``double*``) to ``tables`` as an internal constant of the function's module, 64-byte aligned."""
-    data = np.ascontiguousarray(tables, dtype=np.float64).tobytes()
-    name = "fmsim.ziggurat_pairs." + hashlib.sha256(data).hexdigest()[:16]
+def _aligned_tables(builder, name: str, data: bytes):
+    """A pointer (``double*``) to the float64 tables ``data`` as the internal constant ``name`` of the
+    function's module, 64-byte aligned."""
     module = builder.module
     try:
         table = module.get_global(name)
@@ -82,6 +83,8 @@ def _aligned_tables(builder, tables: np.ndarray):
 def _first_step_intrinsic(wide: bool, tables: np.ndarray):
     """The intrinsic of 64-bit (``wide``) or 32-bit weights over the pair tables ``tables`` (one per row)."""
     n_tables, entries_per_table = tables.shape
+    table_bytes = np.ascontiguousarray(tables, dtype=np.float64).tobytes()
+    table_name = "fmsim.ziggurat_pairs." + hashlib.sha256(table_bytes).hexdigest()[:16]
 
     @intrinsic
     def first_step(typingctx, words, k, n, table, scale, out, slow, n_slow):
@@ -94,18 +97,13 @@ def _first_step_intrinsic(wide: bool, tables: np.ndarray):
             wt, kt, nt, tt, _, ot, st, nst = signature.args
             i1, i8, i32, i64, f64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), ir.DoubleType()
             vi32, vi64, vf64 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES), ir.VectorType(f64, LANES)
-            undef = lambda ty: ir.Constant(ty, ir.Undefined)  # noqa: E731
             const = lambda ty, v: ir.Constant(ty, [v] * LANES)  # noqa: E731
-
-            def splat(x, ty):
-                return builder.shuffle_vector(builder.insert_element(undef(ty), x, ir.Constant(i32, 0)), undef(ty),
-                                              const(vi32, 0))
 
             data = {name: context.make_array(t)(context, builder, v).data
                     for name, t, v in (("w", wt, words_v), ("out", ot, out_v), ("slow", st, slow_v))}
             kk = context.cast(builder, k_v, kt, types.int64)
             ns = context.cast(builder, ns_v, nst, types.int64)
-            base = builder.gep(_aligned_tables(builder, tables),
+            base = builder.gep(_aligned_tables(builder, table_name, table_bytes),
                                [builder.mul(context.cast(builder, table_v, tt, types.int64),
                                             ir.Constant(i64, entries_per_table))])
             if wide:  # 64-bit word of weight k: words[2k] high, words[2k + 1] low; as one little-endian load, rotated
@@ -137,15 +135,16 @@ def _first_step_intrinsic(wide: bool, tables: np.ndarray):
             odd = ir.Constant(vi32, list(range(1, 16, 2)))
             kn_lanes = builder.bitcast(builder.shuffle_vector(four[0], four[1], odd), vi64)
             # float(rabs) * wn9[i], then * scale: the scalar step's two roundings (rabs < 2^52: sitofp is exact)
-            x = builder.fmul(builder.fmul(builder.sitofp(rabs, vf64), wn_lanes), splat(scale_v, vf64))
+            x = builder.fmul(builder.fmul(builder.sitofp(rabs, vf64), wn_lanes), splat(builder, scale_v, vf64))
             if ot.dtype == types.float32:
                 vf32 = ir.VectorType(ir.FloatType(), LANES)
                 x = builder.fptrunc(x, vf32)
                 builder.store(x, builder.bitcast(builder.gep(data["out"], [kk]), vf32.as_pointer()), align=4)
             else:
                 builder.store(x, builder.bitcast(builder.gep(data["out"], [kk]), vf64.as_pointer()), align=8)
-            columns = builder.add(splat(kk, vi64), ir.Constant(vi64, list(range(LANES))))
-            in_row = builder.icmp_signed("<", columns, splat(context.cast(builder, n_v, nt, types.int64), vi64))
+            columns = builder.add(splat(builder, kk, vi64), ir.Constant(vi64, list(range(LANES))))
+            row_length = context.cast(builder, n_v, nt, types.int64)
+            in_row = builder.icmp_signed("<", columns, splat(builder, row_length, vi64))
             rejected = builder.and_(builder.icmp_unsigned(">=", rabs, kn_lanes), in_row)
             compress = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vi64, [vi64, vi64, ir.VectorType(i1, LANES)]),
