@@ -281,7 +281,7 @@ def simd_check() -> str:
     def words(n_blocks, c1, c2, c3, k0, k1, out):
         laws.row_words(n_blocks, c1, c2, c3, k0, k1, out)
 
-    if hasattr(laws, "_pair_table_index"):  # the first step in vector lanes: its tables side by side
+    if hasattr(laws, "_PAIR_TABLES"):  # the first step in vector lanes: its tables side by side
         def fast(w, n, kn, wn, out, slow):
             return laws._ziggurat_fast_row(w, n, False, kn, wn, 0, 1.0, out, slow)
     else:

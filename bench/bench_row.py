@@ -138,12 +138,12 @@ def words_loop(words_fn):
 
 def first_step_loop_of(step):
     @njit
-    def loop(n_blocks, bits32, n, reps, words, kn, wn, pairs, scale, out, slow):
+    def loop(n_blocks, bits32, n, reps, words, kn, wn, table, scale, out, slow):
         """A row's words and its first step; returns the slow draws listed (time it, minus ``words``)."""
         t = 0
         for r in range(reps):
             laws.row_words(n_blocks, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-            t += step(words, n, bits32, kn, wn, pairs, scale, out, slow)
+            t += step(words, n, bits32, kn, wn, table, scale, out, slow)
         return t
     return loop
 
@@ -166,8 +166,7 @@ def first_step_lanes_loop(n_blocks, n, reps, words, kn, wn, scale, out, slow):
 def check_lanes_first_step() -> None:
     """The gathers' first step lists the same slow draws and writes the same weights as fmsim's."""
     for law in (0, 3, 4):
-        kn, wn = laws._ziggurat_tables.py_func(law, False)
-        pairs = laws._pair_table_index.py_func(law, False)
+        kn, wn, table = laws._ziggurat_tables.py_func(law, False)
         scale = laws._unit_scale.py_func(law)
         for n in (1, 7, 8, 9, 50, 301):
             nb = laws.row_blocks.py_func(law, False, n)
@@ -175,7 +174,7 @@ def check_lanes_first_step() -> None:
             slow2, out2 = slow.copy(), out.copy()
             for r in range(300):
                 laws.row_words(nb, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words)
-                a = laws._ziggurat_fast_row(words, n, False, kn, wn, pairs, scale, out, slow)
+                a = laws._ziggurat_fast_row(words, n, False, kn, wn, table, scale, out, slow)
                 b = fast_row_lanes(words, n, kn, wn, scale, out2, slow2)
                 if a != b or not (np.array_equal(slow[:a], slow2[:b]) and
                                   np.array_equal(out[:n].view(np.uint64), out2[:n].view(np.uint64))):
@@ -228,18 +227,17 @@ def main(argv: list[str] | None = None) -> None:
             poly32 = laws.polynomial32.py_func(law, bits32)  # no ziggurat: the words, then laws.polynomial32_row
             nb = (laws.polynomial32_blocks.py_func(n) if poly32 else  # the blocks the kernels' rows draw
                   laws.row_blocks.py_func(law, bits32, n))
-            kn, wn = laws._ziggurat_tables.py_func(law, bits32)
-            pairs = laws._pair_table_index.py_func(law, bits32)
+            kn, wn, table = laws._ziggurat_tables.py_func(law, bits32)
             scale = laws._unit_scale.py_func(law)
             o = out32 if bits32 else out  # the kernels' scratch: float32 in float32 runs
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
             fns["words + 1st step"] = (fns["row"] if poly32 else
-                                       lambda m=nb, b=bits32, kn=kn, wn=wn, p=pairs, s=scale, o=o:
+                                       lambda m=nb, b=bits32, kn=kn, wn=wn, p=table, s=scale, o=o:
                                        first_step_loop(m, b, n, reps, words, kn, wn, p, s, o, slow))
             if not poly32:
-                fns["words + 1st step, scalar"] = (lambda m=nb, b=bits32, kn=kn, wn=wn, p=pairs, s=scale, o=o:
+                fns["words + 1st step, scalar"] = (lambda m=nb, b=bits32, kn=kn, wn=wn, p=table, s=scale, o=o:
                                                    first_step_scalar_loop(m, b, n, reps, words, kn, wn, p, s, o,
                                                                           slow))
             if not bits32:  # the 64-bit ziggurats: the first step with gathers too
@@ -248,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             for f in fns.values():
                 f()
             n_slow = (0.0 if poly32 else
-                      first_step_loop(nb, bits32, n, reps, words, kn, wn, pairs, scale, o, slow) / reps)
+                      first_step_loop(nb, bits32, n, reps, words, kn, wn, table, scale, o, slow) / reps)
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t

@@ -260,7 +260,7 @@ _EK9, _EW9 = _signed_tables(_EK, _EW)
 _TK9, _TW9 = _signed_tables(_TK, _TW)
 _TK32_9, _TW32_9 = _signed_tables(_TK32, _TW32)
 # The same side by side, for the first step in vector lanes (fmsim.sampling.ziggurat_lanes): one row per
-# table, in the order of _pair_table_index.
+# table, in the order of the indices _ziggurat_tables returns.
 _PAIR_TABLES = np.stack([pair_table(k, w) for k, w in ((_ZK9, _ZW9), (_EK9, _EW9), (_TK9, _TW9),
                                                       (_TK32_9, _TW32_9))])
 first_step_lanes64, first_step_lanes32 = first_step_intrinsics(_PAIR_TABLES)
@@ -773,7 +773,7 @@ def _ziggurat_fast_row_scalar(words, n, bits32, kn9, wn9, table, scale, out, slo
 def _ziggurat_fast_row_lanes(words, n, bits32, kn9, wn9, table, scale, out, slow):
     """:func:`_ziggurat_fast_row_scalar` in groups of 8 weights in AVX-512 vector lanes
     (:mod:`fmsim.sampling.ziggurat_lanes`, reading row ``table`` of ``_PAIR_TABLES``: ``kn9`` and ``wn9`` side
-    by side, :func:`_pair_table_index`): the same weights and slow list. The last group runs past the row: it
+    by side, :func:`_ziggurat_tables`): the same weights and slow list. The last group runs past the row: it
     writes ``out`` up to ``n`` rounded up to 8 and ``slow`` up to 8 entries past the list, hence the slack of
     :func:`row_scratch`.
 
@@ -904,36 +904,24 @@ def _uniform_row(n, words, out):
 def _ziggurat_tables(law, bits32):
     """Thresholds ``kn9`` and signed scaled widths ``wn9`` (:func:`_signed_tables`) of the ziggurat of ``law``
     (0, 3 or 4) for the first step of :func:`_ziggurat_fast_row`: 52-bit magnitudes, or 23-bit ones if
-    ``bits32`` (law 4)."""
+    ``bits32`` (law 4); and ``table``, the row of ``_PAIR_TABLES`` that holds them side by side (the argument
+    ``table`` of the first step's intrinsics, :mod:`fmsim.sampling.ziggurat_lanes`)."""
     if bits32:  # only the truncated normal has a 32-bit ziggurat
-        return _TK32_9, _TW32_9
+        return _TK32_9, _TW32_9, 3
     if law == GAUSSIAN:
-        return _ZK9, _ZW9
+        return _ZK9, _ZW9, 0
     if law == LAPLACE:
-        return _EK9, _EW9
-    return _TK9, _TW9
-
-
-@njit(inline="always", cache=True)
-def _pair_table_index(law, bits32):
-    """Which row of ``_PAIR_TABLES`` holds :func:`_ziggurat_tables` side by side (the argument ``table`` of the
-    first step's intrinsics, ``fmsim.sampling.ziggurat_lanes``)."""
-    if bits32:
-        return 3
-    if law == GAUSSIAN:
-        return 0
-    if law == LAPLACE:
-        return 1
-    return 2
+        return _EK9, _EW9, 1
+    return _TK9, _TW9, 2
 
 
 @njit(inline="always", cache=True)
 def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn, each
     ``(x * s)`` in float64 (``x`` the ziggurat's draw, ``s`` the law's unit scale), stored in ``out``'s type."""
-    kn9, wn9 = _ziggurat_tables(law, bits32)
+    kn9, wn9, table = _ziggurat_tables(law, bits32)
     scale = _unit_scale(law)
-    n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, _pair_table_index(law, bits32), scale, out, slow)
+    n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, table, scale, out, slow)
     for j in range(n_slow):
         k = slow[j]
         x, _, i = _signed_candidate(words, k, bits32, wn9)
