@@ -108,7 +108,9 @@ __all__ = [
     "draw_standard_array",
     "draw_standard_one",
     "standard_row",
+    "row_from_words",
     "row_scratch",
+    "draw_scratch",
     "row_weight",
     "draw32",
 ]
@@ -506,9 +508,15 @@ def gauss32_pair(a, b):
 def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
     """The float32 Gaussian weights ``out[:n]`` of a row, bitwise :func:`gauss32_pair`'s, in one vectorized loop
     over the padded row (:func:`polynomial32_blocks`; ``out`` and ``words`` must hold ``32 ceil(n / 32)``)."""
-    n_blocks = polynomial32_blocks(n)
-    row_words(n_blocks, c1, c2, c3, k0, k1, words)
-    for j in range(2 * n_blocks):
+    row_words(polynomial32_blocks(n), c1, c2, c3, k0, k1, words)
+    gauss32_from_words(n, words, out)
+
+
+@njit(inline="always", cache=True)
+def gauss32_from_words(n, words, out):
+    """:func:`gauss32_row` from the row's words (``words`` holds ``32 ceil(n / 32)``: where the row has fewer,
+    the rest makes weights past ``n``, which no one reads)."""
+    for j in range(16 * ((n + 31) // 32)):
         t = _bm32_t(words[2 * j])
         e, m = _exponent_mantissa_bits(_F32(t))
         x, y = _bm32_pair(t, e, m, words[2 * j + 1])
@@ -536,9 +544,15 @@ def laplace32(word):
 def laplace32_row(n, c1, c2, c3, k0, k1, words, out):
     """The float32 Laplace weights ``out[:n]`` of a row, bitwise :func:`laplace32`'s, in one vectorized loop
     over the padded row (:func:`polynomial32_blocks`)."""
-    n_blocks = polynomial32_blocks(n)
-    row_words(n_blocks, c1, c2, c3, k0, k1, words)
-    for k in range(4 * n_blocks):
+    row_words(polynomial32_blocks(n), c1, c2, c3, k0, k1, words)
+    laplace32_from_words(n, words, out)
+
+
+@njit(inline="always", cache=True)
+def laplace32_from_words(n, words, out):
+    """:func:`laplace32_row` from the row's words (``words`` holds ``32 ceil(n / 32)``, as
+    :func:`gauss32_from_words`)."""
+    for k in range(32 * ((n + 31) // 32)):
         t = _bm32_t(words[k])
         e, m = _exponent_mantissa_bits(_F32(t))
         out[k] = _laplace32_from(t, e, m, words[k])
@@ -559,6 +573,16 @@ def polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out):
         gauss32_row(n, c1, c2, c3, k0, k1, words, out)
     else:
         laplace32_row(n, c1, c2, c3, k0, k1, words, out)
+
+
+@njit(inline="always", cache=True)
+def polynomial32_row_from_words(law, n, words, out):
+    """:func:`polynomial32_row` from the row's words (:func:`gauss32_from_words`, :func:`laplace32_from_words`):
+    ``out`` holds ``32 ceil(n / 32)``, and so does ``words`` (words past the row's own make weights past ``n``)."""
+    if law == GAUSSIAN:
+        gauss32_from_words(n, words, out)
+    else:
+        laplace32_from_words(n, words, out)
 
 
 @njit(inline="always", cache=True)
@@ -836,13 +860,21 @@ def row_scratch(n_max):
     """The scratch ``(words, slow, out, out32)`` of :func:`standard_row` for rows of up to ``n_max`` weights.
 
     ``words`` holds a row's Philox words (at most ``2 n + 30``: two per weight at 64 bits, rounded up to a
-    whole group of 8 blocks, :func:`whole_vector_blocks`; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`); ``slow``
-    the columns that need a slow path and ``out`` the weights, each 8 entries longer than a row (the first step
-    in vector lanes writes whole groups of 8: :func:`_ziggurat_fast_row_lanes`); ``out32`` the weights of a
-    float32 run's rows (``32 ceil(n / 32)``: :func:`polynomial32_row` writes whole padded rows), in float32.
+    whole group of 8 blocks, :func:`whole_vector_blocks`; or ``32 ceil(n / 32)`` for :func:`polynomial32_row`);
+    the rest is :func:`draw_scratch`'s.
     """
-    return (np.empty(2 * n_max + 32, dtype=np.uint32), np.empty(n_max + 8, dtype=np.intp), np.empty(n_max + 8),
-            np.empty(n_max + 32, dtype=np.float32))
+    slow, out, out32 = draw_scratch(n_max)
+    return np.empty(2 * n_max + 32, dtype=np.uint32), slow, out, out32
+
+
+@njit(inline="always", cache=True)
+def draw_scratch(n_max):
+    """The scratch ``(slow, out, out32)`` that turns the words of rows of up to ``n_max`` weights into weights
+    (:func:`row_from_words`, :func:`polynomial32_row_from_words`): ``slow`` the columns that need a slow path
+    and ``out`` the weights, each 8 entries longer than a row (the first step in vector lanes writes whole
+    groups of 8: :func:`_ziggurat_fast_row_lanes`); ``out32`` the weights of a float32 run's rows
+    (``32 ceil(n / 32)``: :func:`polynomial32_row` writes whole padded rows), in float32."""
+    return np.empty(n_max + 8, dtype=np.intp), np.empty(n_max + 8), np.empty(n_max + 32, dtype=np.float32)
 
 
 # Inlined into each kernel (numba-level), with the per-law passes below: called once per row,
@@ -874,6 +906,14 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     loops were compiled into every kernel twice: the FC kernel's first compile took 3.6x longer.)
     """
     row_words(row_blocks(law, bits32, n), c1, c2, c3, k0, k1, words)
+    row_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit(inline="always", cache=True)
+def row_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+    """:func:`standard_row` from the row's Philox words, drawn already into ``words`` (by
+    :func:`row_words`, or for 8 rows at once by :func:`fmsim.sampling.row_groups.group_words`; the first step
+    reads whole groups of 8 weights' words, past the row's own)."""
     # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.
     if law == RADEMACHER:
         _rademacher_row(n, words, out)
