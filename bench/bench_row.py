@@ -52,6 +52,7 @@ from numba import njit  # noqa: E402
 from fmsim import laws  # noqa: E402
 from fmsim.kernels import cpu  # noqa: E402
 from fmsim.kernels.scalar import RENORM_HIGH  # noqa: E402
+from fmsim.sampling import row_groups  # noqa: E402
 
 K0, K1 = np.uint64(0x1234), np.uint64(0x5678)
 LAWS = {"gaussian": 0, "laplace": 3, "truncated_normal": 4}
@@ -77,13 +78,20 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 
 @njit(inline="always")
-def _stub_polynomial_row(law, n, c1, c2, c3, k0, k1, words, out):
-    _stub_row(0, True, n, c1, c2, c3, k0, k1, words, words, out)
+def _stub_polynomial_row(law, n, words, out):
+    _stub_row(0, True, n, np.uint64(n), np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0), words, words, out)
+
+
+@njit(inline="always")
+def _no_group_words(nb, first_row, c2, c3, k0, k1, words, lanes):
+    pass
 
 
 # standard_row is inlined where it is called; so are its variants here, to compare like with like.
 row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
-                    _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"), _ziggurat_slow=_no_slow))
+                    row_from_words=clone(laws.row_from_words, jit=njit(inline="always"),
+                                         _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"),
+                                                             _ziggurat_slow=_no_slow)))
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 
 
@@ -94,12 +102,38 @@ def kernel_with_rows(**rows):
                  row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), drawn_row=drawn))
 
 
-kernel_stub = kernel_with_rows(standard_row=_stub_row, float32_polynomial_row=_stub_polynomial_row)
-# The kernel as fmsim 0.4.0 compiled it: standard_row and its per-law pass two called functions per row.
-kernel_row_called = kernel_with_rows(float32_polynomial_row=njit(laws.polynomial32_row.py_func),
-                                     standard_row=clone(laws.standard_row,
-                                                        _ziggurat_row=njit(laws._ziggurat_row.py_func),
-                                                        _uniform_row=njit(laws._uniform_row.py_func)))
+kernel_stub = kernel_with_rows(row_from_words=_stub_row, float32_polynomial_from_words=_stub_polynomial_row,
+                               group_words=_no_group_words)
+# The kernel as fmsim 0.4.0 compiled it: the row's weights and their per-law pass two called functions per row.
+kernel_row_called = kernel_with_rows(float32_polynomial_from_words=njit(laws.polynomial32_row_from_words.py_func),
+                                     row_from_words=clone(laws.row_from_words,
+                                                          _ziggurat_row=njit(laws._ziggurat_row.py_func),
+                                                          _uniform_row=njit(laws._uniform_row.py_func)))
+# The kernel with each row's words drawn alone (laws.row_words, padded to whole vector steps), as before
+# row groups: the group draws nothing, and each row draws its own words into the group's scratch.
+
+
+@njit(inline="always")
+def _whole_words(words, nb, r):
+    return words
+
+
+@njit(inline="always")
+def _row_from_own_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+    laws.row_words(laws.row_blocks(law, bits32, n), c1, c2, c3, k0, k1, words)
+    laws.row_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit(inline="always")
+def _polynomial_from_own_words(law, n, words, out):
+    # (its counters are not at hand here: the words are those of row n of layer 0, the same cost)
+    laws.row_words(laws.polynomial32_blocks(n), np.uint64(n), np.uint64(0), np.uint64(0), K0, K1, words)
+    cpu.float32_polynomial_from_words(law, n, words, out)
+
+
+kernel_rows_alone = kernel_with_rows(row_from_words=_row_from_own_words,
+                                     float32_polynomial_from_words=_polynomial_from_own_words,
+                                     group_words=_no_group_words, group_row_words=_whole_words)
 
 
 def dispatching(row_fn):
@@ -134,6 +168,16 @@ def words_loop(words_fn):
             s ^= words[0]
         return s
     return loop
+
+
+@njit
+def group_loop(nb, reps, words, lanes):
+    """``reps`` rows' words, drawn :data:`~fmsim.sampling.row_groups.ROW_GROUP` rows at a time."""
+    s = np.uint32(0)
+    for r in range(0, reps, row_groups.ROW_GROUP):
+        row_groups.group_words(nb, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words, lanes)
+        s ^= words[0]
+    return s
 
 
 def first_step_loop_of(step):
@@ -214,12 +258,13 @@ def main(argv: list[str] | None = None) -> None:
     n, reps = a.n, a.reps
     words, slow, out, out32 = laws.row_scratch.py_func(max(n, 8))
     words = np.zeros(len(words) + 64, np.uint32)
+    group_words, lanes = row_groups.row_group_scratch.py_func(max(n, 8))
     loops = {"row": row_loop(dispatching(laws.standard_row)), "row, no slow path": row_loop(dispatching(row_no_slow)),
              "row, vector-lane Philox": row_loop(dispatching(row_lanes))}
     wl, wv = words_loop(laws.row_words), words_loop(row_words_lanes)
     print(f"\nns per row of {n} weights (one core, best of {a.repeat}; {reps} rows per timing)")
-    print(f"{'law':17s} {'prec':7s} {'words':>6s} {'(lanes)':>8s} {'1st step':>9s} {'slow path':>10s} "
-          f"{'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s} {'1st step, scalar':>17s} "
+    print(f"{'law':17s} {'prec':7s} {'words':>6s} {'(lanes)':>8s} {'(grouped)':>10s} {'1st step':>9s} "
+          f"{'slow path':>10s} {'row':>6s} {'(lanes)':>8s} {'slow draws/row':>15s} {'1st step, scalar':>17s} "
           f"{'1st step, gathers':>18s}")
     rows = {}
     for law_name, law in LAWS.items():
@@ -233,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
+            nb_grouped = row_groups.row_group_blocks.py_func(law, bits32, n)  # no padding
+            fns["words, grouped"] = lambda m=nb_grouped: group_loop(m, reps, group_words, lanes)
             fns["words + 1st step"] = (fns["row"] if poly32 else
                                        lambda m=nb, b=bits32, kn=kn, wn=wn, p=table, s=scale, o=o:
                                        first_step_loop(m, b, n, reps, words, kn, wn, p, s, o, slow))
@@ -250,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
             t = {k: v / reps * 1e9 for k, v in best_of(fns, a.repeat).items()}
             prec = "float32" if bits32 else "float64"
             rows[law_name, prec] = t
-            print(f"{law_name:17s} {prec:7s} {t['words']:6.0f} {t['words, lanes']:8.0f} "
+            print(f"{law_name:17s} {prec:7s} {t['words']:6.0f} {t['words, lanes']:8.0f} {t['words, grouped']:10.0f} "
                   f"{t['words + 1st step'] - t['words']:9.0f} {t['row'] - t['row, no slow path']:10.0f} "
                   f"{t['row']:6.0f} {t['row, vector-lane Philox']:8.0f} {n_slow:15.2f} "
                   + (f"{t['words + 1st step, scalar'] - t['words']:17.0f} " if not poly32 else f"{'-':>17s} ")
@@ -268,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     kern = {}
     for prec, zero, b32 in (("float64", 0.0, False), ("float32", np.float32(0.0), True)):
         for name, k in (("kernel", cpu.fc_full), ("kernel rest", kernel_stub),
-                        ("kernel, row called", kernel_row_called)):
+                        ("kernel, row called", kernel_row_called), ("kernel, rows alone", kernel_rows_alone)):
             kern[name, prec] = (lambda k=k, zero=zero, b32=b32:
                                 k(x, 0, widths, scales, np.zeros(d), 0, K0, K1, 0, zero, b32, *no_first_layer,
                                   RENORM_HIGH, lengths, logs))
@@ -278,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nFC kernel, Gaussian, depth = width = {w} (about {w // 2} draws per row), ns per row:")
     for prec in ("float64", "float32"):
         print(f"  {prec}: kernel {tk['kernel', prec]:.0f}, of which rest (stub rows) {tk['kernel rest', prec]:.0f}; "
-              f"with the row's functions called (as in 0.4.0) {tk['kernel, row called', prec]:.0f}")
+              f"with the row's functions called (as in 0.4.0) {tk['kernel, row called', prec]:.0f}; "
+              f"each row's words drawn alone (padded to whole vector steps) {tk['kernel, rows alone', prec]:.0f}")
     print(f"  float32 / float64 speed of the kernel: {tk['kernel', 'float64'] / tk['kernel', 'float32']:.2f}x")
     g64, g32 = rows["gaussian", "float64"], rows["gaussian", "float32"]
     rest = tk["kernel rest", "float64"]

@@ -22,8 +22,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..sampling.laws import RADEMACHER, row_scratch
-from .cpu import cast_like, divide_by_power_of_two, drawn_dot, drawn_row, rademacher_dot, rademacher_table
+from ..sampling.laws import RADEMACHER
+from .cpu import (
+    cast_like,
+    divide_by_power_of_two,
+    drawn_dot,
+    drawn_row,
+    layer_scratch,
+    rademacher_dot,
+    rademacher_table,
+)
 from .scalar import bias_draw, length_and_log, mean_square, renorm_shift_within, scale_bias
 
 __all__ = ["fc_full_carry", "drawn_dot_pair", "gather_union", "record_gram"]
@@ -135,7 +143,7 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
         active = np.full((k, wmax), zero)
         signs = np.full((k, 4 * wmax + 16), zero)
         pre = np.full(k, zero)
-        words, slow, w, w32 = row_scratch(wmax)
+        words, lanes, slow, w, w32 = layer_scratch(wmax)
         for v in range(k):
             for c in range(widths[0]):
                 z[v, c] = cast_like(xs[v, c], zero)
@@ -150,10 +158,11 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                     rademacher_table(active[v], n_active, signs[v])
             for r in range(widths[j]):
                 row = np.uint64(r)
-                wz = drawn_row(law, bits32, active[0], n_active, row, layer, net, k0, k1, words, slow, w, w32)
+                wz, rw = drawn_row(law, bits32, active[0], n_active, row, layer, net, k0, k1, words, lanes, slow, w,
+                                   w32)
                 if law == RADEMACHER:
                     for v in range(k):
-                        pre[v] = rademacher_dot(signs[v], n_active, words)
+                        pre[v] = rademacher_dot(signs[v], n_active, rw)
                 else:
                     for v in range(0, k - 1, 2):  # two vectors per pass over the row
                         pre[v], pre[v + 1] = drawn_dot_pair(wz, active[v], active[v + 1], n_active)

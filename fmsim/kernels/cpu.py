@@ -16,14 +16,17 @@ from numba.extending import overload
 from ..sampling.first_layer import law_quantile
 from ..sampling.laws import (
     RADEMACHER,
+    draw_scratch,
     polynomial32,
     polynomial32_row,
+    polynomial32_row_from_words,
     residual_layer,
+    row_from_words,
     row_scratch,
-    row_words,
     standard_row,
 )
 from ..sampling.rng import philox4x32, u01_mid_from_words
+from ..sampling.row_groups import ROW_GROUP, group_row_words, group_words, row_group_blocks, row_group_scratch
 from .exact import fc_exact_trace, residual_exact_trace, residual_relu_exact_trace
 from .scalar import (
     RENORM_HIGH,
@@ -143,39 +146,72 @@ def _float32_polynomial_row_jit(law, n, c1, c2, c3, k0, k1, words, out):
     return lambda law, n, c1, c2, c3, k0, k1, words, out: polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out)
 
 
+def float32_polynomial_from_words(law, n, words, out):
+    """:func:`~fmsim.laws.polynomial32_row_from_words` into ``out`` where it is float32 scratch, as
+    :func:`float32_polynomial_row`."""
+    raise NotImplementedError("a numba kernel helper: see its overload")
+
+
+@overload(float32_polynomial_from_words, inline="always")
+def _float32_polynomial_from_words_jit(law, n, words, out):
+    if out.dtype != types.float32:
+        return lambda law, n, words, out: None
+    return lambda law, n, words, out: polynomial32_row_from_words(law, n, words, out)
+
+
 @njit(inline="always", cache=True)
-def drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, slow, w, w32):
-    """Draw one row for the ``n_in`` inputs ``z``: its Philox words into ``words`` and, but for a Rademacher row
-    (whose table does the rest, :func:`rademacher_dot`), its weights into the scratch of ``z``'s precision
-    (:func:`weight_scratch`), which is returned (stages of :func:`~fmsim.laws.standard_row`, or
-    :func:`float32_polynomial_row`)."""
+def layer_scratch(n_max):
+    """The scratch ``(words, lanes, slow, w, w32)`` of :func:`drawn_row` for a layer's rows of up to ``n_max``
+    weights (:func:`~fmsim.sampling.row_groups.row_group_scratch`, :func:`~fmsim.laws.draw_scratch`)."""
+    words, lanes = row_group_scratch(n_max)
+    slow, w, w32 = draw_scratch(n_max)
+    return words, lanes, slow, w, w32
+
+
+@njit(inline="always", cache=True)
+def drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, lanes, slow, w, w32):
+    """Draw row ``row`` of a layer for its ``n_in`` inputs ``z``: returns ``(wz, row_words)``, the row's
+    weights in the scratch of ``z``'s precision (:func:`weight_scratch`; stages of
+    :func:`~fmsim.laws.row_from_words`, or :func:`float32_polynomial_from_words`; none for a Rademacher row, whose
+    table does the rest, :func:`rademacher_dot`) and its Philox words.
+
+    The words are drawn for :data:`~fmsim.sampling.row_groups.ROW_GROUP` rows at once
+    (:func:`~fmsim.sampling.row_groups.group_words`), at each row that starts a group (``row % 8 == 0``):
+    so a layer's rows must come here in order from row 0, all with the same ``n_in``, as every kernel's loop
+    over them does. Scratch ``words``, ``lanes``, ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
+    """
     wz = weight_scratch(z, w, w32)
+    nb = row_group_blocks(law, bits32, n_in)
+    r = np.intp(row % np.uint64(ROW_GROUP))
+    if r == 0:
+        group_words(nb, row, layer, net, k0, k1, words, lanes)
+    rw = group_row_words(words, nb, r)
     if law == RADEMACHER:
-        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
+        pass
     elif polynomial32(law, bits32):
-        float32_polynomial_row(law, n_in, row, layer, net, k0, k1, words, wz)
+        float32_polynomial_from_words(law, n_in, rw, wz)
     else:
-        standard_row(law, bits32, n_in, row, layer, net, k0, k1, words, slow, wz)
-    return wz
+        row_from_words(law, bits32, n_in, row, layer, net, k0, k1, rw, slow, wz)
+    return wz, rw
 
 
 @njit(inline="always", cache=True)
-def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, slow, w, w32):
+def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, lanes, slow, w,
+                      w32):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
-    over ``row_dot`` or ``row_dot_f32``): the row drawn in vectorizable stages by
-    :func:`~fmsim.laws.standard_row` into the scratch ``words``, ``slow`` and ``w`` (float32 runs: ``w32``,
-    :func:`weight_scratch`; float32 Gaussian and Laplace rows: :func:`float32_polynomial_row`) and
-    summed by :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
+    over ``row_dot`` or ``row_dot_f32``): the row drawn by :func:`drawn_row` (its words for 8 rows at once:
+    rows must come in order from row 0 of the layer) into the scratch of :func:`layer_scratch`, and summed
+    by :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
     (``law == RADEMACHER``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
     """
+    wz, rw = drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, lanes, slow, w, w32)
     if law == RADEMACHER:
-        row_words((n_in + 127) // 128, row, layer, net, k0, k1, words)
-        acc = rademacher_dot(signs, n_in, words)
+        acc = rademacher_dot(signs, n_in, rw)
     else:
-        acc = drawn_dot(drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, slow, w, w32), z, n_in)
+        acc = drawn_dot(wz, z, n_in)
     pre = cast_like(scale, acc) * acc
     if bias_sd > 0.0:
         pre += cast_like(bias_sd * bias_draw(law, row, layer, net, k0, k1), acc)
@@ -287,7 +323,7 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
         znew = np.full(wmax, zero)
         active = np.full(wmax, zero)
         signs = np.full(4 * wmax + 16, zero)
-        words, slow, w, w32 = row_scratch(wmax)
+        words, lanes, slow, w, w32 = layer_scratch(wmax)
         z[: widths[0]] = x
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
@@ -300,7 +336,7 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
                 n_active = gather_inputs(law, z, widths[j - 1], active, signs)
                 for r in range(widths[j]):
                     pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
-                                            scales[j - 1], bias_j, k0, k1, words, slow, w, w32)
+                                            scales[j - 1], bias_j, k0, k1, words, lanes, slow, w, w32)
                     znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
             shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, out_lengths[i],
@@ -381,7 +417,7 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         hnew = np.full(kmax, zero)
         active = np.full(kmax, zero)
         signs = np.full(4 * kmax + 16, zero)
-        words, slow, w, w32 = row_scratch(kmax)
+        words, lanes, slow, w, w32 = layer_scratch(kmax)
         shift = x_shift
         record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
         for mod in range(L):
@@ -396,7 +432,7 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
                 n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(n_out):
                     pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net, sc,
-                                            bias_l, k0, k1, words, slow, w, w32)
+                                            bias_l, k0, k1, words, lanes, slow, w, w32)
                     if last:
                         if relu_end and pre < 0.0:
                             pre = zero

@@ -1,0 +1,107 @@
+"""The Philox words of 8 rows of a layer at once, in one vector loop with no padding.
+
+A row of ``n`` weights reads ``nb`` Philox blocks (:func:`row_group_blocks`: ``ceil(n / per)`` with ``per``
+from :func:`fmsim.laws.weights_per_block`). Drawn alone (:func:`fmsim.laws.row_words`), a row's blocks run in
+LLVM's vector lanes, 8 a step with AVX-512 (4 with AVX2), and a row whose ``nb`` is not a multiple of 8
+is padded to one: a width-100 hidden row drew 32 blocks for the 25 it reads.
+
+The rows of a layer all read the same number of blocks (one weight per nonzero input of the layer). So the
+kernels draw the words of 8 consecutive rows together (:func:`group_words`): the ``8 nb`` blocks of the
+group, laid out row after row, are one loop of ``8 nb`` iterations, which LLVM's vector steps divide
+exactly, with the counter words of each iteration (block ``b``, row ``first_row + r``) read from the
+tables :func:`group_lanes` writes. Row ``first_row + r`` then finds its words at
+``words[4 nb r : 4 nb (r + 1)]`` (:func:`group_row_words`), the words :func:`fmsim.laws.row_words` gives it:
+only where they are computed changes, never a weight.
+
+Scratch, from :func:`row_group_scratch`: ``words`` (uint32) and ``lanes`` (int64), whose entry 0 holds the
+``nb`` its tables are laid out for (-1: none), so a layer lays them out once, not once a group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .laws import weights_per_block
+from .rng import philox4x32
+
+__all__ = ["ROW_GROUP", "row_group_blocks", "row_group_scratch", "group_words", "group_row_words"]
+
+#: Rows whose words :func:`group_words` draws together: a multiple of the vector steps (8 with AVX-512).
+ROW_GROUP = 8
+
+
+@njit(inline="always", cache=True)
+def row_group_blocks(law, bits32, n):
+    """Philox blocks a row of ``n`` weights reads: ``ceil(n / per)`` (``per`` from
+    :func:`~fmsim.laws.weights_per_block`), with no padding."""
+    per = weights_per_block(law, bits32)
+    return (n + per - 1) // per
+
+
+@njit(inline="always", cache=True)
+def row_group_scratch(n_max):
+    """The scratch ``(words, lanes)`` of :func:`group_words` for rows of up to ``n_max`` weights.
+
+    ``words`` (uint32) holds the words of :data:`ROW_GROUP` rows of up to ``ceil(n_max / 2)`` blocks, and 64
+    more: a row's first step reads whole groups of 8 weights past its end, and a float32 polynomial row
+    (:func:`~fmsim.laws.polynomial32_row_from_words`) whole groups of 32 (words it reads there belong to the
+    next row or to nothing, and make weights past ``n`` that no one reads). ``lanes`` (int64) holds the
+    tables of :func:`group_lanes`.
+    """
+    max_blocks = (n_max + 1) // 2
+    return (np.empty(ROW_GROUP * 4 * max_blocks + 64, dtype=np.uint32),
+            np.full(1 + 2 * ROW_GROUP * max_blocks, -1, dtype=np.int64))
+
+
+@njit(inline="always", cache=True)
+def group_lanes(nb, lanes):
+    """Lay out in ``lanes`` the counters of a group of rows of ``nb`` blocks, if not laid out already:
+    iteration ``g = r nb + b`` of :func:`group_words` draws block ``lanes[1 + g] = b`` of row
+    ``first_row + lanes[1 + ROW_GROUP nb + g] = first_row + r``. ``lanes[0]`` records ``nb``."""
+    if lanes[0] == nb:
+        return
+    g = 0
+    for r in range(ROW_GROUP):
+        for b in range(nb):
+            lanes[1 + g] = b
+            lanes[1 + ROW_GROUP * nb + g] = r
+            g += 1
+    lanes[0] = nb
+
+
+@njit(cache=True)
+def group_words(nb, first_row, c2, c3, k0, k1, words, lanes):
+    """The words of rows ``first_row .. first_row + ROW_GROUP - 1`` of a layer, ``nb`` blocks each, into
+    ``words``, row after row (row ``first_row + r``: :func:`group_row_words`); the same words as
+    :func:`~fmsim.laws.row_words` for each row.
+
+    Parameters
+    ----------
+    nb : int
+        Blocks per row (:func:`row_group_blocks`), ``0 <= nb <= ceil(n_max / 2)``.
+    first_row, c2, c3 : uint64
+        The group's first row (counter word ``c1``), layer and net.
+    k0, k1 : uint64
+        Philox key.
+    words : ndarray, uint32
+        Written: ``words[: 4 ROW_GROUP nb]``. (Rows past the layer's last are drawn too, and never read.)
+    lanes : ndarray, int64
+        Scratch from :func:`row_group_scratch`, laid out here for ``nb`` if it is not already.
+    """
+    group_lanes(nb, lanes)
+    n = ROW_GROUP * nb
+    blocks, rows = lanes[1:1 + n], lanes[1 + n:]  # indexed by the loop's own counter: no wraparound test
+    for g in range(n):  # LLVM's vector loop: 8 (or 4) iterations a step, none left over
+        w0, w1, w2, w3 = philox4x32(np.uint64(blocks[g]), first_row + np.uint64(rows[g]), c2, c3, k0, k1)
+        words[4 * g] = np.uint32(w0)
+        words[4 * g + 1] = np.uint32(w1)
+        words[4 * g + 2] = np.uint32(w2)
+        words[4 * g + 3] = np.uint32(w3)
+
+
+@njit(inline="always", cache=True)
+def group_row_words(words, nb, r):
+    """The words of row ``r`` (``0 <= r < ROW_GROUP``) of the group :func:`group_words` drew, ``nb`` blocks a
+    row: ``words[4 nb r:]`` (a view that runs on past the row, over the next rows' words)."""
+    return words[4 * nb * r:]

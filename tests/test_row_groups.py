@@ -1,0 +1,117 @@
+"""The words of 8 rows drawn at once (``fmsim.sampling.row_groups``) against each row drawn alone: the same
+words and, through the kernels' row path (``fmsim.kernels.cpu.drawn_row``), the same weights, bit for bit."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fmsim.kernels import cpu
+from fmsim.sampling import laws, row_groups
+from fmsim.sampling.row_groups import ROW_GROUP
+
+K0, K1 = np.uint64(0xDEADBEEF), np.uint64(0x12345678)
+
+
+@njit
+def _group(nb, first_row, c2, c3, k0, k1, words, lanes):
+    row_groups.group_words(nb, first_row, c2, c3, k0, k1, words, lanes)
+
+
+@njit
+def _alone(nb, row, c2, c3, k0, k1, words):
+    laws.row_words(nb, row, c2, c3, k0, k1, words)
+
+
+def _row_alone(nb, row, c2, c3):
+    words = np.zeros(4 * nb + 32, dtype=np.uint32)  # row_words pads to whole vector steps: room for them
+    _alone(nb, np.uint64(row), np.uint64(c2), np.uint64(c3), K0, K1, words)
+    return words[:4 * nb]
+
+
+def test_group_words_are_each_rows_own():
+    # Every row of the group, for block counts below, at and around the vector steps (4, 8) and the row
+    # counter near 2^32 (Philox keeps its low 32 bits); the lanes laid out again when nb changes, and kept
+    # when it does not (the sequence revisits 25).
+    n_max = 2 * 64
+    words, lanes = row_groups.row_group_scratch.py_func(n_max)
+    for nb in (25, 0, 1, 2, 3, 4, 7, 8, 9, 25, 25, 64, 13):
+        for first_row, c2, c3 in ((0, 1, 0), (8, 7, 3), (2**32 - 8, 2, 2**32 - 1)):
+            words[:] = 0xA5A5A5A5
+            _group(nb, np.uint64(first_row), np.uint64(c2), np.uint64(c3), K0, K1, words, lanes)
+            assert lanes[0] == nb
+            for r in range(ROW_GROUP):
+                got = words[4 * nb * r: 4 * nb * (r + 1)]
+                np.testing.assert_array_equal(got, _row_alone(nb, first_row + r, c2, c3), err_msg=f"nb={nb} r={r}")
+            assert (words[4 * nb * ROW_GROUP:] == 0xA5A5A5A5).all()  # nothing written past the group
+
+
+def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
+    # Rows read past their words: the first step in lanes up to 8 weights (16 words at 64 bits), a float32
+    # polynomial row up to 32 ceil(n / 32) words; the last row of a group must find them inside the scratch.
+    for n in range(0, 601):
+        words, lanes = row_groups.row_group_scratch.py_func(max(n, 1))
+        for law in laws.LAW_CODES.values():
+            for bits32 in (False, True):
+                nb = row_groups.row_group_blocks.py_func(law, bits32, n)
+                assert 1 + 2 * ROW_GROUP * nb <= lanes.size
+                last_row = 4 * nb * (ROW_GROUP - 1)
+                per = laws.weights_per_block.py_func(law, bits32)
+                words_read = 32 * ((n + 31) // 32) if per == 4 else 2 * (8 * ((n + 7) // 8))
+                assert last_row + max(words_read, 4 * nb) <= words.size, (n, law, bits32)
+
+
+@njit
+def _layer(law, bits32, z, n_in, n_rows, layer, net, k0, k1, out, out_words):
+    # A layer's rows in order, as the kernels visit them.
+    words, lanes, slow, w, w32 = cpu.layer_scratch(n_in)
+    for r in range(n_rows):
+        wz, rw = cpu.drawn_row(law, bits32, z, n_in, np.uint64(r), layer, net, k0, k1, words, lanes, slow, w, w32)
+        for k in range(n_in):
+            out[r, k] = wz[k]
+        for k in range(out_words.shape[1]):
+            out_words[r, k] = rw[k]
+
+
+@njit
+def _standard(law, bits32, n, row, layer, net, k0, k1, out):
+    words, slow, w, _ = laws.row_scratch(n)
+    laws.standard_row(law, bits32, n, row, layer, net, k0, k1, words, slow, w)
+    for k in range(n):
+        out[k] = w[k]
+
+
+@njit
+def _polynomial(law, n, row, layer, net, k0, k1, out):
+    words, _, _, w32 = laws.row_scratch(n)
+    laws.polynomial32_row(law, n, row, layer, net, k0, k1, words, w32)
+    for k in range(n):
+        out[k] = w32[k]
+
+
+@pytest.mark.parametrize("law", sorted(laws.LAW_CODES))
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision):
+    # 19 rows: two whole groups and part of a third (the last group's extra rows are drawn, never read);
+    # lengths with and without slow draws and partial vector steps, and one that crosses a change of nb.
+    code, bits32 = laws.LAW_CODES[law], precision == "float32"
+    dtype = np.float32 if bits32 else np.float64
+    layer, net = np.uint64(3), np.uint64(2**32 - 2)
+    for n_in in (1, 5, 50, 63, 257):
+        z = np.ones(n_in, dtype=dtype)
+        n_rows = 19
+        out = np.empty((n_rows, n_in), dtype=dtype)
+        n_words = (n_in + 31) // 32
+        out_words = np.empty((n_rows, n_words), dtype=np.uint32)
+        _layer(code, bits32, z, n_in, n_rows, layer, net, K0, K1, out, out_words)
+        for r in range(n_rows):
+            ref = np.empty(n_in, dtype=dtype)
+            if laws.polynomial32.py_func(code, bits32):
+                _polynomial(code, n_in, np.uint64(r), layer, net, K0, K1, ref)
+            else:
+                ref64 = np.empty(n_in)
+                _standard(code, bits32, n_in, np.uint64(r), layer, net, K0, K1, ref64)
+                ref = ref64.astype(dtype)
+            if code != laws.RADEMACHER:  # Rademacher rows leave their weights to the layer's table
+                np.testing.assert_array_equal(out[r].view(np.uint8), ref.view(np.uint8), err_msg=f"n={n_in} r={r}")
+            nb = row_groups.row_group_blocks.py_func(code, bits32, n_in)
+            np.testing.assert_array_equal(out_words[r], _row_alone(nb, r, layer, net)[:n_words])
