@@ -47,7 +47,8 @@ def test_group_words_are_each_rows_own():
 
 def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
     # Rows read past their words: the first step in lanes up to 8 weights (16 words at 64 bits), a float32
-    # polynomial row up to 32 ceil(n / 32) words; the last row of a group must find them inside the scratch.
+    # polynomial row up to 32 ceil(n / 32) words; the last row of a group must find them inside the scratch,
+    # and so must a row drawn alone, padded to whole vector steps (8 blocks, the wider of AVX-512 and AVX2).
     for n in range(0, 601):
         words, lanes = row_groups.row_group_scratch.py_func(max(n, 1))
         for law in laws.LAW_CODES.values():
@@ -58,6 +59,10 @@ def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
                 per = laws.weights_per_block.py_func(law, bits32)
                 words_read = 32 * ((n + 31) // 32) if per == 4 else 2 * (8 * ((n + 7) // 8))
                 assert last_row + max(words_read, 4 * nb) <= words.size, (n, law, bits32)
+                # a row drawn alone (a partial last group), at the start of the scratch, padded
+                alone = (laws.polynomial32_blocks.py_func(n) if laws.polynomial32.py_func(law, bits32) else
+                         8 * ((nb + 7) // 8) if law != laws.RADEMACHER else nb)
+                assert max(4 * alone, words_read) <= words.size, (n, law, bits32)
 
 
 @njit
@@ -65,7 +70,8 @@ def _layer(law, bits32, z, n_in, n_rows, layer, net, k0, k1, out, out_words):
     # A layer's rows in order, as the kernels visit them.
     words, lanes, slow, w, w32 = cpu.layer_scratch(n_in)
     for r in range(n_rows):
-        wz, rw = cpu.drawn_row(law, bits32, z, n_in, np.uint64(r), layer, net, k0, k1, words, lanes, slow, w, w32)
+        wz, rw = cpu.drawn_row(law, bits32, z, n_in, np.uint64(r), n_rows, layer, net, k0, k1, words, lanes, slow, w,
+                               w32)
         for k in range(n_in):
             out[r, k] = wz[k]
         for k in range(out_words.shape[1]):
@@ -90,15 +96,15 @@ def _polynomial(law, n, row, layer, net, k0, k1, out):
 
 @pytest.mark.parametrize("law", sorted(laws.LAW_CODES))
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision):
-    # 19 rows: two whole groups and part of a third (the last group's extra rows are drawn, never read);
-    # lengths with and without slow draws and partial vector steps, and one that crosses a change of nb.
+@pytest.mark.parametrize("n_rows", [19, 8, 3])
+def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision, n_rows):
+    # 19 rows: two whole groups, then three rows that draw their words alone; 8: one group; 3: rows alone.
+    # Row lengths with and without slow draws and with partial vector steps.
     code, bits32 = laws.LAW_CODES[law], precision == "float32"
     dtype = np.float32 if bits32 else np.float64
     layer, net = np.uint64(3), np.uint64(2**32 - 2)
     for n_in in (1, 5, 50, 63, 257):
         z = np.ones(n_in, dtype=dtype)
-        n_rows = 19
         out = np.empty((n_rows, n_in), dtype=dtype)
         n_words = (n_in + 31) // 32
         out_words = np.empty((n_rows, n_words), dtype=np.uint32)

@@ -158,8 +158,8 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                     rademacher_table(active[v], n_active, signs[v])
             for r in range(widths[j]):
                 row = np.uint64(r)
-                wz, rw = drawn_row(law, bits32, active[0], n_active, row, layer, net, k0, k1, words, lanes, slow, w,
-                                   w32)
+                wz, rw = drawn_row(law, bits32, active[0], n_active, row, widths[j], layer, net, k0, k1, words, lanes,
+                                   slow, w, w32)
                 if law == RADEMACHER:
                     for v in range(k):
                         pre[v] = rademacher_dot(signs[v], n_active, rw)

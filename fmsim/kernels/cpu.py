@@ -26,7 +26,14 @@ from ..sampling.laws import (
     standard_row,
 )
 from ..sampling.rng import philox4x32, u01_mid_from_words
-from ..sampling.row_groups import ROW_GROUP, group_row_words, group_words, row_group_blocks, row_group_scratch
+from ..sampling.row_groups import (
+    ROW_GROUP,
+    group_row_words,
+    group_words,
+    row_group_blocks,
+    row_group_scratch,
+    row_words_alone,
+)
 from .exact import fc_exact_trace, residual_exact_trace, residual_relu_exact_trace
 from .scalar import (
     RENORM_HIGH,
@@ -169,23 +176,29 @@ def layer_scratch(n_max):
 
 
 @njit(inline="always", cache=True)
-def drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, lanes, slow, w, w32):
-    """Draw row ``row`` of a layer for its ``n_in`` inputs ``z``: returns ``(wz, row_words)``, the row's
-    weights in the scratch of ``z``'s precision (:func:`weight_scratch`; stages of
-    :func:`~fmsim.laws.row_from_words`, or :func:`float32_polynomial_from_words`; none for a Rademacher row, whose
-    table does the rest, :func:`rademacher_dot`) and its Philox words.
+def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lanes, slow, w, w32):
+    """Draw row ``row`` of a layer of ``n_rows`` rows for its ``n_in`` inputs ``z``: returns ``(wz, row_words)``,
+    the row's weights in the scratch of ``z``'s precision (:func:`weight_scratch`; stages of
+    :func:`~fmsim.laws.row_from_words`, or :func:`float32_polynomial_from_words`; none for a Rademacher row,
+    whose table does the rest, :func:`rademacher_dot`) and its Philox words.
 
     The words are drawn for :data:`~fmsim.sampling.row_groups.ROW_GROUP` rows at once
-    (:func:`~fmsim.sampling.row_groups.group_words`), at each row that starts a group (``row % 8 == 0``):
-    so a layer's rows must come here in order from row 0, all with the same ``n_in``, as every kernel's loop
-    over them does. Scratch ``words``, ``lanes``, ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
+    (:func:`~fmsim.sampling.row_groups.group_words`), at each row that starts a group (``row % 8 == 0``), so
+    a layer's rows must come here in order from row 0, all with the same ``n_in``, as every kernel's loop
+    over them does. The rows of a last group of fewer than 8 draw their words alone
+    (:func:`~fmsim.sampling.row_groups.row_words_alone`): a layer of one row would otherwise draw eight.
+    Scratch ``words``, ``lanes``, ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
     """
     wz = weight_scratch(z, w, w32)
-    nb = row_group_blocks(law, bits32, n_in)
     r = np.intp(row % np.uint64(ROW_GROUP))
-    if r == 0:
-        group_words(nb, row, layer, net, k0, k1, words, lanes)
-    rw = group_row_words(words, nb, r)
+    if np.intp(row) - r + ROW_GROUP <= n_rows:
+        nb = row_group_blocks(law, bits32, n_in)
+        if r == 0:
+            group_words(nb, row, layer, net, k0, k1, words, lanes)
+        rw = group_row_words(words, nb, r)
+    else:
+        row_words_alone(law, bits32, n_in, row, layer, net, k0, k1, words)
+        rw = words
     if law == RADEMACHER:
         pass
     elif polynomial32(law, bits32):
@@ -196,18 +209,18 @@ def drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, lanes, slow,
 
 
 @njit(inline="always", cache=True)
-def row_preactivation(law, bits32, z, signs, n_in, row, layer, net, scale, bias_sd, k0, k1, words, lanes, slow, w,
-                      w32):
+def row_preactivation(law, bits32, z, signs, n_in, row, n_rows, layer, net, scale, bias_sd, k0, k1, words, lanes,
+                      slow, w, w32):
     """``scale * sum_k w[row, k] z[k] (+ bias)`` of one unit, in the precision of ``z``, before the nonlinearity.
 
     Bitwise the CUDA kernels' per-block path (:func:`~fmsim.kernels.scalar.make_unit_preactivation`
-    over ``row_dot`` or ``row_dot_f32``): the row drawn by :func:`drawn_row` (its words for 8 rows at once:
-    rows must come in order from row 0 of the layer) into the scratch of :func:`layer_scratch`, and summed
+    over ``row_dot`` or ``row_dot_f32``): row ``row`` of ``n_rows`` drawn by :func:`drawn_row` (its words for 8
+    rows at once: rows must come in order from row 0 of the layer) into the scratch of :func:`layer_scratch`, and summed
     by :func:`drawn_dot`; ``bits32`` (float32 runs) takes 32 bits per weight. Rademacher rows
     (``law == RADEMACHER``) read the layer's table ``signs`` (:func:`rademacher_table`) instead, one entry
     per four weights.
     """
-    wz, rw = drawn_row(law, bits32, z, n_in, row, layer, net, k0, k1, words, lanes, slow, w, w32)
+    wz, rw = drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lanes, slow, w, w32)
     if law == RADEMACHER:
         acc = rademacher_dot(signs, n_in, rw)
     else:
@@ -335,8 +348,8 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
             else:
                 n_active = gather_inputs(law, z, widths[j - 1], active, signs)
                 for r in range(widths[j]):
-                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net,
-                                            scales[j - 1], bias_j, k0, k1, words, lanes, slow, w, w32)
+                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), widths[j], layer,
+                                            net, scales[j - 1], bias_j, k0, k1, words, lanes, slow, w, w32)
                     znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
             shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, out_lengths[i],
@@ -431,8 +444,8 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
                 bias_l = scale_bias(bias_sds[j], shift)
                 n_active = gather_inputs(law, h, n_in, active, signs)
                 for r in range(n_out):
-                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), layer, net, sc,
-                                            bias_l, k0, k1, words, lanes, slow, w, w32)
+                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), n_out, layer, net,
+                                            sc, bias_l, k0, k1, words, lanes, slow, w, w32)
                     if last:
                         if relu_end and pre < 0.0:
                             pre = zero

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .laws import weights_per_block
+from .laws import polynomial32, polynomial32_blocks, row_blocks, row_words, weights_per_block
 from .rng import philox4x32
 
-__all__ = ["ROW_GROUP", "row_group_blocks", "row_group_scratch", "group_words", "group_row_words"]
+__all__ = ["ROW_GROUP", "row_group_blocks", "row_group_scratch", "group_words", "group_row_words", "row_words_alone"]
 
 #: Rows whose words :func:`group_words` draws together: a multiple of the vector steps (8 with AVX-512).
 ROW_GROUP = 8
@@ -70,6 +70,8 @@ def group_lanes(nb, lanes):
     lanes[0] = nb
 
 
+# Called, not inlined by numba (LLVM inlines it): inlined by numba into the FC kernel, LLVM kept the loop's
+# constants in memory (21 stack operands in the loop) and the kernel ran no faster than with rows alone.
 @njit(cache=True)
 def group_words(nb, first_row, c2, c3, k0, k1, words, lanes):
     """The words of rows ``first_row .. first_row + ROW_GROUP - 1`` of a layer, ``nb`` blocks each, into
@@ -105,3 +107,12 @@ def group_row_words(words, nb, r):
     """The words of row ``r`` (``0 <= r < ROW_GROUP``) of the group :func:`group_words` drew, ``nb`` blocks a
     row: ``words[4 nb r:]`` (a view that runs on past the row, over the next rows' words)."""
     return words[4 * nb * r:]
+
+
+@njit(cache=True)
+def row_words_alone(law, bits32, n, c1, c2, c3, k0, k1, words):
+    """The words of one row drawn alone into ``words`` (:func:`~fmsim.laws.row_words`, padded to whole vector
+    steps as its row needs: :func:`~fmsim.laws.row_blocks`, or :func:`~fmsim.laws.polynomial32_blocks` for a
+    float32 polynomial row), for the rows of a layer's last group when it has fewer than :data:`ROW_GROUP`."""
+    n_blocks = polynomial32_blocks(n) if polynomial32(law, bits32) else row_blocks(law, bits32, n)
+    row_words(n_blocks, c1, c2, c3, k0, k1, words)
