@@ -5,6 +5,8 @@ input, stream layouts 4 and 5). Its cost splits into stages that this script tim
 apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 
 * ``words``: the row's Philox words (:func:`fmsim.laws.row_words`, whole vector steps of 4 or 8 blocks);
+  ``(grouped)`` the same words per row drawn 8 rows at a time, unpadded, as the FC kernels draw them
+  (:func:`fmsim.sampling.row_groups.group_words`);
 * ``first step``: the ziggurat's first step on those words (``_ziggurat_fast_row``: in 8 AVX-512 vector
   lanes where numba compiles with AVX-512, :mod:`fmsim.sampling.ziggurat_lanes`; column ``1st step, scalar``
   times the one-weight-at-a-time step that AVX2 machines run, on this machine);
@@ -18,8 +20,9 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
-  the same kernel with :func:`fmsim.laws.standard_row` and its per-law pass
-  called once per row instead of inlined (as fmsim 0.4.0 compiled them).
+  the same kernel with :func:`fmsim.laws.row_from_words` and its per-law pass
+  called once per row instead of inlined (as fmsim 0.4.0 compiled them), and ``rows alone`` with each
+  row's words drawn alone and padded (as before row groups).
 
 It also times two alternatives the kernels do not use, after checking that they give the same words and
 weights: Philox on 8 blocks in explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4
@@ -126,7 +129,8 @@ def _row_from_own_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 @njit(inline="always")
 def _polynomial_from_own_words(law, n, words, out):
-    # (its counters are not at hand here: the words are those of row n of layer 0, the same cost)
+    # (its counters are not at hand here: every row gets the words of row n of layer 0, and the nets die,
+    # so the float32 kernel with rows alone is not reported)
     laws.row_words(laws.polynomial32_blocks(n), np.uint64(n), np.uint64(0), np.uint64(0), K0, K1, words)
     cpu.float32_polynomial_from_words(law, n, words, out)
 
@@ -325,8 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nFC kernel, Gaussian, depth = width = {w} (about {w // 2} draws per row), ns per row:")
     for prec in ("float64", "float32"):
         print(f"  {prec}: kernel {tk['kernel', prec]:.0f}, of which rest (stub rows) {tk['kernel rest', prec]:.0f}; "
-              f"with the row's functions called (as in 0.4.0) {tk['kernel, row called', prec]:.0f}; "
-              f"each row's words drawn alone (padded to whole vector steps) {tk['kernel, rows alone', prec]:.0f}")
+              f"with the row's functions called (as in 0.4.0) {tk['kernel, row called', prec]:.0f}"
+              + (f"; each row's words drawn alone (padded to whole vector steps, as before row groups) "
+                 f"{tk['kernel, rows alone', prec]:.0f}" if prec == "float64" else ""))
     print(f"  float32 / float64 speed of the kernel: {tk['kernel', 'float64'] / tk['kernel', 'float32']:.2f}x")
     g64, g32 = rows["gaussian", "float64"], rows["gaussian", "float32"]
     rest = tk["kernel rest", "float64"]
