@@ -5,7 +5,8 @@ the files of the functions it calls: after ``git pull`` changes
 ``fmsim.laws`` only, the cached kernels of :mod:`fmsim.kernels.cpu` would
 still run the old samplers (and draw other random numbers than the CUDA
 kernels). So fmsim stamps its cache with a hash of all its sources and drops
-every cached kernel when the hash changes.
+every cached kernel when the hash changes: the cache in the package's
+``__pycache__`` folders, and the one under ``NUMBA_CACHE_DIR`` where that is set.
 """
 
 from __future__ import annotations
@@ -35,30 +36,61 @@ def source_hash(package: Path) -> str:
     return h.hexdigest()
 
 
-def drop_stale_jit_cache(package: Path) -> bool:
-    """Delete the numba cache files (``*.nbi``, ``*.nbc``) under ``package`` if its sources changed.
+def numba_cache_dirs(package: Path, cache_dir: str) -> list[Path]:
+    """Where numba keeps the cache of the functions under ``package`` when ``NUMBA_CACHE_DIR`` is
+    ``cache_dir``: one folder per source folder, named as numba names it
+    (``numba.core.caching.UserProvidedCacheLocator``)."""
+    from numba.core.caching import UserProvidedCacheLocator
+
+    folders = sorted({path.parent for path in package.rglob("*.py")})
+    return [Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(folder / "__init__.py"))
+            for folder in folders]
+
+
+def drop_stale_jit_cache(package: Path, cache_dir: str | None = None) -> bool:
+    """Delete the numba cache files (``*.nbi``, ``*.nbc``) of ``package`` if its sources changed.
 
     Parameters
     ----------
     package : Path
         The package directory; the stamp lives in ``package/__pycache__``.
+    cache_dir : str, optional
+        numba's cache directory (``NUMBA_CACHE_DIR``; by default numba's own setting): where it is set,
+        numba caches there instead of in ``__pycache__``, and that cache is checked too, with its own stamp.
 
     Returns
     -------
     bool
-        Whether cache files were dropped (False also when the directory is not
+        Whether cache files were dropped (False also when a directory is not
         writable: an installed wheel changes only by reinstalling, which rewrites
         every source file and so invalidates every cached function anyway).
     """
+    if cache_dir is None:
+        from numba.core import config
+
+        cache_dir = config.CACHE_DIR
     try:
         digest = source_hash(package)
-        stamp = package / "__pycache__" / STAMP_NAME
+    except OSError:
+        return False
+    dropped = _drop_if_stale(digest, package / "__pycache__" / STAMP_NAME, list(package.rglob("__pycache__")))
+    if cache_dir:
+        folders = numba_cache_dirs(package, cache_dir)
+        dropped |= _drop_if_stale(digest, folders[0] / STAMP_NAME, folders)
+    return dropped
+
+
+def _drop_if_stale(digest: str, stamp: Path, cache_folders: list[Path]) -> bool:
+    """Delete the ``*.nbi`` and ``*.nbc`` files in ``cache_folders`` unless ``stamp`` holds ``digest``; then
+    write ``digest`` into ``stamp``. False where nothing was dropped or a folder is not writable."""
+    try:
         if stamp.exists() and stamp.read_text().strip() == digest:
             return False
-        for pattern in ("*.nbi", "*.nbc"):
-            for cached in package.rglob(f"__pycache__/{pattern}"):
-                cached.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
+        for folder in cache_folders:
+            for pattern in ("*.nbi", "*.nbc"):
+                for cached in folder.glob(pattern):
+                    cached.unlink(missing_ok=True)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
         tmp = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}")
         tmp.write_text(digest + "\n")
         os.replace(tmp, stamp)  # atomic: concurrent processes (Dask workers) see the old stamp or the new one
