@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
             fns = {k: (lambda f=f, c=law, b=bits32, o=o: f(c, b, n, reps, words, slow, o)) for k, f in loops.items()}
             fns["words"] = lambda m=nb: wl(m, reps, words)
             fns["words, lanes"] = lambda m=nb: wv(m, reps, words)
-            nb_grouped = row_groups.row_group_blocks.py_func(law, bits32, n)  # no padding
+            nb_grouped = laws.blocks_read.py_func(law, bits32, n)  # no padding
             fns["words, grouped"] = lambda m=nb_grouped: group_loop(m, reps, group_words, lanes)
             fns["words + 1st step"] = (fns["row"] if poly32 else
                                        lambda m=nb, b=bits32, kn=kn, wn=wn, p=table, s=scale, o=o:

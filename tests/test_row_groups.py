@@ -53,7 +53,7 @@ def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
         words, lanes = row_groups.row_group_scratch.py_func(max(n, 1))
         for law in laws.LAW_CODES.values():
             for bits32 in (False, True):
-                nb = row_groups.row_group_blocks.py_func(law, bits32, n)
+                nb = laws.blocks_read.py_func(law, bits32, n)
                 assert 1 + 2 * ROW_GROUP * nb <= lanes.size
                 last_row = 4 * nb * (ROW_GROUP - 1)
                 per = laws.weights_per_block.py_func(law, bits32)
@@ -119,5 +119,5 @@ def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision, n_rows):
                 ref = ref64.astype(dtype)
             if code != laws.RADEMACHER:  # Rademacher rows leave their weights to the layer's table
                 np.testing.assert_array_equal(out[r].view(np.uint8), ref.view(np.uint8), err_msg=f"n={n_in} r={r}")
-            nb = row_groups.row_group_blocks.py_func(code, bits32, n_in)
+            nb = laws.blocks_read.py_func(code, bits32, n_in)
             np.testing.assert_array_equal(out_words[r], _row_alone(nb, r, layer, net)[:n_words])

@@ -16,9 +16,9 @@ from numba.extending import overload
 from ..sampling.first_layer import law_quantile
 from ..sampling.laws import (
     RADEMACHER,
+    blocks_read,
     draw_scratch,
     polynomial32,
-    polynomial32_row,
     polynomial32_row_from_words,
     residual_layer,
     row_from_words,
@@ -30,7 +30,6 @@ from ..sampling.row_groups import (
     ROW_GROUP,
     group_row_words,
     group_words,
-    row_group_blocks,
     row_group_scratch,
     row_words_alone,
 )
@@ -139,29 +138,17 @@ def _weight_scratch_jit(z, w, w32):
     return lambda z, w, w32: w
 
 
-def float32_polynomial_row(law, n, c1, c2, c3, k0, k1, words, out):
-    """:func:`~fmsim.laws.polynomial32_row` into ``out`` where it is float32 scratch; nothing into float64 scratch."""
-    raise NotImplementedError("a numba kernel helper: see its overload")
-
-
-@overload(float32_polynomial_row, inline="always")
-def _float32_polynomial_row_jit(law, n, c1, c2, c3, k0, k1, words, out):
-    if out.dtype != types.float32:
-        # Float64 kernels never draw polynomial rows (bits32 comes with float32 activations); compiling the
-        # polynomial loops into them too made the FC kernel's first compile 1.8x longer.
-        return lambda law, n, c1, c2, c3, k0, k1, words, out: None
-    return lambda law, n, c1, c2, c3, k0, k1, words, out: polynomial32_row(law, n, c1, c2, c3, k0, k1, words, out)
-
-
 def float32_polynomial_from_words(law, n, words, out):
-    """:func:`~fmsim.laws.polynomial32_row_from_words` into ``out`` where it is float32 scratch, as
-    :func:`float32_polynomial_row`."""
+    """:func:`~fmsim.laws.polynomial32_row_from_words` into ``out`` where it is float32 scratch; nothing into
+    float64 scratch."""
     raise NotImplementedError("a numba kernel helper: see its overload")
 
 
 @overload(float32_polynomial_from_words, inline="always")
 def _float32_polynomial_from_words_jit(law, n, words, out):
     if out.dtype != types.float32:
+        # Float64 kernels never draw polynomial rows (bits32 comes with float32 activations); compiling the
+        # polynomial loops into them too made the FC kernel's first compile 1.8x longer.
         return lambda law, n, words, out: None
     return lambda law, n, words, out: polynomial32_row_from_words(law, n, words, out)
 
@@ -192,18 +179,16 @@ def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lane
     wz = weight_scratch(z, w, w32)
     r = np.intp(row % np.uint64(ROW_GROUP))
     if np.intp(row) - r + ROW_GROUP <= n_rows:
-        nb = row_group_blocks(law, bits32, n_in)
+        nb = blocks_read(law, bits32, n_in)
         if r == 0:
             group_words(nb, row, layer, net, k0, k1, words, lanes)
         rw = group_row_words(words, nb, r)
     else:
         row_words_alone(law, bits32, n_in, row, layer, net, k0, k1, words)
         rw = words
-    if law == RADEMACHER:
-        pass
-    elif polynomial32(law, bits32):
+    if polynomial32(law, bits32):
         float32_polynomial_from_words(law, n_in, rw, wz)
-    else:
+    elif law != RADEMACHER:  # (a Rademacher row's words go to rademacher_dot)
         row_from_words(law, bits32, n_in, row, layer, net, k0, k1, rw, slow, wz)
     return wz, rw
 
@@ -558,7 +543,7 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
 
     Channels go ``CONV_BLOCK`` at a time; a last, partial block computes the missing channels with zero weights
     and drops them. Each channel's row is drawn by :func:`~fmsim.laws.standard_row` (float32 Gaussian and
-    Laplace: :func:`float32_polynomial_row`), or copied from ``given`` (shape ``(c_out c_in kh kw,)``, row after
+    Laplace: :func:`float32_polynomial_from_words`), or copied from ``given`` (shape ``(c_out c_in kh kw,)``, row after
     row) where that is not empty, into ``wrow``, then laid out ``(tap, channel)`` in ``wblock``.
 
     Positions are indexed on the padded grid, ``q = py wp + px`` (``wp = width + kw - 1``), so tap
@@ -599,7 +584,8 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
             elif given.shape[0] > 0:
                 row[:n] = given[r * n:(r + 1) * n]
             elif polynomial32(law, bits32):
-                float32_polynomial_row(law, n, np.uint64(r), layer, net, k0, k1, words, row)
+                row_words_alone(law, bits32, n, np.uint64(r), layer, net, k0, k1, words)
+                float32_polynomial_from_words(law, n, words, row)
             else:
                 standard_row(law, bits32, n, np.uint64(r), layer, net, k0, k1, words, slow, row)
             for t in range(n):

@@ -846,12 +846,19 @@ def whole_vector_blocks(n_blocks):
 
 
 @njit(inline="always", cache=True)
-def row_blocks(law, bits32, n):
-    """Philox blocks that :func:`standard_row` draws for a row of ``n`` weights: ``ceil(n / per)`` (``per`` from
-    :func:`weights_per_block`), rounded up to whole vector steps (:func:`whole_vector_blocks`) for every law but
-    Rademacher. (The polynomial rows draw :func:`polynomial32_blocks`.)"""
+def blocks_read(law, bits32, n):
+    """Philox blocks whose words a row of ``n`` weights reads: ``ceil(n / per)`` (``per`` from
+    :func:`weights_per_block`), with no padding (the rows of :func:`fmsim.sampling.row_groups.group_words`)."""
     per = weights_per_block(law, bits32)
-    n_blocks = (n + per - 1) // per
+    return (n + per - 1) // per
+
+
+@njit(inline="always", cache=True)
+def row_blocks(law, bits32, n):
+    """Philox blocks that :func:`standard_row` draws for a row of ``n`` weights: :func:`blocks_read`, rounded
+    up to whole vector steps (:func:`whole_vector_blocks`) for every law but Rademacher. (The polynomial rows
+    draw :func:`polynomial32_blocks`.)"""
+    n_blocks = blocks_read(law, bits32, n)
     return n_blocks if law == RADEMACHER else whole_vector_blocks(n_blocks)
 
 

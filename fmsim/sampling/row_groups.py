@@ -1,7 +1,7 @@
 """The Philox words of 8 rows of a layer at once, in one vector loop with no padding.
 
-A row of ``n`` weights reads ``nb`` Philox blocks (:func:`row_group_blocks`: ``ceil(n / per)`` with ``per``
-from :func:`fmsim.laws.weights_per_block`). Drawn alone (:func:`fmsim.laws.row_words`), a row's blocks run in
+A row of ``n`` weights reads ``nb`` Philox blocks (:func:`fmsim.laws.blocks_read`: ``ceil(n / per)`` with
+``per`` from :func:`fmsim.laws.weights_per_block`). Drawn alone (:func:`fmsim.laws.row_words`), a row's blocks run in
 LLVM's vector lanes, 8 a step with AVX-512 (4 with AVX2), and a row whose ``nb`` is not a multiple of 8
 is padded to one: a width-100 hidden row drew 32 blocks for the 25 it reads.
 
@@ -11,7 +11,8 @@ group, laid out row after row, are one loop of ``8 nb`` iterations, which LLVM's
 exactly, with the counter words of each iteration (block ``b``, row ``first_row + r``) read from the
 tables :func:`group_lanes` writes. Row ``first_row + r`` then finds its words at
 ``words[4 nb r : 4 nb (r + 1)]`` (:func:`group_row_words`), the words :func:`fmsim.laws.row_words` gives it:
-only where they are computed changes, never a weight.
+only where they are computed changes, never a weight. The rows of a layer's last group of fewer than
+:data:`ROW_GROUP` draw their words alone (:func:`row_words_alone`).
 
 Scratch, from :func:`row_group_scratch`: ``words`` (uint32) and ``lanes`` (int64), whose entry 0 holds the
 ``nb`` its tables are laid out for (-1: none), so a layer lays them out once, not once a group.
@@ -22,21 +23,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .laws import polynomial32, polynomial32_blocks, row_blocks, row_words, weights_per_block
+from .laws import polynomial32, polynomial32_blocks, row_blocks, row_words
 from .rng import philox4x32
 
-__all__ = ["ROW_GROUP", "row_group_blocks", "row_group_scratch", "group_words", "group_row_words", "row_words_alone"]
+__all__ = ["ROW_GROUP", "row_group_scratch", "group_words", "group_row_words", "row_words_alone"]
 
 #: Rows whose words :func:`group_words` draws together: a multiple of the vector steps (8 with AVX-512).
 ROW_GROUP = 8
-
-
-@njit(inline="always", cache=True)
-def row_group_blocks(law, bits32, n):
-    """Philox blocks a row of ``n`` weights reads: ``ceil(n / per)`` (``per`` from
-    :func:`~fmsim.laws.weights_per_block`), with no padding."""
-    per = weights_per_block(law, bits32)
-    return (n + per - 1) // per
 
 
 @njit(inline="always", cache=True)
@@ -81,13 +74,13 @@ def group_words(nb, first_row, c2, c3, k0, k1, words, lanes):
     Parameters
     ----------
     nb : int
-        Blocks per row (:func:`row_group_blocks`), ``0 <= nb <= ceil(n_max / 2)``.
+        Blocks per row (:func:`~fmsim.laws.blocks_read`), ``0 <= nb <= ceil(n_max / 2)``.
     first_row, c2, c3 : uint64
         The group's first row (counter word ``c1``), layer and net.
     k0, k1 : uint64
         Philox key.
     words : ndarray, uint32
-        Written: ``words[: 4 ROW_GROUP nb]``. (Rows past the layer's last are drawn too, and never read.)
+        Written: ``words[: 4 ROW_GROUP nb]``.
     lanes : ndarray, int64
         Scratch from :func:`row_group_scratch`, laid out here for ``nb`` if it is not already.
     """
