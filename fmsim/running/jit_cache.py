@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 STAMP_NAME = "fmsim-jit-source.sha256"
@@ -38,13 +39,16 @@ def source_hash(package: Path) -> str:
 
 def numba_cache_dirs(package: Path, cache_dir: str) -> list[Path]:
     """Where numba keeps the cache of the functions under ``package`` when ``NUMBA_CACHE_DIR`` is
-    ``cache_dir``: one folder per source folder, named as numba names it
+    ``cache_dir``: one folder per source folder (the package's own first), named as numba names it
     (``numba.core.caching.UserProvidedCacheLocator``)."""
+    folders = sorted({path.parent for path in package.rglob("*.py")} | {package})
+    return [_numba_cache_dir(folder, cache_dir) for folder in folders]
+
+
+def _numba_cache_dir(folder: Path, cache_dir: str) -> Path:
     from numba.core.caching import UserProvidedCacheLocator
 
-    folders = sorted({path.parent for path in package.rglob("*.py")})
-    return [Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(folder / "__init__.py"))
-            for folder in folders]
+    return Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(folder / "__init__.py"))
 
 
 def drop_stale_jit_cache(package: Path, cache_dir: str | None = None) -> bool:
@@ -56,7 +60,8 @@ def drop_stale_jit_cache(package: Path, cache_dir: str | None = None) -> bool:
         The package directory; the stamp lives in ``package/__pycache__``.
     cache_dir : str, optional
         numba's cache directory (``NUMBA_CACHE_DIR``; by default numba's own setting): where it is set,
-        numba caches there instead of in ``__pycache__``, and that cache is checked too, with its own stamp.
+        numba caches there instead of in ``__pycache__``, and that cache is checked too, with its own stamp
+        (in the package folder's cache folder there).
 
     Returns
     -------
@@ -73,20 +78,21 @@ def drop_stale_jit_cache(package: Path, cache_dir: str | None = None) -> bool:
         digest = source_hash(package)
     except OSError:
         return False
-    dropped = _drop_if_stale(digest, package / "__pycache__" / STAMP_NAME, list(package.rglob("__pycache__")))
+    dropped = _drop_if_stale(digest, package / "__pycache__" / STAMP_NAME, lambda: package.rglob("__pycache__"))
     if cache_dir:
-        folders = numba_cache_dirs(package, cache_dir)
-        dropped |= _drop_if_stale(digest, folders[0] / STAMP_NAME, folders)
+        dropped |= _drop_if_stale(digest, _numba_cache_dir(package, cache_dir) / STAMP_NAME,
+                                  lambda: numba_cache_dirs(package, cache_dir))
     return dropped
 
 
-def _drop_if_stale(digest: str, stamp: Path, cache_folders: list[Path]) -> bool:
-    """Delete the ``*.nbi`` and ``*.nbc`` files in ``cache_folders`` unless ``stamp`` holds ``digest``; then
-    write ``digest`` into ``stamp``. False where nothing was dropped or a folder is not writable."""
+def _drop_if_stale(digest: str, stamp: Path, cache_folders: Callable[[], Iterable[Path]]) -> bool:
+    """Delete the ``*.nbi`` and ``*.nbc`` files in the folders ``cache_folders()`` lists unless ``stamp`` holds
+    ``digest`` (they are listed only then); then write ``digest`` into ``stamp``. False where nothing was
+    dropped or a folder is not writable."""
     try:
         if stamp.exists() and stamp.read_text().strip() == digest:
             return False
-        for folder in cache_folders:
+        for folder in cache_folders():
             for pattern in ("*.nbi", "*.nbc"):
                 for cached in folder.glob(pattern):
                     cached.unlink(missing_ok=True)
