@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..sampling.laws import RADEMACHER
+from .borrowed import borrowed, keep_alive
 from .cpu import (
     cast_like,
     divide_by_power_of_two,
@@ -138,12 +139,14 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
         wmax = max(wmax, widths[j])
     for i in prange(n):
         net = np.uint64(net0 + i)
-        z = np.full((k, wmax), zero)
-        znew = np.full((k, wmax), zero)
-        active = np.full((k, wmax), zero)
-        signs = np.full((k, 4 * wmax + 16), zero)
-        pre = np.full(k, zero)
-        words, lanes, slow, w, w32 = layer_scratch(wmax)
+        planes = (np.full((k, wmax), zero), np.full((k, wmax), zero), np.full((k, wmax), zero),
+                  np.full((k, 4 * wmax + 16), zero))
+        pre_owned = np.full(k, zero)
+        scratch = layer_scratch(wmax)
+        # the layers see views that count no references (fmsim.kernels.borrowed), kept alive to the end
+        z, znew, active, signs = borrowed(planes)
+        pre = borrowed(pre_owned)
+        words, lanes, slow, w, w32 = borrowed(scratch)
         for v in range(k):
             for c in range(widths[0]):
                 z[v, c] = cast_like(xs[v, c], zero)
@@ -188,3 +191,6 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
                 shift += e
         for v in range(k):
             out_first[i, v] = length_and_log(np.float64(z[v, 0]) * np.float64(z[v, 0]), 2 * shift)[0]
+        keep_alive(planes)
+        keep_alive(pre_owned)
+        keep_alive(scratch)

@@ -33,6 +33,7 @@ from ..sampling.row_groups import (
     row_group_scratch,
     row_words_alone,
 )
+from .borrowed import borrowed, keep_alive
 from .exact import fc_exact_trace, residual_exact_trace, residual_relu_exact_trace
 from .scalar import (
     RENORM_HIGH,
@@ -317,14 +318,15 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
     m0 = mean_square(x, widths[0])
     for i in prange(n):
         net = np.uint64(net0 + i)
-        z = np.full(wmax, zero)
-        znew = np.full(wmax, zero)
-        active = np.full(wmax, zero)
-        signs = np.full(4 * wmax + 16, zero)
-        words, lanes, slow, w, w32 = layer_scratch(wmax)
+        activations = (np.full(wmax, zero), np.full(wmax, zero), np.full(wmax, zero), np.full(4 * wmax + 16, zero))
+        scratch = layer_scratch(wmax)
+        # the layers see views that count no references (fmsim.kernels.borrowed), kept alive to the end
+        z, znew, active, signs = borrowed(activations)
+        words, lanes, slow, w, w32 = borrowed(scratch)
+        lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
         z[: widths[0]] = x
         shift = x_shift
-        record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
+        record_length(m0, 2 * shift, 0, lengths_i, log_i)
         for j in range(1, d + 1):
             layer = np.uint64(j)
             bias_j = scale_bias(bias_sds[j - 1], shift)
@@ -337,8 +339,9 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
                                             net, scales[j - 1], bias_j, k0, k1, words, lanes, slow, w, w32)
                     znew[r] = pre if pre > 0.0 else zero
             z, znew = znew, z
-            shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, out_lengths[i],
-                                           out_log[i])
+            shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, lengths_i, log_i)
+        keep_alive(activations)
+        keep_alive(scratch)
 
 
 
@@ -408,16 +411,17 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
     m0 = mean_square(x, n)
     for i in prange(nets):
         net = np.uint64(net0 + i)
-        y = np.full(n, zero)
+        activations = (np.full(n, zero), np.full(kmax, zero), np.full(kmax, zero), np.full(kmax, zero),
+                       np.full(4 * kmax + 16, zero))
+        scratch = layer_scratch(kmax)
+        # the modules see views that count no references (fmsim.kernels.borrowed), kept alive to the end
+        y, h, hnew, active, signs = borrowed(activations)
+        words, lanes, slow, w, w32 = borrowed(scratch)
+        lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
         for k in range(n):
             y[k] = cast_like(x[k], zero)
-        h = np.full(kmax, zero)
-        hnew = np.full(kmax, zero)
-        active = np.full(kmax, zero)
-        signs = np.full(4 * kmax + 16, zero)
-        words, lanes, slow, w, w32 = layer_scratch(kmax)
         shift = x_shift
-        record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
+        record_length(m0, 2 * shift, 0, lengths_i, log_i)
         for mod in range(L):
             h[:n] = y
             n_in = n
@@ -442,7 +446,9 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
             eta = cast_like(etas[mod], zero)
             for r in range(n):
                 y[r] += eta * h[r]
-            shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
+            shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, lengths_i, log_i)
+        keep_alive(activations)
+        keep_alive(scratch)
 
 
 
