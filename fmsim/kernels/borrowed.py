@@ -5,7 +5,8 @@ read-modify-write of the array's memory record). Each name an array takes in a k
 helper's argument, a slice, an array returned from a branch, adds a pair; numba's pruning pass removes the
 pairs it can prove redundant, and in the rows of a layer it could not: 3 increments and 4 decrements a
 row of the FC ``full`` kernel. On the Intel Xeon we measured, a locked instruction costs tens of cycles and
-holds back the loads behind it: those 7 took about a third of the kernel's time.
+holds back the loads behind it: a software-clock profile put those 7 at close to half of the kernel's
+time.
 
 :func:`borrowed` gives a view of an array that owns nothing (its memory record is null, as a global
 array's is): every count on it, or on a view of it, is a call that returns at once. The kernel keeps the
