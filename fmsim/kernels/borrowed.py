@@ -21,13 +21,11 @@ from numba.extending import intrinsic
 __all__ = ["borrowed", "keep_alive"]
 
 
-def _arrays(value_type) -> list | None:
-    """The array types of an array or of a tuple of arrays; None for anything else."""
+def _array_or_arrays(value_type) -> bool:
+    """Whether ``value_type`` is an array or a tuple of arrays."""
     if isinstance(value_type, types.Array):
-        return [value_type]
-    if isinstance(value_type, types.BaseTuple) and all(isinstance(t, types.Array) for t in value_type.types):
-        return list(value_type.types)
-    return None
+        return True
+    return isinstance(value_type, types.BaseTuple) and all(isinstance(t, types.Array) for t in value_type.types)
 
 
 def _borrowed_view(context, builder, array_type, value):
@@ -43,7 +41,7 @@ def borrowed(typingctx, arrays):
     """A view of an array (same data, shape, strides and type), or a tuple of views of a tuple of arrays, that
     owns no reference: numba never counts references to it or to its slices, and never frees it. The arrays
     must outlive every use of their views: call :func:`keep_alive` on them after the last one."""
-    if _arrays(arrays) is None:
+    if not _array_or_arrays(arrays):
         return None
 
     def codegen(context, builder, signature, args):
@@ -61,7 +59,7 @@ def borrowed(typingctx, arrays):
 def keep_alive(typingctx, arrays):
     """Nothing, at run time: a use of ``arrays`` (an array or a tuple of arrays) here, so that numba releases
     them (and may free them) only after this point, past the last use of their :func:`borrowed` views."""
-    if _arrays(arrays) is None:
+    if not _array_or_arrays(arrays):
         return None
 
     def codegen(context, builder, signature, args):
