@@ -62,10 +62,12 @@ LAWS = {"gaussian": 0, "laplace": 3, "truncated_normal": 4}
 
 
 def clone(fn, jit=njit, **replace):
-    """A fresh compilation (by ``jit``) of the numba function ``fn`` with some of its globals replaced."""
+    """A fresh compilation (by ``jit``) of the numba function ``fn`` with some of its globals replaced (its
+    closure variables kept)."""
     g = dict(fn.py_func.__globals__)
     g.update(replace)
-    return jit(pytypes.FunctionType(fn.py_func.__code__, g, fn.py_func.__name__ + "_clone"))
+    return jit(pytypes.FunctionType(fn.py_func.__code__, g, fn.py_func.__name__ + "_clone", fn.py_func.__defaults__,
+                                    fn.py_func.__closure__))
 
 
 @njit
@@ -99,10 +101,18 @@ row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_wo
 
 
 def kernel_with_rows(**rows):
-    """``cpu.fc_full`` compiled with its row functions (``cpu.drawn_row``'s globals) replaced."""
+    """``cpu.fc_full`` compiled with its row functions (``cpu.drawn_row``'s globals) replaced: called with
+    ``cpu.fc_full``'s arguments, it compiles the clone of ``cpu.fc_full_kernel(law, bits32)``."""
     drawn = clone(cpu.drawn_row, jit=njit(inline="always"), **rows)
-    return clone(cpu.fc_full, jit=njit(parallel=True),
-                 row_preactivation=clone(cpu.row_preactivation, jit=njit(inline="always"), drawn_row=drawn))
+    preactivation = clone(cpu.row_preactivation, jit=njit(inline="always"), drawn_row=drawn)
+    kernels = {}
+
+    def kernel(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits32, *rest):
+        if (law, bits32) not in kernels:
+            kernels[law, bits32] = clone(cpu.fc_full_kernel(law, bits32), jit=njit(parallel=True),
+                                         row_preactivation=preactivation)
+        kernels[law, bits32](x, x_shift, widths, scales, bias_sds, k0, k1, net0, zero, *rest)
+    return kernel
 
 
 kernel_stub = kernel_with_rows(row_from_words=_stub_row, float32_polynomial_from_words=_stub_polynomial_row,
