@@ -102,14 +102,14 @@ row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_wo
 
 def kernel_with_rows(**rows):
     """``cpu.fc_full`` compiled with its row functions (``cpu.drawn_row``'s globals) replaced: called with
-    ``cpu.fc_full``'s arguments, it compiles the clone of ``cpu.fc_full_kernel(law, bits32)``."""
+    ``cpu.fc_full``'s arguments, it compiles the clone of ``cpu.fc_full_for_law(law, bits32)``."""
     drawn = clone(cpu.drawn_row, jit=njit(inline="always"), **rows)
     preactivation = clone(cpu.row_preactivation, jit=njit(inline="always"), drawn_row=drawn)
     kernels = {}
 
     def kernel(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits32, *rest):
         if (law, bits32) not in kernels:
-            kernels[law, bits32] = clone(cpu.fc_full_kernel(law, bits32), jit=njit(parallel=True),
+            kernels[law, bits32] = clone(cpu.fc_full_for_law(law, bits32), jit=njit(parallel=True),
                                          row_preactivation=preactivation)
         kernels[law, bits32](x, x_shift, widths, scales, bias_sds, k0, k1, net0, zero, *rest)
     return kernel

@@ -58,7 +58,8 @@ t3 = time.perf_counter()
 x = numpy.ones(10); w = numpy.array([10] * 6); s = numpy.full(5, 0.4)
 out = numpy.empty((1024, 6)); logs = numpy.empty((1024, 6))
 no_first = numpy.empty((2, 0)), numpy.zeros(1, dtype=numpy.int64), numpy.zeros(3)
-cpu.fc_full(x, 0, w, s, numpy.zeros(5), 0, numpy.uint64(1), numpy.uint64(2), 0, 0.0, False, *no_first, 2.0**64, out, logs)
+b = numpy.zeros(5)
+cpu.fc_full(x, 0, w, s, b, 0, numpy.uint64(1), numpy.uint64(2), 0, 0.0, False, *no_first, 2.0**64, out, logs)
 t4 = time.perf_counter()
 import sys
 print(f"  import numpy {t1 - t0:.2f} s, numba {t2 - t1:.2f} s, fmsim and its CLI {t3 - t2:.2f} s; "
