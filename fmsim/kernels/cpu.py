@@ -318,6 +318,14 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
                                           law1_guide, law1_grid, renorm_high, out_lengths, out_log)
 
 
+def compiled_for_law(kernel, name: str, law: int, bits32: bool):
+    """``njit(parallel=True, cache=True)`` of the kernel ``kernel`` of one law, renamed ``name_<law>`` (``_bits32``
+    for the 32-bit layout) first: the name the first run's compile notice shows and numba's cache files carry."""
+    law_name = {code: law_name for law_name, code in LAW_CODES.items()}[law]
+    kernel.__name__ = kernel.__qualname__ = f"{name}_{law_name}" + ("_bits32" if bits32 else "")
+    return njit(parallel=True, cache=True)(kernel)
+
+
 def check_law_code(law: int) -> None:
     """Raise ``ValueError`` unless ``law`` is a weight-law code (``fmsim.laws.LAW_CODES``)."""
     if law not in LAW_CODES.values():
@@ -348,7 +356,6 @@ def fc_full_for_law(law: int, bits32: bool):
     """
     check_law_code(law)
 
-    @njit(parallel=True, cache=True)
     def fc_full_of_law(x, x_shift, widths, scales, bias_sds, k0, k1, net0, zero, law1, law1_guide, law1_grid,
                        renorm_high, out_lengths, out_log):
         n = out_lengths.shape[0]
@@ -385,7 +392,7 @@ def fc_full_for_law(law: int, bits32: bool):
             keep_alive(activations)
             keep_alive(scratch)
 
-    return fc_full_of_law
+    return compiled_for_law(fc_full_of_law, "fc_full", law, bits32)
 
 
 @njit(parallel=True, cache=True)
@@ -451,7 +458,6 @@ def res_full_for_law(law: int, bits32: bool):
     called with :func:`res_full`'s arguments less ``law`` and ``bits32``."""
     check_law_code(law)
 
-    @njit(parallel=True, cache=True)
     def res_full_of_law(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sds, k0, k1,
                         net0, zero, out_lengths, out_log):
         nets = out_lengths.shape[0]
@@ -503,7 +509,7 @@ def res_full_for_law(law: int, bits32: bool):
             keep_alive(activations)
             keep_alive(scratch)
 
-    return res_full_of_law
+    return compiled_for_law(res_full_of_law, "res_full", law, bits32)
 
 
 @njit(parallel=True, cache=True)
@@ -721,7 +727,6 @@ def conv_full_for_law(law: int, bits32: bool):
     called with :func:`conv_full`'s arguments less ``law`` and ``bits32``."""
     check_law_code(law)
 
-    @njit(parallel=True, cache=True)
     def conv_full_of_law(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, k0, k1, net0, zero,
                          out_lengths, out_log):
         nets = out_lengths.shape[0]
@@ -752,4 +757,4 @@ def conv_full_for_law(law: int, bits32: bool):
                 shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
                                                out_log[i])
 
-    return conv_full_of_law
+    return compiled_for_law(conv_full_of_law, "conv_full", law, bits32)
