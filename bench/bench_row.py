@@ -88,7 +88,7 @@ def _stub_polynomial_row(law, n, words, out):
 
 
 @njit(inline="always")
-def _no_group_words(nb, first_row, c2, c3, k0, k1, words, lanes):
+def _no_group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
     pass
 
 
@@ -189,7 +189,8 @@ def group_loop(nb, reps, words, lanes):
     """``reps`` rows' words, drawn :data:`~fmsim.sampling.row_groups.ROW_GROUP` rows at a time."""
     s = np.uint32(0)
     for r in range(0, reps, row_groups.ROW_GROUP):
-        row_groups.group_words(nb, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words, lanes)
+        row_groups.group_words(nb, row_groups.ROW_GROUP, np.uint64(r), np.uint64(3), np.uint64(5), K0, K1, words,
+                               lanes)
         s ^= words[0]
     return s
 

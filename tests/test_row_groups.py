@@ -13,8 +13,8 @@ K0, K1 = np.uint64(0xDEADBEEF), np.uint64(0x12345678)
 
 
 @njit
-def _group(nb, first_row, c2, c3, k0, k1, words, lanes):
-    row_groups.group_words(nb, first_row, c2, c3, k0, k1, words, lanes)
+def _group(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
+    row_groups.group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes)
 
 
 @njit
@@ -29,20 +29,25 @@ def _row_alone(nb, row, c2, c3):
 
 
 def test_group_words_are_each_rows_own():
-    # Every row of the group, for block counts below, at and around the vector steps (4, 8) and the row
-    # counter near 2^32 (Philox keeps its low 32 bits); the lanes laid out again when nb changes, and kept
-    # when it does not (the sequence revisits 25).
+    # Every row of the group (of 8 rows, and of fewer: a layer's last), for block counts below, at and
+    # around the vector steps (4, 8) and the row counter near 2^32 (Philox keeps its low 32 bits); the lanes
+    # laid out again when nb changes, and kept when it does not (the sequence revisits 25).
     n_max = 2 * 64
     words, lanes = row_groups.row_group_scratch.py_func(n_max)
     for nb in (25, 0, 1, 2, 3, 4, 7, 8, 9, 25, 25, 64, 13):
         for first_row, c2, c3 in ((0, 1, 0), (8, 7, 3), (2**32 - 8, 2, 2**32 - 1)):
-            words[:] = 0xA5A5A5A5
-            _group(nb, np.uint64(first_row), np.uint64(c2), np.uint64(c3), K0, K1, words, lanes)
-            assert lanes[0] == nb
-            for r in range(ROW_GROUP):
-                got = words[4 * nb * r: 4 * nb * (r + 1)]
-                np.testing.assert_array_equal(got, _row_alone(nb, first_row + r, c2, c3), err_msg=f"nb={nb} r={r}")
-            assert (words[4 * nb * ROW_GROUP:] == 0xA5A5A5A5).all()  # nothing written past the group
+            for group_rows in (ROW_GROUP, 1, 3, ROW_GROUP - 1):  # a whole group, and a layer's last rows
+                words[:] = 0xA5A5A5A5
+                _group(nb, group_rows, np.uint64(first_row), np.uint64(c2), np.uint64(c3), K0, K1, words, lanes)
+                assert lanes[0] == nb
+                for r in range(group_rows):
+                    got = words[4 * nb * r: 4 * nb * (r + 1)]
+                    np.testing.assert_array_equal(got, _row_alone(nb, first_row + r, c2, c3),
+                                                  err_msg=f"nb={nb} r={r} of {group_rows}")
+                # blocks drawn: the group's, rounded up to whole groups of 8 blocks; nothing written past them
+                drawn = -(-group_rows * nb // ROW_GROUP) * ROW_GROUP
+                assert drawn <= ROW_GROUP * nb
+                assert (words[4 * drawn:] == 0xA5A5A5A5).all()
 
 
 def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
@@ -59,7 +64,7 @@ def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
                 per = laws.weights_per_block.py_func(law, bits32)
                 words_read = 32 * ((n + 31) // 32) if per == 4 else 2 * (8 * ((n + 7) // 8))
                 assert last_row + max(words_read, 4 * nb) <= words.size, (n, law, bits32)
-                # a row drawn alone (a partial last group), at the start of the scratch, padded
+                # a row drawn alone (a conv kernel's), at the start of the scratch, padded
                 alone = (laws.polynomial32_blocks.py_func(n) if laws.polynomial32.py_func(law, bits32) else
                          8 * ((nb + 7) // 8) if law != laws.RADEMACHER else nb)
                 assert max(4 * alone, words_read) <= words.size, (n, law, bits32)
@@ -98,7 +103,7 @@ def _polynomial(law, n, row, layer, net, k0, k1, out):
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("n_rows", [19, 8, 3])
 def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision, n_rows):
-    # 19 rows: two whole groups, then three rows that draw their words alone; 8: one group; 3: rows alone.
+    # 19 rows: two whole groups, then a group of three; 8: one group; 3: one group of three.
     # Row lengths with and without slow draws and with partial vector steps.
     code, bits32 = laws.LAW_CODES[law], precision == "float32"
     dtype = np.float32 if bits32 else np.float64

@@ -175,20 +175,15 @@ def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lane
     The words are drawn for :data:`~fmsim.sampling.row_groups.ROW_GROUP` rows at once
     (:func:`~fmsim.sampling.row_groups.group_words`), at each row that starts a group (``row % 8 == 0``), so
     a layer's rows must come here in order from row 0, all with the same ``n_in``, as every kernel's loop
-    over them does. The rows of a last group of fewer than 8 draw their words alone
-    (:func:`~fmsim.sampling.row_groups.row_words_alone`): a layer of one row would otherwise draw eight.
+    over them does. A layer's last group holds the rows left, ``n_rows % 8`` when that is not 0.
     Scratch ``words``, ``lanes``, ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
     """
     wz = weight_scratch(z, w, w32)
     r = np.intp(row % np.uint64(ROW_GROUP))
-    if np.intp(row) - r + ROW_GROUP <= n_rows:
-        nb = blocks_read(law, bits32, n_in)
-        if r == 0:
-            group_words(nb, row, layer, net, k0, k1, words, lanes)
-        rw = group_row_words(words, nb, r)
-    else:
-        row_words_alone(law, bits32, n_in, row, layer, net, k0, k1, words)
-        rw = words
+    nb = blocks_read(law, bits32, n_in)
+    if r == 0:
+        group_words(nb, min(ROW_GROUP, np.intp(n_rows) - np.intp(row)), row, layer, net, k0, k1, words, lanes)
+    rw = group_row_words(words, nb, r)
     if polynomial32(law, bits32):
         float32_polynomial_from_words(law, n_in, rw, wz)
     elif law != RADEMACHER:  # (a Rademacher row's words go to rademacher_dot)

@@ -11,8 +11,11 @@ group, laid out row after row, are one loop of ``8 nb`` iterations, which LLVM's
 exactly, with the counter words of each iteration (block ``b``, row ``first_row + r``) read from the
 tables :func:`group_lanes` writes. Row ``first_row + r`` then finds its words at
 ``words[4 nb r : 4 nb (r + 1)]`` (:func:`group_row_words`), the words :func:`fmsim.laws.row_words` gives it:
-only where they are computed changes, never a weight. The rows of a layer's last group of fewer than
-:data:`ROW_GROUP` draw their words alone (:func:`row_words_alone`).
+only where they are computed changes, never a weight. A layer's last group may hold fewer rows than
+:data:`ROW_GROUP` (a width-30 layer: 3 groups of 8, then one of 6); its blocks are drawn in the same loop,
+rounded up to a multiple of 8. (Until fmsim 0.12 each of those rows drew its words alone, padded to whole
+vector steps: a sixth of the kernel's time at width 30.) :func:`row_words_alone` draws one row's words alone,
+for the conv kernel's rows, which come one at a time.
 
 Scratch, from :func:`row_group_scratch`: ``words`` and ``lanes`` (both uint32), whose entry 0 holds the
 ``nb`` its tables are laid out for (:data:`NOT_LAID_OUT`: none), so a layer lays them out once, not once a group.
@@ -72,28 +75,36 @@ def group_lanes(nb, lanes):
 # Called, not inlined by numba (LLVM inlines it): inlined by numba into the FC kernel, LLVM kept the loop's
 # constants in memory (21 stack operands in the loop) and the kernel ran no faster than with rows alone.
 @njit(cache=True)
-def group_words(nb, first_row, c2, c3, k0, k1, words, lanes):
-    """The words of rows ``first_row .. first_row + ROW_GROUP - 1`` of a layer, ``nb`` blocks each, into
+def group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
+    """The words of rows ``first_row .. first_row + group_rows - 1`` of a layer, ``nb`` blocks each, into
     ``words``, row after row (row ``first_row + r``: :func:`group_row_words`); the same words as
     :func:`~fmsim.laws.row_words` for each row.
+
+    A layer's last group may hold fewer rows than :data:`ROW_GROUP`: its ``group_rows nb`` blocks are drawn
+    in the same vector loop, rounded up to a multiple of :data:`ROW_GROUP` blocks (the loop's vector steps
+    divide it; the blocks past the group's rows are those of rows past the layer, which no one reads).
 
     Parameters
     ----------
     nb : int
         Blocks per row (:func:`~fmsim.laws.blocks_read`), ``0 <= nb <= ceil(n_max / 2)``.
+    group_rows : int
+        Rows of the group, ``1 <= group_rows <= ROW_GROUP``.
     first_row, c2, c3 : uint64
         The group's first row (counter word ``c1``), layer and net.
     k0, k1 : uint64
         Philox key.
     words : ndarray, uint32
-        Written: ``words[: 4 ROW_GROUP nb]``.
+        Written: ``words[: 4 m]``, ``m = group_rows nb`` rounded up to a multiple of ``ROW_GROUP``
+        (``m <= ROW_GROUP nb``).
     lanes : ndarray, uint32
         Scratch from :func:`row_group_scratch`, laid out here for ``nb`` if it is not already.
     """
     group_lanes(nb, lanes)
     n = ROW_GROUP * nb
     blocks, rows = lanes[1:1 + n], lanes[1 + n:]  # indexed by the loop's own counter: no wraparound test
-    for g in range(n):  # LLVM's vector loop: 8 (or 4) iterations a step, none left over
+    drawn = (group_rows * nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP
+    for g in range(drawn):  # LLVM's vector loop: 8 (or 4) iterations a step, none left over
         w0, w1, w2, w3 = philox4x32(np.uint64(blocks[g]), first_row + np.uint64(rows[g]), c2, c3, k0, k1)
         words[4 * g] = np.uint32(w0)
         words[4 * g + 1] = np.uint32(w1)
@@ -112,6 +123,6 @@ def group_row_words(words, nb, r):
 def row_words_alone(law, bits32, n, c1, c2, c3, k0, k1, words):
     """The words of one row drawn alone into ``words`` (:func:`~fmsim.laws.row_words`, padded to whole vector
     steps as its row needs: :func:`~fmsim.laws.row_blocks`, or :func:`~fmsim.laws.polynomial32_blocks` for a
-    float32 polynomial row), for the rows of a layer's last group when it has fewer than :data:`ROW_GROUP`."""
+    float32 polynomial row), for a row that is not drawn in a group (the conv kernel's rows)."""
     n_blocks = polynomial32_blocks(n) if polynomial32(law, bits32) else row_blocks(law, bits32, n)
     row_words(n_blocks, c1, c2, c3, k0, k1, words)
