@@ -99,6 +99,16 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and os.environ.get("FMSIM_CUDA_
 
     _sim_kernel.FakeCUDAKernel.__call__ = _recording_call
 
+    @pytest.hookimpl(tryfirst=True)  # a pytest-xdist worker writes its file before it reports that it is done
     def pytest_sessionfinish(session, exitstatus):
-        with open(os.environ["FMSIM_CUDA_SIGNATURES"], "w") as f:
+        path = os.environ["FMSIM_CUDA_SIGNATURES"]
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker:  # each worker its own file; the main process merges them into ``path``
+            path = f"{path}.{worker}"
+        else:
+            for part in Path(path).parent.glob(Path(path).name + ".gw*"):
+                for name, sigs in json.loads(part.read_text()).items():
+                    _launched.setdefault(name, set()).update(sigs)
+                part.unlink()
+        with open(path, "w") as f:
             json.dump({name: sorted(sigs) for name, sigs in sorted(_launched.items())}, f, indent=1)

@@ -50,8 +50,10 @@ def test_rows_and_fc_kernel_compiled_without_avx512_give_the_same_bits(tmp_path)
     selected = ["test_laws.py::test_vectorized_row_is_bitwise_the_per_block_row"] + \
         [f"test_bits_unchanged.py::test_file_bits_unchanged[fc-{law}-f64-bias]" for law in LAWS] + \
         ["test_conv_kernel.py"]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                          *selected], cwd=TESTS, env=env, capture_output=True, text=True, timeout=600)
+    for name in [k for k in env if k.startswith("PYTEST_XDIST")]:  # (this test may run in a pytest-xdist worker)
+        env.pop(name)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-p",
+                          "no:randomly", *selected], cwd=TESTS, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "54 passed" in run.stdout, run.stdout[-2000:]  # 10 row cases, 5 golden cases and 39 conv tests (the
     # layer with 256-bit blocks, test_block_positions), none skipped
