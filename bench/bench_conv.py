@@ -118,11 +118,14 @@ def simd_check() -> str:
     from fmsim.kernels import cpu
     from fmsim.running.launch import plan
 
-    fresh = njit(parallel=True)(cpu.conv_full.py_func)
+    asm = ""
     for prec, zero in (("float64", 0.0), ("float32", np.float32(0.0))):
         cfg = make_config(fmsim.Conv((2, 3), (5, 5), 3), fmsim.Init(), 2, 0, method="full", precision=prec)
-        fresh(*plan(cfg, 0).arguments(), zero, prec == "float32", np.empty((2, 2)), np.empty((2, 2)))
-    asm = "".join(fresh.inspect_asm().values())
+        a = plan(cfg, 0)  # the Gaussian kernel of this precision (cpu.conv_full_for_law), compiled afresh
+        fresh = njit(parallel=True)(cpu.conv_full_for_law(a.law, a.float32).py_func)
+        fresh(a.x, a.x_shift, a.channels, a.height, a.width, a.kh, a.kw, a.scales, a.bias_sds, a.k0, a.k1, a.net0, zero,
+              np.empty((2, 2)), np.empty((2, 2)))
+        asm += "".join(fresh.inspect_asm().values())
     counts = {r: len(re.findall(rf"vfmadd\w+p[sd]\s+[^\n]*%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
     from fmsim.kernels.simd import VECTOR_BITS
     return (f"conv blocks in {VECTOR_BITS}-bit vectors (fmsim.kernels.simd.VECTOR_BITS); packed vfmadd in conv_full: "

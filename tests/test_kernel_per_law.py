@@ -1,4 +1,4 @@
-"""The fully connected `full` kernel is compiled once per weight law and layout (fmsim.kernels.cpu.fc_full_for_law)."""
+"""The `full` kernels compile one kernel per weight law and layout (fmsim.kernels.cpu.*_for_law)."""
 
 import numpy as np
 import pytest
@@ -6,20 +6,23 @@ import pytest
 from fmsim.kernels import cpu
 from fmsim.sampling.laws import LAW_CODES
 
+FACTORIES = [("fc_full", cpu.fc_full_for_law), ("res_full", cpu.res_full_for_law),
+             ("conv_full", cpu.conv_full_for_law)]
 
-def test_one_named_kernel_per_law_and_layout():
-    kernels = {(law, bits32): cpu.fc_full_for_law(code, bits32)
-               for law, code in LAW_CODES.items() for bits32 in (False, True)}
+
+@pytest.mark.parametrize("name, factory", FACTORIES)
+def test_one_named_kernel_per_law_and_layout(name, factory):
+    kernels = {(law, bits32): factory(code, bits32) for law, code in LAW_CODES.items() for bits32 in (False, True)}
     assert len({id(k) for k in kernels.values()}) == len(kernels)  # distinct kernels ...
-    assert cpu.fc_full_for_law(LAW_CODES["laplace"], True) is kernels["laplace", True]  # ... built once each
-    assert kernels["truncated_normal", False].py_func.__name__ == "fc_full_truncated_normal"
-    assert kernels["uniform", True].py_func.__qualname__ == "fc_full_uniform_bits32"
+    assert factory(LAW_CODES["laplace"], True) is kernels["laplace", True]  # ... built once each
+    assert kernels["truncated_normal", False].py_func.__name__ == f"{name}_truncated_normal"
+    assert kernels["uniform", True].py_func.__qualname__ == f"{name}_uniform_bits32"
 
 
-@pytest.mark.parametrize("law", [7, -1])
-def test_an_unknown_law_code_is_refused_before_compiling(law):
-    with pytest.raises(ValueError, match=rf"law: expected one of the codes \[0, 1, 2, 3, 4\], got {law}"):
-        cpu.fc_full_for_law(law, False)
+@pytest.mark.parametrize("name, factory", FACTORIES)
+def test_an_unknown_law_code_is_refused_before_compiling(name, factory):
+    with pytest.raises(ValueError, match=r"law: expected one of the codes \[0, 1, 2, 3, 4\], got 7"):
+        factory(7, False)
 
 
 def test_fc_full_runs_the_kernel_of_its_law():

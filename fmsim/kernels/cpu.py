@@ -411,7 +411,6 @@ def fc_exact(m0, m0_shift, widths, cs, bias_vars, k0, k1, net0, out_lengths, out
 
 
 # ------------------------------------------------------------------ residual
-@njit(parallel=True, cache=True)
 def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sds, law, k0, k1, net0, zero,
                  bits32, out_lengths, out_log):
     """Forward passes of residual nets ``y_l = y_{l-1} + eta_l F_l(y_{l-1})``, weights drawn on the fly.
@@ -420,6 +419,9 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
     uses counter word ``layer = (l - 1)(m + 1) + i + 1``. As in :func:`fc_full`, each layer
     draws weights only for its nonzero inputs; the stream is renormalized by
     powers of two as the activations of :func:`fc_full` are.
+
+    Each ``(law, bits32)`` runs its own kernel (:func:`res_full_for_law`), compiled the first time a run
+    needs it, as :func:`fc_full`'s.
 
     Parameters
     ----------
@@ -441,56 +443,68 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         As in :func:`fc_full`: ``zero`` sets the precision of the stream, the module and the dot products.
     out_lengths, out_log : ndarray, shape (nets, L + 1)
     """
-    nets = out_lengths.shape[0]
-    n = x.shape[0]
-    m = module_widths.shape[0]
-    L = etas.shape[0]
-    kmax = n
-    for i in range(m):
-        kmax = max(kmax, module_widths[i])
-    m0 = mean_square(x, n)
-    for i in prange(nets):
-        net = np.uint64(net0 + i)
-        activations = (np.full(n, zero), np.full(kmax, zero), np.full(kmax, zero), np.full(kmax, zero),
-                       np.full(4 * kmax + 16, zero))
-        scratch = layer_scratch(kmax)
-        # the modules see views that count no references (fmsim.kernels.borrowed), kept alive to the end
-        y, h, hnew, active, signs = borrowed(activations)
-        words, lanes, slow, w, w32 = borrowed(scratch)
-        lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
-        for k in range(n):
-            y[k] = cast_like(x[k], zero)
-        shift = x_shift
-        record_length(m0, 2 * shift, 0, lengths_i, log_i)
-        for mod in range(L):
-            h[:n] = y
-            n_in = n
-            for j in range(m + 1):  # hidden layers, then (j = m) the output layer: one inlined row path
-                last = j == m
-                layer = residual_layer(mod, m, j)
-                n_out = n if last else module_widths[j]
-                sc = out_scales if last else hidden_scale[j]
-                bias_l = scale_bias(bias_sds[j], shift)
-                n_active = gather_inputs(law, h, n_in, active, signs)
-                for r in range(n_out):
-                    pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), n_out, layer, net,
-                                            sc, bias_l, k0, k1, words, lanes, slow, w, w32)
-                    if last:
-                        if relu_end and pre < 0.0:
+    res_full_for_law(int(law), bool(bits32))(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end,
+        bias_sds, k0, k1, net0, zero, out_lengths, out_log)
+
+
+@functools.cache
+def res_full_for_law(law: int, bits32: bool):
+    """The numba kernel of :func:`res_full` for one weight law and stream layout (as :func:`fc_full_for_law`):
+    called with :func:`res_full`'s arguments less ``law`` and ``bits32``."""
+    check_law_code(law)
+
+    def res_full_of_law(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sds, k0, k1,
+                        net0, zero, out_lengths, out_log):
+        nets = out_lengths.shape[0]
+        n = x.shape[0]
+        m = module_widths.shape[0]
+        L = etas.shape[0]
+        kmax = n
+        for i in range(m):
+            kmax = max(kmax, module_widths[i])
+        m0 = mean_square(x, n)
+        for i in prange(nets):
+            net = np.uint64(net0 + i)
+            activations = (np.full(n, zero), np.full(kmax, zero), np.full(kmax, zero), np.full(kmax, zero),
+                           np.full(4 * kmax + 16, zero))
+            scratch = layer_scratch(kmax)
+            # the modules see views that count no references (fmsim.kernels.borrowed), kept alive to the end
+            y, h, hnew, active, signs = borrowed(activations)
+            words, lanes, slow, w, w32 = borrowed(scratch)
+            lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
+            for k in range(n):
+                y[k] = cast_like(x[k], zero)
+            shift = x_shift
+            record_length(m0, 2 * shift, 0, lengths_i, log_i)
+            for mod in range(L):
+                h[:n] = y
+                n_in = n
+                for j in range(m + 1):  # hidden layers, then (j = m) the output layer: one inlined row path
+                    last = j == m
+                    layer = residual_layer(mod, m, j)
+                    n_out = n if last else module_widths[j]
+                    sc = out_scales if last else hidden_scale[j]
+                    bias_l = scale_bias(bias_sds[j], shift)
+                    n_active = gather_inputs(law, h, n_in, active, signs)
+                    for r in range(n_out):
+                        pre = row_preactivation(law, bits32, active, signs, n_active, np.uint64(r), n_out, layer, net,
+                                                sc, bias_l, k0, k1, words, lanes, slow, w, w32)
+                        if last:
+                            if relu_end and pre < 0.0:
+                                pre = zero
+                        elif not pre > 0.0:
                             pre = zero
-                    elif not pre > 0.0:
-                        pre = zero
-                    hnew[r] = pre
-                h, hnew = hnew, h
-                n_in = n_out
-            eta = cast_like(etas[mod], zero)
-            for r in range(n):
-                y[r] += eta * h[r]
-            shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, lengths_i, log_i)
-        keep_alive(activations)
-        keep_alive(scratch)
+                        hnew[r] = pre
+                    h, hnew = hnew, h
+                    n_in = n_out
+                eta = cast_like(etas[mod], zero)
+                for r in range(n):
+                    y[r] += eta * h[r]
+                shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, lengths_i, log_i)
+            keep_alive(activations)
+            keep_alive(scratch)
 
-
+    return compiled_for_law(res_full_of_law, "res_full", law, bits32)
 
 
 @njit(parallel=True, cache=True)
@@ -666,7 +680,6 @@ def conv_layer(law, bits32, given, zpad, c_in, c_out, height, width, kh, kw, sca
                         dst[px] = pre if pre > 0.0 else zero
 
 
-@njit(parallel=True, cache=True)
 def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law, k0, k1, net0, zero, bits32,
                   out_lengths, out_log):
     """Forward passes of 2D periodic convolutional ReLU nets (1D: ``height = kh = 1``).
@@ -676,6 +689,9 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law
     ``(c_in, ty, tx)``; tap ``(ty, tx)`` reads position
     ``((py + ty - kh//2) mod H, (px + tx - kw//2) mod W)``. Each position sums its taps in that order by fused
     multiply-adds, in the precision of ``zero`` (:func:`conv_layer`).
+
+    Each ``(law, bits32)`` runs its own kernel (:func:`conv_full_for_law`), compiled the first time a run
+    needs it, as :func:`fc_full`'s.
 
     Parameters
     ----------
@@ -696,30 +712,44 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law
     out_lengths, out_log
         As in :func:`fc_full`.
     """
-    nets = out_lengths.shape[0]
-    d = channels.shape[0] - 1
-    P = height * width
-    taps = kh * kw
-    cmax = 0
-    for j in range(d + 1):
-        cmax = max(cmax, channels[j])
-    m0 = mean_square(x, x.shape[0])
-    for i in prange(nets):
-        net = np.uint64(net0 + i)
-        z = np.full(cmax * P, zero)
-        znew = np.full(cmax * P, zero)
-        zpad, acc, wrow, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, zero)
-        words, slow, _, _ = row_scratch(cmax * taps)
-        for k in range(x.shape[0]):
-            z[k] = cast_like(x[k], zero)
-        shift = x_shift
-        record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
-        for j in range(1, d + 1):
-            c_in = channels[j - 1]
-            periodic_pad(z, c_in, height, width, kh, kw, zpad)
-            conv_layer(law, bits32, _NO_WEIGHTS, zpad, c_in, channels[j], height, width, kh, kw, scales[j - 1],
-                       scale_bias(bias_sds[j - 1], shift), np.uint64(j), net, k0, k1, words, slow, wrow, wblock,
-                       offsets, acc, znew)
-            z, znew = znew, z
-            shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
-                                           out_log[i])
+    conv_full_for_law(int(law), bool(bits32))(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, k0, k1,
+        net0, zero, out_lengths, out_log)
+
+
+@functools.cache
+def conv_full_for_law(law: int, bits32: bool):
+    """The numba kernel of :func:`conv_full` for one weight law and stream layout (as :func:`fc_full_for_law`):
+    called with :func:`conv_full`'s arguments less ``law`` and ``bits32``."""
+    check_law_code(law)
+
+    def conv_full_of_law(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, k0, k1, net0, zero,
+                         out_lengths, out_log):
+        nets = out_lengths.shape[0]
+        d = channels.shape[0] - 1
+        P = height * width
+        taps = kh * kw
+        cmax = 0
+        for j in range(d + 1):
+            cmax = max(cmax, channels[j])
+        m0 = mean_square(x, x.shape[0])
+        for i in prange(nets):
+            net = np.uint64(net0 + i)
+            z = np.full(cmax * P, zero)
+            znew = np.full(cmax * P, zero)
+            zpad, acc, wrow, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, zero)
+            words, slow, _, _ = row_scratch(cmax * taps)
+            for k in range(x.shape[0]):
+                z[k] = cast_like(x[k], zero)
+            shift = x_shift
+            record_length(m0, 2 * shift, 0, out_lengths[i], out_log[i])
+            for j in range(1, d + 1):
+                c_in = channels[j - 1]
+                periodic_pad(z, c_in, height, width, kh, kw, zpad)
+                conv_layer(law, bits32, _NO_WEIGHTS, zpad, c_in, channels[j], height, width, kh, kw, scales[j - 1],
+                           scale_bias(bias_sds[j - 1], shift), np.uint64(j), net, k0, k1, words, slow, wrow, wblock,
+                           offsets, acc, znew)
+                z, znew = znew, z
+                shift = record_and_renormalize(z, channels[j] * P, shift, j, RENORM_LOW, RENORM_HIGH, out_lengths[i],
+                                               out_log[i])
+
+    return compiled_for_law(conv_full_of_law, "conv_full", law, bits32)
