@@ -188,6 +188,28 @@ def test_api_errors_name_the_file_and_the_fault(tmp_path, good_file, case):
             "text": "not an HDF5 file"}[case] in msg
 
 
+def test_a_dimension_scale_that_is_not_the_layout_s_is_named(tmp_path, good_file):
+    # The dimension scales carry no checksum: check_dimensions compares each with the coordinate the layout
+    # gives (by object, and by path for a scale that is none of the run's coordinates).
+    path = tmp_path / "scales.h5"
+    shutil.copy(good_file, path)
+    with h5py.File(path, "r") as f:
+        assert fmsim.open(path).final.shape == (2048,)
+        from fmsim.files.integrity import check_dimensions
+
+        assert check_dimensions(f["/"], _config()) == []
+    with h5py.File(path, "a") as f:
+        f["final"].dims[0].detach_scale(f["net"])
+        f["final"].dims[0].attach_scale(f["layer"])  # a coordinate of the run, on the wrong axis
+        f["summary/moments"].dims[1].detach_scale(f["summary/moment"])
+        f.create_dataset("elsewhere/moment", data=np.arange(7)).make_scale("moment")  # the right name elsewhere
+        f["summary/moments"].dims[1].attach_scale(f["elsewhere/moment"])
+    with pytest.raises(StoreError, match=r"final has dimensions \('layer',\), not \('net',\)"):
+        fmsim.open(path)
+    with h5py.File(path, "r") as f:
+        assert check_dimensions(f["/"], _config()) == ["/: final has dimensions ('layer',), not ('net',)"]
+
+
 def test_info_on_original_hang_case_answers_within_10s(tmp_path, good_file):
     """The reported bug, as a user meets it: a run file cut to 5000 bytes, and a SWMR file with bad metadata."""
     for case in ("truncated_5000", "killed_writer_corrupt_metadata"):

@@ -146,16 +146,25 @@ def check_dimensions(g: h5py.Group, config: RunConfig) -> list[str]:
     """Each dataset's dimension scales (HDF5 references, for netCDF readers) resolve to the coordinates the layout
     gives (:func:`fmsim.files.layout.expected_dimensions`): one line per dataset that does not."""
     problems = []
+    # The group's own coordinates by object (an HDF5 path lookup, ``.name``, took 1 ms a scale in a file of
+    # 49 runs); a scale that is none of them is named by its path, as before.
+    own = {g[path].id: path.rsplit("/", 1)[-1] for path in expected_coordinates(config) if path in g}
     for name, scales in expected_dimensions(config).items():
         if name not in g:
             continue
         try:
-            found = tuple(g[name].dims[i][0].name.rsplit("/", 1)[-1] for i in range(len(scales)))
+            found = tuple(_scale_name(g[name].dims[i][0], own) for i in range(len(scales)))
         except (OSError, KeyError, IndexError, ValueError, RuntimeError) as e:
             found = (" ".join(str(e).split()),)
         if found != scales and g[name].dims[0].keys():  # (files without dimension scales predate fmsim 0.5)
             problems.append(f"{g.name}: {name} has dimensions {found}, not {scales}")
     return problems
+
+
+def _scale_name(scale: h5py.Dataset, own: dict) -> str:
+    """The last part of the path of a dimension scale: from ``own`` (object id -> name) if it is there."""
+    name = own.get(scale.id)
+    return scale.name.rsplit("/", 1)[-1] if name is None else name
 
 
 def check_coordinates(g: h5py.Group, config: RunConfig, nets: int | None = None) -> list[str]:
