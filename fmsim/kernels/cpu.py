@@ -315,16 +315,13 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
 
 def compiled_for_law(kernel, name: str, law: int, bits32: bool):
     """``njit(parallel=True, cache=True)`` of the kernel ``kernel`` of one law, renamed ``name_<law>`` (``_bits32``
-    for the 32-bit layout) first: the name the first run's compile notice shows and numba's cache files carry."""
-    law_name = {code: law_name for law_name, code in LAW_CODES.items()}[law]
-    kernel.__name__ = kernel.__qualname__ = f"{name}_{law_name}" + ("_bits32" if bits32 else "")
+    for the 32-bit layout) first: the name the first run's compile notice shows and numba's cache files carry.
+    A ``law`` that is not a weight-law code (``fmsim.laws.LAW_CODES``) raises ``ValueError``, before any compile."""
+    law_names = {code: law_name for law_name, code in LAW_CODES.items()}
+    if law not in law_names:
+        raise ValueError(f"law: expected one of the codes {sorted(law_names)}, got {law}")
+    kernel.__name__ = kernel.__qualname__ = f"{name}_{law_names[law]}" + ("_bits32" if bits32 else "")
     return njit(parallel=True, cache=True)(kernel)
-
-
-def check_law_code(law: int) -> None:
-    """Raise ``ValueError`` unless ``law`` is a weight-law code (``fmsim.laws.LAW_CODES``)."""
-    if law not in LAW_CODES.values():
-        raise ValueError(f"law: expected one of the codes {sorted(LAW_CODES.values())}, got {law}")
 
 
 @functools.cache
@@ -349,8 +346,6 @@ def fc_full_for_law(law: int, bits32: bool):
     numba dispatcher
         Called with :func:`fc_full`'s arguments less ``law`` and ``bits32``.
     """
-    check_law_code(law)
-
     def fc_full_of_law(x, x_shift, widths, scales, bias_sds, k0, k1, net0, zero, law1, law1_guide, law1_grid,
                        renorm_high, out_lengths, out_log):
         n = out_lengths.shape[0]
@@ -451,8 +446,6 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
 def res_full_for_law(law: int, bits32: bool):
     """The numba kernel of :func:`res_full` for one weight law and stream layout (as :func:`fc_full_for_law`):
     called with :func:`res_full`'s arguments less ``law`` and ``bits32``."""
-    check_law_code(law)
-
     def res_full_of_law(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end, bias_sds, k0, k1,
                         net0, zero, out_lengths, out_log):
         nets = out_lengths.shape[0]
@@ -720,8 +713,6 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law
 def conv_full_for_law(law: int, bits32: bool):
     """The numba kernel of :func:`conv_full` for one weight law and stream layout (as :func:`fc_full_for_law`):
     called with :func:`conv_full`'s arguments less ``law`` and ``bits32``."""
-    check_law_code(law)
-
     def conv_full_of_law(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, k0, k1, net0, zero,
                          out_lengths, out_log):
         nets = out_lengths.shape[0]
