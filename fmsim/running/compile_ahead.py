@@ -3,9 +3,10 @@
 A new install compiles each kernel the first time a process needs it: about 20 s for a ``full`` kernel,
 2 to 3 s for an exact sampler. A call that runs both kinds, such as ``fmsim demo`` (exact samplers for
 the Gaussian and orthogonal schemes, the full kernel for the truncated normal), can overlap them on a
-machine with a spare core: a second process runs two nets of each ``full`` run (which compiles its kernel
-and writes it to numba's on-disk cache), this process runs the exact runs meanwhile, then waits for the
-second process and loads the kernel from the cache. Once the kernels are cached, the second process only
+machine with a spare core: a second process first compiles the reduction that ends every chunk (while this
+one compiles its exact samplers), then runs two nets of each ``full`` run (which compiles its kernel and
+writes it to numba's on-disk cache); this process runs the exact runs meanwhile, then waits for the second
+process and loads the kernel from the cache. Once the kernels are cached, the second process only
 loads them (a second or two on the spare core). Results do not change: every number is a function of the
 seed and its counter, not of the order in which runs are computed.
 """

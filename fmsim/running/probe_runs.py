@@ -7,11 +7,27 @@ from __future__ import annotations
 import pickle
 import sys
 
+import numpy as np
+
+from . import statistics
 from .simulate import reduce_chunk
+from .summary import block_moments
+
+
+def compile_reduction() -> None:
+    """Compile (or load from numba's cache) the reduction that ends every CPU chunk, exact or ``full``: each
+    net's statistics (:func:`fmsim.running.statistics.compute`) and the block moments
+    (:func:`fmsim.running.summary.block_moments`), here on a chunk of one net of depth 1 (the same argument
+    types as any run's)."""
+    lengths, logs = np.ones((1, 2)), np.zeros((1, 2))
+    block_moments(logs, statistics.compute(lengths, logs))
 
 
 def main() -> None:
-    for probe in pickle.load(sys.stdin.buffer):
+    probes = pickle.load(sys.stdin.buffer)
+    # First the reduction: the first process compiles its exact samplers meanwhile, and finds it cached after
+    compile_reduction()
+    for probe in probes:
         reduce_chunk(probe, 0, "cpu")
 
 
