@@ -41,3 +41,25 @@ def test_fc_full_runs_the_kernel_of_its_law():
         np.testing.assert_array_equal(via_fc_full[1], direct[1])
         out[law] = direct[1]
     assert not np.array_equal(out["uniform"], out["laplace"])
+
+
+
+def test_literal_arguments_compile_no_second_copy_of_a_helper(tmp_path):
+    """A helper called with a literal (the lanes 0 and 1 of the seeded input's Gaussian draw, a width maximum
+    started at 0) was compiled for numba's ``Literal[int]`` types beside the plain integer's: the same code
+    again, about 0.3 s each. In a new process with an empty numba cache (a cached caller does not compile its
+    helpers), the seeded input's draw and an orthogonal ``full`` run compile each helper once."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import fmsim\n"
+            "from fmsim.kernels.cpu_orthogonal import haar_scratch\n"
+            "from fmsim.sampling.laws import _ziggurat_slow, draw_standard_array\n"
+            "draw_standard_array('gaussian', 9, (1, 2), 0, 0, 0)\n"
+            "fmsim.simulate(fmsim.FullyConnected.constant(3, 5), fmsim.Init.scheme('orthogonal'), 4, 1, "
+            "method='full')\n"
+            "print(len(_ziggurat_slow.signatures), len(haar_scratch.signatures))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"], out.stdout

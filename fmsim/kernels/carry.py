@@ -134,7 +134,7 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
     k = xs.shape[0]
     d = widths.shape[0] - 1
     renorm_low = 1.0 / renorm_high
-    wmax = 0
+    wmax = np.intp(0)
     for j in range(d + 1):
         wmax = max(wmax, widths[j])
     for i in prange(n):

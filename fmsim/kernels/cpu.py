@@ -351,7 +351,7 @@ def fc_full_for_law(law: int, bits32: bool):
         n = out_lengths.shape[0]
         d = widths.shape[0] - 1
         renorm_low = 1.0 / renorm_high
-        wmax = 0
+        wmax = np.intp(0)  # not the literal 0: numba would type the helpers for Literal[int](0) too
         for j in range(d + 1):
             wmax = max(wmax, widths[j])
         m0 = mean_square(x, widths[0])
@@ -719,7 +719,7 @@ def conv_full_for_law(law: int, bits32: bool):
         d = channels.shape[0] - 1
         P = height * width
         taps = kh * kw
-        cmax = 0
+        cmax = np.intp(0)
         for j in range(d + 1):
             cmax = max(cmax, channels[j])
         m0 = mean_square(x, x.shape[0])

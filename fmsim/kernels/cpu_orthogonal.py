@@ -145,7 +145,7 @@ def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out
     """
     n = out_lengths.shape[0]
     d = widths.shape[0] - 1
-    wmax, emax = 0, 0
+    wmax, emax = np.intp(0), np.intp(0)  # not literal 0s: numba would compile haar_scratch for them too
     for j in range(d + 1):
         wmax = max(wmax, widths[j])
         if j > 0:
@@ -190,7 +190,7 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
     m = module_widths.shape[0]
     L = etas.shape[0]
     kmax = n
-    emax = 0
+    emax = np.intp(0)
     fan = n
     for j in range(m):
         kmax = max(kmax, module_widths[j])
@@ -245,7 +245,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
     d = channels.shape[0] - 1
     P = height * width
     taps = kh * kw
-    cmax, emax, side = 0, 0, 0
+    cmax, emax, side = np.intp(0), np.intp(0), np.intp(0)
     for j in range(d + 1):
         cmax = max(cmax, channels[j])
         if j > 0:

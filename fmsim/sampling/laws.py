@@ -347,7 +347,8 @@ def ziggurat_draw(law, a, b, block, lane, c1, c2, c3, k0, k1):
     x, idx, ok = _candidate(law, a, b)
     if ok:
         return x
-    return _ziggurat_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1)
+    # lane as an intp, not the callers' literal 0 or 1: one compile of the slow path per law, not three
+    return _ziggurat_slow(law, x, idx, block, np.intp(lane), c1, c2, c3, k0, k1)
 
 
 @njit(inline="always", cache=True)
