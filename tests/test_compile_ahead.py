@@ -148,3 +148,58 @@ def test_the_second_process_compiles_the_reduction_that_every_run_then_uses():
     for config, _ in _mixed_runs()[:3]:
         simulate_module.reduce_chunk(config, 0, "cpu")
     assert (list(statistics_pass.signatures), list(block_moments_pass.signatures)) == before
+
+
+class _Recording(CompileAhead):
+    """CompileAhead that lists its instances and the probes each was sent."""
+
+    made = []
+
+    def __init__(self, configs=None):
+        self.sent = None
+        _Recording.made.append(self)
+        super().__init__(configs)
+
+    def send(self, configs):
+        self.sent = [c.method for c in configs]
+        super().send(configs)
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    _Recording.made = []
+    monkeypatch.setattr(ahead_module, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(ahead_module, "CompileAhead", _Recording)
+    return _Recording.made
+
+
+def test_a_process_started_early_is_the_one_that_gets_the_probes(recording, tmp_path, monkeypatch):
+    runs = _mixed_runs()
+    with ahead_module.compile_ahead_early("cpu"):
+        assert len(recording) == 1 and recording[0].sent is None  # started, waiting for its probes
+        run_many_to_file(runs, tmp_path / "early.h5")
+    assert len(recording) == 1 and recording[0].sent == ["full", "exact_first"]
+    assert recording[0].returncode == 0
+    monkeypatch.setattr(simulate_module, "compile_ahead", lambda configs, backend: None)
+    run_many_to_file(runs, tmp_path / "in_order.h5")
+    a, b = _contents(tmp_path / "early.h5"), _contents(tmp_path / "in_order.h5")
+    assert len(a) > 20 and a == b
+
+
+@pytest.mark.parametrize("case", ["never asked", "all exact"])
+def test_a_process_started_early_and_not_wanted_is_ended(case, recording):
+    runs = [c for c, _ in _mixed_runs() if not needs_full_kernel(c)]
+    with ahead_module.compile_ahead_early("cpu"):
+        if case == "all exact":
+            assert compile_ahead(runs, "cpu") is None
+    assert len(recording) == 1 and recording[0].sent is None
+    assert recording[0].returncode is not None  # ended, not left compiling
+
+
+@pytest.mark.parametrize("case", ["cuda", "one core"])
+def test_nothing_starts_early_where_nothing_would_overlap(case, recording, monkeypatch):
+    if case == "one core":
+        monkeypatch.setattr(ahead_module, "_usable_cores", lambda: 1)
+    with ahead_module.compile_ahead_early("cuda" if case == "cuda" else "cpu"):
+        pass
+    assert recording == []

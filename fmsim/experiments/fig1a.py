@@ -18,6 +18,7 @@ exact sampler draws the same chi-square ratios for each, rescaled by c_j/2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from ..config import FullyConnected, Init
 from ..files.store import run_many_to_file
 from ..presenting.display import format_from_log
 from ..presenting.plotting import plot_log_length_vs_depth
+from ..running.compile_ahead import compile_ahead_early
 from ..running.simulate import make_config, resolve_backend
 from .common import int_list, pyplot, save
 
@@ -57,17 +59,20 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
     from tqdm.auto import tqdm
 
     path = os.path.join(out_dir, f"{name}.h5")
-    configs = []
-    for s in schemes:
-        init = Init.scheme(s)
-        exact = init.law in ("gaussian", "orthogonal")
-        nets = n_nets if (exact or full_nets is None) else full_nets
-        method = "auto" if exact else full_method
-        configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed, method))
-                       for d in depths)
-    with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet,
-              desc="fig1a") as bar:
-        run_many_to_file([(cfg, f"{s}/depth_{d}") for s, d, cfg in configs], path, backend, bar.update, client)
+    exact = {s: Init.scheme(s).law in ("gaussian", "orthogonal") for s in schemes}
+    mixed = client is None and len(set(exact.values())) == 2
+    # exact and full runs: a second process compiles the full kernels meanwhile, started before the runs are built
+    with compile_ahead_early(backend) if mixed else contextlib.nullcontext():
+        configs = []
+        for s in schemes:
+            init = Init.scheme(s)
+            nets = n_nets if (exact[s] or full_nets is None) else full_nets
+            method = "auto" if exact[s] else full_method
+            configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed, method))
+                           for d in depths)
+        with tqdm(total=sum(c.n_nets for *_, c in configs), unit="net", unit_scale=True, disable=quiet,
+                  desc="fig1a") as bar:
+            run_many_to_file([(cfg, f"{s}/depth_{d}") for s, d, cfg in configs], path, backend, bar.update, client)
     return path
 
 

@@ -19,14 +19,16 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from numba.core import config as numba_config
 
 from ..config import RunConfig
 from .compile_notice import announce
 
-__all__ = ["CompileAhead", "compile_ahead", "needs_full_kernel"]
+__all__ = ["CompileAhead", "compile_ahead", "compile_ahead_early", "needs_full_kernel"]
 
 #: Nets the second process runs of each ``full`` run: enough to call the kernel once with the run's types.
 PROBE_NETS = 2
@@ -51,17 +53,24 @@ def _usable_cores() -> int:
 
 
 class CompileAhead:
-    """A second process that runs :data:`PROBE_NETS` nets of each given run, to compile their kernels into
-    numba's on-disk cache; :meth:`wait` before running them here."""
+    """A second process that compiles the chunk reduction, then runs :data:`PROBE_NETS` nets of each given run,
+    to compile their kernels into numba's on-disk cache; :meth:`wait` before running them here.
 
-    def __init__(self, configs: Sequence[RunConfig]) -> None:
-        probes = [_probe(c) for c in configs]
+    Without ``configs`` it starts at once and compiles the reduction while :meth:`send` is awaited (see
+    :func:`compile_ahead_early`)."""
+
+    def __init__(self, configs: Sequence[RunConfig] | None = None) -> None:
         self._process = subprocess.Popen([sys.executable, "-m", f"{__package__}.probe_runs"], stdin=subprocess.PIPE,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if configs is not None:
+            self.send(configs)
+
+    def send(self, configs: Sequence[RunConfig]) -> None:
+        """Give the second process its runs (once): it probes them after the reduction, then exits."""
         try:
-            self._process.stdin.write(pickle.dumps(probes))
+            self._process.stdin.write(pickle.dumps([_probe(c) for c in configs]))
             self._process.stdin.close()
-        except OSError:  # it died at start: this process compiles as it would have
+        except OSError:  # it died: this process compiles as it would have
             self.stop()
 
     @property
@@ -86,15 +95,57 @@ class CompileAhead:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        if not self._process.stdin.closed:  # (a process started early and never sent its probes)
+            self._process.stdin.close()
+
+
+def _can_overlap(backend: str) -> bool:
+    """Whether a second process could compile beside this one: the CPU backend, at least two usable cores, and
+    the JIT on (with it off, nothing here would load what the second process compiles)."""
+    return backend == "cpu" and _usable_cores() >= 2 and not numba_config.DISABLE_JIT
+
+
+#: The second process that :func:`compile_ahead_early` started, until :func:`compile_ahead` takes it (a list of
+#: at most one: taking it empties the list the block's end reads).
+_started_early: ContextVar[list[CompileAhead] | None] = ContextVar("fmsim_compile_ahead_early", default=None)
+
+
+@contextmanager
+def compile_ahead_early(backend: str) -> Iterator[None]:
+    """Start the second process now, before the runs exist: a multi-run call that will mix exact and ``full``
+    runs (``fmsim demo``) builds their configurations inside the block (on a new install, about 2 s of
+    compiling the seeded input's draw and tabulating first-layer laws), while the second process compiles the
+    chunk reduction. The first :func:`compile_ahead` inside the block gives it its probes; if none does, or
+    none wants it, it is ended with the block. Nothing starts where no second process could overlap."""
+    holder = []
+    if _can_overlap(backend):
+        try:
+            holder.append(CompileAhead())
+        except OSError:  # no second process: compile_ahead starts one later, or this process compiles
+            pass
+    token = _started_early.set(holder)
+    try:
+        yield
+    finally:
+        _started_early.reset(token)
+        for ahead in holder:  # never taken
+            ahead.stop()
+
+
+def _take_early() -> CompileAhead | None:
+    holder = _started_early.get()
+    return holder.pop() if holder else None
 
 
 def compile_ahead(configs: Sequence[RunConfig], backend: str) -> CompileAhead | None:
     """Start a :class:`CompileAhead` for the ``full`` runs of ``configs`` if there is something to overlap them
-    with: CPU backend, at least two usable cores, and at least one exact run to compute meanwhile. Else None."""
+    with: CPU backend, at least two usable cores, and at least one exact run to compute meanwhile. Else None.
+    Inside :func:`compile_ahead_early`, the process it started gets the probes (or is ended, for None)."""
+    early = _take_early()
     full = [c for c in configs if needs_full_kernel(c)]
-    if backend != "cpu" or len(full) == len(configs) or not full or _usable_cores() < 2:
-        return None
-    if numba_config.DISABLE_JIT:  # nothing here would load what the second process compiles
+    if len(full) == len(configs) or not full or not _can_overlap(backend):
+        if early is not None:
+            early.stop()
         return None
     keys, distinct = set(), []
     for c in full:  # one probe per kernel and argument types
@@ -103,8 +154,10 @@ def compile_ahead(configs: Sequence[RunConfig], backend: str) -> CompileAhead | 
         if key not in keys:
             keys.add(key)
             distinct.append(c)
+    if early is not None:
+        early.send(distinct)
+        return early
     try:
         return CompileAhead(distinct)
     except OSError:
         return None
-

@@ -1,6 +1,6 @@
-"""``python -m fmsim.running.probe_runs``: run chunk 0 of each pickled :class:`~fmsim.config.RunConfig` read from
-stdin and discard the results. :mod:`fmsim.running.compile_ahead` starts it so that numba compiles (and caches)
-the runs' kernels in this second process."""
+"""``python -m fmsim.running.probe_runs``: compile the chunk reduction, then run chunk 0 of each pickled
+:class:`~fmsim.config.RunConfig` read from stdin and discard the results. :mod:`fmsim.running.compile_ahead`
+starts it so that numba compiles (and caches) the runs' kernels in this second process."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def compile_reduction() -> None:
 
 
 def main() -> None:
-    probes = pickle.load(sys.stdin.buffer)
-    # First the reduction: the first process compiles its exact samplers meanwhile, and finds it cached after
+    # First the reduction, before reading the probes (which a process started early sends later): the first
+    # process builds its runs and compiles its exact samplers meanwhile, and finds the reduction cached after
     compile_reduction()
-    for probe in probes:
+    for probe in pickle.load(sys.stdin.buffer):
         reduce_chunk(probe, 0, "cpu")
 
 
