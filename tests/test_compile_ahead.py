@@ -203,3 +203,33 @@ def test_nothing_starts_early_where_nothing_would_overlap(case, recording, monke
     with ahead_module.compile_ahead_early("cuda" if case == "cuda" else "cpu"):
         pass
     assert recording == []
+
+
+def test_the_runs_leave_the_second_process_a_core_while_it_compiles(monkeypatch):
+    """Each chunk computed while the second process runs uses one numba thread fewer (one at least); the chunks
+    after it ended use them all again, and the count is restored after the runs."""
+    import numba
+
+    class Fake:
+        returncode = None  # alive until the first full run waits for it
+
+        def wait(self):
+            self.returncode = 0
+
+        def stop(self):
+            pass
+
+    threads_seen = []
+    real_reduce = simulate_module.reduce_chunk
+
+    def recording_reduce(config, k, backend):
+        threads_seen.append((needs_full_kernel(config), numba.get_num_threads()))
+        return real_reduce(config, k, backend)
+
+    monkeypatch.setattr(simulate_module, "compile_ahead", lambda configs, backend: Fake())
+    monkeypatch.setattr(simulate_module, "reduce_chunk", recording_reduce)
+    runs = _mixed_runs()
+    before = numba.get_num_threads()
+    list(simulate_module.map_chunks(runs, [0] * len(runs), "cpu"))
+    assert numba.get_num_threads() == before
+    assert threads_seen == [(False, max(1, before - 1))] * 5 + [(True, before)] * 6, threads_seen

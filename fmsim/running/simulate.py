@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import get_num_threads, set_num_threads
 
 from ..config import BACKENDS, RECORDS, Architecture, CarriedVectorsError, Init, RunConfig, resolve_method
 from . import statistics
@@ -342,7 +343,9 @@ def map_chunks(runs: Sequence[tuple[RunConfig, Any]], first: Sequence[int], back
                ) -> Iterator[tuple[int, Chunk]]:
     """The reduced chunks of several runs: chunks ``first[i]`` on of run ``i``, one run after another, in order;
     in this process, where runs of both kinds mix, the exact runs come first while a second process compiles
-    the ``full`` kernels (:func:`fmsim.running.compile_ahead.compile_ahead`). Each chunk is the same either way.
+    the ``full`` kernels (:func:`fmsim.running.compile_ahead.compile_ahead`), on one thread fewer until it
+    ends (its compile then has a core to itself, rather than sharing one with a kernel's thread). Each chunk
+    is the same either way.
 
     Parameters
     ----------
@@ -365,15 +368,19 @@ def map_chunks(runs: Sequence[tuple[RunConfig, Any]], first: Sequence[int], back
         ahead = compile_ahead([runs[i][0] for i in todo], backend)
         if ahead is not None:  # the exact runs first, while a second process compiles the full kernels
             todo.sort(key=lambda i: needs_full_kernel(runs[i][0]))
+        threads = get_num_threads()
         try:
             for i in todo:
                 config = runs[i][0]
                 if ahead is not None and needs_full_kernel(config):
                     ahead.wait()
                 for k in range(first[i], config.n_chunks):
+                    if ahead is not None:  # while it compiles, the second process has a core to itself
+                        set_num_threads(max(1, threads - 1) if ahead.returncode is None else threads)
                     yield i, reduce_chunk(config, k, backend)
         finally:
             if ahead is not None:
+                set_num_threads(threads)
                 ahead.stop()
         return
     from .execution import ordered_map
