@@ -43,7 +43,6 @@ def test_fc_full_runs_the_kernel_of_its_law():
     assert not np.array_equal(out["uniform"], out["laplace"])
 
 
-
 def test_literal_arguments_compile_no_second_copy_of_a_helper(tmp_path):
     """A helper called with a literal (the lanes 0 and 1 of the seeded input's Gaussian draw, a width maximum
     started at 0) was compiled for numba's ``Literal[int]`` types beside the plain integer's: the same code

@@ -59,13 +59,13 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
     from tqdm.auto import tqdm
 
     path = os.path.join(out_dir, f"{name}.h5")
-    exact = {s: Init.scheme(s).law in ("gaussian", "orthogonal") for s in schemes}
+    inits = {s: Init.scheme(s) for s in schemes}
+    exact = {s: init.law in ("gaussian", "orthogonal") for s, init in inits.items()}
     mixed = client is None and len(set(exact.values())) == 2
     # exact and full runs: a second process compiles the full kernels meanwhile, started before the runs are built
     with compile_ahead_early(backend) if mixed else contextlib.nullcontext():
         configs = []
-        for s in schemes:
-            init = Init.scheme(s)
+        for s, init in inits.items():
             nets = n_nets if (exact[s] or full_nets is None) else full_nets
             method = "auto" if exact[s] else full_method
             configs.extend((s, d, make_config(FullyConnected.constant(d, d, N0), init, nets, seed, method))

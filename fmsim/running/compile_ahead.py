@@ -13,6 +13,7 @@ seed and its counter, not of the order in which runs are computed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from numba.core import config as numba_config
@@ -96,7 +96,8 @@ class CompileAhead:
             self._process.kill()
             self._process.wait()
         if not self._process.stdin.closed:  # (a process started early and never sent its probes)
-            self._process.stdin.close()
+            with contextlib.suppress(OSError):  # (a pipe to a process that died: nothing left to flush to)
+                self._process.stdin.close()
 
 
 def _can_overlap(backend: str) -> bool:
@@ -110,7 +111,7 @@ def _can_overlap(backend: str) -> bool:
 _started_early: ContextVar[list[CompileAhead] | None] = ContextVar("fmsim_compile_ahead_early", default=None)
 
 
-@contextmanager
+@contextlib.contextmanager
 def compile_ahead_early(backend: str) -> Iterator[None]:
     """Start the second process now, before the runs exist: a multi-run call that will mix exact and ``full``
     runs (``fmsim demo``) builds their configurations inside the block (on a new install, about 2 s of
