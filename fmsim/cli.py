@@ -8,6 +8,7 @@ and leaves a resumable file (exit 130).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -46,6 +47,7 @@ from .config import (
 from .files.h5io import writer_alive
 from .files.store import check_runs, list_runs, open_h5, open_result, run_many_to_file, stream_layout_of
 from .presenting.display import format_from_log
+from .running.compile_ahead import compile_ahead_early, mixes_exact_and_full
 from .running.simulate import make_config, resolve_backend
 from .running.summary import LayerSummary
 
@@ -226,14 +228,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         if s is not None and s not in SCHEMES:
             raise UsageError(f"--schemes: unknown scheme {s!r}; choose from {sorted(SCHEMES)}")
     backend = resolve_backend(args.backend)
-    configs = []
-    for depth, scheme in itertools.product(args.depths, schemes):
-        width = depth if args.width is None else args.width
-        arch = FullyConnected.constant(depth, width, args.n0)
-        cfg = make_config(arch, _init(args, scheme), args.nets, args.seed, args.method, args.record,
-                          None, args.chunk_size, args.precision)
-        configs.append((cfg, f"{scheme or 'custom'}/depth_{depth}"))  # all validated before any work
-    _run(configs, args.out, backend, args)  # one task stream: a cluster stays busy across runs
+    inits = [_init(args, s) for s in schemes]
+    # exact and full runs on this machine: a second process compiles the full kernels, started before the runs are built
+    mixed = (args.workers is None and args.scheduler is None
+             and mixes_exact_and_full(inits, args.method, precision=args.precision))
+    with compile_ahead_early(backend) if mixed else contextlib.nullcontext():
+        configs = []
+        for depth, (scheme, init) in itertools.product(args.depths, zip(schemes, inits)):
+            width = depth if args.width is None else args.width
+            arch = FullyConnected.constant(depth, width, args.n0)
+            cfg = make_config(arch, init, args.nets, args.seed, args.method, args.record,
+                              None, args.chunk_size, args.precision)
+            configs.append((cfg, f"{scheme or 'custom'}/depth_{depth}"))  # all validated before any work
+        _run(configs, args.out, backend, args)  # one task stream: a cluster stays busy across runs
 
 
 def cmd_info(args: argparse.Namespace) -> None:

@@ -157,6 +157,7 @@ class _Recording(CompileAhead):
 
     def __init__(self, configs=None):
         self.sent = None
+        self.early = configs is None  # started before the runs existed (compile_ahead_early)
         _Recording.made.append(self)
         super().__init__(configs)
 
@@ -233,3 +234,35 @@ def test_the_runs_leave_the_second_process_a_core_while_it_compiles(monkeypatch)
     list(simulate_module.map_chunks(runs, [0] * len(runs), "cpu"))
     assert numba.get_num_threads() == before
     assert threads_seen == [(False, max(1, before - 1))] * 5 + [(True, before)] * 6, threads_seen
+
+
+@pytest.mark.parametrize("schemes, method, precision, arch", [
+    (("he", "he_truncated_keras2018"), "auto", "float64", None),
+    (("he", "orthogonal"), "auto", "float64", None),
+    (("he_truncated_keras2018", "he_uniform"), "auto", "float64", None),
+    (("he", "he_truncated_keras2018"), "full", "float64", None),
+    (("he", "he_truncated_keras2018"), "exact_first", "float64", None),
+    (("he", "he_truncated_keras2018"), "auto", "float32", None),
+    (("he", "he_truncated_keras2018"), "auto", "float64", fmsim.Conv((2, 3), (4, 4), 3)),
+    (("he", "he_truncated_keras2018"), "auto", "float64", fmsim.Residual(4, (0.5, 0.5))),
+])
+def test_the_mix_is_told_before_the_runs_are_built(schemes, method, precision, arch):
+    """``mixes_exact_and_full`` (which starts the second process early) says what the built configurations do."""
+    inits = [fmsim.Init.scheme(s) for s in schemes]
+    configs = [make_config(arch or fmsim.FullyConnected.constant(3, 32), init, 8, 1, method, precision=precision)
+               for init in inits]
+    built = len({needs_full_kernel(c) for c in configs}) == 2
+    assert ahead_module.mixes_exact_and_full(inits, method, arch, precision) == built
+
+
+@pytest.mark.parametrize("schemes, started", [("he,he_truncated_keras2018", True), ("he,lecun", False)])
+def test_a_sweep_that_mixes_starts_its_second_process_early(schemes, started, recording, tmp_path):
+    from fmsim.cli import main
+
+    out = tmp_path / "sweep.h5"
+    assert main(["sweep", "--depths", "2,3", "--width", "4", "--schemes", schemes, "--nets", "64",
+                 "--out", str(out), "--quiet"]) == 0
+    # started before the runs were built, then sent one probe (the truncated normal's full kernel)
+    assert [(r.early, r.sent) for r in recording] == ([(True, ["full"])] if started else [])
+    assert all(r.returncode == 0 for r in recording)
+    assert len(fmsim.store.list_runs(out)) == 4

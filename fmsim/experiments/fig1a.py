@@ -31,7 +31,7 @@ from ..config import FullyConnected, Init
 from ..files.store import run_many_to_file
 from ..presenting.display import format_from_log
 from ..presenting.plotting import plot_log_length_vs_depth
-from ..running.compile_ahead import compile_ahead_early
+from ..running.compile_ahead import compile_ahead_early, mixes_exact_and_full
 from ..running.simulate import make_config, resolve_backend
 from .common import int_list, pyplot, save
 
@@ -61,7 +61,7 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
     path = os.path.join(out_dir, f"{name}.h5")
     inits = {s: Init.scheme(s) for s in schemes}
     exact = {s: init.law in ("gaussian", "orthogonal") for s, init in inits.items()}
-    mixed = client is None and len(set(exact.values())) == 2
+    mixed = client is None and mixes_exact_and_full(inits.values())
     # exact and full runs: a second process compiles the full kernels meanwhile, started before the runs are built
     with compile_ahead_early(backend) if mixed else contextlib.nullcontext():
         configs = []

@@ -20,15 +20,15 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
 from numba.core import config as numba_config
 
-from ..config import RunConfig
+from ..config import Architecture, Init, RunConfig, resolve_method
 from .compile_notice import announce
 
-__all__ = ["CompileAhead", "compile_ahead", "compile_ahead_early", "needs_full_kernel"]
+__all__ = ["CompileAhead", "compile_ahead", "compile_ahead_early", "mixes_exact_and_full", "needs_full_kernel"]
 
 #: Nets the second process runs of each ``full`` run: enough to call the kernel once with the run's types.
 PROBE_NETS = 2
@@ -38,6 +38,29 @@ def needs_full_kernel(config: RunConfig) -> bool:
     """Whether the run draws weights (``method`` ``full`` or ``exact_first``): the kernels that take tens of
     seconds to compile."""
     return config.method != "exact"
+
+
+def mixes_exact_and_full(inits: Iterable[Init], method: str = "auto", arch: Architecture | None = None,
+                         precision: str = "float64") -> bool:
+    """Whether runs of ``inits`` under ``method`` on ``arch`` will mix exact samplers and ``full`` kernels, told
+    before their configurations are built (:func:`fmsim.config.resolve_method`, as
+    :func:`fmsim.running.simulate.make_config` resolves it; float32 runs are all ``full``): the calls that
+    :func:`compile_ahead_early` helps.
+
+    Parameters
+    ----------
+    inits : iterable of Init
+        One per scheme of the runs.
+    method : {"auto", "full", "exact", "exact_first"}
+        The runs' method, as given to ``make_config``.
+    arch : Architecture, optional
+        Their architecture (a conv net is never exact); fully connected where not given.
+    precision : {"float64", "float32"}
+    """
+    if precision == "float32":
+        return False
+    exact = {resolve_method(method, init, arch) == "exact" for init in inits}
+    return len(exact) == 2
 
 
 def _probe(config: RunConfig) -> RunConfig:
