@@ -26,7 +26,8 @@ def test_the_version_is_written_once_and_the_changelog_has_it():
 
 def test_licence_and_citation_are_there():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["license"]["text"] == "MIT"
+    assert pyproject["project"]["license"] == "MIT"  # an SPDX expression (PEP 639; the table form is deprecated)
+    assert pyproject["project"]["license-files"] == ["LICENSE"]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert "cff-version:" in (ROOT / "CITATION.cff").read_text()
 
