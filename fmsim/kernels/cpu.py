@@ -1,8 +1,8 @@
-"""Parallel CPU kernels (``prange`` over nets). They only loop and write into ``out``.
+"""CPU kernels. They only loop over their nets and write into ``out``.
 
-One net is computed start to finish by one thread, and every random number is
-a function of its counter, so the output is bit-identical for any number of
-threads.
+Each kernel computes its nets one after the other; :mod:`fmsim.kernels.over_nets` shares a chunk's nets out among
+numba's thread count. One net is computed start to finish by one thread, and every random number is a function
+of its counter, so the output is bit-identical for any number of threads.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import functools
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from ..sampling.first_layer import law_quantile
@@ -37,6 +37,7 @@ from ..sampling.row_groups import (
 )
 from .borrowed import borrowed, keep_alive
 from .exact import fc_exact_trace, residual_exact_trace, residual_relu_exact_trace
+from .over_nets import over_nets, run_over_nets
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
@@ -233,6 +234,15 @@ def first_layer_from_law(law, law1, law1_guide, law1_grid, n, net, bias_sd, k0, 
 
 
 @njit(inline="always", cache=True)
+def zero_fill(arrays, zero):
+    """Every entry of each array of the tuple ``arrays`` set to ``zero``: a net's buffers, allocated once per
+    kernel call, start each net as the fresh ``np.full(..., zero)`` they replace."""
+    for a in arrays:
+        for k in range(a.shape[0]):
+            a[k] = zero
+
+
+@njit(inline="always", cache=True)
 def divide_by_power_of_two(z, n, e):
     """``z[:n] /= 2^e`` (exact: a power of two) by one multiplication each."""
     f = cast_like(math.ldexp(1.0, -e), z[0])
@@ -309,19 +319,19 @@ def fc_full(x, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits3
     out_log : ndarray, shape (n, d + 1), float64
         Written: ``log M_0..log M_d`` (``-inf`` only for a dead net).
     """
-    fc_full_for_law(int(law), bool(bits32))(x, x_shift, widths, scales, bias_sds, k0, k1, net0, zero, law1,
-                                          law1_guide, law1_grid, renorm_high, out_lengths, out_log)
+    run_over_nets(fc_full_for_law(int(law), bool(bits32)), (x, x_shift, widths, scales, bias_sds, k0, k1, net0, zero,
+                  law1, law1_guide, law1_grid, renorm_high, out_lengths, out_log), 7)
 
 
 def compiled_for_law(kernel, name: str, law: int, bits32: bool):
-    """``njit(parallel=True, cache=True)`` of the kernel ``kernel`` of one law, renamed ``name_<law>`` (``_bits32``
+    """``njit(nogil=True, cache=True)`` of the kernel ``kernel`` of one law, renamed ``name_<law>`` (``_bits32``
     for the 32-bit layout) first: the name the first run's compile notice shows and numba's cache files carry.
     A ``law`` that is not a weight-law code (``fmsim.laws.LAW_CODES``) raises ``ValueError``, before any compile."""
     law_names = {code: law_name for law_name, code in LAW_CODES.items()}
     if law not in law_names:
         raise ValueError(f"law: expected one of the codes {sorted(law_names)}, got {law}")
     kernel.__name__ = kernel.__qualname__ = f"{name}_{law_names[law]}" + ("_bits32" if bits32 else "")
-    return njit(parallel=True, cache=True)(kernel)
+    return njit(nogil=True, cache=True)(kernel)  # its nets shared out by run_over_nets
 
 
 @functools.cache
@@ -355,13 +365,16 @@ def fc_full_for_law(law: int, bits32: bool):
         for j in range(d + 1):
             wmax = max(wmax, widths[j])
         m0 = mean_square(x, widths[0])
-        for i in prange(n):
+        # allocated once for the nets of the call; the layers see views that count no references
+        # (fmsim.kernels.borrowed), kept alive to the end
+        activations = (np.full(wmax, zero), np.full(wmax, zero), np.full(wmax, zero), np.full(4 * wmax + 16, zero))
+        scratch = layer_scratch(wmax)
+        z0, z1, active, signs = borrowed(activations)
+        words, lanes, slow, w, w32 = borrowed(scratch)
+        for i in range(n):
             net = np.uint64(net0 + i)
-            activations = (np.full(wmax, zero), np.full(wmax, zero), np.full(wmax, zero), np.full(4 * wmax + 16, zero))
-            scratch = layer_scratch(wmax)
-            # the layers see views that count no references (fmsim.kernels.borrowed), kept alive to the end
-            z, znew, active, signs = borrowed(activations)
-            words, lanes, slow, w, w32 = borrowed(scratch)
+            z, znew = z0, z1
+            zero_fill((z, znew, active, signs), zero)  # each net starts from zeros, as from fresh arrays
             lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
             z[: widths[0]] = x
             shift = x_shift
@@ -379,13 +392,13 @@ def fc_full_for_law(law: int, bits32: bool):
                         znew[r] = pre if pre > 0.0 else zero
                 z, znew = znew, z
                 shift = record_and_renormalize(z, widths[j], shift, j, renorm_low, renorm_high, lengths_i, log_i)
-            keep_alive(activations)
-            keep_alive(scratch)
+        keep_alive(activations)
+        keep_alive(scratch)
 
     return compiled_for_law(fc_full_of_law, "fc_full", law, bits32)
 
 
-@njit(parallel=True, cache=True)
+@over_nets(7)
 def fc_exact(m0, m0_shift, widths, cs, bias_vars, k0, k1, net0, out_lengths, out_log):
     """Exact Gaussian sampler: ``M_j = (c_j M_{j-1} + bias_var)/n_j chi2(K_j)``, O(n_j/128 + 1) per layer.
 
@@ -401,7 +414,7 @@ def fc_exact(m0, m0_shift, widths, cs, bias_vars, k0, k1, net0, out_lengths, out
     k0, k1, net0, out_lengths, out_log
         As in :func:`fc_full`.
     """
-    for i in prange(out_lengths.shape[0]):
+    for i in range(out_lengths.shape[0]):
         fc_exact_trace(m0, m0_shift, widths, cs, bias_vars, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
 
 
@@ -438,8 +451,8 @@ def res_full(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end
         As in :func:`fc_full`: ``zero`` sets the precision of the stream, the module and the dot products.
     out_lengths, out_log : ndarray, shape (nets, L + 1)
     """
-    res_full_for_law(int(law), bool(bits32))(x, x_shift, module_widths, etas, hidden_scale, out_scales, relu_end,
-        bias_sds, k0, k1, net0, zero, out_lengths, out_log)
+    run_over_nets(res_full_for_law(int(law), bool(bits32)), (x, x_shift, module_widths, etas, hidden_scale,
+                  out_scales, relu_end, bias_sds, k0, k1, net0, zero, out_lengths, out_log), 10)
 
 
 @functools.cache
@@ -456,14 +469,17 @@ def res_full_for_law(law: int, bits32: bool):
         for i in range(m):
             kmax = max(kmax, module_widths[i])
         m0 = mean_square(x, n)
-        for i in prange(nets):
+        # allocated once for the nets of the call; the modules see views that count no references
+        # (fmsim.kernels.borrowed), kept alive to the end
+        activations = (np.full(n, zero), np.full(kmax, zero), np.full(kmax, zero), np.full(kmax, zero),
+                       np.full(4 * kmax + 16, zero))
+        scratch = layer_scratch(kmax)
+        y, h0, h1, active, signs = borrowed(activations)
+        words, lanes, slow, w, w32 = borrowed(scratch)
+        for i in range(nets):
             net = np.uint64(net0 + i)
-            activations = (np.full(n, zero), np.full(kmax, zero), np.full(kmax, zero), np.full(kmax, zero),
-                           np.full(4 * kmax + 16, zero))
-            scratch = layer_scratch(kmax)
-            # the modules see views that count no references (fmsim.kernels.borrowed), kept alive to the end
-            y, h, hnew, active, signs = borrowed(activations)
-            words, lanes, slow, w, w32 = borrowed(scratch)
+            h, hnew = h0, h1
+            zero_fill((y, h, hnew, active, signs), zero)  # each net starts from zeros, as from fresh arrays
             lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
             for k in range(n):
                 y[k] = cast_like(x[k], zero)
@@ -494,13 +510,13 @@ def res_full_for_law(law: int, bits32: bool):
                 for r in range(n):
                     y[r] += eta * h[r]
                 shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, lengths_i, log_i)
-            keep_alive(activations)
-            keep_alive(scratch)
+        keep_alive(activations)
+        keep_alive(scratch)
 
     return compiled_for_law(res_full_of_law, "res_full", law, bits32)
 
 
-@njit(parallel=True, cache=True)
+@over_nets(10)
 def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for residual nets with linear-ending modules and Gaussian weights.
 
@@ -510,12 +526,12 @@ def res_exact(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, k0, k1,
     Gaussian given ``h``. O(1 + k/128) per module. Counters as in :func:`res_full`.
     With Gaussian biases (every layer of a module), see :func:`~fmsim.kernels.exact.residual_exact_trace`.
     """
-    for i in prange(out_lengths.shape[0]):
+    for i in range(out_lengths.shape[0]):
         residual_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, bias_vars, np.uint64(net0 + i), k0, k1,
                              out_lengths[i], out_log[i])
 
 
-@njit(parallel=True, cache=True)
+@over_nets(9)
 def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_vars, k0, k1, net0, out_lengths, out_log):
     """Sampler for residual nets with ReLU-ending Gaussian modules, O(n + k/128) per module (not O(n k)).
 
@@ -523,8 +539,8 @@ def res_relu_exact(x, x_shift, module_widths, etas, c, c_out, bias_vars, k0, k1,
     stream's length; the ``n`` output coordinates are drawn directly
     (:func:`~fmsim.kernels.exact.residual_relu_exact_trace`).
     """
-    for i in prange(out_lengths.shape[0]):
-        y = np.empty(x.shape[0])
+    y = np.empty(x.shape[0])  # scratch, every entry written before it is read
+    for i in range(out_lengths.shape[0]):
         residual_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, bias_vars, np.uint64(net0 + i), k0, k1,
                                   y, out_lengths[i], out_log[i])
 
@@ -705,8 +721,8 @@ def conv_full(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, law
     out_lengths, out_log
         As in :func:`fc_full`.
     """
-    conv_full_for_law(int(law), bool(bits32))(x, x_shift, channels, height, width, kh, kw, scales, bias_sds, k0, k1,
-        net0, zero, out_lengths, out_log)
+    run_over_nets(conv_full_for_law(int(law), bool(bits32)), (x, x_shift, channels, height, width, kh, kw, scales,
+                  bias_sds, k0, k1, net0, zero, out_lengths, out_log), 11)
 
 
 @functools.cache
@@ -723,7 +739,7 @@ def conv_full_for_law(law: int, bits32: bool):
         for j in range(d + 1):
             cmax = max(cmax, channels[j])
         m0 = mean_square(x, x.shape[0])
-        for i in prange(nets):
+        for i in range(nets):
             net = np.uint64(net0 + i)
             z = np.full(cmax * P, zero)
             znew = np.full(cmax * P, zero)

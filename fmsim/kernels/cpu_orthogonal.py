@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..sampling.laws import GAUSSIAN, residual_layer, row_scratch, standard_row
 from .cpu import conv_layer, conv_scratch, periodic_pad, record_and_renormalize
 from .exact import fc_orthogonal_exact_trace, residual_orthogonal_exact_trace, residual_orthogonal_relu_exact_trace
+from .over_nets import over_nets
 from .scalar import RENORM_HIGH, RENORM_LOW, mean_square, record_length
 
 __all__ = ["haar_matrix", "haar_scratch", "fc_orthogonal_full", "res_orthogonal_full", "conv_orthogonal_full",
@@ -128,7 +129,7 @@ def _dense_relu_layer(wm, z, n_out, n_in, gain, relu, out):
         out[r] = pre if (pre > 0.0 or not relu) else 0.0
 
 
-@njit(parallel=True, cache=True)
+@over_nets(6)
 def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out_log):
     """Forward passes of fully connected ReLU nets with Haar-orthogonal weights (:func:`haar_matrix`) times
     ``gains[j - 1] = sqrt(c_j)``, renormalized by powers of two as :func:`~fmsim.kernels.cpu.fc_full`.
@@ -151,7 +152,7 @@ def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out
         if j > 0:
             emax = max(emax, widths[j] * widths[j - 1])
     m0 = mean_square(x, widths[0])
-    for i in prange(n):
+    for i in range(n):
         net = np.uint64(net0 + i)
         z = np.zeros(wmax)
         znew = np.zeros(wmax)
@@ -168,7 +169,7 @@ def fc_orthogonal_full(x, x_shift, widths, gains, k0, k1, net0, out_lengths, out
                                            out_log[i])
 
 
-@njit(parallel=True, cache=True)
+@over_nets(9)
 def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_end, k0, k1, net0, out_lengths, out_log):
     """Forward passes of residual nets with Haar-orthogonal weights: hidden layers times ``gain = sqrt(c)``, the
     output layer (``n x k_m``) times ``out_gain = sqrt(c_out)``; counter layers and renormalization as in
@@ -198,7 +199,7 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
         fan = module_widths[j]
     emax = max(emax, n * fan)
     m0 = mean_square(x, n)
-    for i in prange(nets):
+    for i in range(nets):
         net = np.uint64(net0 + i)
         y = x.copy()
         h = np.zeros(kmax)
@@ -224,7 +225,7 @@ def res_orthogonal_full(x, x_shift, module_widths, etas, gain, out_gain, relu_en
             shift = record_and_renormalize(y, n, shift, mod + 1, RENORM_LOW, RENORM_HIGH, out_lengths[i], out_log[i])
 
 
-@njit(parallel=True, cache=True)
+@over_nets(10)
 def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0, k1, net0, out_lengths, out_log):
     """Forward passes of periodic conv ReLU nets whose flattened kernels (``C_j x C_{j-1} kh kw``, ordered
     ``(c_in, ty, tx)``) are Haar-orthogonal (:func:`haar_matrix`) times ``gains[j - 1] = sqrt(c_j)``: PyTorch's
@@ -252,7 +253,7 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
             emax = max(emax, channels[j] * channels[j - 1] * taps)
             side = max(side, channels[j], channels[j - 1] * taps)
     m0 = mean_square(x, x.shape[0])
-    for i in prange(nets):
+    for i in range(nets):
         net = np.uint64(net0 + i)
         z = np.zeros(cmax * P)
         znew = np.zeros(cmax * P)
@@ -274,30 +275,30 @@ def conv_orthogonal_full(x, x_shift, channels, height, width, kh, kw, gains, k0,
                                            out_log[i])
 
 
-@njit(parallel=True, cache=True)
+@over_nets(6)
 def fc_orthogonal_exact(m0, m0_shift, widths, cs, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for fully connected nets with orthogonal weights, O(1 + n_j/128) per layer
     (:func:`~fmsim.kernels.exact.fc_orthogonal_exact_trace`). Arguments as :func:`~fmsim.kernels.cpu.fc_exact`
     without the bias."""
-    for i in prange(out_lengths.shape[0]):
+    for i in range(out_lengths.shape[0]):
         fc_orthogonal_exact_trace(m0, m0_shift, widths, cs, np.uint64(net0 + i), k0, k1, out_lengths[i], out_log[i])
 
 
-@njit(parallel=True, cache=True)
+@over_nets(9)
 def res_orthogonal_exact(m0, m0_shift, n, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
     """Exact sampler for residual nets with linear-ending orthogonal modules, O(1 + k/128) per module
     (:func:`~fmsim.kernels.exact.residual_orthogonal_exact_trace`)."""
-    for i in prange(out_lengths.shape[0]):
+    for i in range(out_lengths.shape[0]):
         residual_orthogonal_exact_trace(m0, m0_shift, n, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                         out_lengths[i], out_log[i])
 
 
-@njit(parallel=True, cache=True)
+@over_nets(8)
 def res_orthogonal_relu_exact(x, x_shift, module_widths, etas, c, c_out, k0, k1, net0, out_lengths, out_log):
     """Sampler for residual nets with ReLU-ending orthogonal modules, O(n + k/128) per module
     (:func:`~fmsim.kernels.exact.residual_orthogonal_relu_exact_trace`)."""
-    for i in prange(out_lengths.shape[0]):
-        y = np.empty(x.shape[0])
-        g = np.empty(x.shape[0])
+    y = np.empty(x.shape[0])  # scratch, every entry written before it is read
+    g = np.empty(x.shape[0])
+    for i in range(out_lengths.shape[0]):
         residual_orthogonal_relu_exact_trace(x, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0, k1,
                                              y, g, out_lengths[i], out_log[i])

@@ -1,0 +1,108 @@
+"""The kernels' nets shared out among threads (fmsim.kernels.over_nets): the same bits for any thread count and
+any split, and each net given to exactly one call."""
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from fmsim.kernels import cpu, cpu_orthogonal
+from fmsim.kernels.over_nets import SPANS_PER_THREAD, net_spans, over_nets, run_over_nets
+from fmsim.kernels.scalar import RENORM_HIGH
+from fmsim.sampling.laws import LAW_CODES
+
+
+@pytest.mark.parametrize("m, threads", [(1, 2), (2, 2), (7, 2), (8, 2), (9, 2), (1000, 2), (1001, 3), (5, 16)])
+def test_spans_cover_the_nets_in_order_with_even_sizes(m, threads):
+    spans = net_spans(m, threads)
+    assert spans[0][0] == 0 and spans[-1][1] == m
+    assert all(a[1] == b[0] for a, b in zip(spans[:-1], spans[1:]))  # contiguous, in order
+    sizes = [b - a for a, b in spans]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+    assert len(spans) == min(m, threads * SPANS_PER_THREAD)
+
+
+@njit(nogil=True)
+def _tag_nets(scale, net0, out_a, out_b):
+    for i in range(out_a.shape[0]):
+        out_a[i, 0] = net0 + i
+        out_a[i, 1] += 1.0  # counts the calls that wrote row i
+        out_b[i] = scale * (net0 + i)
+
+
+def test_each_net_goes_to_one_call_with_its_own_index():
+    threads = numba.get_num_threads()
+    out_a, out_b = np.zeros((1001, 2)), np.zeros(1001)
+    run_over_nets(_tag_nets, (0.5, np.uint64(40), out_a, out_b), 1)
+    np.testing.assert_array_equal(out_a[:, 0], 40 + np.arange(1001))
+    np.testing.assert_array_equal(out_a[:, 1], np.ones(1001))
+    np.testing.assert_array_equal(out_b, 0.5 * (40 + np.arange(1001)))
+    assert threads >= 1
+
+
+def test_the_calls_run_on_the_pool_when_there_are_threads(monkeypatch):
+    seen = set()
+
+    def kernel(net0, out):
+        seen.add(threading.current_thread().name)
+        out[:] = net0
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    out = np.zeros((64, 1))
+    run_over_nets(kernel, (3, out), 0, outputs=1)
+    assert all(name.startswith("fmsim-nets") for name in seen) and seen
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    seen.clear()
+    run_over_nets(kernel, (3, out), 0, outputs=1)
+    assert seen == {threading.current_thread().name}  # one thread: the caller runs it
+
+
+def _fc_args(law, nets, net0=5):
+    w = d = 12
+    x = np.random.default_rng(3).standard_normal(w)
+    x /= np.sqrt(np.mean(x * x))
+    widths = np.full(d + 1, w, dtype=np.int64)
+    first = (np.empty((2, 0)), np.zeros(1, dtype=np.int64), np.zeros(3))
+    return (x, 0, widths, np.full(d, np.sqrt(2.0 / w)), np.full(d, 0.1), law, np.uint64(7), np.uint64(9), net0, 0.0,
+            False, *first, RENORM_HIGH, np.empty((nets, d + 1)), np.empty((nets, d + 1)))
+
+
+def _exact_args(nets):
+    widths = np.full(9, 20, dtype=np.int64)
+    return (1.0, 0, widths, np.full(8, 2.0), np.zeros(8), np.uint64(7), np.uint64(9), 5, np.empty((nets, 9)),
+            np.empty((nets, 9)))
+
+
+@pytest.mark.parametrize("kernel", ["fc_full", "fc_exact", "fc_orthogonal_exact"])
+def test_any_thread_count_gives_the_bits_of_one_call_on_one_thread(kernel, monkeypatch):
+    """The kernel shared out among 1, 2, 3 and 5 threads (other spans each time), and its compiled loop called
+    once over all the nets, agree bitwise."""
+    nets = 203
+    if kernel == "fc_full":
+        make = lambda: _fc_args(LAW_CODES["truncated_normal"], nets)  # noqa: E731
+        call = cpu.fc_full
+        whole = lambda a: cpu.fc_full_for_law(a[5], a[10])(*a[:5], *a[6:10], *a[11:])  # noqa: E731
+    elif kernel == "fc_exact":
+        make, call, whole = lambda: _exact_args(nets), cpu.fc_exact, lambda a: cpu.fc_exact.kernel(*a)
+    else:
+        def make():
+            a = _exact_args(nets)
+            return a[:4] + a[5:]  # no biases
+        call, whole = cpu_orthogonal.fc_orthogonal_exact, lambda a: cpu_orthogonal.fc_orthogonal_exact.kernel(*a)
+    reference = make()
+    whole(reference)
+    for threads in (1, 2, 3, 5):
+        monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
+        args = make()
+        call(*args)
+        for got, want in zip(args[-2:], reference[-2:]):
+            assert got.tobytes() == want.tobytes(), threads
+
+
+def test_a_kernel_called_on_its_own_computes_every_net():
+    args = _exact_args(10)
+    cpu.fc_exact.kernel(*args)
+    assert np.isfinite(args[-1]).all() and (args[-2][:, 0] == 1.0).all()
+    assert callable(over_nets(0)(lambda net0, out: None))
