@@ -266,3 +266,20 @@ def test_a_sweep_that_mixes_starts_its_second_process_early(schemes, started, re
     assert [(r.early, r.sent) for r in recording] == ([(True, ["full"])] if started else [])
     assert all(r.returncode == 0 for r in recording)
     assert len(fmsim.store.list_runs(out)) == 4
+
+
+def test_the_second_process_compiles_the_later_exact_samplers_first(monkeypatch):
+    """This process compiles the first exact run's sampler; the second one the other exact samplers (once each),
+    then the full kernels."""
+    arch = fmsim.FullyConnected.constant(4, 6)
+    runs = [(make_config(arch, HE, 64, 5), "he"),
+            (make_config(arch, TRUNC, 64, 5, "exact_first"), "trunc"),
+            (make_config(arch, fmsim.Init.scheme("orthogonal"), 64, 5), "orth"),
+            (make_config(arch, fmsim.Init.scheme("lecun"), 64, 5), "lecun"),
+            (make_config(arch, fmsim.Init.scheme("orthogonal_unit"), 64, 5), "orth_unit")]
+    started = []
+    monkeypatch.setattr(ahead_module, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(ahead_module, "CompileAhead", lambda configs: started.append(
+        [(c.method, c.init.law) for c in configs]))
+    ahead_module.compile_ahead([c for c, _ in runs], "cpu")
+    assert started == [[("exact", "orthogonal"), ("exact_first", "truncated_normal")]]

@@ -63,6 +63,12 @@ def mixes_exact_and_full(inits: Iterable[Init], method: str = "auto", arch: Arch
     return len(exact) == 2
 
 
+def _kernel_key(c: RunConfig) -> tuple:
+    """What chooses a run's kernel and its argument types: runs with the same key share a compile."""
+    return (type(c.arch), c.method, c.precision, c.init.law, c.record, c.x is None, c.inputs is None,
+            c.tangents is None)
+
+
 def _probe(config: RunConfig) -> RunConfig:
     """``config`` with :data:`PROBE_NETS` nets: the same kernel and argument types, little work."""
     return dataclasses.replace(config, n_nets=PROBE_NETS)
@@ -164,6 +170,8 @@ def _take_early() -> CompileAhead | None:
 def compile_ahead(configs: Sequence[RunConfig], backend: str) -> CompileAhead | None:
     """Start a :class:`CompileAhead` for the ``full`` runs of ``configs`` if there is something to overlap them
     with: CPU backend, at least two usable cores, and at least one exact run to compute meanwhile. Else None.
+    It is also given the exact runs whose sampler is not the first exact run's: it compiles those first, and
+    this process, which compiles the first one itself, then loads them from numba's cache.
     Inside :func:`compile_ahead_early`, the process it started gets the probes (or is ended, for None)."""
     early = _take_early()
     full = [c for c in configs if needs_full_kernel(c)]
@@ -171,10 +179,13 @@ def compile_ahead(configs: Sequence[RunConfig], backend: str) -> CompileAhead | 
         if early is not None:
             early.stop()
         return None
-    keys, distinct = set(), []
-    for c in full:  # one probe per kernel and argument types
-        key = (type(c.arch), c.method, c.precision, c.init.law, c.record, c.x is None, c.inputs is None,
-               c.tangents is None)
+    exact = [c for c in configs if not needs_full_kernel(c)]
+    # This process compiles the first exact run's sampler itself (while the second process compiles the
+    # reduction); the second process compiles the other exact samplers before the full kernels, so that this
+    # process finds them in numba's cache when it gets to their runs (fmsim demo: the orthogonal sampler).
+    keys, distinct = {_kernel_key(exact[0])}, []
+    for c in exact[1:] + full:  # one probe per kernel and argument types
+        key = _kernel_key(c)
         if key not in keys:
             keys.add(key)
             distinct.append(c)
