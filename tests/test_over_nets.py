@@ -60,13 +60,22 @@ def test_the_calls_run_on_the_pool_when_there_are_threads(monkeypatch):
 
 
 def _fc_args(law, nets, net0=5):
-    w = d = 12
-    x = np.random.default_rng(3).standard_normal(w)
+    widths = np.array([12, 7, 20, 3, 15, 18, 11], dtype=np.int64)  # each buffer holds wider layers of a net before
+    d = len(widths) - 1
+    x = np.random.default_rng(3).standard_normal(widths[0])
     x /= np.sqrt(np.mean(x * x))
-    widths = np.full(d + 1, w, dtype=np.int64)
     first = (np.empty((2, 0)), np.zeros(1, dtype=np.int64), np.zeros(3))
-    return (x, 0, widths, np.full(d, np.sqrt(2.0 / w)), np.full(d, 0.1), law, np.uint64(7), np.uint64(9), net0, 0.0,
+    return (x, 0, widths, np.sqrt(2.0 / widths[:-1]), np.full(d, 0.1), law, np.uint64(7), np.uint64(9), net0, 0.0,
             False, *first, RENORM_HIGH, np.empty((nets, d + 1)), np.empty((nets, d + 1)))
+
+
+def _res_args(law, nets, net0=5):
+    x = np.random.default_rng(4).standard_normal(10)
+    x /= np.sqrt(np.mean(x * x))
+    module_widths = np.array([14, 6], dtype=np.int64)
+    return (x, 0, module_widths, np.full(5, 0.5), np.sqrt(2.0 / np.array([10.0, 14.0])), np.sqrt(1.0 / 6), True,
+            np.full(3, 0.1), law, np.uint64(7), np.uint64(9), net0, 0.0, False, np.empty((nets, 6)),
+            np.empty((nets, 6)))
 
 
 def _exact_args(nets):
@@ -75,15 +84,20 @@ def _exact_args(nets):
             np.empty((nets, 9)))
 
 
-@pytest.mark.parametrize("kernel", ["fc_full", "fc_exact", "fc_orthogonal_exact"])
+@pytest.mark.parametrize("kernel", ["fc_full", "res_full", "fc_exact", "fc_orthogonal_exact"])
 def test_any_thread_count_gives_the_bits_of_one_call_on_one_thread(kernel, monkeypatch):
-    """The kernel shared out among 1, 2, 3 and 5 threads (other spans each time), and its compiled loop called
-    once over all the nets, agree bitwise."""
+    """The kernel shared out among 1, 2, 3 and 5 threads (other spans each time, so each span's first net finds
+    other nets' values in the buffers the kernel allocates once per call), and its compiled loop called once over
+    all the nets, agree bitwise."""
     nets = 203
     if kernel == "fc_full":
         make = lambda: _fc_args(LAW_CODES["truncated_normal"], nets)  # noqa: E731
         call = cpu.fc_full
         whole = lambda a: cpu.fc_full_for_law(a[5], a[10])(*a[:5], *a[6:10], *a[11:])  # noqa: E731
+    elif kernel == "res_full":
+        make = lambda: _res_args(LAW_CODES["laplace"], nets)  # noqa: E731
+        call = cpu.res_full
+        whole = lambda a: cpu.res_full_for_law(a[8], a[13])(*a[:8], *a[9:13], *a[14:])  # noqa: E731
     elif kernel == "fc_exact":
         make, call, whole = lambda: _exact_args(nets), cpu.fc_exact, lambda a: cpu.fc_exact.kernel(*a)
     else:

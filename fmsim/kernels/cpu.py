@@ -234,15 +234,6 @@ def first_layer_from_law(law, law1, law1_guide, law1_grid, n, net, bias_sd, k0, 
 
 
 @njit(inline="always", cache=True)
-def zero_fill(arrays, zero):
-    """Every entry of each array of the tuple ``arrays`` set to ``zero``: a net's buffers, allocated once per
-    kernel call, start each net as the fresh ``np.full(..., zero)`` they replace."""
-    for a in arrays:
-        for k in range(a.shape[0]):
-            a[k] = zero
-
-
-@njit(inline="always", cache=True)
 def divide_by_power_of_two(z, n, e):
     """``z[:n] /= 2^e`` (exact: a power of two) by one multiplication each."""
     f = cast_like(math.ldexp(1.0, -e), z[0])
@@ -365,8 +356,9 @@ def fc_full_for_law(law: int, bits32: bool):
         for j in range(d + 1):
             wmax = max(wmax, widths[j])
         m0 = mean_square(x, widths[0])
-        # allocated once for the nets of the call; the layers see views that count no references
-        # (fmsim.kernels.borrowed), kept alive to the end
+        # allocated once for the nets of the call (a net writes every entry it reads first: the golden cases and
+        # the thread-count tests, whose splits leave other nets' values in them, hold it); the layers see views
+        # that count no references (fmsim.kernels.borrowed), kept alive to the end
         activations = (np.full(wmax, zero), np.full(wmax, zero), np.full(wmax, zero), np.full(4 * wmax + 16, zero))
         scratch = layer_scratch(wmax)
         z0, z1, active, signs = borrowed(activations)
@@ -374,7 +366,6 @@ def fc_full_for_law(law: int, bits32: bool):
         for i in range(n):
             net = np.uint64(net0 + i)
             z, znew = z0, z1
-            zero_fill((z, znew, active, signs), zero)  # each net starts from zeros, as from fresh arrays
             lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
             z[: widths[0]] = x
             shift = x_shift
@@ -469,7 +460,7 @@ def res_full_for_law(law: int, bits32: bool):
         for i in range(m):
             kmax = max(kmax, module_widths[i])
         m0 = mean_square(x, n)
-        # allocated once for the nets of the call; the modules see views that count no references
+        # allocated once for the nets of the call, as in fc_full; the modules see views that count no references
         # (fmsim.kernels.borrowed), kept alive to the end
         activations = (np.full(n, zero), np.full(kmax, zero), np.full(kmax, zero), np.full(kmax, zero),
                        np.full(4 * kmax + 16, zero))
@@ -479,7 +470,6 @@ def res_full_for_law(law: int, bits32: bool):
         for i in range(nets):
             net = np.uint64(net0 + i)
             h, hnew = h0, h1
-            zero_fill((y, h, hnew, active, signs), zero)  # each net starts from zeros, as from fresh arrays
             lengths_i, log_i = borrowed(out_lengths[i]), borrowed(out_log[i])
             for k in range(n):
                 y[k] = cast_like(x[k], zero)
