@@ -9,8 +9,8 @@ any thread count and any split.
 
 Why not numba's ``prange``: its parfor passes, and the gufunc they build and compile for the loop's body, took a
 third of a kernel's first compile. The float64 truncated-normal ``full`` kernel of fully connected nets compiled in
-6.0 s as a serial function against 9.3 s with ``prange`` (its callees compiled already; Intel Xeon), and ran no
-slower over two threads (67 to 69 against 71 ns per row at width 50).
+7.1 s as a serial function against 9.3 s with ``prange`` (its callees compiled already; Intel Xeon), and runs as
+fast over two threads (rows at widths 20 to 50 within the machine's noise; the documentation's *Performance*).
 """
 
 from __future__ import annotations
