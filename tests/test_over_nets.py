@@ -120,3 +120,10 @@ def test_a_kernel_called_on_its_own_computes_every_net():
     cpu.fc_exact.kernel(*args)
     assert np.isfinite(args[-1]).all() and (args[-2][:, 0] == 1.0).all()
     assert callable(over_nets(0)(lambda net0, out: None))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_position_that_is_not_the_first_net_is_refused_on_any_thread_count(threads, monkeypatch):
+    monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+    with pytest.raises(TypeError, match="net0_at=0"):
+        run_over_nets(_tag_nets, (0.5, np.uint64(40), np.zeros((8, 2)), np.zeros(8)), 0)

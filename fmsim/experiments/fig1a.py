@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import theory
 from ..commandline import add_cluster_options, cluster_from_args
-from ..config import FullyConnected, Init
+from ..config import FullyConnected, Init, resolve_method
 from ..files.store import run_many_to_file
 from ..presenting.display import format_from_log
 from ..presenting.plotting import plot_log_length_vs_depth
@@ -60,7 +60,7 @@ def run(out_dir: str, depths: Sequence[int], n_nets: int, seed: int, backend: st
 
     path = os.path.join(out_dir, f"{name}.h5")
     inits = {s: Init.scheme(s) for s in schemes}
-    exact = {s: init.law in ("gaussian", "orthogonal") for s, init in inits.items()}
+    exact = {s: resolve_method("auto", init) == "exact" for s, init in inits.items()}  # as make_config resolves it
     mixed = client is None and mixes_exact_and_full(inits.values())
     # exact and full runs: a second process compiles the full kernels meanwhile, started before the runs are built
     with compile_ahead_early(backend) if mixed else contextlib.nullcontext():

@@ -63,15 +63,15 @@ def run_over_nets(kernel: Callable[..., None], args: Sequence, net0_at: int, out
         How many of the last arguments hold the nets' rows.
     """
     args = list(args)
+    net0 = args[net0_at]
+    if isinstance(net0, bool) or not isinstance(net0, (int, np.integer)):
+        raise TypeError(f"net0_at={net0_at}: the first net's index must be an integer, got {type(net0).__name__}")
     m = args[-1].shape[0]
     threads = numba.get_num_threads()
     if threads == 1 or m < 2:
         kernel(*args)
         return
-    net0, head = args[net0_at], args[:-outputs]
-    if isinstance(net0, bool) or not isinstance(net0, (int, np.integer)):
-        raise TypeError(f"net0_at={net0_at}: the first net's index must be an integer, got {type(net0).__name__}")
-    outs = args[-outputs:]
+    head, outs = args[:-outputs], args[-outputs:]
     calls = []
     for start, stop in net_spans(m, threads):
         span = list(head)
