@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 from fmsim.kernels import cpu, cpu_orthogonal
-from fmsim.kernels.over_nets import SPANS_PER_THREAD, net_spans, over_nets, run_over_nets
+from fmsim.kernels.over_nets import SPANS_PER_THREAD, net_spans, over_nets, run_over_nets, run_spans
 from fmsim.kernels.scalar import RENORM_HIGH
 from fmsim.sampling.laws import LAW_CODES
 
@@ -57,6 +57,24 @@ def test_the_calls_run_on_the_pool_when_there_are_threads(monkeypatch):
     seen.clear()
     run_over_nets(kernel, (3, out), 0, outputs=1)
     assert seen == {threading.current_thread().name}  # one thread: the caller runs it
+
+
+@pytest.mark.parametrize("count, threads", [(0, 2), (1, 2), (2, 1), (2, 2), (37, 3)])
+def test_run_spans_calls_each_item_once(count, threads, monkeypatch):
+    monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+    seen, calls = np.zeros(count, dtype=int), []
+
+    def call(start, stop):
+        calls.append((start, stop, threading.current_thread().name))
+        seen[start:stop] += 1
+
+    run_spans(count, call)
+    np.testing.assert_array_equal(seen, np.ones(count, dtype=int))
+    if threads == 1 or count < 2:
+        assert [c[:2] for c in calls] == [(0, count)] and calls[0][2] == threading.current_thread().name
+    else:
+        assert sorted(c[:2] for c in calls) == net_spans(count, threads)
+        assert all(c[2].startswith("fmsim-nets") for c in calls)
 
 
 def _fc_args(law, nets, net0=5):

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import njit
 
-__all__ = ["SPANS_PER_THREAD", "net_spans", "over_nets", "run_over_nets"]
+__all__ = ["SPANS_PER_THREAD", "net_spans", "over_nets", "run_over_nets", "run_spans"]
 
 #: Spans per thread: nets differ in cost (a dead net's rows have no inputs), so each thread takes several
 #: spans in turn, not one share fixed in advance.
@@ -44,6 +44,23 @@ def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
     """The pool of ``threads`` threads of process ``pid`` (a forked child makes its own: threads do not survive
     a fork)."""
     return ThreadPoolExecutor(threads, thread_name_prefix="fmsim-nets")
+
+
+def run_spans(count: int, call: Callable[[int, int], None]) -> None:
+    """``call(start, stop)`` for each span of :func:`net_spans` over ``count`` items, shared out among
+    :func:`numba.get_num_threads` threads; on the calling thread, as one call over all the items, when there is
+    one thread or fewer than two items (``count == 0``: one call with ``(0, 0)``).
+
+    For kernels whose items are not a chunk's nets in the rows of their outputs (the per-net statistics, laid out
+    by statistic, and the summaries' blocks): ``call`` runs the kernel on items ``start .. stop - 1``.
+    """
+    threads = numba.get_num_threads()
+    if threads == 1 or count < 2:
+        call(0, count)
+        return
+    pool = _pool(threads, os.getpid())
+    for future in [pool.submit(call, start, stop) for start, stop in net_spans(count, threads)]:
+        future.result()
 
 
 def run_over_nets(kernel: Callable[..., None], args: Sequence, net0_at: int, outputs: int = 2) -> None:
@@ -66,20 +83,18 @@ def run_over_nets(kernel: Callable[..., None], args: Sequence, net0_at: int, out
     net0 = args[net0_at]
     if isinstance(net0, bool) or not isinstance(net0, (int, np.integer)):
         raise TypeError(f"net0_at={net0_at}: the first net's index must be an integer, got {type(net0).__name__}")
-    m = args[-1].shape[0]
-    threads = numba.get_num_threads()
-    if threads == 1 or m < 2:
-        kernel(*args)
-        return
     head, outs = args[:-outputs], args[-outputs:]
-    calls = []
-    for start, stop in net_spans(m, threads):
-        span = list(head)
-        span[net0_at] = type(net0)(int(net0) + start)  # its type kept: no other specialization
-        calls.append(span + [out[start:stop] for out in outs])
-    pool = _pool(threads, os.getpid())
-    for future in [pool.submit(kernel, *call) for call in calls]:
-        future.result()
+    m = args[-1].shape[0]
+
+    def span(start: int, stop: int) -> None:
+        if start == 0 and stop == m:
+            kernel(*args)  # one call over all the nets: the arrays as given
+            return
+        call = list(head)
+        call[net0_at] = type(net0)(int(net0) + start)  # its type kept: no other specialization
+        kernel(*call, *(out[start:stop] for out in outs))
+
+    run_spans(m, span)
 
 
 def over_nets(net0_at: int, outputs: int = 2) -> Callable[[Callable[..., None]], Callable[..., None]]:
