@@ -145,3 +145,53 @@ def test_a_position_that_is_not_the_first_net_is_refused_on_any_thread_count(thr
     monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
     with pytest.raises(TypeError, match="net0_at=0"):
         run_over_nets(_tag_nets, (0.5, np.uint64(40), np.zeros((8, 2)), np.zeros(8)), 0)
+
+
+def _carried_runs():
+    """The Gram-chain, carry and summary kernels, each through the function that runs it, on a few dozen nets."""
+    import fmsim
+    from fmsim.running import statistics
+    from fmsim.running.gram import carried_chunk, exact_inputs, exact_residual, exact_tangents
+    from fmsim.running.simulate import make_config
+    from fmsim.running.summary import block_moments
+
+    x = np.array([1.0, -0.5, 2.0, 0.4, 0.3, 1.0])
+    u = np.array([[0.0, 1.0, 0.0, 2.0, 0.0, -1.0], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+    widths = [6, 9, 4, 7, 5]
+    carried = make_config(fmsim.FullyConnected(widths), fmsim.Init.scheme("he"), 37, 7, method="full", x=x,
+                          tangents=u, chunk_size=1024)
+    lengths = np.random.default_rng(5).lognormal(size=(2100, 8))
+    lengths[3, 2:] = 0.0  # a dead net
+    logs = np.log(lengths, where=lengths > 0, out=np.full_like(lengths, -np.inf))
+    residual = fmsim.Residual(6, [1.0, 0.6, 0.8], module_widths=[5, 4], ending="relu", c_out=2.0)
+    return {
+        "tangent_exact": lambda: exact_tangents(widths, 2.0, x, u, 37, 11, net0=3),
+        "inputs_exact": lambda: exact_inputs(widths, 2.0, np.stack([x, u[0], u[1]]), 37, 11, net0=3),
+        "residual_carried": lambda: exact_residual(residual, 2.0, np.stack([x, u[0]]), 37, 11, net0=3),
+        "fc_full_carry": lambda: carried_chunk(carried, 0, 37),
+        "statistics_pass": lambda: statistics.compute(lengths, logs),
+        "block_moments_pass": lambda: block_moments(logs, statistics.compute(lengths, logs)),
+    }
+
+
+@pytest.mark.parametrize("kernel", ["tangent_exact", "inputs_exact", "residual_carried", "fc_full_carry",
+                                    "statistics_pass", "block_moments_pass"])
+def test_the_gram_carry_and_summary_kernels_give_the_bits_of_one_thread_on_any_thread_count(kernel, monkeypatch):
+    """One thread runs each kernel as one call over all its nets (or items); 2, 3 and 5 threads split them into
+    spans on the pool. The outputs agree bitwise."""
+    run = _carried_runs()[kernel]
+
+    def arrays(result):
+        if isinstance(result, np.ndarray):
+            return [result]
+        return [v for v in vars(result).values() if isinstance(v, np.ndarray)]
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    reference = arrays(run())
+    assert reference and all(a.size for a in reference)
+    for threads in (2, 3, 5):
+        monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
+        got = arrays(run())
+        assert len(got) == len(reference)
+        for g, want in zip(got, reference):
+            assert g.tobytes() == want.tobytes(), (kernel, threads)

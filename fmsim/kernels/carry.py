@@ -20,7 +20,7 @@ All vectors are held divided by one ``2^shift``, renormalized by vector 0's mean
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..sampling.laws import RADEMACHER
 from .borrowed import borrowed, keep_alive
@@ -33,6 +33,7 @@ from .cpu import (
     rademacher_dot,
     rademacher_table,
 )
+from .over_nets import over_nets
 from .scalar import bias_draw, length_and_log, mean_square, renorm_shift_within, scale_bias
 
 __all__ = ["fc_full_carry", "drawn_dot_pair", "gather_union", "record_gram"]
@@ -107,7 +108,7 @@ def record_gram(z, k, n, shift, j, out_log, out_gram):
     return ms0
 
 
-@njit(parallel=True, cache=True)
+@over_nets(net0_at=8, outputs=3)
 def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero, bits32, tangents, renorm_high,
                   out_log, out_gram, out_first):
     """Forward passes of fully connected nets carrying ``k`` vectors through the same weights.
@@ -137,7 +138,7 @@ def fc_full_carry(xs, x_shift, widths, scales, bias_sds, law, k0, k1, net0, zero
     wmax = np.intp(0)
     for j in range(d + 1):
         wmax = max(wmax, widths[j])
-    for i in prange(n):
+    for i in range(n):
         net = np.uint64(net0 + i)
         planes = (np.full((k, wmax), zero), np.full((k, wmax), zero), np.full((k, wmax), zero),
                   np.full((k, 4 * wmax + 16), zero))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, prange
+from numba import njit
 
-__all__ = ["FM2", "N_STATISTICS", "net_fm2", "net_statistics", "statistics_pass"]
+from .over_nets import run_spans
+
+__all__ = ["FM2", "N_STATISTICS", "net_fm2", "net_statistics", "statistics_pass", "statistics_span"]
 
 #: Row of each statistic in the epilogue's output (the registry's order).
 FM2 = 0
@@ -57,9 +59,22 @@ def net_statistics(lengths_row, log_row, out, i):
     out[FM2, i] = net_fm2(lengths_row, log_row)
 
 
-@njit(parallel=True, cache=True)
-def statistics_pass(lengths, logs, out):
-    """:func:`net_statistics` of every net of a chunk: ``lengths``, ``logs`` of shape (m, d + 1) into ``out`` of
-    shape (N_STATISTICS, m)."""
-    for i in prange(lengths.shape[0]):
+@njit(nogil=True, cache=True)
+def statistics_span(lengths, logs, out, start, stop):
+    """:func:`net_statistics` of nets ``start .. stop - 1`` of a chunk (the arrays as in :func:`statistics_pass`)."""
+    for i in range(start, stop):
         net_statistics(lengths[i], logs[i], out, i)
+
+
+def statistics_pass(lengths, logs, out) -> None:
+    """:func:`net_statistics` of every net of a chunk, the nets shared out among numba's threads
+    (:func:`fmsim.kernels.over_nets.run_spans`).
+
+    Parameters
+    ----------
+    lengths, logs : ndarray, shape (m, d + 1), float64
+        ``M_0..M_d`` and ``log M_0..log M_d`` of each net.
+    out : ndarray, shape (N_STATISTICS, m), float64
+        Written.
+    """
+    run_spans(lengths.shape[0], lambda start, stop: statistics_span(lengths, logs, out, start, stop))

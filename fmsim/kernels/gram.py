@@ -36,11 +36,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..sampling.laws import GAUSSIAN, residual_layer, ziggurat_draw
 from ..sampling.rng import philox4x32
+from .borrowed import borrowed, keep_alive
 from .exact import binomial_half, gamma_stream, gamma_unit
+from .over_nets import over_nets
 from .scalar import length_and_log, renorm_shift, renormalized
 
 __all__ = ["STREAM_TANGENT_SHIFT", "STREAM_BARTLETT_NORMAL", "STREAM_BARTLETT_CHI", "STREAM_ORTHOGONAL_CHI",
@@ -230,16 +232,19 @@ def tangent_exact_trace(orthogonal, m0, shift0, beta0, p0, widths, cs, net, k0, 
         mm, shift = renormalized(mm, shift)
 
 
-@njit(parallel=True, cache=True)
+@over_nets(net0_at=9, outputs=3)
 def tangent_exact(orthogonal, m0, m0_shift, beta0, p0, widths, cs, k0, k1, net0, out_lengths, out_log, out_jvp_log):
     """:func:`tangent_exact_trace` for nets ``net0 ..``: ``out_lengths``, ``out_log`` of shape (nets, d + 1) and
     ``out_jvp_log`` of shape (nets, d + 1, m)."""
     m = beta0.shape[0]
-    for i in prange(out_lengths.shape[0]):
-        vecs = np.empty((5, m))
-        mats = np.empty((6, m, m))
+    scratch = (np.empty((5, m)), np.empty((6, m, m)))  # once per call: a net writes every entry before reading it
+    vecs, mats = borrowed(scratch)  # views that count no references (fmsim.kernels.borrowed), as are the others
+    beta0, p0, widths, cs, out_lengths, out_log, out_jvp_log = borrowed((beta0, p0, widths, cs, out_lengths, out_log,
+                                                                          out_jvp_log))
+    for i in range(out_lengths.shape[0]):
         tangent_exact_trace(orthogonal, m0, m0_shift, beta0, p0, widths, cs, np.uint64(net0 + i), k0, k1, vecs[4],
                             mats[4], mats[5], vecs[:4], mats[:4], out_lengths[i], out_log[i], out_jvp_log[i])
+    keep_alive(scratch)
 
 
 @njit(inline="always", cache=True)
@@ -463,16 +468,18 @@ def inputs_exact_trace(orthogonal, g0, shift0, widths, cs, net, k0, k1, g, cov, 
         shift = record_gram_layer(g, shift, j, out_log, out_gram)
 
 
-@njit(parallel=True, cache=True)
+@over_nets(net0_at=7, outputs=2)
 def inputs_exact(orthogonal, g0, shift0, widths, cs, k0, k1, net0, out_log, out_gram):
     """:func:`inputs_exact_trace` for nets ``net0 ..``: ``out_log`` (nets, d + 1, k), ``out_gram``
     (nets, d + 1, k, k)."""
     k = g0.shape[0]
-    for i in prange(out_log.shape[0]):
-        mats = np.empty((6, k, k))
-        vecs = np.empty((3, k))
+    scratch = (np.empty((6, k, k)), np.empty((3, k)))  # once per call: a net writes every entry before reading it
+    mats, vecs = borrowed(scratch)  # views that count no references (fmsim.kernels.borrowed), as are the others
+    g0, widths, cs, out_log, out_gram = borrowed((g0, widths, cs, out_log, out_gram))
+    for i in range(out_log.shape[0]):
         inputs_exact_trace(orthogonal, g0, shift0, widths, cs, np.uint64(net0 + i), k0, k1, mats[0], mats[1],
                            mats[2], mats[3], mats[4], mats[5], vecs[0], vecs[1], vecs[2], out_log[i], out_gram[i])
+    keep_alive(scratch)
 
 
 # ------------------------------------------------------------ residual nets
@@ -609,15 +616,17 @@ def residual_carried_trace(tangent, relu_end, xs, x_shift, module_widths, etas, 
             zs = shift // 2
 
 
-@njit(parallel=True, cache=True)
+@over_nets(net0_at=10, outputs=2)
 def residual_carried(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, k0, k1, net0, out_log,
                      out_gram):
     """:func:`residual_carried_trace` for nets ``net0 ..``: ``out_log`` (nets, L + 1, k), ``out_gram``
     (nets, L + 1, k, k)."""
     k, n = xs.shape
-    for i in prange(out_log.shape[0]):
-        y = np.empty((k, n))
-        mats = np.empty((3, k, k))
-        vecs = np.empty((2, k))
+    scratch = (np.empty((k, n)), np.empty((3, k, k)), np.empty((2, k)))  # once per call: a net writes every entry
+    # before it reads it
+    y, mats, vecs = borrowed(scratch)  # views that count no references (fmsim.kernels.borrowed), as are the others
+    xs, module_widths, etas, out_log, out_gram = borrowed((xs, module_widths, etas, out_log, out_gram))
+    for i in range(out_log.shape[0]):
         residual_carried_trace(tangent, relu_end, xs, x_shift, module_widths, etas, c, c_out, np.uint64(net0 + i), k0,
                                k1, y, mats[0], mats[1], mats[2], vecs[0], vecs[1], out_log[i], out_gram[i])
+    keep_alive(scratch)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, prange
+from numba import njit
 
-__all__ = ["MOMENT_COLUMNS", "welford_range", "block_moments_pass"]
+from .over_nets import run_spans
+
+__all__ = ["MOMENT_COLUMNS", "welford_range", "block_moments_pass", "block_moments_span"]
 
 #: Names of the moment table's columns: count, mean and M2 of ``M e^-pivot``, count, mean and M2 of ``log M``
 #: over ``M > 0``, and the pivot (0 for fm2, and in files of fmsim < 0.9, which had the first six).
@@ -60,10 +62,26 @@ def welford_range(v, r0, r1, from_logs, out):
     out[6] = p
 
 
-@njit(parallel=True, cache=True)
-def block_moments_pass(logs, stats, stats_from_logs, block, out):
+@njit(nogil=True, cache=True)
+def block_moments_span(logs, stats, stats_from_logs, block, out, start, stop):
+    """The moments of items ``start .. stop - 1`` of :func:`block_moments_pass` (item ``t``: block
+    ``t // n_cols``, column ``t % n_cols``, ``n_cols = d + 1 + s``); the arrays as there."""
+    n, n_layers = logs.shape
+    n_cols = n_layers + stats.shape[0]
+    for t in range(start, stop):
+        b = t // n_cols
+        col = t % n_cols
+        r0, r1 = b * block, min(n, (b + 1) * block)
+        if col < n_layers:
+            welford_range(logs[:, col], r0, r1, True, out[b, col])
+        else:
+            welford_range(stats[col - n_layers], r0, r1, stats_from_logs[col - n_layers], out[b, col])
+
+
+def block_moments_pass(logs, stats, stats_from_logs, block, out) -> None:
     """Welford moments of each block of rows, per column (:func:`welford_range`): ``log M_0..log M_d``, then
-    each per-net statistic (of its logs where ``stats_from_logs``, else of its values).
+    each per-net statistic (of its logs where ``stats_from_logs``, else of its values). The blocks' columns are
+    shared out among numba's threads (:func:`fmsim.kernels.over_nets.run_spans`).
 
     Parameters
     ----------
@@ -77,14 +95,5 @@ def block_moments_pass(logs, stats, stats_from_logs, block, out):
     out : ndarray, shape (n_blocks, d + 1 + s, 7), float64
         Written.
     """
-    n, n_layers = logs.shape
-    n_cols = n_layers + stats.shape[0]
-    n_blocks = out.shape[0]
-    for t in prange(n_blocks * n_cols):
-        b = t // n_cols
-        col = t % n_cols
-        r0, r1 = b * block, min(n, (b + 1) * block)
-        if col < n_layers:
-            welford_range(logs[:, col], r0, r1, True, out[b, col])
-        else:
-            welford_range(stats[col - n_layers], r0, r1, stats_from_logs[col - n_layers], out[b, col])
+    items = out.shape[0] * (logs.shape[1] + stats.shape[0])
+    run_spans(items, lambda start, stop: block_moments_span(logs, stats, stats_from_logs, block, out, start, stop))
