@@ -113,18 +113,26 @@ def fmsim_chunk(arch, init, n_nets: int, precision: str):
 
 
 def simd_check() -> str:
-    """Packed fused multiply-adds in the float32 and float64 conv kernels, by register width (a fresh, uncached
-    compile: numba does not keep the assembly of cached code)."""
+    """Packed fused multiply-adds in the float32 and float64 conv kernels, by register width: each kernel compiled
+    afresh with its own options less the cache (numba does not keep the assembly of cached code), on the
+    arguments its run passes (``ConvFull.run_cpu``, caught at ``run_over_nets``)."""
     from fmsim.kernels import cpu
     from fmsim.running.launch import plan
 
     asm = ""
-    for prec, zero in (("float64", 0.0), ("float32", np.float32(0.0))):
+    for prec in ("float64", "float32"):
         cfg = make_config(fmsim.Conv((2, 3), (5, 5), 3), fmsim.Init(), 2, 0, method="full", precision=prec)
-        a = plan(cfg, 0)  # the Gaussian kernel of this precision (cpu.conv_full_for_law), compiled afresh
-        fresh = njit(parallel=True)(cpu.conv_full_for_law(a.law, a.float32).py_func)
-        fresh(a.x, a.x_shift, a.channels, a.height, a.width, a.kh, a.kw, a.scales, a.bias_sds, a.k0, a.k1, a.net0, zero,
-              np.empty((2, 2)), np.empty((2, 2)))
+        calls = []
+        original = cpu.run_over_nets
+        cpu.run_over_nets = lambda kernel, args, net0_at, outputs=2, calls=calls: calls.append((kernel, args))
+        try:
+            plan(cfg, 0).run_cpu(np.empty((2, 2)), np.empty((2, 2)))  # the Gaussian kernel of this precision
+        finally:
+            cpu.run_over_nets = original
+        (kernel, args), = calls
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")}  # (njit: nopython)
+        fresh = njit(**options)(kernel.py_func)
+        fresh(*args)
         asm += "".join(fresh.inspect_asm().values())
     counts = {r: len(re.findall(rf"vfmadd\w+p[sd]\s+[^\n]*%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
     from fmsim.kernels.simd import VECTOR_BITS

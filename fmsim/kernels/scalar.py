@@ -1,7 +1,7 @@
 """Target-agnostic per-net building blocks, shared by the CPU and CUDA kernels.
 
 Plain ``numba.njit`` functions with no allocation and no target-specific code:
-the CPU kernels call them inside ``prange`` loops and numba-cuda recompiles
+the CPU kernels call them in their loops over nets and numba-cuda recompiles
 them as device functions.
 """
 

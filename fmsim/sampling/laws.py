@@ -946,8 +946,9 @@ def _uniform_row(n, words, out):
         out[k] = _SQRT3 * (2.0 * _u01_32(words[k]) - 1.0)
 
 
-# A called function, not inlined: numba's parallel-loop analysis fails on global arrays
-# inlined into a prange body, so the kernels get the tables as this function's return values.
+# A called function, not inlined: numba's parallel-loop analysis failed on global arrays
+# inlined into a prange body (the kernels' loops until fmsim 0.12), so the kernels get the tables as
+# this function's return values.
 @njit(cache=True)
 def _ziggurat_tables(law, bits32):
     """Thresholds ``kn9`` and signed scaled widths ``wn9`` (:func:`_signed_tables`) of the ziggurat of ``law``
