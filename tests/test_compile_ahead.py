@@ -137,17 +137,18 @@ def test_probes_keep_the_runs_kernel_types():
 
 def test_the_second_process_compiles_the_reduction_that_every_run_then_uses():
     """``compile_reduction`` (the second process's first step) types the statistics and block-moment passes as
-    runs do: after it, neither an exact nor a full run's chunk adds a specialization (a second compile)."""
-    from fmsim.kernels.epilogue import statistics_pass
-    from fmsim.kernels.moments import block_moments_pass
+    runs do: after it, neither an exact nor a full run's chunk adds a specialization (a second compile) of their
+    compiled loops (``statistics_span``, ``block_moments_span``)."""
+    from fmsim.kernels.epilogue import statistics_span
+    from fmsim.kernels.moments import block_moments_span
     from fmsim.running.probe_runs import compile_reduction
 
     compile_reduction()
-    before = (list(statistics_pass.signatures), list(block_moments_pass.signatures))
+    before = (list(statistics_span.signatures), list(block_moments_span.signatures))
     assert before[0] and before[1]
     for config, _ in _mixed_runs()[:3]:
         simulate_module.reduce_chunk(config, 0, "cpu")
-    assert (list(statistics_pass.signatures), list(block_moments_pass.signatures)) == before
+    assert (list(statistics_span.signatures), list(block_moments_span.signatures)) == before
 
 
 class _Recording(CompileAhead):
