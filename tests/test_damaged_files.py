@@ -210,6 +210,16 @@ def test_a_dimension_scale_that_is_not_the_layout_s_is_named(tmp_path, good_file
         assert check_dimensions(f["/"], _config()) == ["/: final has dimensions ('layer',), not ('net',)"]
 
 
+@pytest.mark.parametrize("carried", [{}, {"inputs": np.eye(3, 6)}, {"x": np.ones(6), "tangents": np.eye(2, 6)}])
+def test_the_coordinate_names_are_those_of_the_expected_coordinates(carried):
+    """check_dimensions names the run's coordinates by coordinate_names, which builds none of them (``net`` has
+    an entry per net): the same paths, in the same order, as expected_coordinates."""
+    from fmsim.files.layout import coordinate_names, expected_coordinates
+
+    config = make_config(fmsim.FullyConnected([6, 5, 4]), fmsim.Init(), 3000, 1, chunk_size=1024, **carried)
+    assert coordinate_names(config) == tuple(expected_coordinates(config))
+
+
 def test_info_on_original_hang_case_answers_within_10s(tmp_path, good_file):
     """The reported bug, as a user meets it: a run file cut to 5000 bytes, and a SWMR file with bad metadata."""
     for case in ("truncated_5000", "killed_writer_corrupt_metadata"):

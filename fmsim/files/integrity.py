@@ -41,6 +41,7 @@ from .layout import (
     PER_NET_DATASETS,
     SUMMARY_FIELDS,
     attributes_digest,
+    coordinate_names,
     expected_coordinates,
     expected_dimensions,
 )
@@ -148,7 +149,7 @@ def check_dimensions(g: h5py.Group, config: RunConfig) -> list[str]:
     problems = []
     # The group's own coordinates by object (an HDF5 path lookup, ``.name``, took 1 ms a scale in a file of
     # 49 runs); a scale that is none of them is named by its path, as before.
-    own = {g[path].id: path.rsplit("/", 1)[-1] for path in expected_coordinates(config) if path in g}
+    own = {g[path].id: path.rsplit("/", 1)[-1] for path in coordinate_names(config) if path in g}
     for name, scales in expected_dimensions(config).items():
         if name not in g:
             continue

@@ -21,7 +21,8 @@ from ..kernels.moments import MOMENT_COLUMNS
 from ..running import statistics
 
 __all__ = ["SUMMARY_FIELDS", "PER_NET_DATASETS", "CARRIED_DATASETS", "ATTRIBUTES_DIGEST", "summary_quantities",
-           "expected_coordinates", "attributes_digest", "expected_dimensions", "carried_layout", "carried_coordinates"]
+           "expected_coordinates", "coordinate_names", "attributes_digest", "expected_dimensions", "carried_layout",
+           "carried_coordinates"]
 
 #: The attribute of a run group (fmsim >= 0.12) holding :func:`attributes_digest` of its attributes, as 32 bytes
 #: stored in the group's object header (which HDF5 checksums).
@@ -118,6 +119,12 @@ def expected_dimensions(config: RunConfig) -> dict[str, tuple[str, ...]]:
 def summary_quantities(depth: int) -> list[str]:
     """Labels of the summary's moment rows: ``M_0..M_d``, then each per-net statistic."""
     return [f"M_{j}" for j in range(depth + 1)] + list(statistics.names())
+
+
+def coordinate_names(config: RunConfig) -> tuple[str, ...]:
+    """The paths of the coordinate and label datasets of ``config``'s run, in the order of
+    :func:`expected_coordinates`, without building them (``net`` alone holds ``n_nets`` entries)."""
+    return ("net", "layer", "summary/quantity", "summary/moment", *carried_coordinates(config))
 
 
 def expected_coordinates(config: RunConfig, moment_columns: int = len(MOMENT_COLUMNS)) -> dict[str, np.ndarray]:
