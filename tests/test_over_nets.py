@@ -96,17 +96,25 @@ def _res_args(law, nets, net0=5):
             np.empty((nets, 6)))
 
 
+def _conv_args(law, nets, net0=5):
+    channels = np.array([3, 6, 2, 5], dtype=np.int64)  # narrower layers after wider ones: their buffers hold more
+    x = np.random.default_rng(6).standard_normal(3 * 5 * 6)
+    x /= np.sqrt(np.mean(x * x))
+    return (x, 0, channels, 5, 6, 3, 3, np.sqrt(2.0 / (9 * channels[:-1])), np.full(3, 0.1), law, np.uint64(7),
+            np.uint64(9), net0, np.float32(0.0), True, np.empty((nets, 4)), np.empty((nets, 4)))
+
+
 def _exact_args(nets):
     widths = np.full(9, 20, dtype=np.int64)
     return (1.0, 0, widths, np.full(8, 2.0), np.zeros(8), np.uint64(7), np.uint64(9), 5, np.empty((nets, 9)),
             np.empty((nets, 9)))
 
 
-@pytest.mark.parametrize("kernel", ["fc_full", "res_full", "fc_exact", "fc_orthogonal_exact"])
+@pytest.mark.parametrize("kernel", ["fc_full", "res_full", "conv_full", "fc_exact", "fc_orthogonal_exact"])
 def test_any_thread_count_gives_the_bits_of_one_call_on_one_thread(kernel, monkeypatch):
     """The kernel shared out among 1, 2, 3 and 5 threads (other spans each time, so each span's first net finds
-    other nets' values in the buffers the kernel allocates once per call), and its compiled loop called once over
-    all the nets, agree bitwise."""
+    other nets' values in the buffers the kernel allocates once per call, or none), and its compiled loop called
+    once over all the nets, agree bitwise."""
     nets = 203
     if kernel == "fc_full":
         make = lambda: _fc_args(LAW_CODES["truncated_normal"], nets)  # noqa: E731
@@ -116,6 +124,10 @@ def test_any_thread_count_gives_the_bits_of_one_call_on_one_thread(kernel, monke
         make = lambda: _res_args(LAW_CODES["laplace"], nets)  # noqa: E731
         call = cpu.res_full
         whole = lambda a: cpu.res_full_for_law(a[8], a[13])(*a[:8], *a[9:13], *a[14:])  # noqa: E731
+    elif kernel == "conv_full":
+        make = lambda: _conv_args(LAW_CODES["truncated_normal"], nets)  # noqa: E731
+        call = cpu.conv_full
+        whole = lambda a: cpu.conv_full_for_law(a[9], a[14])(*a[:9], *a[10:14], *a[15:])  # noqa: E731
     elif kernel == "fc_exact":
         make, call, whole = lambda: _exact_args(nets), cpu.fc_exact, lambda a: cpu.fc_exact.kernel(*a)
     else:

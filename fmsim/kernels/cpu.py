@@ -729,12 +729,15 @@ def conv_full_for_law(law: int, bits32: bool):
         for j in range(d + 1):
             cmax = max(cmax, channels[j])
         m0 = mean_square(x, x.shape[0])
+        # Buffers once per call, not once per net (the next net finds the last one's values: a layer reads only
+        # what it, or the layer before, wrote, and past the ends only sums that no one keeps, as a net's narrower
+        # layers already do after its wider ones)
+        z = np.full(cmax * P, zero)
+        znew = np.full(cmax * P, zero)
+        zpad, acc, wrow, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, zero)
+        words, slow, _, _ = row_scratch(cmax * taps)
         for i in range(nets):
             net = np.uint64(net0 + i)
-            z = np.full(cmax * P, zero)
-            znew = np.full(cmax * P, zero)
-            zpad, acc, wrow, wblock, offsets = conv_scratch(cmax, height, width, kh, kw, zero)
-            words, slow, _, _ = row_scratch(cmax * taps)
             for k in range(x.shape[0]):
                 z[k] = cast_like(x[k], zero)
             shift = x_shift
