@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'row':<36} {'nets/s':>10} {'MAC/s':>10} {'vs torch f32':>13} {'of peak':>8}")
     group = None
     torch32 = {}
+    above_peak = False
     for i, (g, name, prec, macs, _) in enumerate(rows):
         nets = (4 * a.nets) if g.startswith("residual") else a.nets
         rate = nets / best[i]
@@ -213,7 +214,11 @@ def main(argv: list[str] | None = None) -> None:
             group = g
         ratio = f"{rate / torch32[g]:.2f}x" if g in torch32 else "-"
         peak = peak32 if prec == "float32" else peak32 / 2
+        above_peak |= rate * macs > peak
         print(f"{name:<36} {rate:>10.4g} {rate * macs:>10.3g} {ratio:>13} {rate * macs / peak:>8.1%}")
+    if above_peak:
+        print(f"(a row above 100% of the peak: this CPU retires more than --fma-lanes {a.fma_lanes} float32 lanes a "
+              "cycle; measure them with bench/fma_peak.c and pass that number)")
     print()
     for law in ("uniform", "gaussian"):
         ratio = best[res_rows[law, "float64"]] / best[res_rows[law, "float32"]]
