@@ -17,10 +17,12 @@ fraction of the machine's FMA peak for its precision:
 
     peak = cores x FMA lanes per core per cycle x clock.
 
-The lanes are 16 float32 (8 float64) per core per cycle by default: two 256-bit FMA pipes, or one 512-bit
-one, as on Intel client cores, Zen 2 to Zen 4 (``--fma-lanes 32`` for Xeons with two 512-bit FMA units).
-``bench/fma_peak.c`` measures the lanes per cycle of the machine at hand, in ymm and zmm registers.
-The clock is measured here: a chain of dependent scalar fused multiply-adds runs at one per 4 cycles
+The lanes per core per cycle are measured here (:func:`measured_fma_lanes`): independent chains of float32
+vector fused multiply-adds, operands in registers, on every thread at once, in 256-bit and (where numba
+compiles with AVX-512) 512-bit vectors, the better kept. That is 16 float32 lanes (8 float64) on cores with
+two 256-bit FMA pipes or one 512-bit one (Intel client cores, AMD Zen 2 to Zen 4) and 32 on Xeons with two
+512-bit FMA units; ``--fma-lanes`` sets the number instead, and ``bench/fma_peak.c`` measures it outside
+numba. The clock is measured too: a chain of dependent scalar fused multiply-adds runs at one per 4 cycles
 (their latency on every Intel core since Skylake and every AMD Zen), timed on all threads at once.
 
 Run:  python bench/bench_conv.py [--nets 256] [--repeat 3]   (about 3 minutes on 2 cores)
@@ -35,10 +37,14 @@ import sys
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 import fmsim
 from fmsim.kernels.scalar import fused_multiply_add
+from fmsim.kernels.simd import VECTOR_BITS
 from fmsim.running.simulate import make_config, run_chunk
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,6 +69,72 @@ def fma_chain(n, threads, out):
         for _ in range(n):
             a = fused_multiply_add(a, 0.999999999, 1e-9)
         out[t] = a
+
+
+def _fma_rounds_intrinsic(bits: int):
+    """An intrinsic ``fma_rounds(n, out)``: ``ACCUMULATORS`` independent chains of ``n`` float32 vector fused
+    multiply-adds in ``bits``-bit vectors, operands in registers (as ``bench/fma_peak.c``); ``out[0]`` a lane of
+    their sum, so that none is optimized away."""
+    lanes = bits // 32
+
+    @intrinsic
+    def fma_rounds(typingctx, n, out):
+        sig = types.void(n, out)
+
+        def codegen(context, builder, signature, args):
+            n_v, out_v = args
+            f32 = ir.FloatType()
+            vty = ir.VectorType(f32, lanes)
+            vfma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                                  f"llvm.fma.v{lanes}f32")
+            mul = ir.Constant(vty, [ir.Constant(f32, 0.9999999)] * lanes)
+            add = ir.Constant(vty, [ir.Constant(f32, 1e-8)] * lanes)
+            slots = [cgutils.alloca_once_value(builder, ir.Constant(vty, [ir.Constant(f32, float(i))] * lanes))
+                     for i in range(ACCUMULATORS)]
+            count = context.cast(builder, n_v, signature.args[0], types.int64)
+            with cgutils.for_range(builder, count):
+                for slot in slots:
+                    builder.store(builder.call(vfma, [builder.load(slot), mul, add]), slot)
+            total = builder.load(slots[0])
+            for slot in slots[1:]:
+                total = builder.fadd(total, builder.load(slot))
+            data = context.make_array(signature.args[1])(context, builder, out_v).data
+            builder.store(builder.extract_element(total, ir.Constant(ir.IntType(32), 0)), data)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return fma_rounds
+
+
+#: Independent accumulators: enough to cover a 4-cycle FMA latency on two FMA pipes, and fewer than the vector
+#: registers (16 with AVX2).
+ACCUMULATORS = 12
+_fma_rounds_256 = _fma_rounds_intrinsic(256)
+_fma_rounds_512 = _fma_rounds_intrinsic(512)
+
+
+@njit(parallel=True)
+def _fma_rounds_on_threads(n, wide, out):
+    for t in prange(out.shape[0]):
+        if wide:
+            _fma_rounds_512(n, out[t])
+        else:
+            _fma_rounds_256(n, out[t])
+
+
+def measured_fma_lanes(clock: float, threads: int) -> float:
+    """Float32 FMA lanes per core per cycle, measured on ``threads`` threads at once with operands in registers
+    (``ACCUMULATORS`` independent vector chains; the clock from :func:`measured_clock`): the better of 256-bit and,
+    where numba compiles with AVX-512, 512-bit vectors."""
+    out = np.zeros((threads, 1), dtype=np.float32)
+    best = 0.0
+    for bits in (256, 512) if VECTOR_BITS == 512 else (256,):
+        _fma_rounds_on_threads(1000, bits == 512, out)
+        n = 50_000_000 if bits == 256 else 25_000_000
+        dt = timed(lambda: _fma_rounds_on_threads(n, bits == 512, out), 3)  # noqa: B023 (called at once)
+        best = max(best, n * ACCUMULATORS * (bits // 32) / dt / clock)
+    return best
 
 
 def measured_clock(threads: int) -> float:
@@ -135,7 +207,6 @@ def simd_check() -> str:
         fresh(*args)
         asm += "".join(fresh.inspect_asm().values())
     counts = {r: len(re.findall(rf"vfmadd\w+p[sd]\s+[^\n]*%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
-    from fmsim.kernels.simd import VECTOR_BITS
     return (f"conv blocks in {VECTOR_BITS}-bit vectors (fmsim.kernels.simd.VECTOR_BITS); packed vfmadd in conv_full: "
             + ", ".join(f"{r} {c}" for r, c in counts.items()))
 
@@ -144,15 +215,19 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", type=int, default=256, help="nets per row (fmsim and PyTorch)")
     p.add_argument("--repeat", type=int, default=3, help="round-robin passes over all rows; best kept")
-    p.add_argument("--fma-lanes", type=int, default=16, help="float32 FMA lanes per core per cycle (peak)")
+    p.add_argument("--fma-lanes", type=float, help="float32 FMA lanes per core per cycle (the peak; default: "
+                   "measured)")
     a = p.parse_args(argv)
     threads = numba.get_num_threads()
     print(f"CPU: {cpu_description()}")
     clock = measured_clock(threads)
-    peak32 = threads * a.fma_lanes * clock
+    lanes = a.fma_lanes if a.fma_lanes is not None else measured_fma_lanes(clock, threads)
+    how = "given" if a.fma_lanes is not None else "measured: vector FMA chains, operands in registers"
+    peak32 = threads * lanes * clock
     print(f"{os.cpu_count()} cores; numba and torch threads {threads}; clock {clock / 1e9:.2f} GHz (measured: "
-          f"dependent FMA chain, {FMA_LATENCY} cycles each); FMA peak = {threads} x {a.fma_lanes} float32 lanes x "
-          f"clock = {peak32:.3g} MAC/s float32, {peak32 / 2:.3g} float64")
+          f"dependent FMA chain, {FMA_LATENCY} cycles each); {lanes:.1f} float32 FMA lanes per core per cycle "
+          f"({how}); FMA peak = {threads} x {lanes:.1f} x clock = {peak32:.3g} MAC/s float32, {peak32 / 2:.3g} "
+          "float64")
 
     try:
         import torch
@@ -217,8 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         above_peak |= rate * macs > peak
         print(f"{name:<36} {rate:>10.4g} {rate * macs:>10.3g} {ratio:>13} {rate * macs / peak:>8.1%}")
     if above_peak:
-        print(f"(a row above 100% of the peak: this CPU retires more than --fma-lanes {a.fma_lanes} float32 lanes a "
-              "cycle; measure them with bench/fma_peak.c and pass that number)")
+        print(f"(a row above 100% of the peak: this CPU retires more than {lanes:.1f} float32 FMA lanes a cycle; "
+              "measure them with bench/fma_peak.c and pass that number as --fma-lanes)")
     print()
     for law in ("uniform", "gaussian"):
         ratio = best[res_rows[law, "float64"]] / best[res_rows[law, "float32"]]
