@@ -130,9 +130,9 @@ def measured_fma_lanes(clock: float, threads: int) -> float:
     out = np.zeros((threads, 1), dtype=np.float32)
     best = 0.0
     for bits in (256, 512) if VECTOR_BITS == 512 else (256,):
-        _fma_rounds_on_threads(1000, bits == 512, out)
-        n = 50_000_000 if bits == 256 else 25_000_000
-        dt = timed(lambda: _fma_rounds_on_threads(n, bits == 512, out), 3)  # noqa: B023 (called at once)
+        wide, n = bits == 512, 50_000_000 * 256 // bits
+        _fma_rounds_on_threads(1000, wide, out)
+        dt = timed(lambda wide=wide, n=n: _fma_rounds_on_threads(n, wide, out), 3)
         best = max(best, n * ACCUMULATORS * (bits // 32) / dt / clock)
     return best
 
