@@ -84,17 +84,13 @@ def run_over_nets(kernel: Callable[..., None], args: Sequence, net0_at: int, out
     if isinstance(net0, bool) or not isinstance(net0, (int, np.integer)):
         raise TypeError(f"net0_at={net0_at}: the first net's index must be an integer, got {type(net0).__name__}")
     head, outs = args[:-outputs], args[-outputs:]
-    m = args[-1].shape[0]
 
     def span(start: int, stop: int) -> None:
-        if start == 0 and stop == m:
-            kernel(*args)  # one call over all the nets: the arrays as given
-            return
         call = list(head)
-        call[net0_at] = type(net0)(int(net0) + start)  # its type kept: no other specialization
+        call[net0_at] = type(net0)(int(net0) + start)  # its type kept, and the views' types: no other specialization
         kernel(*call, *(out[start:stop] for out in outs))
 
-    run_spans(m, span)
+    run_spans(args[-1].shape[0], span)
 
 
 def over_nets(net0_at: int, outputs: int = 2) -> Callable[[Callable[..., None]], Callable[..., None]]:
