@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from conftest import assert_within_se
+from float32_edges import edge_ts, edge_words
 from fmsim.laws import (
     LAW_CODES,
     LAW_M4,
@@ -203,24 +204,6 @@ def _box_muller_reference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.
     return r * np.cos(angle), r * np.sin(angle), r
 
 
-def _edge_ts() -> np.ndarray:
-    """Odd t (u1 = t 2^-31) near powers of two, where float32(t) rounds up, and near the u1 > 1/sqrt 2 switch."""
-    ts = [1, 3, 2**31 - 1, int(laws._T_TOP) - 2, int(laws._T_TOP) - 1, int(laws._T_TOP), int(laws._T_TOP) + 1]
-    for k in range(1, 31):
-        ts += [2**k + d for d in (-129, -127, -65, -63, -3, -1, 1, 3, 63, 65, 127, 129)]
-    return np.array(sorted({v for v in ts if 1 <= v < 2**31 and v % 2 == 1}), dtype=np.uint64)
-
-
-def _edge_words() -> np.ndarray:
-    """Words at the edges of the float32 Gaussian's cases: the t of :func:`_edge_ts`, the extreme
-    uniforms, quadrant boundaries."""
-    a = ((_edge_ts() - np.uint64(1)) // np.uint64(2)) << np.uint64(2)
-    a = np.concatenate([a, a | np.uint64(3), [0, 2**32 - 1]])
-    b = np.array([0, 1, 2**7 - 1, 2**7, 2**29, 2**30 - 1, 2**30, 2**31 - 1, 2**31, 3 * 2**30 - 1, 3 * 2**30,
-                  2**32 - 2**7, 2**32 - 1], dtype=np.uint64)
-    return np.array(np.meshgrid(a, b)).reshape(2, -1).astype(np.uint32)
-
-
 @njit
 def _gauss32_pairs(a, b, x, y):
     for j in range(a.shape[0]):
@@ -233,7 +216,7 @@ def test_float32_gaussian_matches_float64_box_muller_of_the_same_words():
     # measured on 4M pairs).
     rng = np.random.default_rng(5)
     a, b = rng.integers(0, 2**32, size=(2, 1_000_000), dtype=np.uint64).astype(np.uint32)
-    a, b = np.concatenate([a, _edge_words()[0]]), np.concatenate([b, _edge_words()[1]])
+    a, b = np.concatenate([a, edge_words()[0]]), np.concatenate([b, edge_words()[1]])
     x, y = np.empty(a.size, np.float32), np.empty(a.size, np.float32)
     _gauss32_pairs(a, b, x, y)
     x64, y64, r = _box_muller_reference(a, b)
@@ -246,7 +229,7 @@ def test_float32_gaussian_matches_float64_box_muller_of_the_same_words():
 def test_float32_gaussian_exponent_and_mantissa_by_bits_and_by_frexp_agree():
     # The CPU rows read float32(t)'s exponent and mantissa from its bits, the per-weight path (CUDA, the
     # reference) from math.frexp: exactly the same numbers, also where float32(t) rounds up to 2^k.
-    t = np.concatenate([_edge_ts(), np.random.default_rng(1).integers(0, 2**30, 2000, dtype=np.uint64) * 2 + 1])
+    t = np.concatenate([edge_ts(), np.random.default_rng(1).integers(0, 2**30, 2000, dtype=np.uint64) * 2 + 1])
     assert np.all(laws._bm32_t.py_func(((t - np.uint64(1)) // np.uint64(2)) << np.uint64(2)) == t)
     bits = [laws._exponent_mantissa_bits(np.float32(v)) for v in t]
     frexp = [laws._exponent_mantissa_frexp(np.float32(v)) for v in t]
@@ -276,7 +259,7 @@ def test_float32_laplace_matches_float64_inversion_of_the_same_words():
     # Box-Muller radius, so the same documented accuracy: 10 float32 ulp of |w|, on random and edge words.
     rng = np.random.default_rng(6)
     a = np.concatenate([rng.integers(0, 2**32, size=1_000_000, dtype=np.uint64).astype(np.uint32),
-                        _edge_words()[0], _edge_words()[0] | np.uint32(1)])
+                        edge_words()[0], edge_words()[0] | np.uint32(1)])
     w = np.empty(a.size, np.float32)
     _laplace32s(a, w)
     a64 = a.astype(np.uint64)

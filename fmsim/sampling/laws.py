@@ -80,6 +80,8 @@ from numba import njit
 from numba.core import config as numba_config
 from numba.core.codegen import get_host_cpu_features
 
+from .polynomial_lanes import LANES as POLYNOMIAL_LANES
+from .polynomial_lanes import polynomial_intrinsics
 from .rng import philox4x32, u01_from_words
 from .ziggurat_lanes import LANES as ZIGGURAT_LANES
 from .ziggurat_lanes import first_step_intrinsics, pair_table
@@ -514,9 +516,9 @@ def gauss32_row(n, c1, c2, c3, k0, k1, words, out):
 
 
 @njit(inline="always", cache=True)
-def gauss32_from_words(n, words, out):
+def _gauss32_from_words_loop(n, words, out):
     """:func:`gauss32_row` from the row's words (``words`` holds ``32 ceil(n / 32)``: where the row has fewer,
-    the rest makes weights past ``n``, which no one reads)."""
+    the rest makes weights past ``n``, which no one reads), in a loop that LLVM vectorizes."""
     for j in range(16 * ((n + 31) // 32)):
         t = _bm32_t(words[2 * j])
         e, m = _exponent_mantissa_bits(_F32(t))
@@ -550,9 +552,9 @@ def laplace32_row(n, c1, c2, c3, k0, k1, words, out):
 
 
 @njit(inline="always", cache=True)
-def laplace32_from_words(n, words, out):
+def _laplace32_from_words_loop(n, words, out):
     """:func:`laplace32_row` from the row's words (``words`` holds ``32 ceil(n / 32)``, as
-    :func:`gauss32_from_words`)."""
+    :func:`gauss32_from_words`), in a loop that LLVM vectorizes."""
     for k in range(32 * ((n + 31) // 32)):
         t = _bm32_t(words[k])
         e, m = _exponent_mantissa_bits(_F32(t))
@@ -836,6 +838,36 @@ _VECTOR_BLOCKS = _philox_vector_blocks()
 #: The first ziggurat step of a row, ``(words, n, bits32, kn9, wn9, table, scale, out, slow) -> n_slow``: in AVX-512
 #: vector lanes where numba compiles with AVX-512, else one weight at a time (the same weights either way).
 _ziggurat_fast_row = _ziggurat_fast_row_lanes if numba_compiles_avx512() else _ziggurat_fast_row_scalar
+
+gauss32_lanes, laplace32_lanes = polynomial_intrinsics(
+    {"LN_P1": _LN_P1, "LN_P2": _LN_P2, "LN_P3": _LN_P3, "LN_P4": _LN_P4, "LN_P5": _LN_P5, "LN_P6": _LN_P6,
+     "LN_P7": _LN_P7, "LN_P8": _LN_P8, "LN_P9": _LN_P9, "SIN_P1": _SIN_P1, "SIN_P2": _SIN_P2, "SIN_P3": _SIN_P3,
+     "COS_P1": _COS_P1, "COS_P2": _COS_P2, "COS_P3": _COS_P3, "HALF": _F32_HALF, "ONE": _F32_ONE, "TWO": _F32_TWO,
+     "SQRT2": _F32_SQRT2, "INV_SQRT2": _F32_INV_SQRT2, "LN2": _F32_LN2, "TWO_M31": _F32_2M31,
+     "ANGLE_STEP": _F32_ANGLE_STEP}, int(_T_TOP))
+
+
+@njit(inline="always", cache=True)
+def _gauss32_from_words_lanes(n, words, out):
+    """:func:`_gauss32_from_words_loop` 16 pairs at a time in AVX-512 lanes (:mod:`fmsim.sampling.polynomial_lanes`):
+    the same weights, bit for bit."""
+    for j in range(0, 16 * ((n + 31) // 32), POLYNOMIAL_LANES):
+        gauss32_lanes(words, j, out)
+
+
+@njit(inline="always", cache=True)
+def _laplace32_from_words_lanes(n, words, out):
+    """:func:`_laplace32_from_words_loop` 16 weights at a time in AVX-512 lanes: the same weights, bit for bit."""
+    for k in range(0, 32 * ((n + 31) // 32), POLYNOMIAL_LANES):
+        laplace32_lanes(words, k, out)
+
+
+# The float32 polynomial rows' transform: in explicit 512-bit lanes where numba compiles with AVX-512 (LLVM's own
+# loop may run 256 bits wide there), else LLVM's loop.
+if numba_compiles_avx512():
+    gauss32_from_words, laplace32_from_words = _gauss32_from_words_lanes, _laplace32_from_words_lanes
+else:
+    gauss32_from_words, laplace32_from_words = _gauss32_from_words_loop, _laplace32_from_words_loop
 
 
 @njit(inline="always", cache=True)

@@ -1,0 +1,89 @@
+"""The float32 polynomial rows (Box-Muller Gaussian, Laplace) in 16 AVX-512 lanes against the scalar steps: the
+same weights, bit for bit (``fmsim.sampling.polynomial_lanes``)."""
+
+import numpy as np
+import pytest
+from float32_edges import edge_words
+from numba import njit
+
+from fmsim.sampling import laws
+
+pytestmark = pytest.mark.skipif(not laws.numba_compiles_avx512(),
+                                reason="the vector-lane polynomial rows are compiled only where numba targets AVX-512")
+
+
+@njit
+def _gauss_lanes(n, words, out):
+    laws._gauss32_from_words_lanes(n, words, out)
+
+
+@njit
+def _gauss_loop(n, words, out):
+    laws._gauss32_from_words_loop(n, words, out)
+
+
+@njit
+def _laplace_lanes(n, words, out):
+    laws._laplace32_from_words_lanes(n, words, out)
+
+
+@njit
+def _laplace_loop(n, words, out):
+    laws._laplace32_from_words_loop(n, words, out)
+
+
+@njit
+def _gauss_pairs(words, out):
+    for j in range(words.size // 2):
+        out[2 * j], out[2 * j + 1] = laws.gauss32_pair(words[2 * j], words[2 * j + 1])
+
+
+@njit
+def _laplace_words(words, out):
+    for k in range(words.size):
+        out[k] = laws.laplace32(words[k])
+
+
+def _words() -> np.ndarray:
+    """Every edge pair of the Gaussian's cases (t near powers of two and the u1 > 1/sqrt 2 switch, extreme
+    uniforms, quadrant boundaries) and 2^20 random words, padded to a whole number of rows of 32."""
+    a, b = edge_words()
+    edges = np.stack([a, b], axis=1).reshape(-1)
+    rng = np.random.default_rng(11)
+    words = np.concatenate([edges, rng.integers(0, 2**32, size=2**20, dtype=np.uint64).astype(np.uint32)])
+    return np.concatenate([words, np.zeros(-words.size % 32, np.uint32)])
+
+
+def test_gaussian_lanes_are_bitwise_the_pairs_and_the_loop():
+    words = _words()
+    lanes, loop, pairs = (np.full(words.size, np.nan, np.float32) for _ in range(3))
+    _gauss_lanes(words.size, words, lanes)
+    _gauss_loop(words.size, words, loop)
+    _gauss_pairs(words, pairs)
+    np.testing.assert_array_equal(lanes.view(np.uint32), pairs.view(np.uint32))
+    np.testing.assert_array_equal(loop.view(np.uint32), pairs.view(np.uint32))
+
+
+def test_laplace_lanes_are_bitwise_the_per_word_weights_and_the_loop():
+    words = _words()
+    words = np.concatenate([words, words | np.uint32(1)])  # both signs of every edge word
+    lanes, loop, each = (np.full(words.size, np.nan, np.float32) for _ in range(3))
+    _laplace_lanes(words.size, words, lanes)
+    _laplace_loop(words.size, words, loop)
+    _laplace_words(words, each)
+    np.testing.assert_array_equal(lanes.view(np.uint32), each.view(np.uint32))
+    np.testing.assert_array_equal(loop.view(np.uint32), each.view(np.uint32))
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 31, 32, 33, 50, 64, 65, 100])
+def test_rows_write_whole_steps_and_nothing_past_them(n):
+    # A row of n weights writes 32 ceil(n / 32) of them (the polynomial rows' padding), all as the loop does, and
+    # nothing past them.
+    words = _words()[:2 * 32 * ((n + 31) // 32) + 64]
+    padded = 32 * ((n + 31) // 32)
+    for lanes_fn, loop_fn in ((_gauss_lanes, _gauss_loop), (_laplace_lanes, _laplace_loop)):
+        lanes, loop = np.full(padded + 64, np.nan, np.float32), np.full(padded + 64, np.nan, np.float32)
+        lanes_fn(n, words, lanes)
+        loop_fn(n, words, loop)
+        np.testing.assert_array_equal(lanes[:padded].view(np.uint32), loop[:padded].view(np.uint32))
+        assert np.isnan(lanes[padded:]).all()
