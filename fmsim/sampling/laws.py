@@ -405,8 +405,9 @@ def _u01_32(word):
     return (float(word) + 0.5) * _TWO_M32
 
 
-# float32 Gaussian (layout 5): Box-Muller in float32, from branch-free polynomials that LLVM
-# vectorizes 8 lanes wide. Weights 2j and 2j + 1 of a row share the word pair (2j, 2j + 1):
+# float32 Gaussian (layout 5): Box-Muller in float32, from branch-free polynomials (16 lanes wide in
+# polynomial_lanes where numba targets AVX-512; elsewhere LLVM vectorizes the loop).
+# Weights 2j and 2j + 1 of a row share the word pair (2j, 2j + 1):
 #   u1 = t 2^-31, t = 2 (a >> 2) + 1 (30 bits of word a; odd, so u1 in (0, 1) and ln u1 is finite);
 #   angle = q pi/2 + theta: q = b >> 30 the quadrant, theta in (-pi/4, pi/4) from bits 7-29 of word b;
 #   w_2j = r cos(angle), w_2j+1 = r sin(angle), r = sqrt(-2 ln u1) <= sqrt(62 ln 2) = 6.55.
