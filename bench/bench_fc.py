@@ -22,7 +22,8 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
   and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
   ``exact`` k = 1; PyTorch's JVP written as one ``bmm`` of the stacked pair per layer; the same on a
   ReLU-ending residual net (``full`` k = 1, its one-vector sampler, its Gram chain, PyTorch's JVP).
-* SIMD check: what LLVM made of a row's Philox pass and of the ziggurat's first step.
+* SIMD check: what LLVM made of a row's Philox pass, of the ziggurat's first step and of the float32
+  Gaussian row's transform (its square roots: 16 lanes to a `zmm`, 8 to a `ymm`).
 * Renormalization cost (``--renorm-only`` runs just this): the Gaussian ``full`` kernel with
   its window (``[2^-64, 2^64]``), never renormalizing, and renormalizing after every layer,
   for He (M stays near 1) and LeCun (M halves per layer: crosses the window), interleaved.
@@ -307,7 +308,25 @@ def simd_check() -> str:
     return (f"SIMD check (fresh compilations): Philox pass {vector_mul[widest]} vpmuludq on {widest} "
             f"({lanes[widest]} lanes; {scalar_mul} "
             f"scalar imul in its remainder loop); ziggurat first step {scalar_cvt} scalar vcvtsi2sd, "
-            f"{packed_cvt} packed converts, {gathers} gathers")
+            f"{packed_cvt} packed converts, {gathers} gathers; {polynomial_sqrt_check(laws)}")
+
+
+def polynomial_sqrt_check(laws) -> str:
+    """The float32 Gaussian row's square roots (one per pair of weights) by register width, from a fresh
+    compilation of its transform: 16 lanes in ``zmm``, 8 in ``ymm``."""
+    import re
+
+    if not hasattr(laws, "gauss32_from_words"):
+        return "float32 Gaussian row: none in this fmsim"
+
+    @njit
+    def transform(n, words, out):
+        laws.gauss32_from_words(n, words, out)
+
+    transform(32, np.zeros(64, np.uint32), np.empty(32, np.float32))
+    asm = "".join(transform.inspect_asm().values())
+    counts = {r: len(re.findall(rf"vsqrtps\s+%{r}", asm)) for r in ("xmm", "ymm", "zmm")}
+    return "float32 Gaussian row " + ", ".join(f"{c} vsqrtps on {r}" for r, c in counts.items() if c)
 
 
 def weights_per_call(law: str, precision: str) -> int:
