@@ -75,15 +75,17 @@ def test_laplace_lanes_are_bitwise_the_per_word_weights_and_the_loop():
     np.testing.assert_array_equal(loop.view(np.uint32), each.view(np.uint32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 15, 16, 31, 32, 33, 50, 64, 65, 100])
-def test_rows_write_whole_steps_and_nothing_past_them(n):
+def test_rows_write_whole_steps_and_nothing_past_them(n, dtype):
     # A row of n weights writes 32 ceil(n / 32) of them (the polynomial rows' padding), all as the loop does, and
-    # nothing past them.
+    # nothing past them; into float64 scratch, the float32 weights widened, as the loop stores them.
     words = _words()[:2 * 32 * ((n + 31) // 32) + 64]
     padded = 32 * ((n + 31) // 32)
     for lanes_fn, loop_fn in ((_gauss_lanes, _gauss_loop), (_laplace_lanes, _laplace_loop)):
-        lanes, loop = np.full(padded + 64, np.nan, np.float32), np.full(padded + 64, np.nan, np.float32)
+        lanes, loop = np.full(padded + 64, np.nan, dtype), np.full(padded + 64, np.nan, dtype)
         lanes_fn(n, words, lanes)
         loop_fn(n, words, loop)
-        np.testing.assert_array_equal(lanes[:padded].view(np.uint32), loop[:padded].view(np.uint32))
+        np.testing.assert_array_equal(lanes[:padded], loop[:padded])
+        assert np.array_equal(lanes[:padded].astype(np.float32).astype(dtype), lanes[:padded])
         assert np.isnan(lanes[padded:]).all()

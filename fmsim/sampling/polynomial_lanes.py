@@ -127,8 +127,16 @@ def _bm32_pair(v: _Lanes, t, e, m, w, t_top: int):
 
 def _typed(words, k, out) -> bool:
     return (isinstance(words, types.Array) and words.ndim == 1 and words.dtype == types.uint32
-            and isinstance(out, types.Array) and out.ndim == 1 and out.dtype == types.float32
+            and isinstance(out, types.Array) and out.ndim == 1 and out.dtype in (types.float32, types.float64)
             and isinstance(k, types.Integer))
+
+
+def _store(builder, values, out_type, at):
+    """Store the float32 vector ``values`` at pointer ``at`` of an array of ``out_type``: as they are, or
+    widened exactly to float64 (the loops' stores into float64 arrays)."""
+    if out_type.dtype == types.float64:
+        values = builder.fpext(values, ir.VectorType(ir.DoubleType(), values.type.count))
+    builder.store(values, builder.bitcast(at, values.type.as_pointer()), align=4)
 
 
 def polynomial_intrinsics(constants: Mapping[str, float], t_top: int):
@@ -147,7 +155,8 @@ def polynomial_intrinsics(constants: Mapping[str, float], t_top: int):
     tuple of two numba intrinsics
         ``gauss32_lanes(words, j, out)``: the Gaussian weights ``2j .. 2j + 31`` from words ``2j .. 2j + 31``
         (pairs ``j .. j + 15``); ``laplace32_lanes(words, k, out)``: the Laplace weights ``k .. k + 15`` from
-        words ``k .. k + 15``. ``words`` uint32, ``out`` float32; both return nothing.
+        words ``k .. k + 15``. ``words`` uint32; ``out`` float32 (or float64: the float32 weights, widened);
+        both return nothing.
     """
     missing = set(CONSTANT_NAMES) - set(constants)
     if missing:
@@ -179,9 +188,7 @@ def polynomial_intrinsics(constants: Mapping[str, float], t_top: int):
             e, m = _exponent_mantissa(v, v.to_float(t))
             x, y = _bm32_pair(v, t, e, m, w, t_top)
             interleave = ir.Constant(ir.VectorType(i32, 2 * LANES), [k for p in range(LANES) for k in (p, p + LANES)])
-            builder.store(builder.shuffle_vector(x, y, interleave),
-                          builder.bitcast(builder.gep(out_p, [first]),
-                                          ir.VectorType(ir.FloatType(), 2 * LANES).as_pointer()), align=4)
+            _store(builder, builder.shuffle_vector(x, y, interleave), signature.args[2], builder.gep(out_p, [first]))
             return context.get_dummy_value()
 
         return types.none(words, j, out), codegen
@@ -199,8 +206,7 @@ def polynomial_intrinsics(constants: Mapping[str, float], t_top: int):
             e, m = _exponent_mantissa(v, v.to_float(t))
             mag = v.mul(_neg_log_u31(v, t, e, m, t_top), v.c["INV_SQRT2"])
             negative = builder.icmp_unsigned("!=", builder.and_(a, v.iconst(1)), v.iconst(0))
-            builder.store(v.select(negative, v.neg(mag), mag),
-                          builder.bitcast(builder.gep(out_p, [k]), v.f.as_pointer()), align=4)
+            _store(builder, v.select(negative, v.neg(mag), mag), signature.args[2], builder.gep(out_p, [k]))
             return context.get_dummy_value()
 
         return types.none(words, k, out), codegen
