@@ -12,24 +12,15 @@ pytestmark = pytest.mark.skipif(not laws.numba_compiles_avx512(),
                                 reason="the vector-lane polynomial rows are compiled only where numba targets AVX-512")
 
 
-@njit
-def _gauss_lanes(n, words, out):
-    laws._gauss32_from_words_lanes(n, words, out)
+def _compiled(transform):
+    @njit
+    def row(n, words, out):
+        transform(n, words, out)
+    return row
 
 
-@njit
-def _gauss_loop(n, words, out):
-    laws._gauss32_from_words_loop(n, words, out)
-
-
-@njit
-def _laplace_lanes(n, words, out):
-    laws._laplace32_from_words_lanes(n, words, out)
-
-
-@njit
-def _laplace_loop(n, words, out):
-    laws._laplace32_from_words_loop(n, words, out)
+_gauss_lanes, _gauss_loop = _compiled(laws._gauss32_from_words_lanes), _compiled(laws._gauss32_from_words_loop)
+_laplace_lanes, _laplace_loop = _compiled(laws._laplace32_from_words_lanes), _compiled(laws._laplace32_from_words_loop)
 
 
 @njit
@@ -54,25 +45,21 @@ def _words() -> np.ndarray:
     return np.concatenate([words, np.zeros(-words.size % 32, np.uint32)])
 
 
-def test_gaussian_lanes_are_bitwise_the_pairs_and_the_loop():
+@pytest.mark.parametrize("law", ["gaussian", "laplace"])
+def test_lanes_are_bitwise_the_scalar_weights_and_the_loop(law):
+    # The Gaussian against gauss32_pair pair by pair, the Laplace against laplace32 word by word (with both
+    # signs of every word), and both against the loops that AVX2 machines run.
     words = _words()
-    lanes, loop, pairs = (np.full(words.size, np.nan, np.float32) for _ in range(3))
-    _gauss_lanes(words.size, words, lanes)
-    _gauss_loop(words.size, words, loop)
-    _gauss_pairs(words, pairs)
-    np.testing.assert_array_equal(lanes.view(np.uint32), pairs.view(np.uint32))
-    np.testing.assert_array_equal(loop.view(np.uint32), pairs.view(np.uint32))
-
-
-def test_laplace_lanes_are_bitwise_the_per_word_weights_and_the_loop():
-    words = _words()
-    words = np.concatenate([words, words | np.uint32(1)])  # both signs of every edge word
-    lanes, loop, each = (np.full(words.size, np.nan, np.float32) for _ in range(3))
-    _laplace_lanes(words.size, words, lanes)
-    _laplace_loop(words.size, words, loop)
-    _laplace_words(words, each)
-    np.testing.assert_array_equal(lanes.view(np.uint32), each.view(np.uint32))
-    np.testing.assert_array_equal(loop.view(np.uint32), each.view(np.uint32))
+    lanes_fn, loop_fn, scalar_fn = {"gaussian": (_gauss_lanes, _gauss_loop, _gauss_pairs),
+                                    "laplace": (_laplace_lanes, _laplace_loop, _laplace_words)}[law]
+    if law == "laplace":
+        words = np.concatenate([words, words | np.uint32(1)])
+    lanes, loop, scalar = (np.full(words.size, np.nan, np.float32) for _ in range(3))
+    lanes_fn(words.size, words, lanes)
+    loop_fn(words.size, words, loop)
+    scalar_fn(words, scalar)
+    np.testing.assert_array_equal(lanes.view(np.uint32), scalar.view(np.uint32))
+    np.testing.assert_array_equal(loop.view(np.uint32), scalar.view(np.uint32))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -162,53 +162,48 @@ def polynomial_intrinsics(constants: Mapping[str, float], t_top: int):
     if missing:
         raise ValueError(f"constants: missing {sorted(missing)}")
 
-    def pointers(context, builder, signature, args):
-        wt, kt, ot = signature.args
-        words = context.make_array(wt)(context, builder, args[0]).data
-        out = context.make_array(ot)(context, builder, args[2]).data
-        k = context.cast(builder, args[1], kt, types.int64)
-        return words, out, k
+    def lanes_intrinsic(body, name: str):
+        """An intrinsic ``(words, k, out)`` whose code is ``body(v, words_p, k, out_p, store)``: ``v`` the
+        :class:`_Lanes` of its builder, pointers to the arrays' data, ``k`` an int64, ``store(values, at)``."""
+        def lanes(typingctx, words, k, out):
+            if not _typed(words, k, out):
+                return None
 
-    @intrinsic
-    def gauss32_lanes(typingctx, words, j, out):
-        if not _typed(words, j, out):
-            return None
+            def codegen(context, builder, signature, args):
+                wt, kt, ot = signature.args
+                words_p = context.make_array(wt)(context, builder, args[0]).data
+                out_p = context.make_array(ot)(context, builder, args[2]).data
+                k = context.cast(builder, args[1], kt, types.int64)
+                body(_Lanes(builder, constants), words_p, k, out_p,
+                     lambda values, at: _store(builder, values, ot, at))
+                return context.get_dummy_value()
 
-        def codegen(context, builder, signature, args):
-            words_p, out_p, j = pointers(context, builder, signature, args)
-            v = _Lanes(builder, constants)
-            i32 = ir.IntType(32)
-            first = builder.mul(j, ir.Constant(ir.IntType(64), 2))
-            both = builder.load(builder.bitcast(builder.gep(words_p, [first]),
-                                                ir.VectorType(i32, 2 * LANES).as_pointer()), align=4)
-            even = ir.Constant(ir.VectorType(i32, LANES), list(range(0, 2 * LANES, 2)))
-            a = builder.shuffle_vector(both, both, even)
-            w = builder.shuffle_vector(both, both, ir.Constant(ir.VectorType(i32, LANES), list(range(1, 2 * LANES, 2))))
-            t = _bm32_t(v, a)
-            e, m = _exponent_mantissa(v, v.to_float(t))
-            x, y = _bm32_pair(v, t, e, m, w, t_top)
-            interleave = ir.Constant(ir.VectorType(i32, 2 * LANES), [k for p in range(LANES) for k in (p, p + LANES)])
-            _store(builder, builder.shuffle_vector(x, y, interleave), signature.args[2], builder.gep(out_p, [first]))
-            return context.get_dummy_value()
+            return types.none(words, k, out), codegen
 
-        return types.none(words, j, out), codegen
+        lanes.__name__ = lanes.__qualname__ = name
+        return intrinsic(lanes)
 
-    @intrinsic
-    def laplace32_lanes(typingctx, words, k, out):
-        if not _typed(words, k, out):
-            return None
+    def gauss_pairs(v, words_p, j, out_p, store):
+        b, i32 = v.b, ir.IntType(32)
+        first = b.mul(j, ir.Constant(ir.IntType(64), 2))
+        both = b.load(b.bitcast(b.gep(words_p, [first]), ir.VectorType(i32, 2 * LANES).as_pointer()), align=4)
+        a = b.shuffle_vector(both, both, ir.Constant(v.i, list(range(0, 2 * LANES, 2))))
+        w = b.shuffle_vector(both, both, ir.Constant(v.i, list(range(1, 2 * LANES, 2))))
+        t = _bm32_t(v, a)
+        e, m = _exponent_mantissa(v, v.to_float(t))
+        x, y = _bm32_pair(v, t, e, m, w, t_top)
+        interleave = ir.Constant(ir.VectorType(i32, 2 * LANES), [k for p in range(LANES) for k in (p, p + LANES)])
+        store(b.shuffle_vector(x, y, interleave), b.gep(out_p, [first]))
 
-        def codegen(context, builder, signature, args):
-            words_p, out_p, k = pointers(context, builder, signature, args)
-            v = _Lanes(builder, constants)
-            a = builder.load(builder.bitcast(builder.gep(words_p, [k]), v.i.as_pointer()), align=4)
-            t = _bm32_t(v, a)
-            e, m = _exponent_mantissa(v, v.to_float(t))
-            mag = v.mul(_neg_log_u31(v, t, e, m, t_top), v.c["INV_SQRT2"])
-            negative = builder.icmp_unsigned("!=", builder.and_(a, v.iconst(1)), v.iconst(0))
-            _store(builder, v.select(negative, v.neg(mag), mag), signature.args[2], builder.gep(out_p, [k]))
-            return context.get_dummy_value()
+    def laplace_weights(v, words_p, k, out_p, store):
+        b = v.b
+        a = b.load(b.bitcast(b.gep(words_p, [k]), v.i.as_pointer()), align=4)
+        t = _bm32_t(v, a)
+        e, m = _exponent_mantissa(v, v.to_float(t))
+        mag = v.mul(_neg_log_u31(v, t, e, m, t_top), v.c["INV_SQRT2"])
+        negative = b.icmp_unsigned("!=", b.and_(a, v.iconst(1)), v.iconst(0))
+        store(v.select(negative, v.neg(mag), mag), b.gep(out_p, [k]))
 
-        return types.none(words, k, out), codegen
-
+    gauss32_lanes = lanes_intrinsic(gauss_pairs, "gauss32_lanes")
+    laplace32_lanes = lanes_intrinsic(laplace_weights, "laplace32_lanes")
     return gauss32_lanes, laplace32_lanes
