@@ -18,6 +18,7 @@ from ..sampling.first_layer import law_quantile
 from ..sampling.laws import (
     LAW_CODES,
     RADEMACHER,
+    UNIFORM,
     blocks_read,
     draw_scratch,
     polynomial32,
@@ -164,7 +165,7 @@ def layer_scratch(n_max):
     holds a group's float32 polynomial rows, ``8 (n_max + 3)`` weights rounded up to whole steps of 32."""
     words, lanes = row_group_scratch(n_max)
     slow, w, _ = draw_scratch(n_max)
-    w32 = np.empty(ROW_GROUP * (n_max + 3) + 32, dtype=np.float32)  # a group's float32 polynomial rows
+    w32 = np.empty(ROW_GROUP * (n_max + 3) + 32, dtype=np.float32)  # a group's float32 polynomial or uniform rows
     return words, lanes, slow, w, w32
 
 
@@ -180,25 +181,31 @@ def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lane
     a layer's rows must come here in order from row 0, all with the same ``n_in``, as every kernel's loop
     over them does. A layer's last group holds the rows left, ``n_rows % 8`` when that is not 0.
 
-    The float32 Gaussian and Laplace weights are made there too, for the whole group at once: its words are
-    one long row, whose weight ``4 nb r + k`` is weight ``k`` of the group's row ``r`` (``nb`` blocks a row,
-    4 words each; the transform pairs words ``2j, 2j + 1``, and ``4 nb r`` is even), so each row gets the
-    weights :func:`float32_polynomial_from_words` gives it alone. A row's short transform (two vector steps at
-    width 100) was bound by its latency; the group's runs at the lanes' throughput (the float32 Gaussian FC
-    kernel 1.18x faster at depth = width = 100, 1.4x at 30). The other laws' weights are made one row at a
-    time. Scratch ``words``, ``lanes``, ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
+    The float32 Gaussian, Laplace and uniform weights are made there too, for the whole group at once: its
+    words are one long row, whose weight ``4 nb r + k`` is weight ``k`` of the group's row ``r`` (``nb`` blocks
+    a row, 4 words each, one word a weight; the Gaussian transform pairs words ``2j, 2j + 1``, and ``4 nb r`` is
+    even), so each row gets the weights :func:`float32_polynomial_from_words` or
+    :func:`~fmsim.laws.row_from_words` give it alone. A row's short transform (two vector steps at width 100)
+    was bound by its latency; the group's runs at the lanes' throughput (the float32 Gaussian FC kernel 1.18x
+    faster at depth = width = 100, 1.4x at 30; uniform 1.3x at 100). The other laws' weights, and the float64
+    uniform ones (1% to 3% slower grouped), are made one row at a time. Scratch ``words``, ``lanes``,
+    ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
     """
     wz = weight_scratch(z, w, w32)
     r = np.intp(row % np.uint64(ROW_GROUP))
     nb = blocks_read(law, bits32, n_in)
     polynomial = polynomial32(law, bits32)
+    uniform32 = bits32 and law == UNIFORM
     if r == 0:
         group_rows = min(ROW_GROUP, np.intp(n_rows) - np.intp(row))
         group_words(nb, group_rows, row, layer, net, k0, k1, words, lanes)
-        if polynomial:  # the group's weights at once: row r's 4 nb words (weights) start at 4 nb r
+        # the group's weights at once (row r's 4 nb words, one weight each, start at 4 nb r)
+        if polynomial:
             float32_polynomial_from_words(law, group_rows * 4 * nb, words, wz)
+        elif uniform32:
+            row_from_words(law, bits32, group_rows * 4 * nb, row, layer, net, k0, k1, words, slow, wz)
     rw = group_row_words(words, nb, r)
-    if polynomial:
+    if polynomial or uniform32:
         return wz[4 * nb * r:], rw
     if law != RADEMACHER:  # (a Rademacher row's words go to rademacher_dot)
         row_from_words(law, bits32, n_in, row, layer, net, k0, k1, rw, slow, wz)
