@@ -28,8 +28,9 @@ polynomials (:func:`gauss32_pair`: 30 bits of word ``2j`` make the radius,
 ``r <= 6.55``; 25 bits of word ``2j + 1`` the angle), within 10 float32 ulp of
 the radius of the float64 transform of the same words; the float32 Laplace is
 ``+-(-ln u) / sqrt 2`` from the same logarithm (:func:`laplace32`: 30 bits for
-``u``, ``|w| <= 15.2``, 1 for the sign). The CPU rows evaluate both 8 lanes
-wide (:func:`polynomial32_row`).
+``u``, ``|w| <= 15.2``, 1 for the sign). The CPU rows evaluate both 16 lanes
+wide with AVX-512 (:mod:`fmsim.sampling.polynomial_lanes`), 8 with AVX2, the same values
+(:func:`polynomial32_row`).
 
 The other Gaussian, Laplace and truncated-normal weights come from 256-layer ziggurats
 (Marsaglia & Tsang 2000) read from the word(s): 8 bits choose the layer, 1 the
