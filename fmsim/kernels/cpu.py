@@ -27,6 +27,7 @@ from ..sampling.laws import (
     row_from_words,
     row_scratch,
     standard_row,
+    weights_per_block,
 )
 from ..sampling.rng import philox4x32, u01_mid_from_words
 from ..sampling.row_groups import (
@@ -196,20 +197,21 @@ def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lane
     nb = blocks_read(law, bits32, n_in)
     polynomial = polynomial32(law, bits32)
     uniform32 = bits32 and law == UNIFORM
+    row_weights = nb * weights_per_block(law, bits32)  # one word a weight where the group is made at once
     if r == 0:
         group_rows = min(ROW_GROUP, np.intp(n_rows) - np.intp(row))
         group_words(nb, group_rows, row, layer, net, k0, k1, words, lanes)
-        # the group's weights at once (row r's 4 nb words, one weight each, start at 4 nb r)
+        # the group's weights at once (row r's start at row_weights r)
         if polynomial:
-            float32_polynomial_from_words(law, group_rows * 4 * nb, words, wz)
+            float32_polynomial_from_words(law, group_rows * row_weights, words, wz)
         elif uniform32:
-            row_from_words(law, bits32, group_rows * 4 * nb, row, layer, net, k0, k1, words, slow, wz)
+            row_from_words(law, bits32, group_rows * row_weights, row, layer, net, k0, k1, words, slow, wz)
     rw = group_row_words(words, nb, r)
     if polynomial or uniform32:
-        return wz[4 * nb * r:], rw
+        return wz[row_weights * r:], rw
     if law != RADEMACHER:  # (a Rademacher row's words go to rademacher_dot)
         row_from_words(law, bits32, n_in, row, layer, net, k0, k1, rw, slow, wz)
-    return wz[0:], rw
+    return wz, rw
 
 
 @njit(inline="always", cache=True)
