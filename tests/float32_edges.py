@@ -1,6 +1,8 @@
-"""Edge words of the float32 polynomial weights (Box-Muller Gaussian, Laplace), shared by their tests."""
+"""Edge words of the float32 polynomial weights (Box-Muller Gaussian, Laplace), and the weights one pair or one
+word at a time (the reference the rows are held to), shared by their tests."""
 
 import numpy as np
+from numba import njit
 
 from fmsim.sampling import laws
 
@@ -21,3 +23,17 @@ def edge_words() -> np.ndarray:
     b = np.array([0, 1, 2**7 - 1, 2**7, 2**29, 2**30 - 1, 2**30, 2**31 - 1, 2**31, 3 * 2**30 - 1, 3 * 2**30,
                   2**32 - 2**7, 2**32 - 1], dtype=np.uint64)
     return np.array(np.meshgrid(a, b)).reshape(2, -1).astype(np.uint32)
+
+
+@njit
+def gauss32_pairs(a, b, x, y):
+    """``(x[j], y[j]) = gauss32_pair(a[j], b[j])`` for every ``j``."""
+    for j in range(a.shape[0]):
+        x[j], y[j] = laws.gauss32_pair(a[j], b[j])
+
+
+@njit
+def laplace32_each(a, out):
+    """``out[j] = laplace32(a[j])`` for every ``j``."""
+    for j in range(a.shape[0]):
+        out[j] = laws.laplace32(a[j])

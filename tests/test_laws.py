@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from conftest import assert_within_se
-from float32_edges import edge_ts, edge_words
+from float32_edges import edge_ts, edge_words, gauss32_pairs, laplace32_each
 from fmsim.laws import (
     LAW_CODES,
     LAW_M4,
@@ -15,7 +15,6 @@ from fmsim.laws import (
     fill_standard,
     standard_row,
 )
-from numba import njit
 from scipy import stats
 
 from fmsim import laws
@@ -204,12 +203,6 @@ def _box_muller_reference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.
     return r * np.cos(angle), r * np.sin(angle), r
 
 
-@njit
-def _gauss32_pairs(a, b, x, y):
-    for j in range(a.shape[0]):
-        x[j], y[j] = laws.gauss32_pair(a[j], b[j])
-
-
 def test_float32_gaussian_matches_float64_box_muller_of_the_same_words():
     # Cephes' float32 polynomials (each within 2 ulp) and the float32 rounding of the steps: documented
     # accuracy 10 float32 ulp of the radius, |w32 - w64| <= 10 * 2^-24 * r, on random and edge words (3.4 ulp
@@ -218,7 +211,7 @@ def test_float32_gaussian_matches_float64_box_muller_of_the_same_words():
     a, b = rng.integers(0, 2**32, size=(2, 1_000_000), dtype=np.uint64).astype(np.uint32)
     a, b = np.concatenate([a, edge_words()[0]]), np.concatenate([b, edge_words()[1]])
     x, y = np.empty(a.size, np.float32), np.empty(a.size, np.float32)
-    _gauss32_pairs(a, b, x, y)
+    gauss32_pairs(a, b, x, y)
     x64, y64, r = _box_muller_reference(a, b)
     assert np.abs(x - x64).max() <= 10 * 2.0**-24 * r.max()
     np.testing.assert_array_less(np.abs(x - x64), 10 * 2.0**-24 * r + 1e-30)
@@ -248,12 +241,6 @@ def test_float32_gaussian_pairs_are_independent_normals():
     assert_within_se(v.mean(), 1.0, v.std(ddof=1) / math.sqrt(v.size), what="E[x^2 y^2]")
 
 
-@njit
-def _laplace32s(a, out):
-    for j in range(a.shape[0]):
-        out[j] = laws.laplace32(a[j])
-
-
 def test_float32_laplace_matches_float64_inversion_of_the_same_words():
     # +-(-ln u) / sqrt 2 with u = t 2^-31 (bits 2-31) and the sign from bit 0; the float32 logarithm of the
     # Box-Muller radius, so the same documented accuracy: 10 float32 ulp of |w|, on random and edge words.
@@ -261,7 +248,7 @@ def test_float32_laplace_matches_float64_inversion_of_the_same_words():
     a = np.concatenate([rng.integers(0, 2**32, size=1_000_000, dtype=np.uint64).astype(np.uint32),
                         edge_words()[0], edge_words()[0] | np.uint32(1)])
     w = np.empty(a.size, np.float32)
-    _laplace32s(a, w)
+    laplace32_each(a, w)
     a64 = a.astype(np.uint64)
     ref = -np.log((2 * (a64 >> np.uint64(2)) + 1) / 2.0**31) / math.sqrt(2)
     ref = np.where(a64 & np.uint64(1), -ref, ref)

@@ -3,7 +3,7 @@ same weights, bit for bit (``fmsim.sampling.polynomial_lanes``)."""
 
 import numpy as np
 import pytest
-from float32_edges import edge_words
+from float32_edges import edge_words, gauss32_pairs, laplace32_each
 from numba import njit
 
 from fmsim.sampling import laws
@@ -23,16 +23,8 @@ _gauss_lanes, _gauss_loop = _compiled(laws._gauss32_from_words_lanes), _compiled
 _laplace_lanes, _laplace_loop = _compiled(laws._laplace32_from_words_lanes), _compiled(laws._laplace32_from_words_loop)
 
 
-@njit
 def _gauss_pairs(words, out):
-    for j in range(words.size // 2):
-        out[2 * j], out[2 * j + 1] = laws.gauss32_pair(words[2 * j], words[2 * j + 1])
-
-
-@njit
-def _laplace_words(words, out):
-    for k in range(words.size):
-        out[k] = laws.laplace32(words[k])
+    gauss32_pairs(words[0::2], words[1::2], out[0::2], out[1::2])
 
 
 def _words() -> np.ndarray:
@@ -51,7 +43,7 @@ def test_lanes_are_bitwise_the_scalar_weights_and_the_loop(law):
     # signs of every word), and both against the loops that AVX2 machines run.
     words = _words()
     lanes_fn, loop_fn, scalar_fn = {"gaussian": (_gauss_lanes, _gauss_loop, _gauss_pairs),
-                                    "laplace": (_laplace_lanes, _laplace_loop, _laplace_words)}[law]
+                                    "laplace": (_laplace_lanes, _laplace_loop, laplace32_each)}[law]
     if law == "laplace":
         words = np.concatenate([words, words | np.uint32(1)])
     lanes, loop, scalar = (np.full(words.size, np.nan, np.float32) for _ in range(3))
