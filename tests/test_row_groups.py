@@ -126,3 +126,53 @@ def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision, n_rows):
                 np.testing.assert_array_equal(out[r].view(np.uint8), ref.view(np.uint8), err_msg=f"n={n_in} r={r}")
             nb = laws.blocks_read.py_func(code, bits32, n_in)
             np.testing.assert_array_equal(out_words[r], _row_alone(nb, r, layer, net)[:n_words])
+
+
+@njit
+def _rows_at_once(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, out):
+    slow = np.empty(n_rows * row_weights + 8, dtype=np.intp)
+    laws.rows_from_words(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit
+def _row_alone_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, out):
+    slow = np.empty(n + 8, dtype=np.intp)
+    laws.row_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit
+def _slow_draws(law, bits32, n, words):
+    # how many of the row's weights the first step leaves to the slow path
+    kn9, wn9, table = laws._ziggurat_tables(law, bits32)
+    slow = np.empty(n + 8, dtype=np.intp)
+    out = np.empty(n + 8)
+    return laws._ziggurat_fast_row(words, n, bits32, kn9, wn9, table, 1.0, out, slow)
+
+
+@pytest.mark.parametrize(("law", "precision"), [("gaussian", "float64"), ("laplace", "float64"),
+                                                ("truncated_normal", "float64"), ("truncated_normal", "float32")])
+def test_a_group_s_ziggurat_rows_made_at_once_are_each_row_s_own(law, precision):
+    # laws.rows_from_words over a group's words (8 rows, and a layer's last 3) against laws.row_from_words
+    # on each row's words alone, bit for bit: the slow draws of rows after the first must come from their
+    # own row's streams and columns (the test counts them, so that it cannot pass without any).
+    code, bits32 = laws.LAW_CODES[law], precision == "float32"
+    c2, c3 = np.uint64(4), np.uint64(2**32 - 3)
+    slow_after_first_row = 0
+    for n in (1, 7, 50, 101, 128):
+        nb = laws.blocks_read.py_func(code, bits32, n)
+        row_weights = nb * laws.weights_per_block.py_func(code, bits32)
+        words, lanes = row_groups.row_group_scratch.py_func(n)
+        for first_row, group_rows in ((np.uint64(16), ROW_GROUP), (np.uint64(2**32 - 2), 3)):
+            _group(nb, group_rows, first_row, c2, c3, K0, K1, words, lanes)
+            at_once = np.full(group_rows * row_weights + 8, np.nan)
+            _rows_at_once(code, bits32, group_rows, row_weights, n, first_row, c2, c3, K0, K1, words, at_once)
+            for r in range(group_rows):
+                own_words = np.ascontiguousarray(row_groups.group_row_words.py_func(words, nb, r))
+                alone = np.empty(n + 8)
+                _row_alone_from_words(code, bits32, n, first_row + np.uint64(r), c2, c3, K0, K1, own_words, alone)
+                got = at_once[row_weights * r: row_weights * r + n]
+                np.testing.assert_array_equal(got.view(np.uint64), alone[:n].view(np.uint64),
+                                              err_msg=f"n={n} r={r} of {group_rows}")
+                if r > 0:
+                    slow_after_first_row += _slow_draws(code, bits32, n, own_words)
+    assert slow_after_first_row >= 3, slow_after_first_row

@@ -20,12 +20,12 @@ from ..sampling.laws import (
     RADEMACHER,
     UNIFORM,
     blocks_read,
-    draw_scratch,
     polynomial32,
     polynomial32_row_from_words,
     residual_layer,
     row_from_words,
     row_scratch,
+    rows_from_words,
     standard_row,
     weights_per_block,
 )
@@ -162,19 +162,39 @@ def _float32_polynomial_from_words_jit(law, n, words, out):
 @njit(inline="always", cache=True)
 def layer_scratch(n_max):
     """The scratch ``(words, lanes, slow, w, w32)`` of :func:`drawn_row` for a layer's rows of up to ``n_max``
-    weights (:func:`~fmsim.sampling.row_groups.row_group_scratch`, :func:`~fmsim.laws.draw_scratch`); ``w32``
-    holds a group's float32 polynomial rows, ``8 (n_max + 3)`` weights rounded up to whole steps of 32."""
+    weights (:func:`~fmsim.sampling.row_groups.row_group_scratch`); ``slow``, ``w`` (float64) and ``w32``
+    (float32) hold a group's rows made at once (:func:`made_by_groups`), ``8 (n_max + 3)`` weights, and 8 or
+    32 more (the transforms' whole vector steps: :func:`~fmsim.laws.draw_scratch`)."""
     words, lanes = row_group_scratch(n_max)
-    slow, w, _ = draw_scratch(n_max)
-    w32 = np.empty(ROW_GROUP * (n_max + 3) + 32, dtype=np.float32)  # a group's float32 polynomial or uniform rows
+    group_weights = ROW_GROUP * (n_max + 3)  # a group's rows of up to n_max + 3 weights (whole blocks of 4)
+    slow = np.empty(group_weights + 8, dtype=np.intp)
+    w = np.empty(group_weights + 8)
+    w32 = np.empty(group_weights + 32, dtype=np.float32)
     return words, lanes, slow, w, w32
+
+
+#: The longest rows (in weights their words hold) whose ziggurat weights :func:`drawn_row` makes a group at once.
+GROUPED_ZIGGURAT_ROW_WEIGHTS = 128
+
+
+@njit(inline="always", cache=True)
+def made_by_groups(law, bits32, row_weights):
+    """Whether :func:`drawn_row` makes the weights of a group of rows of ``row_weights`` weights at once: the
+    float32 Gaussian, Laplace and uniform rows always; the ziggurats' rows (Gaussian, Laplace and truncated
+    normal in float64, the truncated normal in float32) up to :data:`GROUPED_ZIGGURAT_ROW_WEIGHTS`; never the
+    float64 uniform rows (1% to 3% slower grouped at width 100) nor Rademacher rows (no weights: a table)."""
+    if law == RADEMACHER:
+        return False
+    if law == UNIFORM:
+        return bits32
+    return polynomial32(law, bits32) or row_weights <= GROUPED_ZIGGURAT_ROW_WEIGHTS
 
 
 @njit(inline="always", cache=True)
 def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lanes, slow, w, w32):
     """Draw row ``row`` of a layer of ``n_rows`` rows for its ``n_in`` inputs ``z``: returns ``(wz, row_words)``,
-    the row's weights in the scratch of ``z``'s precision (:func:`weight_scratch`; stages of
-    :func:`~fmsim.laws.row_from_words`, or :func:`float32_polynomial_from_words`; none for a Rademacher row,
+    the row's weights in the scratch of ``z``'s precision (:func:`weight_scratch`; from
+    :func:`~fmsim.laws.rows_from_words`, or :func:`float32_polynomial_from_words`; none for a Rademacher row,
     whose table does the rest, :func:`rademacher_dot`) and its Philox words.
 
     The words are drawn for :data:`~fmsim.sampling.row_groups.ROW_GROUP` rows at once
@@ -182,32 +202,30 @@ def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lane
     a layer's rows must come here in order from row 0, all with the same ``n_in``, as every kernel's loop
     over them does. A layer's last group holds the rows left, ``n_rows % 8`` when that is not 0.
 
-    The float32 Gaussian, Laplace and uniform weights are made there too, for the whole group at once: its
-    words are one long row, whose weight ``4 nb r + k`` is weight ``k`` of the group's row ``r`` (``nb`` blocks
-    a row, 4 words each, one word a weight; the Gaussian transform pairs words ``2j, 2j + 1``, and ``4 nb r`` is
-    even), so each row gets the weights :func:`float32_polynomial_from_words` or
-    :func:`~fmsim.laws.row_from_words` give it alone. A row's short transform (two vector steps at width 100)
-    was bound by its latency; the group's runs at the lanes' throughput (the float32 Gaussian FC kernel 1.18x
-    faster at depth = width = 100, 1.4x at 30; uniform 1.3x at 100). The other laws' weights, and the float64
-    uniform ones (1% to 3% slower grouped), are made one row at a time. Scratch ``words``, ``lanes``,
-    ``slow``, ``w``, ``w32``: :func:`layer_scratch`.
+    Where :func:`made_by_groups` says so, the weights are made there too, for the whole group at once: its
+    words are one long row, whose weight ``row_weights r + k`` is weight ``k`` of the group's row ``r``
+    (``row_weights = nb`` blocks times :func:`~fmsim.laws.weights_per_block`; the float32 Gaussian transform
+    pairs words ``2j, 2j + 1``, and ``4 nb r`` is even), so each row gets the weights
+    :func:`float32_polynomial_from_words` or :func:`~fmsim.laws.row_from_words` give it alone (a ziggurat's
+    slow draws come from their own row's streams). A row's short transform (two vector steps of the float32
+    Gaussian at width 100) is bound by its latency and its per-row costs; the group's runs at the lanes'
+    throughput. Other rows' weights are made one row at a time. Scratch ``words``, ``lanes``, ``slow``,
+    ``w``, ``w32``: :func:`layer_scratch`.
     """
     wz = weight_scratch(z, w, w32)
     r = np.intp(row % np.uint64(ROW_GROUP))
     nb = blocks_read(law, bits32, n_in)
-    polynomial = polynomial32(law, bits32)
-    uniform32 = bits32 and law == UNIFORM
-    row_weights = nb * weights_per_block(law, bits32)  # one word a weight where the group is made at once
+    row_weights = nb * weights_per_block(law, bits32)  # the weights a row's words hold
+    by_groups = made_by_groups(law, bits32, row_weights)
     if r == 0:
         group_rows = min(ROW_GROUP, np.intp(n_rows) - np.intp(row))
         group_words(nb, group_rows, row, layer, net, k0, k1, words, lanes)
-        # the group's weights at once (row r's start at row_weights r)
-        if polynomial:
+        if polynomial32(law, bits32):
             float32_polynomial_from_words(law, group_rows * row_weights, words, wz)
-        elif uniform32:
-            row_from_words(law, bits32, group_rows * row_weights, row, layer, net, k0, k1, words, slow, wz)
+        elif by_groups:
+            rows_from_words(law, bits32, group_rows, row_weights, n_in, row, layer, net, k0, k1, words, slow, wz)
     rw = group_row_words(words, nb, r)
-    if polynomial or uniform32:
+    if by_groups:
         return wz[row_weights * r:], rw
     if law != RADEMACHER:  # (a Rademacher row's words go to rademacher_dot)
         row_from_words(law, bits32, n_in, row, layer, net, k0, k1, rw, slow, wz)

@@ -112,6 +112,7 @@ __all__ = [
     "draw_standard_one",
     "standard_row",
     "row_from_words",
+    "rows_from_words",
     "row_scratch",
     "draw_scratch",
     "row_weight",
@@ -955,16 +956,32 @@ def standard_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 def row_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
     """:func:`standard_row` from the row's Philox words, drawn already into ``words`` (by
     :func:`row_words`, or for 8 rows at once by :func:`fmsim.sampling.row_groups.group_words`; the first step
-    reads whole groups of 8 weights' words, past the row's own)."""
-    # One pass per law, each its own loop: the law is switched per row, never inside a row's loops.
+    reads whole groups of 8 weights' words, past the row's own): :func:`rows_from_words` of one row."""
+    rows_from_words(law, bits32, 1, n, n, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit(inline="always", cache=True)
+def rows_from_words(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out):
+    """The weights of ``n_rows`` consecutive rows of ``n`` weights (rows ``c1 .. c1 + n_rows - 1``) at once,
+    from their words drawn together, row after row (:func:`fmsim.sampling.row_groups.group_words`), each the
+    weight :func:`row_from_words` gives that row alone.
+
+    ``row_weights >= n`` is the weights a row's words hold (``nb`` blocks times :func:`weights_per_block`):
+    row ``r``'s weights go to ``out[row_weights r : row_weights r + n]``, those between rows are written and
+    never read. The transform runs once over all the rows' words, read as one long row; a ziggurat's slow
+    path then finishes the listed weights that belong to a row, each from its own row's retry streams
+    (:func:`_ziggurat_row`). ``slow`` holds ``n_rows row_weights + 8`` entries, ``out`` ``n_rows row_weights
+    + 8``. Not for the float32 Gaussian and Laplace (:func:`polynomial32_row_from_words`).
+    """
+    # One pass per law, each its own loop: the law is switched per call, never inside a row's loops.
     if law == RADEMACHER:
-        _rademacher_row(n, words, out)
+        _rademacher_row(n_rows * row_weights, words, out)
     elif law == UNIFORM:
-        _uniform_row(n, words, out)
+        _uniform_row(n_rows * row_weights, words, out)
     elif bits32:  # ziggurats; the literal True/False lets each inlined copy fold its word size away
-        _ziggurat_row(law, True, n, c1, c2, c3, k0, k1, words, slow, out)
+        _ziggurat_row(law, True, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out)
     else:
-        _ziggurat_row(law, False, n, c1, c2, c3, k0, k1, words, slow, out)
+        _ziggurat_row(law, False, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out)
 
 
 @njit(inline="always", cache=True)
@@ -999,13 +1016,25 @@ def _ziggurat_tables(law, bits32):
 
 
 @njit(inline="always", cache=True)
-def _ziggurat_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
-    """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of a row whose words are drawn, each
-    ``(x * s)`` in float64 (``x`` the ziggurat's draw, ``s`` the law's unit scale), stored in ``out``'s type."""
+def _ziggurat_row(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out):
+    """Gaussian (``law`` 0), Laplace (3) or truncated normal (4) weights of ``n_rows`` rows of ``n`` weights
+    (rows ``c1 .. c1 + n_rows - 1``) whose words are drawn, each ``(x * s)`` in float64 (``x`` the ziggurat's
+    draw, ``s`` the law's unit scale), stored in ``out``'s type: row ``r``'s weights at ``out[row_weights r:]``
+    from its words at ``words[row_weights r:]`` (32-bit) or ``words[2 row_weights r:]`` (64-bit).
+
+    One first step over all the rows' words, read as one long row, then the slow path of the listed weights
+    that belong to a row (column ``k < n``; the ``row_weights - n`` between rows are written, never read),
+    each from its own row's retry streams (counter ``c1 + r``, block and lane of its column ``k``): each row
+    gets the weights it gets drawn alone (``n_rows = 1``, ``row_weights = n``). ``slow`` holds ``n_rows
+    row_weights + 8`` entries."""
     kn9, wn9, table = _ziggurat_tables(law, bits32)
     scale = _unit_scale(law)
-    n_slow = _ziggurat_fast_row(words, n, bits32, kn9, wn9, table, scale, out, slow)
+    n_slow = _ziggurat_fast_row(words, n_rows * row_weights, bits32, kn9, wn9, table, scale, out, slow)
     for j in range(n_slow):
-        k = slow[j]
-        x, _, i = _signed_candidate(words, k, bits32, wn9)
-        out[k] = _ziggurat_slow(law, x, i & 255, np.uint64(k // 2), k % 2, c1, c2, c3, k0, k1) * scale
+        kg = slow[j]
+        r = kg // row_weights if n_rows > 1 else 0
+        k = kg - r * row_weights
+        if k < n:
+            x, _, i = _signed_candidate(words, kg, bits32, wn9)
+            out[kg] = _ziggurat_slow(law, x, i & 255, np.uint64(k // 2), k % 2, c1 + np.uint64(r), c2, c3, k0,
+                                     k1) * scale
