@@ -20,9 +20,9 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
 * ``kernel rest``: per row, the FC kernel at depth = width = 100 with every
   row's draw replaced by a cheap stub (gathering inputs, the dot product, the
   ReLU, ``M_j``); ``kernel`` is the real kernel, per row, and ``row called``
-  the same kernel with :func:`fmsim.laws.row_from_words` and its per-law pass
-  called once per row instead of inlined (as fmsim 0.4.0 compiled them), and ``rows alone`` with each
-  row's words drawn alone and padded (as before row groups).
+  the same kernel with :func:`fmsim.laws.rows_from_words` and its per-law pass
+  called instead of inlined (as fmsim 0.4.0 compiled them), and ``rows alone`` with each
+  row's words drawn alone and padded, and its weights made alone (as before row groups).
 
 It also times two alternatives the kernels do not use, after checking that they give the same words and
 weights: Philox on 8 blocks in explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4
@@ -83,6 +83,11 @@ def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
 
 
 @njit(inline="always")
+def _stub_rows(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out):
+    _stub_row(law, bits32, n_rows * row_weights, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit(inline="always")
 def _stub_polynomial_row(law, n, words, out):
     _stub_row(0, True, n, np.uint64(n), np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0), words, words, out)
 
@@ -95,8 +100,10 @@ def _no_group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
 # standard_row is inlined where it is called; so are its variants here, to compare like with like.
 row_no_slow = clone(laws.standard_row, jit=njit(inline="always"),
                     row_from_words=clone(laws.row_from_words, jit=njit(inline="always"),
-                                         _ziggurat_row=clone(laws._ziggurat_row, jit=njit(inline="always"),
-                                                             _ziggurat_slow=_no_slow)))
+                                         rows_from_words=clone(laws.rows_from_words, jit=njit(inline="always"),
+                                                               _ziggurat_row=clone(laws._ziggurat_row,
+                                                                                   jit=njit(inline="always"),
+                                                                                   _ziggurat_slow=_no_slow))))
 row_lanes = clone(laws.standard_row, jit=njit(inline="always"), row_words=row_words_lanes)
 
 
@@ -115,13 +122,13 @@ def kernel_with_rows(**rows):
     return kernel
 
 
-kernel_stub = kernel_with_rows(row_from_words=_stub_row, float32_polynomial_from_words=_stub_polynomial_row,
+kernel_stub = kernel_with_rows(rows_from_words=_stub_rows, float32_polynomial_from_words=_stub_polynomial_row,
                                group_words=_no_group_words)
 # The kernel as fmsim 0.4.0 compiled it: the row's weights and their per-law pass two called functions per row.
 kernel_row_called = kernel_with_rows(float32_polynomial_from_words=njit(laws.polynomial32_row_from_words.py_func),
-                                     row_from_words=clone(laws.row_from_words,
-                                                          _ziggurat_row=njit(laws._ziggurat_row.py_func),
-                                                          _uniform_row=njit(laws._uniform_row.py_func)))
+                                     rows_from_words=clone(laws.rows_from_words,
+                                                           _ziggurat_row=njit(laws._ziggurat_row.py_func),
+                                                           _uniform_row=njit(laws._uniform_row.py_func)))
 # The kernel with each row's words drawn alone (laws.row_words, padded to whole vector steps), as before
 # row groups: the group draws nothing, and each row draws its own words into the group's scratch.
 
@@ -132,9 +139,15 @@ def _whole_words(words, nb, r):
 
 
 @njit(inline="always")
-def _row_from_own_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
+def _row_from_own_words(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, slow, out):
+    # (called for one row at a time: _one_row_at_a_time)
     laws.row_words(laws.row_blocks(law, bits32, n), c1, c2, c3, k0, k1, words)
     laws.row_from_words(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out)
+
+
+@njit(inline="always")
+def _one_row_at_a_time(law, bits32, row_weights):
+    return laws.polynomial32(law, bits32)
 
 
 @njit(inline="always")
@@ -145,7 +158,7 @@ def _polynomial_from_own_words(law, n, words, out):
     cpu.float32_polynomial_from_words(law, n, words, out)
 
 
-kernel_rows_alone = kernel_with_rows(row_from_words=_row_from_own_words,
+kernel_rows_alone = kernel_with_rows(rows_from_words=_row_from_own_words, made_by_groups=_one_row_at_a_time,
                                      float32_polynomial_from_words=_polynomial_from_own_words,
                                      group_words=_no_group_words, group_row_words=_whole_words)
 

@@ -23,7 +23,6 @@ from ..sampling.laws import (
     polynomial32,
     polynomial32_row_from_words,
     residual_layer,
-    row_from_words,
     row_scratch,
     rows_from_words,
     standard_row,
@@ -217,18 +216,21 @@ def drawn_row(law, bits32, z, n_in, row, n_rows, layer, net, k0, k1, words, lane
     nb = blocks_read(law, bits32, n_in)
     row_weights = nb * weights_per_block(law, bits32)  # the weights a row's words hold
     by_groups = made_by_groups(law, bits32, row_weights)
+    group_rows = min(ROW_GROUP, np.intp(n_rows) - np.intp(row))
     if r == 0:
-        group_rows = min(ROW_GROUP, np.intp(n_rows) - np.intp(row))
         group_words(nb, group_rows, row, layer, net, k0, k1, words, lanes)
         if polynomial32(law, bits32):
             float32_polynomial_from_words(law, group_rows * row_weights, words, wz)
-        elif by_groups:
-            rows_from_words(law, bits32, group_rows, row_weights, n_in, row, layer, net, k0, k1, words, slow, wz)
     rw = group_row_words(words, nb, r)
+    if law != RADEMACHER and not polynomial32(law, bits32) and (r == 0 or not by_groups):
+        # one call for a group's rows and a row alone: each inlined copy lengthens the first compile
+        if by_groups:
+            n_made, stride, made_words = group_rows, row_weights, words
+        else:
+            n_made, stride, made_words = 1, n_in, rw
+        rows_from_words(law, bits32, n_made, stride, n_in, row, layer, net, k0, k1, made_words, slow, wz)
     if by_groups:
         return wz[row_weights * r:], rw
-    if law != RADEMACHER:  # (a Rademacher row's words go to rademacher_dot)
-        row_from_words(law, bits32, n_in, row, layer, net, k0, k1, rw, slow, wz)
     return wz, rw
 
 
