@@ -70,6 +70,28 @@ def test_scratch_holds_every_law_s_group_and_its_reads_past_the_rows():
                 assert max(4 * alone, words_read) <= words.size, (n, law, bits32)
 
 
+def test_layer_scratch_holds_every_law_s_rows_made_at_once():
+    # cpu.made_by_groups decides which rows cpu.drawn_row makes a group at once (the first step writes whole
+    # vector steps of 8 weights past them, the float32 polynomials whole steps of 32); those and a row made
+    # alone must fit cpu.layer_scratch (numba does not check bounds: an overrun would corrupt, not fail).
+    for n in [*range(0, 300), 1000, 4097]:
+        _, _, slow, w, w32 = cpu.layer_scratch.py_func(max(n, 1))
+        for law in laws.LAW_CODES.values():
+            for bits32 in (False, True):
+                out = w32 if bits32 else w
+                row_weights = (laws.blocks_read.py_func(law, bits32, n)
+                               * laws.weights_per_block.py_func(law, bits32))
+                if laws.polynomial32.py_func(law, bits32):
+                    assert 32 * -(-ROW_GROUP * row_weights // 32) <= w32.size, (n, law)
+                elif law == laws.UNIFORM and bits32:  # one word a weight, no slow path
+                    assert cpu.made_by_groups.py_func(law, bits32, row_weights)
+                    assert ROW_GROUP * row_weights <= w32.size, n
+                elif cpu.made_by_groups.py_func(law, bits32, row_weights):
+                    assert ROW_GROUP * row_weights + 8 <= min(slow.size, out.size), (n, law, bits32)
+                else:
+                    assert n + 8 <= min(slow.size, out.size), (n, law, bits32)
+
+
 @njit
 def _layer(law, bits32, z, n_in, n_rows, layer, net, k0, k1, out, out_words):
     # A layer's rows in order, as the kernels visit them.
@@ -108,7 +130,7 @@ def test_rows_drawn_in_groups_are_the_rows_drawn_alone(law, precision, n_rows):
     code, bits32 = laws.LAW_CODES[law], precision == "float32"
     dtype = np.float32 if bits32 else np.float64
     layer, net = np.uint64(3), np.uint64(2**32 - 2)
-    for n_in in (1, 5, 50, 63, 257):
+    for n_in in (1, 5, 50, 63, 128, 257):
         z = np.ones(n_in, dtype=dtype)
         out = np.empty((n_rows, n_in), dtype=dtype)
         n_words = (n_in + 31) // 32

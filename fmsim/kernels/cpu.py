@@ -158,22 +158,23 @@ def _float32_polynomial_from_words_jit(law, n, words, out):
     return lambda law, n, words, out: polynomial32_row_from_words(law, n, words, out)
 
 
+#: The longest rows (in weights their words hold) whose ziggurat weights :func:`drawn_row` makes a group at once.
+GROUPED_ZIGGURAT_ROW_WEIGHTS = 128
+
+
 @njit(inline="always", cache=True)
 def layer_scratch(n_max):
     """The scratch ``(words, lanes, slow, w, w32)`` of :func:`drawn_row` for a layer's rows of up to ``n_max``
-    weights (:func:`~fmsim.sampling.row_groups.row_group_scratch`); ``slow``, ``w`` (float64) and ``w32``
-    (float32) hold a group's rows made at once (:func:`made_by_groups`), ``8 (n_max + 3)`` weights, and 8 or
-    32 more (the transforms' whole vector steps: :func:`~fmsim.laws.draw_scratch`)."""
+    weights (:func:`~fmsim.sampling.row_groups.row_group_scratch`). ``w32`` (float32) holds a group's float32
+    polynomial or uniform rows, ``8 (n_max + 3)`` weights and 32 more (whole vector steps); ``slow`` and ``w``
+    (float64) hold a row, or a group's ziggurat rows of up to :data:`GROUPED_ZIGGURAT_ROW_WEIGHTS` weights
+    (:func:`made_by_groups`), and 8 more (:func:`~fmsim.laws.draw_scratch`)."""
     words, lanes = row_group_scratch(n_max)
-    group_weights = ROW_GROUP * (n_max + 3)  # a group's rows of up to n_max + 3 weights (whole blocks of 4)
-    slow = np.empty(group_weights + 8, dtype=np.intp)
-    w = np.empty(group_weights + 8)
-    w32 = np.empty(group_weights + 32, dtype=np.float32)
+    ziggurat_weights = max(n_max, ROW_GROUP * GROUPED_ZIGGURAT_ROW_WEIGHTS)
+    slow = np.empty(ziggurat_weights + 8, dtype=np.intp)
+    w = np.empty(ziggurat_weights + 8)
+    w32 = np.empty(ROW_GROUP * (n_max + 3) + 32, dtype=np.float32)  # rows of up to n_max + 3: whole blocks of 4
     return words, lanes, slow, w, w32
-
-
-#: The longest rows (in weights their words hold) whose ziggurat weights :func:`drawn_row` makes a group at once.
-GROUPED_ZIGGURAT_ROW_WEIGHTS = 128
 
 
 @njit(inline="always", cache=True)
