@@ -34,6 +34,7 @@ from .cpu import (
     rademacher_table,
 )
 from .over_nets import over_nets
+from .partial_sums import partial_sums_pair
 from .scalar import bias_draw, length_and_log, mean_square, renorm_shift_within, scale_bias
 
 __all__ = ["fc_full_carry", "drawn_dot_pair", "gather_union", "record_gram"]
@@ -58,31 +59,18 @@ def gather_union(z, k, n, active):
 def drawn_dot_pair(w, a, b, n_in):
     """:func:`fmsim.kernels.cpu.drawn_dot` of one drawn row against two vectors at once, each summed bitwise as
     that function sums it (four partial sums over ``k mod 4``, combined ``(s0 + s1) + (s2 + s3)``): the weights
-    are loaded once for both."""
-    a0 = cast_like(0.0, a[0])
-    a1, a2, a3 = a0, a0, a0
-    b0, b1, b2, b3 = a0, a0, a0, a0
+    are loaded once for both (:func:`~fmsim.kernels.partial_sums.partial_sums_pair`)."""
     m = n_in - n_in % 4
-    for k in range(0, m, 4):
-        w0, w1 = cast_like(w[k], a0), cast_like(w[k + 1], a0)
-        w2, w3 = cast_like(w[k + 2], a0), cast_like(w[k + 3], a0)
-        a0 += w0 * a[k]
-        a1 += w1 * a[k + 1]
-        a2 += w2 * a[k + 2]
-        a3 += w3 * a[k + 3]
-        b0 += w0 * b[k]
-        b1 += w1 * b[k + 1]
-        b2 += w2 * b[k + 2]
-        b3 += w3 * b[k + 3]
+    a0, a1, a2, a3, b0, b1, b2, b3 = partial_sums_pair(w, a, b, m)
     if m < n_in:
-        a0 += cast_like(w[m], a0) * a[m]
-        b0 += cast_like(w[m], a0) * b[m]
+        a0 += w[m] * a[m]
+        b0 += w[m] * b[m]
     if m + 1 < n_in:
-        a1 += cast_like(w[m + 1], a0) * a[m + 1]
-        b1 += cast_like(w[m + 1], a0) * b[m + 1]
+        a1 += w[m + 1] * a[m + 1]
+        b1 += w[m + 1] * b[m + 1]
     if m + 2 < n_in:
-        a2 += cast_like(w[m + 2], a0) * a[m + 2]
-        b2 += cast_like(w[m + 2], a0) * b[m + 2]
+        a2 += w[m + 2] * a[m + 2]
+        b2 += w[m + 2] * b[m + 2]
     return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
 
 

@@ -39,6 +39,7 @@ from ..sampling.row_groups import (
 from .borrowed import borrowed, keep_alive
 from .exact import fc_exact_trace, residual_exact_trace, residual_relu_exact_trace
 from .over_nets import over_nets, run_over_nets
+from .partial_sums import partial_sums
 from .scalar import (
     RENORM_HIGH,
     RENORM_LOW,
@@ -112,21 +113,16 @@ def rademacher_dot(signs, n_in, words):
 @njit(inline="always", cache=True)
 def drawn_dot(w, z, n_in):
     """``sum_k w[k] z[k]`` of a drawn row, in the precision of ``z``: four partial sums over ``k mod 4``
-    (no serial chain of additions; LLVM keeps them in one vector register), combined ``(s0 + s1) + (s2 + s3)``."""
-    a0 = cast_like(0.0, z[0])
-    a1, a2, a3 = a0, a0, a0
+    (:func:`~fmsim.kernels.partial_sums.partial_sums`, the four in one vector register), combined
+    ``(s0 + s1) + (s2 + s3)``. ``w`` is in the precision of ``z`` (:func:`weight_scratch`)."""
     m = n_in - n_in % 4
-    for k in range(0, m, 4):
-        a0 += cast_like(w[k], a0) * z[k]
-        a1 += cast_like(w[k + 1], a0) * z[k + 1]
-        a2 += cast_like(w[k + 2], a0) * z[k + 2]
-        a3 += cast_like(w[k + 3], a0) * z[k + 3]
+    a0, a1, a2, a3 = partial_sums(w, z, m)
     if m < n_in:
-        a0 += cast_like(w[m], a0) * z[m]
+        a0 += w[m] * z[m]
     if m + 1 < n_in:
-        a1 += cast_like(w[m + 1], a0) * z[m + 1]
+        a1 += w[m + 1] * z[m + 1]
     if m + 2 < n_in:
-        a2 += cast_like(w[m + 2], a0) * z[m + 2]
+        a2 += w[m + 2] * z[m + 2]
     return (a0 + a1) + (a2 + a3)
 
 
