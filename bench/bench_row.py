@@ -77,9 +77,11 @@ def _no_slow(law, x, idx, block, lane, c1, c2, c3, k0, k1):
 
 @njit(inline="always")
 def _stub_row(law, bits32, n, c1, c2, c3, k0, k1, words, slow, out):
-    h = c1 * np.uint64(2654435761) + c3
+    """Weights +-1 from a hash of the row, layer and net: cheap, and a net's units and layers all differ, so
+    about half the inputs stay nonzero, as with drawn weights."""
+    h = (c1 * np.uint64(2654435761) + c2 * np.uint64(40503) + c3) * np.uint64(0x9E3779B97F4A7C15)
     for k in range(n):
-        out[k] = 1.0 if ((h >> np.uint64(k & 31)) ^ np.uint64(k)) & np.uint64(1) else -1.0
+        out[k] = 1.0 if ((h >> np.uint64(k & 63)) ^ np.uint64(k >> 6)) & np.uint64(1) else -1.0
 
 
 @njit(inline="always")
@@ -89,7 +91,11 @@ def _stub_rows(law, bits32, n_rows, row_weights, n, c1, c2, c3, k0, k1, words, s
 
 @njit(inline="always")
 def _stub_polynomial_row(law, n, words, out):
-    _stub_row(0, True, n, np.uint64(n), np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0), words, words, out)
+    """As :func:`_stub_row`, hashed from a count of the calls kept in ``words[0]`` (the stub kernel draws no
+    words): with the same weights for every group, a net's units were all alike and died within a few layers."""
+    count = np.uint64(words[0])
+    words[0] = np.uint32(count + np.uint64(1))
+    _stub_row(0, True, n, count, np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0), words, words, out)
 
 
 @njit(inline="always")
