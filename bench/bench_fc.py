@@ -22,8 +22,9 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
   and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
   ``exact`` k = 1; PyTorch's JVP written as one ``bmm`` of the stacked pair per layer; the same on a
   ReLU-ending residual net (``full`` k = 1, its one-vector sampler, its Gram chain, PyTorch's JVP).
-* SIMD check: what LLVM made of a row's Philox pass, of the ziggurat's first step and of the float32
-  Gaussian row's transform (its square roots: 16 lanes to a `zmm`, 8 to a `ymm`).
+* SIMD check: what LLVM made of a row's Philox pass, of the ziggurat's first step, of the float32
+  Gaussian row's transform (its square roots: 16 lanes to a `zmm`, 8 to a `ymm`) and of a row's
+  float64 dot product (its partial sums' adds in one `ymm`, and the scalar ones of its last terms).
 * Renormalization cost (``--renorm-only`` runs just this): the Gaussian ``full`` kernel with
   its window (``[2^-64, 2^64]``), never renormalizing, and renormalizing after every layer,
   for He (M stays near 1) and LeCun (M halves per layer: crosses the window), interleaved.
@@ -308,7 +309,29 @@ def simd_check() -> str:
     return (f"SIMD check (fresh compilations): Philox pass {vector_mul[widest]} vpmuludq on {widest} "
             f"({lanes[widest]} lanes; {scalar_mul} "
             f"scalar imul in its remainder loop); ziggurat first step {scalar_cvt} scalar vcvtsi2sd, "
-            f"{packed_cvt} packed converts, {gathers} gathers; {polynomial_sqrt_check(laws)}")
+            f"{packed_cvt} packed converts, {gathers} gathers; {polynomial_sqrt_check(laws)}; {dot_check()}")
+
+
+def dot_check() -> str:
+    """A drawn row's float64 dot product (``cpu.drawn_dot``) from a fresh compilation: its adds in ``ymm``
+    (the four partial sums in one register) or scalar (``vaddsd``: fmsim before its vector partial sums)."""
+    import re
+
+    try:
+        from fmsim.kernels import cpu
+    except ImportError:  # fmsim before its kernels/ folder
+        from fmsim import cpu
+    if not hasattr(cpu, "drawn_dot"):
+        return "float64 dot product: no drawn_dot in this fmsim"
+
+    @njit
+    def dot(w, z, n):
+        return cpu.drawn_dot(w, z, n)
+
+    dot(np.ones(8), np.ones(8), 8)
+    asm = "".join(dot.inspect_asm().values())
+    vector, scalar = len(re.findall(r"vaddpd\s+%ymm", asm)), len(re.findall(r"vaddsd", asm))
+    return f"float64 dot product {vector} vaddpd on ymm, {scalar} vaddsd"
 
 
 def polynomial_sqrt_check(laws) -> str:
