@@ -20,6 +20,7 @@ from ..sampling.laws import (
     RADEMACHER,
     UNIFORM,
     blocks_read,
+    draw_scratch,
     polynomial32,
     polynomial32_row_from_words,
     residual_layer,
@@ -166,9 +167,7 @@ def layer_scratch(n_max):
     (float64) hold a row, or a group's ziggurat rows of up to :data:`GROUPED_ZIGGURAT_ROW_WEIGHTS` weights
     (:func:`made_by_groups`), and 8 more (:func:`~fmsim.laws.draw_scratch`)."""
     words, lanes = row_group_scratch(n_max)
-    ziggurat_weights = max(n_max, ROW_GROUP * GROUPED_ZIGGURAT_ROW_WEIGHTS)
-    slow = np.empty(ziggurat_weights + 8, dtype=np.intp)
-    w = np.empty(ziggurat_weights + 8)
+    slow, w, _ = draw_scratch(max(n_max, ROW_GROUP * GROUPED_ZIGGURAT_ROW_WEIGHTS))
     w32 = np.empty(ROW_GROUP * (n_max + 3) + 32, dtype=np.float32)  # rows of up to n_max + 3: whole blocks of 4
     return words, lanes, slow, w, w32
 
