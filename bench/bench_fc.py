@@ -13,10 +13,11 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
 * fmsim ``full`` on a periodic conv net and on a ReLU-ending residual net (weight draws
   per second; a conv weight is drawn once and used at every position).
 * RNG ceiling: Philox4x32-10 alone, producing words as the kernels do (a ``prange`` loop
-  storing each row's words); every fmsim row shows its fraction of the ceiling for its
-  bit budget (2, 4 or 128 weights per Philox call, ``fmsim.laws``). LLVM runs that loop in
-  vector lanes; the same loop compiled without its vectorizers, in a subprocess, gives the
-  scalar generator's rate beside it.
+  storing each row's words), in the fastest form this fmsim has: its 8-lane block function
+  (``fmsim.sampling.rng.philox4x32_x8``, fmsim 0.13 on), else LLVM's vector loop of the scalar block
+  function. Every fmsim row shows its fraction of the ceiling for its bit budget (2, 4 or 128
+  weights per Philox call, ``fmsim.laws``). LLVM's loop, and the same loop compiled without its
+  vectorizers in a subprocess (the scalar generator), are timed beside it.
 * fmsim ``exact`` (nets per second; it draws no weights).
 * Carrying vectors (``--gram-only`` runs just these): ``full`` with an input and 1 or 2 tangents,
   and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
@@ -248,6 +249,42 @@ def philox_ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
     return x
 
 
+def _x8_ceiling():
+    """:func:`philox_ceiling` with each row's blocks 8 at a time in this fmsim's 8-lane block function
+    (``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a group of rows' words), or None where this
+    fmsim has none (before 0.13)."""
+    try:
+        from fmsim.sampling.rng import X8_LANES, philox4x32_x8
+        from fmsim.sampling.row_groups import _data_pointer
+    except ImportError:
+        return None
+
+    @njit(parallel=True, cache=True)
+    def ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
+        per_task = 1024
+        n_tasks = (n_rows + per_task - 1) // per_task
+        steps = (calls_per_row + X8_LANES - 1) // X8_LANES * X8_LANES  # whole steps: a row's last one is padded
+        table = np.zeros(2 * steps, dtype=np.uint32)  # blocks 0 .. steps - 1, then row offsets 0
+        for b in range(steps):
+            table[b] = np.uint32(b)
+        acc = np.zeros(n_tasks, dtype=np.uint64)
+        for t in prange(n_tasks):
+            words = np.empty(4 * steps, dtype=np.uint32)
+            a = np.uint64(0)
+            for r in range(t * per_task, min(n_rows, (t + 1) * per_task)):
+                row, layer = np.uint64(r & 0xFFFF), np.uint64(r >> 16)
+                for b in range(0, steps, X8_LANES):
+                    philox4x32_x8(_data_pointer(table), b, steps + b, row, layer, np.uint64(7), k0, k1,
+                                  _data_pointer(words), 4 * b)
+                a ^= np.uint64(words[r % (4 * calls_per_row)])
+            acc[t] = a
+        x = np.uint64(0)
+        for t in range(n_tasks):
+            x ^= acc[t]
+        return x
+    return ceiling
+
+
 def scalar_philox_rate(calls_per_row: int, n_rows: int = 400_000) -> float:
     """Calls/s of :func:`philox_ceiling` compiled with LLVM's loop and SLP vectorizers off
     (``NUMBA_LOOP_VECTORIZE=0``, ``NUMBA_SLP_VECTORIZE=0``, in a fresh process with its own numba cache): one
@@ -476,8 +513,16 @@ def main(argv: list[str] | None = None) -> None:
     calls_per_row = (n + 1) // 2
     philox_ceiling(64, calls_per_row, k0, k1)
     n_rows = a.nets * n * n // 4
-    ceiling_case = ("RNG ceiling", float(n_rows * calls_per_row), 0,
-                    lambda: philox_ceiling(n_rows, calls_per_row, k0, k1))
+    llvm_case = ("RNG ceiling, LLVM's loop", float(n_rows * calls_per_row), 0,
+                 lambda: philox_ceiling(n_rows, calls_per_row, k0, k1))
+    x8 = _x8_ceiling()
+    if x8 is not None:  # the ceiling is the fastest Philox this fmsim has; the fractions are of it
+        x8(64, calls_per_row, k0, k1)
+        x8_steps = (calls_per_row + 7) // 8 * 8
+        ceiling_case = ("RNG ceiling, 8 lanes", float(n_rows * x8_steps), 0,
+                        lambda: x8(n_rows, calls_per_row, k0, k1))
+    else:
+        ceiling_case = llvm_case
 
     for law in LAWS:
         for precision in ("float64", "float32"):
@@ -504,24 +549,31 @@ def main(argv: list[str] | None = None) -> None:
     # The machines we share drift by tens of percent over minutes, so the ratio to PyTorch f32 is taken
     # per pass against a PyTorch f32 run timed just before the row, and the median over passes is shown.
     torch_case = next((c for c in cases if c[0].startswith("PyTorch") and c[0].endswith("float32")), None)
-    best = [np.inf] * (len(cases) + 1)
+    ceilings = [ceiling_case] if ceiling_case is llvm_case else [llvm_case, ceiling_case]
+    best = [np.inf] * (len(cases) + len(ceilings))
     paired: list[list[float]] = [[] for _ in cases]
     for _ in range(a.repeat):
-        for i, (_, work, _, fn) in enumerate([*cases, ceiling_case]):
+        for i, (_, work, _, fn) in enumerate([*cases, *ceilings]):
             torch_t = timed(torch_case[3], 1) if torch_case is not None and i < len(cases) else None
             t = timed(fn, 1)
             best[i] = min(best[i], t)
             if torch_t is not None:
                 paired[i].append((work / t) / (torch_case[1] / torch_t))
     calls = ceiling_case[1] / best[-1]
+    llvm_calls = llvm_case[1] / best[len(cases)]
     rows = [(name, work / t, per, float(np.median(p)) if p else None)
             for (name, work, per, _), t, p in zip(cases, best, paired)]
     drawn = {kind: drawn_fraction(kind, n) for kind in ("fc", "residual", "conv")}
 
     print(f"\nRNG ceiling: Philox4x32-10 alone, {calls:.3e} calls/s "
-          "(x weights per call = the ceiling of each row in weight draws/s)")
+          "(x weights per call = the ceiling of each row in weight draws/s)"
+          + (", in the 8-lane block function the kernels' row groups use (each row's blocks padded to whole steps "
+             "of 8, counted as calls)" if ceiling_case is not llvm_case else ""))
+    if ceiling_case is not llvm_case:
+        print(f"  LLVM's vector loop of the scalar block function: {llvm_calls:.3e} calls/s "
+              f"(the ceiling runs at {calls / llvm_calls:.2f}x it)")
     scalar = scalar_philox_rate(calls_per_row)
-    print(f"  the same loop compiled without LLVM's vectorizers (scalar Philox): {scalar:.3e} calls/s; the ceiling "
+    print(f"  LLVM's loop compiled without its vectorizers (scalar Philox): {scalar:.3e} calls/s; the ceiling "
           f"runs at {calls / scalar:.2f}x it")
     print(f"\n{'path':58s} {'weights/s':>10s} {'draws/s':>10s} {'w/call':>6s} {'of ceiling':>10s} "
           f"{'vs torch f32':>12s}")

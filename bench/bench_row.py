@@ -24,10 +24,11 @@ apart, single-threaded, in one process, round-robin (best of ``--repeat``):
   called instead of inlined (as fmsim 0.4.0 compiled them), and ``rows alone`` with each
   row's words drawn alone and padded, and its weights made alone (as before row groups).
 
-It also times two alternatives the kernels do not use, after checking that they give the same words and
-weights: Philox on 8 blocks in explicit LLVM vector lanes (``bench/_philox_lanes.py``; LLVM's own loop uses 4
-with AVX2, 8 with AVX-512), alone and inside the row; and the 64-bit ziggurats' first step in 8 vector lanes
-with its table lookups as gathers (``bench/_ziggurat_lanes.py``, column ``1st step, gathers``). The last
+It also times two alternatives, after checking that they give the same words and weights: a row's words
+alone in fmsim's 8-lane block function (``bench/_philox_lanes.py``; the kernels draw a group of rows' words
+with it, ``(grouped)``, but a row alone with LLVM's loop of the scalar function, ``words``), alone and inside
+the row, columns ``(lanes)``; and the 64-bit ziggurats' first step in 8 vector lanes with its table lookups
+as gathers (``bench/_ziggurat_lanes.py``, column ``1st step, gathers``). The last
 lines give the float32 / float64 ratio the measured parts allow.
 
 The stubs and clones are built from the private functions of this fmsim

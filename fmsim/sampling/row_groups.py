@@ -28,14 +28,16 @@ CPU prefers them (numba's host CPU ``rocketlake`` on the Intel Xeon we measured:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from .laws import polynomial32, polynomial32_blocks, row_blocks, row_words
-from .rng import philox4x32
+from .rng import X8_LANES, philox4x32_x8
 
 __all__ = ["ROW_GROUP", "NOT_LAID_OUT", "row_group_scratch", "group_words", "group_row_words", "row_words_alone"]
 
-#: Rows whose words :func:`group_words` draws together: a multiple of the vector steps (8 with AVX-512).
+#: Rows whose words :func:`group_words` draws together: a multiple of the blocks of one vector step
+#: (:data:`~fmsim.sampling.rng.X8_LANES`).
 ROW_GROUP = 8
 #: ``lanes[0]`` of a scratch whose tables are laid out for no ``nb`` yet (``nb`` < 2^20 always).
 NOT_LAID_OUT = np.uint32(0xFFFFFFFF)
@@ -72,9 +74,20 @@ def group_lanes(nb, lanes):
     lanes[0] = np.uint32(nb)
 
 
-# Called, not inlined by numba (LLVM inlines it): inlined by numba into the FC kernel, LLVM kept the loop's
-# constants in memory (21 stack operands in the loop) and the kernel ran no faster than with rows alone.
-@njit(cache=True)
+@intrinsic
+def _data_pointer(typingctx, array):
+    """The address of ``array[0]``, as a ``CPointer`` of its dtype (the array is not kept alive by it)."""
+    if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"):
+        return None
+    sig = types.CPointer(array.dtype)(array)
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return sig, codegen
+
+
+@njit(inline="always", cache=True)
 def group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
     """The words of rows ``first_row .. first_row + group_rows - 1`` of a layer, ``nb`` blocks each, into
     ``words``, row after row (row ``first_row + r``: :func:`group_row_words`); the same words as
@@ -100,16 +113,22 @@ def group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
     lanes : ndarray, uint32
         Scratch from :func:`row_group_scratch`, laid out here for ``nb`` if it is not already.
     """
+    # the arrays go to the loop as pointers: a called function takes and gives back a reference to each
+    # array argument (and each slice), atomic operations that LLVM cannot remove: about 30 ns a group
+    _group_words_at(nb, group_rows, first_row, c2, c3, k0, k1, _data_pointer(words), _data_pointer(lanes))
+
+
+# Called, not inlined by numba (LLVM may inline it): inlined by numba into the FC kernel, LLVM kept the loop's
+# constants in memory (21 stack operands in the loop) and the kernel ran no faster than with rows alone.
+@njit(cache=True)
+def _group_words_at(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
+    """:func:`group_words` on the scratch's pointers: 8 blocks a step (:func:`~fmsim.sampling.rng.philox4x32_x8`,
+    :data:`~fmsim.sampling.rng.X8_LANES` of them), their counters from the tables of :func:`group_lanes`."""
     group_lanes(nb, lanes)
     n = ROW_GROUP * nb
-    blocks, rows = lanes[1:1 + n], lanes[1 + n:]  # indexed by the loop's own counter: no wraparound test
     drawn = (group_rows * nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP
-    for g in range(drawn):  # LLVM's vector loop: 8 (or 4) iterations a step, none left over
-        w0, w1, w2, w3 = philox4x32(np.uint64(blocks[g]), first_row + np.uint64(rows[g]), c2, c3, k0, k1)
-        words[4 * g] = np.uint32(w0)
-        words[4 * g + 1] = np.uint32(w1)
-        words[4 * g + 2] = np.uint32(w2)
-        words[4 * g + 3] = np.uint32(w3)
+    for g in range(0, drawn, X8_LANES):
+        philox4x32_x8(lanes, 1 + g, 1 + n + g, first_row, c2, c3, k0, k1, words, 4 * g)
 
 
 @njit(inline="always", cache=True)
