@@ -23,7 +23,8 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
   and with 2 inputs, against the input alone on the same nets; the exact Gram chain against
   ``exact`` k = 1; PyTorch's JVP written as one ``bmm`` of the stacked pair per layer; the same on a
   ReLU-ending residual net (``full`` k = 1, its one-vector sampler, its Gram chain, PyTorch's JVP).
-* SIMD check: what LLVM made of a row's Philox pass, of the ziggurat's first step, of the float32
+* SIMD check: what LLVM made of a row's Philox pass, of a row group's (its multiplies and shuffles
+  on `zmm`), of the ziggurat's first step, of the float32
   Gaussian row's transform (its square roots: 16 lanes to a `zmm`, 8 to a `ymm`) and of a row's
   float64 dot product (its partial sums' adds in one `ymm`, and the scalar ones of its last terms).
 * Renormalization cost (``--renorm-only`` runs just this): the Gaussian ``full`` kernel with
@@ -346,7 +347,34 @@ def simd_check() -> str:
     return (f"SIMD check (fresh compilations): Philox pass {vector_mul[widest]} vpmuludq on {widest} "
             f"({lanes[widest]} lanes; {scalar_mul} "
             f"scalar imul in its remainder loop); ziggurat first step {scalar_cvt} scalar vcvtsi2sd, "
-            f"{packed_cvt} packed converts, {gathers} gathers; {polynomial_sqrt_check(laws)}; {dot_check()}")
+            f"{packed_cvt} packed converts, {gathers} gathers; {polynomial_sqrt_check(laws)}; {dot_check()}; "
+            f"{group_words_check()}")
+
+
+def group_words_check() -> str:
+    """The FC kernels' group words (``fmsim.sampling.row_groups``) from a fresh compilation: their multiplies and
+    the shuffles that bring a product's high half down in the 8-lane block function (fmsim 0.13 on)."""
+    import re
+
+    try:
+        from fmsim.sampling import row_groups
+    except ImportError:
+        return "group words: none in this fmsim"
+    if not hasattr(row_groups, "_group_words_at"):
+        return "group words: LLVM's loop of the scalar block function"
+    at = njit(row_groups._group_words_at.py_func)
+    words, lanes = row_groups.row_group_scratch.py_func(64)
+    u = np.uint64
+    ptr = row_groups._data_pointer
+
+    @njit
+    def call(words, lanes):
+        at(3, 8, u(0), u(1), u(2), u(3), u(4), ptr(words), ptr(lanes))
+
+    call(words, lanes)
+    asm = "".join(at.inspect_asm().values())
+    multiplies, shuffles = len(re.findall(r"vpmuludq\s+%zmm", asm)), len(re.findall(r"vpshufd\s+\$\d+, %zmm", asm))
+    return f"group words {multiplies} vpmuludq and {shuffles} vpshufd on zmm"
 
 
 def dot_check() -> str:

@@ -11,7 +11,9 @@ and, recompiled by numba-cuda, from the CUDA kernels. The Philox rounds are
 written as LLVM IR (a numba ``@intrinsic``) and emitted straight into each
 caller: LLVM still vectorizes a row's loop of Philox calls, and numba's own
 passes never see the ten rounds (inlined by numba, they made each kernel's
-first compile about 7 s longer).
+first compile about 7 s longer). One more intrinsic, :func:`philox4x32_x8`,
+computes 8 blocks in vector lanes from the same rounds (:func:`_philox_rounds`),
+for the CPU kernels' groups of rows.
 
 Counter layout ``(c0, c1, c2, c3)`` used by the simulator:
 
