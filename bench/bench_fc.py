@@ -220,63 +220,23 @@ def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
     print(line)
 
 
-@njit(parallel=True, cache=True)
-def philox_ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
-    """Philox alone: the words of ``n_rows`` rows of ``calls_per_row`` calls each, stored to a buffer.
-
-    The loop is the kernels' first pass (``fmsim.laws.row_words``), written out
-    here so that this script also times older fmsim versions; one word per row
-    is folded in so that nothing is optimized away.
-    """
-    per_task = 1024  # rows per buffer allocation (the kernels allocate once per net)
-    n_tasks = (n_rows + per_task - 1) // per_task
-    acc = np.zeros(n_tasks, dtype=np.uint64)
-    for t in prange(n_tasks):
-        words = np.empty(4 * calls_per_row, dtype=np.uint32)
-        a = np.uint64(0)
-        for r in range(t * per_task, min(n_rows, (t + 1) * per_task)):
-            row, layer = np.uint64(r & 0xFFFF), np.uint64(r >> 16)
-            for b in range(calls_per_row):
-                w0, w1, w2, w3 = philox4x32(np.uint64(b), row, layer, np.uint64(7), k0, k1)
-                words[4 * b] = np.uint32(w0)
-                words[4 * b + 1] = np.uint32(w1)
-                words[4 * b + 2] = np.uint32(w2)
-                words[4 * b + 3] = np.uint32(w3)
-            a ^= np.uint64(words[r % (4 * calls_per_row)])
-        acc[t] = a
-    x = np.uint64(0)
-    for t in range(n_tasks):
-        x ^= acc[t]
-    return x
-
-
-def _x8_ceiling():
-    """:func:`philox_ceiling` with each row's blocks 8 at a time in this fmsim's 8-lane block function
-    (``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a group of rows' words), or None where this
-    fmsim has none (before 0.13)."""
-    try:
-        from fmsim.sampling.rng import X8_LANES, philox4x32_x8
-        from fmsim.sampling.row_groups import _data_pointer
-    except ImportError:
-        return None
+def _ceiling_of(row_words, steps_of):
+    """A ``prange`` loop of ``n_rows`` rows whose words ``row_words(n_steps, row, layer, k0, k1, words)`` draws
+    (``steps_of(calls_per_row)`` blocks, whole vector steps where the function needs them), each into a buffer
+    (one per 1024 rows, as the kernels allocate once per net); one word per row is folded in so that nothing
+    is optimized away."""
 
     @njit(parallel=True, cache=True)
     def ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
         per_task = 1024
         n_tasks = (n_rows + per_task - 1) // per_task
-        steps = (calls_per_row + X8_LANES - 1) // X8_LANES * X8_LANES  # whole steps: a row's last one is padded
-        table = np.zeros(2 * steps, dtype=np.uint32)  # blocks 0 .. steps - 1, then row offsets 0
-        for b in range(steps):
-            table[b] = np.uint32(b)
+        n_steps = steps_of(calls_per_row)
         acc = np.zeros(n_tasks, dtype=np.uint64)
         for t in prange(n_tasks):
-            words = np.empty(4 * steps, dtype=np.uint32)
+            words = np.empty(4 * n_steps, dtype=np.uint32)
             a = np.uint64(0)
             for r in range(t * per_task, min(n_rows, (t + 1) * per_task)):
-                row, layer = np.uint64(r & 0xFFFF), np.uint64(r >> 16)
-                for b in range(0, steps, X8_LANES):
-                    philox4x32_x8(_data_pointer(table), b, steps + b, row, layer, np.uint64(7), k0, k1,
-                                  _data_pointer(words), 4 * b)
+                row_words(n_steps, np.uint64(r & 0xFFFF), np.uint64(r >> 16), k0, k1, words)
                 a ^= np.uint64(words[r % (4 * calls_per_row)])
             acc[t] = a
         x = np.uint64(0)
@@ -284,6 +244,43 @@ def _x8_ceiling():
             x ^= acc[t]
         return x
     return ceiling
+
+
+@njit(inline="always")
+def _llvm_row_words(n_blocks, row, layer, k0, k1, words):
+    """The kernels' first pass (``fmsim.laws.row_words``), written out here so that this script also times
+    older fmsim versions: LLVM's vector loop of the scalar block function."""
+    for b in range(n_blocks):
+        w0, w1, w2, w3 = philox4x32(np.uint64(b), row, layer, np.uint64(7), k0, k1)
+        words[4 * b] = np.uint32(w0)
+        words[4 * b + 1] = np.uint32(w1)
+        words[4 * b + 2] = np.uint32(w2)
+        words[4 * b + 3] = np.uint32(w3)
+
+
+#: Philox alone: the words of ``n_rows`` rows of ``calls_per_row`` calls each, in LLVM's loop (:func:`_ceiling_of`).
+philox_ceiling = _ceiling_of(_llvm_row_words, njit(inline="always")(lambda calls: calls))
+
+
+def _x8_ceiling():
+    """:func:`philox_ceiling` with each row's blocks 8 at a time in this fmsim's 8-lane block function
+    (``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a group of rows' words; a row's last step
+    padded), or None where this fmsim has none (before 0.13)."""
+    try:
+        from fmsim.sampling.rng import X8_LANES, philox4x32_x8
+        from fmsim.sampling.row_groups import _data_pointer
+    except ImportError:
+        return None
+    # blocks 0 .. 4095, then as many row offsets 0: the counters of a row
+    table = np.concatenate([np.arange(4096, dtype=np.uint32), np.zeros(4096, dtype=np.uint32)])
+
+    @njit(inline="always")
+    def x8_row_words(n_blocks, row, layer, k0, k1, words):
+        for b in range(0, n_blocks, X8_LANES):
+            philox4x32_x8(_data_pointer(table), b, 4096 + b, row, layer, np.uint64(7), k0, k1, _data_pointer(words),
+                          4 * b)
+
+    return _ceiling_of(x8_row_words, njit(inline="always")(lambda calls: (calls + X8_LANES - 1) // X8_LANES * X8_LANES))
 
 
 def scalar_philox_rate(calls_per_row: int, n_rows: int = 400_000) -> float:
