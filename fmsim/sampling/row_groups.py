@@ -1,4 +1,4 @@
-"""The Philox words of 8 rows of a layer at once, in one vector loop with no padding.
+"""The Philox words of 8 rows of a layer at once, in vector lanes with no padding.
 
 A row of ``n`` weights reads ``nb`` Philox blocks (:func:`fmsim.laws.blocks_read`: ``ceil(n / per)`` with
 ``per`` from :func:`fmsim.laws.weights_per_block`). Drawn alone (:func:`fmsim.laws.row_words`), a row's blocks run in
@@ -7,9 +7,9 @@ is padded to one: a width-100 hidden row drew 32 blocks for the 25 it reads.
 
 The rows of a layer all read the same number of blocks (one weight per nonzero input of the layer). So the
 kernels draw the words of 8 consecutive rows together (:func:`group_words`): the ``8 nb`` blocks of the
-group, laid out row after row, are one loop of ``8 nb`` iterations, which LLVM's vector steps divide
-exactly, with the counter words of each iteration (block ``b``, row ``first_row + r``) read from the
-tables :func:`group_lanes` writes. Row ``first_row + r`` then finds its words at
+group, laid out row after row, are ``nb`` steps of 8 blocks in vector lanes
+(:func:`~fmsim.sampling.rng.philox4x32_x8`), with the counter words of each block (block ``b``, row
+``first_row + r``) read from the tables :func:`group_lanes` writes. Row ``first_row + r`` then finds its words at
 ``words[4 nb r : 4 nb (r + 1)]`` (:func:`group_row_words`), the words :func:`fmsim.laws.row_words` gives it:
 only where they are computed changes, never a weight. A layer's last group may hold fewer rows than
 :data:`ROW_GROUP` (a width-30 layer: 3 groups of 8, then one of 6); its blocks are drawn in the same loop,
@@ -20,9 +20,11 @@ for the conv kernel's rows, which come one at a time.
 Scratch, from :func:`row_group_scratch`: ``words`` and ``lanes`` (both uint32), whose entry 0 holds the
 ``nb`` its tables are laid out for (:data:`NOT_LAID_OUT`: none), so a layer lays them out once, not once a group.
 
-The tables are 32-bit: with 64-bit ones, LLVM vectorized the loop in 256-bit steps where its tuning for the
-CPU prefers them (numba's host CPU ``rocketlake`` on the Intel Xeon we measured: 2.78 ns per block against
-1.71 with 32-bit tables, which run in 512-bit steps there as on the AMD EPYC).
+The tables are 32-bit, one vector load of 8 counter words each. (Until fmsim 0.13 the group was LLVM's
+vector loop of :func:`~fmsim.sampling.rng.philox4x32` over ``8 nb`` iterations, the arrays passed as
+arrays. With 64-bit tables LLVM had vectorized that loop in 256-bit steps where its tuning for the CPU
+prefers them: 2.78 ns per block against 1.71 on the Intel Xeon we measured. The 8-lane block function on
+the arrays' pointers runs 15% to 25% faster than that loop with 32-bit tables: docs, *Performance*.)
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ def group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
     lanes : ndarray, uint32
         Scratch from :func:`row_group_scratch`, laid out here for ``nb`` if it is not already.
     """
-    # the arrays go to the loop as pointers: a called function takes and gives back a reference to each
-    # array argument (and each slice), atomic operations that LLVM cannot remove: about 30 ns a group
+    # the arrays go to the loop as pointers, which count no references: a called function takes and gives
+    # back a reference to each array argument, by calls LLVM cannot remove (atomic ones, about 30 ns a group,
+    # unless the array is a borrowed view, fmsim.kernels.borrowed, as the kernels' scratch is)
     _group_words_at(nb, group_rows, first_row, c2, c3, k0, k1, _data_pointer(words), _data_pointer(lanes))
 
 
