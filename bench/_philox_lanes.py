@@ -13,8 +13,8 @@ import numpy as np
 from fmsim.rng import philox4x32
 from numba import njit
 
+from fmsim.sampling.llvm_vectors import data_pointer
 from fmsim.sampling.rng import X8_LANES, philox4x32_x8
-from fmsim.sampling.row_groups import _data_pointer
 
 LANES = X8_LANES
 _MAX_BLOCKS = 1 << 12
@@ -27,7 +27,7 @@ def row_words_lanes(n_blocks, c1, c2, c3, k0, k1, words):
     """As :func:`fmsim.laws.row_words` (``n_blocks <= 4096``): whole groups of 8 blocks in vector lanes, the
     rest one at a time."""
     n_vec = n_blocks - n_blocks % LANES
-    table, out = _data_pointer(_TABLE), _data_pointer(words)
+    table, out = data_pointer(_TABLE), data_pointer(words)
     for b in range(0, n_vec, LANES):
         philox4x32_x8(table, b, _MAX_BLOCKS + b, c1, c2, c3, k0, k1, out, 4 * b)
     for b in range(n_vec, n_blocks):

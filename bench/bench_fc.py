@@ -267,8 +267,8 @@ def _x8_ceiling():
     (``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a group of rows' words; a row's last step
     padded), or None where this fmsim has none (before 0.13)."""
     try:
+        from fmsim.sampling.llvm_vectors import data_pointer
         from fmsim.sampling.rng import X8_LANES, philox4x32_x8
-        from fmsim.sampling.row_groups import _data_pointer
     except ImportError:
         return None
     # blocks 0 .. 4095, then as many row offsets 0: the counters of a row
@@ -277,7 +277,7 @@ def _x8_ceiling():
     @njit(inline="always")
     def x8_row_words(n_blocks, row, layer, k0, k1, words):
         for b in range(0, n_blocks, X8_LANES):
-            philox4x32_x8(_data_pointer(table), b, 4096 + b, row, layer, np.uint64(7), k0, k1, _data_pointer(words),
+            philox4x32_x8(data_pointer(table), b, 4096 + b, row, layer, np.uint64(7), k0, k1, data_pointer(words),
                           4 * b)
 
     return _ceiling_of(x8_row_words, njit(inline="always")(lambda calls: (calls + X8_LANES - 1) // X8_LANES * X8_LANES))
@@ -362,7 +362,7 @@ def group_words_check() -> str:
     at = njit(row_groups._group_words_at.py_func)
     words, lanes = row_groups.row_group_scratch.py_func(64)
     u = np.uint64
-    ptr = row_groups._data_pointer
+    from fmsim.sampling.llvm_vectors import data_pointer as ptr
 
     @njit
     def call(words, lanes):

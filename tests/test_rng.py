@@ -4,8 +4,8 @@ from fmsim.rng import philox4x32, seed_to_key, u01_from_words
 from numba import njit
 
 from fmsim import laws
+from fmsim.sampling.llvm_vectors import data_pointer
 from fmsim.sampling.rng import philox4x32_x8
-from fmsim.sampling.row_groups import _data_pointer
 
 # Random123 kat_vectors, "philox4x32 10": counter (4 words), key (2 words) -> output (4 words).
 KAT = [
@@ -90,7 +90,7 @@ def test_seed_to_key_roundtrip_and_errors():
 
 @njit
 def _philox_x8(table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at):
-    philox4x32_x8(_data_pointer(table), c0_at, c1_at, c1_base, c2, c3, k0, k1, _data_pointer(out), out_at)
+    philox4x32_x8(data_pointer(table), c0_at, c1_at, c1_base, c2, c3, k0, k1, data_pointer(out), out_at)
 
 
 def test_philox_x8_lanes_match_numpy_reference_over_random_counters_and_keys():

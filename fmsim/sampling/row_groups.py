@@ -30,10 +30,10 @@ the arrays' pointers runs 15% to 25% faster than that loop with 32-bit tables: d
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from .laws import polynomial32, polynomial32_blocks, row_blocks, row_words
+from .llvm_vectors import data_pointer
 from .rng import X8_LANES, philox4x32_x8
 
 __all__ = ["ROW_GROUP", "NOT_LAID_OUT", "row_group_scratch", "group_words", "group_row_words", "row_words_alone"]
@@ -76,19 +76,6 @@ def group_lanes(nb, lanes):
     lanes[0] = np.uint32(nb)
 
 
-@intrinsic
-def _data_pointer(typingctx, array):
-    """The address of ``array[0]``, as a ``CPointer`` of its dtype (the array is not kept alive by it)."""
-    if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"):
-        return None
-    sig = types.CPointer(array.dtype)(array)
-
-    def codegen(context, builder, signature, args):
-        return context.make_array(signature.args[0])(context, builder, args[0]).data
-
-    return sig, codegen
-
-
 @njit(inline="always", cache=True)
 def group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
     """The words of rows ``first_row .. first_row + group_rows - 1`` of a layer, ``nb`` blocks each, into
@@ -115,10 +102,9 @@ def group_words(nb, group_rows, first_row, c2, c3, k0, k1, words, lanes):
     lanes : ndarray, uint32
         Scratch from :func:`row_group_scratch`, laid out here for ``nb`` if it is not already.
     """
-    # the arrays go to the loop as pointers, which count no references: a called function takes and gives
-    # back a reference to each array argument, by calls LLVM cannot remove (atomic ones, about 30 ns a group,
-    # unless the array is a borrowed view, fmsim.kernels.borrowed, as the kernels' scratch is)
-    _group_words_at(nb, group_rows, first_row, c2, c3, k0, k1, _data_pointer(words), _data_pointer(lanes))
+    # the arrays go to the called loop as pointers, which count no references (data_pointer): with owned
+    # arrays, the counts on array arguments cost about 30 ns a group
+    _group_words_at(nb, group_rows, first_row, c2, c3, k0, k1, data_pointer(words), data_pointer(lanes))
 
 
 # Called, not inlined by numba (LLVM may inline it): inlined by numba into the FC kernel, LLVM kept the loop's
