@@ -36,6 +36,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic
 
+from .llvm_vectors import splat
+
 __all__ = [
     "philox4x32",
     "philox4x32_x8",
@@ -149,11 +151,6 @@ def philox4x32_x8(typingctx, table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, 
         lanes = ir.VectorType(i64, X8_LANES)
         halves = ir.VectorType(i32, 2 * X8_LANES)
 
-        def splat(x):
-            return builder.shuffle_vector(builder.insert_element(ir.Constant(lanes, ir.Undefined), x,
-                                                                 ir.Constant(i32, 0)),
-                                          ir.Constant(lanes, ir.Undefined), ir.Constant(v8, [0] * X8_LANES))
-
         def table_lanes(at):
             address = builder.bitcast(builder.gep(table_p, [at]), v8.as_pointer())
             return builder.zext(builder.load(address, align=4), lanes)
@@ -167,10 +164,11 @@ def philox4x32_x8(typingctx, table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, 
             h = builder.bitcast(p, halves)
             return builder.bitcast(builder.shuffle_vector(h, h, swap), lanes), p
 
-        c = (table_lanes(c0_at_v), builder.add(table_lanes(c1_at_v), splat(c1_base_v)), splat(c2_v), splat(c3_v))
+        c = (table_lanes(c0_at_v), builder.add(table_lanes(c1_at_v), splat(builder, c1_base_v, lanes)),
+             splat(builder, c2_v, lanes), splat(builder, c3_v, lanes))
         k = (builder.trunc(k0_v, i32), builder.trunc(k1_v, i32))
         out = [builder.trunc(x, v8) for x in
-               _philox_rounds(builder, c, k, mulhilo, lambda kw: splat(builder.zext(kw, i64)))]
+               _philox_rounds(builder, c, k, mulhilo, lambda kw: splat(builder, builder.zext(kw, i64), lanes))]
         # blocks in order, 4 words each: interleave (w0, w1) and (w2, w3), then the pairs
         pairs = ir.Constant(halves, [i for j in range(X8_LANES) for i in (j, j + X8_LANES)])
         quads = ir.Constant(ir.VectorType(i32, 4 * X8_LANES),
