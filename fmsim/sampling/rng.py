@@ -128,15 +128,18 @@ def philox4x32_x8(typingctx, table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, 
     Parameters
     ----------
     table : CPointer(uint32)
-        Counter words ``c0`` (8 from ``c0_at``) and row offsets (8 from ``c1_at``).
+        Counter words ``c0`` (8 from ``c0_at``) and row offsets (8 from ``c1_at``); ``data_pointer`` of an
+        array (:mod:`fmsim.sampling.llvm_vectors`).
     c0_at, c1_at : int
+        Where the 8 counter words ``c0`` and the 8 row offsets start in ``table``.
     c1_base, c2, c3 : uint64
         The rest of the counter (only the low 32 bits of ``c1_base + table[...]`` count, as in :func:`philox4x32`).
     k0, k1 : uint64
         The key.
     out : CPointer(uint32)
-        Written: ``out[out_at : out_at + 32]``.
+        Written: ``out[out_at : out_at + 32]``, block ``l``'s words at ``out_at + 4 l .. out_at + 4 l + 3``.
     out_at : int
+        Where the 32 words start in ``out``.
     """
     if not (isinstance(table, types.CPointer) and table.dtype == types.uint32 and isinstance(out, types.CPointer)
             and out.dtype == types.uint32):
