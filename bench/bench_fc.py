@@ -221,22 +221,23 @@ def gram_rows(n: int, nets: int, repeat: int, torch) -> None:
 
 
 def _ceiling_of(row_words, steps_of):
-    """A ``prange`` loop of ``n_rows`` rows whose words ``row_words(n_steps, row, layer, k0, k1, words)`` draws
-    (``steps_of(calls_per_row)`` blocks, whole vector steps where the function needs them), each into a buffer
-    (one per 1024 rows, as the kernels allocate once per net); one word per row is folded in so that nothing
-    is optimized away."""
+    """A ``prange`` loop of ``n_rows`` rows whose words ``row_words(n_blocks, row, layer, 7, k0, k1, words)`` draws
+    (the signature of ``fmsim.laws.row_words``; ``n_blocks = steps_of(calls_per_row)``, whole vector steps where
+    the function needs them), each into a buffer (one per 1024 rows, as the kernels allocate once per net); one
+    word per row is folded in so that nothing is optimized away."""
+    blocks_of = njit(inline="always")(steps_of)
 
     @njit(parallel=True, cache=True)
     def ceiling(n_rows: int, calls_per_row: int, k0, k1) -> np.uint64:
         per_task = 1024
         n_tasks = (n_rows + per_task - 1) // per_task
-        n_steps = steps_of(calls_per_row)
+        n_blocks = blocks_of(calls_per_row)
         acc = np.zeros(n_tasks, dtype=np.uint64)
         for t in prange(n_tasks):
-            words = np.empty(4 * n_steps, dtype=np.uint32)
+            words = np.empty(4 * n_blocks, dtype=np.uint32)
             a = np.uint64(0)
             for r in range(t * per_task, min(n_rows, (t + 1) * per_task)):
-                row_words(n_steps, np.uint64(r & 0xFFFF), np.uint64(r >> 16), k0, k1, words)
+                row_words(n_blocks, np.uint64(r & 0xFFFF), np.uint64(r >> 16), np.uint64(7), k0, k1, words)
                 a ^= np.uint64(words[r % (4 * calls_per_row)])
             acc[t] = a
         x = np.uint64(0)
@@ -247,40 +248,39 @@ def _ceiling_of(row_words, steps_of):
 
 
 @njit(inline="always")
-def _llvm_row_words(n_blocks, row, layer, k0, k1, words):
+def _llvm_row_words(n_blocks, c1, c2, c3, k0, k1, words):
     """The kernels' first pass (``fmsim.laws.row_words``), written out here so that this script also times
     older fmsim versions: LLVM's vector loop of the scalar block function."""
     for b in range(n_blocks):
-        w0, w1, w2, w3 = philox4x32(np.uint64(b), row, layer, np.uint64(7), k0, k1)
+        w0, w1, w2, w3 = philox4x32(np.uint64(b), c1, c2, c3, k0, k1)
         words[4 * b] = np.uint32(w0)
         words[4 * b + 1] = np.uint32(w1)
         words[4 * b + 2] = np.uint32(w2)
         words[4 * b + 3] = np.uint32(w3)
 
 
+def _all_blocks(calls: int) -> int:
+    return calls
+
+
 #: Philox alone: the words of ``n_rows`` rows of ``calls_per_row`` calls each, in LLVM's loop (:func:`_ceiling_of`).
-philox_ceiling = _ceiling_of(_llvm_row_words, njit(inline="always")(lambda calls: calls))
+philox_ceiling = _ceiling_of(_llvm_row_words, _all_blocks)
 
 
 def _x8_ceiling():
-    """:func:`philox_ceiling` with each row's blocks 8 at a time in this fmsim's 8-lane block function
-    (``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a group of rows' words; a row's last step
-    padded), or None where this fmsim has none (before 0.13)."""
+    """``(ceiling, blocks_of)``: :func:`philox_ceiling` with each row's blocks 8 at a time in this fmsim's 8-lane
+    block function (``bench/_philox_lanes.py``: ``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a
+    group of rows' words), a row's last step padded, and the blocks it draws for a row of ``calls`` calls; or
+    None where this fmsim has no such function (before 0.13)."""
     try:
-        from fmsim.sampling.llvm_vectors import data_pointer
-        from fmsim.sampling.rng import X8_LANES, philox4x32_x8
+        from _philox_lanes import LANES, row_words_lanes
     except ImportError:
         return None
-    # blocks 0 .. 4095, then as many row offsets 0: the counters of a row
-    table = np.concatenate([np.arange(4096, dtype=np.uint32), np.zeros(4096, dtype=np.uint32)])
 
-    @njit(inline="always")
-    def x8_row_words(n_blocks, row, layer, k0, k1, words):
-        for b in range(0, n_blocks, X8_LANES):
-            philox4x32_x8(data_pointer(table), b, 4096 + b, row, layer, np.uint64(7), k0, k1, data_pointer(words),
-                          4 * b)
+    def whole_steps(calls: int) -> int:
+        return (calls + LANES - 1) // LANES * LANES
 
-    return _ceiling_of(x8_row_words, njit(inline="always")(lambda calls: (calls + X8_LANES - 1) // X8_LANES * X8_LANES))
+    return _ceiling_of(row_words_lanes, whole_steps), whole_steps
 
 
 def scalar_philox_rate(calls_per_row: int, n_rows: int = 400_000) -> float:
@@ -542,10 +542,10 @@ def main(argv: list[str] | None = None) -> None:
                  lambda: philox_ceiling(n_rows, calls_per_row, k0, k1))
     x8 = _x8_ceiling()
     if x8 is not None:  # the ceiling is the fastest Philox this fmsim has; the fractions are of it
-        x8(64, calls_per_row, k0, k1)
-        x8_steps = (calls_per_row + 7) // 8 * 8
-        ceiling_case = ("RNG ceiling, 8 lanes", float(n_rows * x8_steps), 0,
-                        lambda: x8(n_rows, calls_per_row, k0, k1))
+        x8_ceiling, x8_blocks = x8
+        x8_ceiling(64, calls_per_row, k0, k1)
+        ceiling_case = ("RNG ceiling, 8 lanes", float(n_rows * x8_blocks(calls_per_row)), 0,
+                        lambda: x8_ceiling(n_rows, calls_per_row, k0, k1))
     else:
         ceiling_case = llvm_case
 
