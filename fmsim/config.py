@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .sampling.fixed_order import sum_of_squares
 from .sampling.laws import (
     INPUT_LAYER,
     LAW_CODES,
@@ -845,7 +846,7 @@ def input_vector(config: RunConfig) -> np.ndarray:
         return np.asarray(config.x, dtype=float)
     n0 = config.arch.input_size
     g = draw_standard_array("gaussian", n0, seed_to_key(config.seed), 0, INPUT_LAYER, 0)
-    norm = np.sqrt(g @ g)
+    norm = np.sqrt(sum_of_squares(g))  # not g @ g: BLAS rounds it by CPU (fmsim.sampling.fixed_order)
     if norm == 0.0:  # cannot happen for n0 >= 1 except with probability 0
         g[0], norm = 1.0, 1.0
     return g * (np.sqrt(n0) / norm)
