@@ -25,7 +25,7 @@ from numba import njit
 
 from ..config import SUMMARY_BLOCK
 from ..kernels.moments import MOMENT_COLUMNS, block_moments_pass, welford_range
-from . import statistics
+from . import rounding, statistics
 
 __all__ = ["LayerSummary", "StatisticSummary", "SummaryAccumulator", "block_moments", "welford_range", "MOMENT_COLUMNS"]
 
@@ -143,12 +143,19 @@ class LayerSummary:
         if m.shape[1] == 6:
             m = np.concatenate([m, np.zeros((m.shape[0], 1))], axis=1)
         pivot = m[:, _PIVOT]
+        # exp and log correctly rounded (fmsim.running.rounding), not NumPy's, whose last bit depends on the CPU
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             raw_var = m[:, _M2] / (m[:, _N] - 1)
-            log_of_mean = np.where(m[:, _MEAN] > 0, pivot + np.log(m[:, _MEAN]), -np.inf)
-            log_of_var = np.where(m[:, _N] > 1, np.where(raw_var > 0, 2 * pivot + np.log(raw_var), -np.inf), np.nan)
-            mean = np.where(pivot == 0, m[:, _MEAN], np.exp(log_of_mean))
-            var = np.where(pivot == 0, raw_var, np.exp(log_of_var))
+            log_of_mean = np.full(m.shape[0], -np.inf)
+            positive = m[:, _MEAN] > 0
+            log_of_mean[positive] = pivot[positive] + rounding.log(m[positive, _MEAN])
+            log_of_var = np.where(m[:, _N] > 1, -np.inf, np.nan)
+            positive = (m[:, _N] > 1) & (raw_var > 0)
+            log_of_var[positive] = 2 * pivot[positive] + rounding.log(raw_var[positive])
+            mean, var = m[:, _MEAN].copy(), raw_var.copy()
+            shifted = pivot != 0
+            mean[shifted] = rounding.exp(log_of_mean[shifted])
+            var[shifted] = rounding.exp(log_of_var[shifted])
             lvar = m[:, _LM2] / (m[:, _NLOG] - 1)
             lmean = np.where(m[:, _NLOG] > 0, m[:, _LMEAN], np.nan)
         d1 = m.shape[0] - len(statistics.STATISTICS)  # rows of M_0..M_d
