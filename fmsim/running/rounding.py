@@ -22,24 +22,30 @@ _OVERFLOW = 709.8  # exp(x) > 1.8e308 beyond: inf (the largest float64 is exp(70
 _UNDERFLOW = -745.2  # exp(x) < 2^-1075 below: 0 (the smallest subnormal is exp(-744.44...))
 
 
+def _rounded(operation, x: np.ndarray, special: dict[float, float], inside: np.ndarray) -> np.ndarray:
+    """``operation`` (a method of :data:`_CONTEXT`) on the entries ``inside``, rounded once to float64;
+    ``special`` maps the other entries' values to results; any entry left is ``nan``."""
+    out = np.full(x.shape, np.nan)
+    for value, result in special.items():
+        out[x == value] = result
+    out[inside] = [float(operation(decimal.Decimal(float(v)))) for v in x[inside]]
+    return out
+
+
 def log(x: np.ndarray) -> np.ndarray:
     """Natural logarithm of each entry, correctly rounded: ``-inf`` at 0, ``nan`` below 0 and at ``nan``.
 
     Parameters
     ----------
     x : array_like, float64
+        The values whose logarithms are wanted (a summary's means and variances).
 
     Returns
     -------
     ndarray, float64, the shape of ``x``
     """
     x = np.asarray(x, dtype=np.float64)
-    out = np.full(x.shape, np.nan)
-    out[x == 0.0] = -np.inf
-    out[x == np.inf] = np.inf
-    finite = (x > 0.0) & (x < np.inf)
-    out[finite] = [float(_CONTEXT.ln(decimal.Decimal(float(v)))) for v in x[finite]]
-    return out
+    return _rounded(_CONTEXT.ln, x, {0.0: -np.inf, np.inf: np.inf}, (x > 0.0) & (x < np.inf))
 
 
 def exp(x: np.ndarray) -> np.ndarray:
@@ -48,15 +54,14 @@ def exp(x: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     x : array_like, float64
+        The exponents (a summary's logarithms of means and variances).
 
     Returns
     -------
-    ndarray, float64, the shape of ``x``
+    ndarray, float64, the shape of ``x``: ``inf`` above 709.8, 0 below -745.2
     """
     x = np.asarray(x, dtype=np.float64)
-    out = np.full(x.shape, np.nan)
+    out = _rounded(_CONTEXT.exp, x, {}, (x >= _UNDERFLOW) & (x <= _OVERFLOW))
     out[x > _OVERFLOW] = np.inf
     out[x < _UNDERFLOW] = 0.0
-    inside = (x >= _UNDERFLOW) & (x <= _OVERFLOW)
-    out[inside] = [float(_CONTEXT.exp(decimal.Decimal(float(v)))) for v in x[inside]]
     return out
