@@ -85,7 +85,7 @@ def _numpy_blas() -> str:
 @pytest.mark.skipif("openblas" not in _numpy_blas(), reason="NumPy's BLAS is not OpenBLAS")
 def test_sum_of_squares_is_openblas_avx512_ddot():
     """Bit for bit NumPy's ``x @ x`` with OpenBLAS's AVX-512 ddot forced, single-threaded: the sums that fmsim
-    up to 0.13 used on the machines that wrote its reference bits (tests/bits_cases.py)."""
+    0.11.0 used on the machines that wrote its reference bits (tests/bits_cases.py)."""
     script = textwrap.dedent(f"""
         import numpy as np
         from fmsim.sampling.fixed_order import sum_of_squares
