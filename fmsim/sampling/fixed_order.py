@@ -1,11 +1,11 @@
 """A sum of squares whose rounding is the same on every machine: the norm of a run's seeded input.
 
-fmsim 0.11.0 and earlier scaled the seeded input direction (:func:`fmsim.config.input_vector`) by
-``sqrt(g @ g)``, NumPy's dot product, which calls the BLAS that NumPy ships (OpenBLAS). OpenBLAS picks its ``ddot`` kernel
-by CPU, and the kernels add the products in different orders, with or without fused multiply-adds: the
+fmsim 0.11.0 and earlier scaled the seeded input direction (:func:`fmsim.config.input_vector`) by ``sqrt(g @
+g)``, NumPy's dot product, which calls the BLAS that NumPy ships (OpenBLAS). OpenBLAS picks its ``ddot``
+kernel by CPU, and the kernels add the products in different orders, with or without fused multiply-adds: the
 last bit of the norm, and so every bit of a run, depended on the machine. (On an AMD Zen 5 core, which
-OpenBLAS 0.3.31 runs with its Haswell kernels, two of the bits-unchanged cases came out different; above
-10000 entries the sum also depended on OpenBLAS's thread count.)
+OpenBLAS 0.3.31 runs with its Haswell kernels, two of the bits-unchanged cases came out different; above 10000
+entries the sum also depended on OpenBLAS's thread count.)
 
 :func:`sum_of_squares` adds in one fixed order, with explicit fused multiply-adds (``llvm.fma``: one
 rounding on every machine, in hardware or in libm's software ``fma``). The order is that of OpenBLAS's
