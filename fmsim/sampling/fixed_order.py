@@ -1,7 +1,7 @@
 """A sum of squares whose rounding is the same on every machine: the norm of a run's seeded input.
 
-fmsim 0.11.0 and earlier scaled the seeded input direction (:func:`fmsim.config.input_vector`) by ``sqrt(g @
-g)``, NumPy's dot product, which calls the BLAS that NumPy ships (OpenBLAS). OpenBLAS picks its ``ddot``
+fmsim 0.11.0 and earlier scaled the seeded input direction (:func:`fmsim.config.input_vector`) by
+``sqrt(g @ g)``, NumPy's dot product, which calls the BLAS that NumPy ships (OpenBLAS). OpenBLAS picks its ``ddot``
 kernel by CPU, and the kernels add the products in different orders, with or without fused multiply-adds: the
 last bit of the norm, and so every bit of a run, depended on the machine. (On an AMD Zen 5 core, which
 OpenBLAS 0.3.31 runs with its Haswell kernels, two of the bits-unchanged cases came out different; above 10000
