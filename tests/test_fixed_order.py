@@ -9,7 +9,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fmsim.sampling.fixed_order import fused_multiply_add, sum_of_squares
+from fmsim.kernels.scalar import fused_multiply_add
+from fmsim.sampling.fixed_order import sum_of_squares
 
 SIZES = list(range(0, 70)) + [95, 96, 97, 127, 128, 129, 160, 191, 200, 513, 1000, 3072]
 

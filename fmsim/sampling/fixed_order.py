@@ -7,8 +7,9 @@ last bit of the norm, and so every bit of a run, depended on the machine. (On an
 OpenBLAS 0.3.31 runs with its Haswell kernels, two of the bits-unchanged cases came out different; above 10000
 entries the sum also depended on OpenBLAS's thread count.)
 
-:func:`sum_of_squares` adds in one fixed order, with explicit fused multiply-adds (``llvm.fma``: one
-rounding on every machine, in hardware or in libm's software ``fma``). The order is that of OpenBLAS's
+:func:`sum_of_squares` adds in one fixed order, with explicit fused multiply-adds
+(:func:`fmsim.kernels.scalar.fused_multiply_add`, ``llvm.fma``: one rounding on every machine, in hardware or
+in libm's software ``fma``). The order is that of OpenBLAS's
 AVX-512 kernel, single-threaded (``kernel/x86_64/ddot.c`` with ``ddot_microk_skylakex-2.c``, OpenBLAS
 0.3.31, compiled by GCC, which fuses ``acc += x * y``), the kernel that wrote fmsim's reference bits on the
 Intel Xeon and AMD Zen 4 machines it was developed on, so that a seed keeps its input there:
@@ -27,26 +28,11 @@ machine has AVX-512, and against exact rational arithmetic everywhere.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-__all__ = ["fused_multiply_add", "sum_of_squares"]
+from ..kernels.scalar import fused_multiply_add
 
-
-@intrinsic
-def fused_multiply_add(typingctx, a, b, c):
-    """``a * b + c`` rounded once (``llvm.fma.f64``), for float64 ``a``, ``b`` and ``c``."""
-    if not all(t == types.float64 for t in (a, b, c)):
-        return None
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        f64 = ir.DoubleType()
-        fma = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64, f64, f64]))
-        return builder.call(fma, args)
-
-    return sig, codegen
+__all__ = ["sum_of_squares"]
 
 
 @njit(cache=True)
