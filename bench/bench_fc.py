@@ -13,8 +13,9 @@ RNG ceiling, count the draws it makes. Rows, all in one run with the same thread
 * fmsim ``full`` on a periodic conv net and on a ReLU-ending residual net (weight draws
   per second; a conv weight is drawn once and used at every position).
 * RNG ceiling: Philox4x32-10 alone, producing words as the kernels do (a ``prange`` loop
-  storing each row's words), in the fastest form this fmsim has: its 8-lane block function
-  (``fmsim.sampling.rng.philox4x32_x8``, fmsim 0.13 on), else LLVM's vector loop of the scalar block
+  storing each row's words), in the fastest form this fmsim has: its block functions, 32 blocks a step
+  then 8 (``fmsim.sampling.rng.philox4x32_x32``; 8 a step alone, ``philox4x32_x8``, as the
+  commits before it drew them, is timed beside it), else LLVM's vector loop of the scalar block
   function. Every fmsim row shows its fraction of the ceiling for its bit budget (2, 4 or 128
   weights per Philox call, ``fmsim.laws``). LLVM's loop, and the same loop compiled without its
   vectorizers in a subprocess (the scalar generator), are timed beside it.
@@ -268,19 +269,21 @@ philox_ceiling = _ceiling_of(_llvm_row_words, _all_blocks)
 
 
 def _x8_ceiling():
-    """``(ceiling, blocks_of)``: :func:`philox_ceiling` with each row's blocks 8 at a time in this fmsim's 8-lane
-    block function (``bench/_philox_lanes.py``: ``fmsim.sampling.rng.philox4x32_x8``, as its kernels draw a
-    group of rows' words), a row's last step padded, and the blocks it draws for a row of ``calls`` calls; or
-    None where this fmsim has no such function (before 0.13)."""
+    """``(ceiling, blocks_of, ceiling_x8)``: :func:`philox_ceiling` with each row's blocks in this fmsim's block
+    functions, as its kernels draw a group of rows' words (``bench/_philox_lanes.py``: 32 blocks a step, then 8,
+    a row's last step padded to 8), the blocks it draws for a row of ``calls`` calls, and the same 8 blocks a step
+    only (``fmsim.sampling.rng.philox4x32_x8``, as the commits before it drew them; None where this fmsim has no 32-lane
+    function); or None where this fmsim has no block function (before 0.13)."""
     try:
-        from _philox_lanes import LANES, row_words_lanes
+        from _philox_lanes import LANES, WIDEST, row_words_lanes, row_words_x8
     except ImportError:
         return None
 
     def whole_steps(calls: int) -> int:
         return (calls + LANES - 1) // LANES * LANES
 
-    return _ceiling_of(row_words_lanes, whole_steps), whole_steps
+    x8_only = _ceiling_of(row_words_x8, whole_steps) if WIDEST > LANES else None
+    return _ceiling_of(row_words_lanes, whole_steps), whole_steps, x8_only
 
 
 def scalar_philox_rate(calls_per_row: int, n_rows: int = 400_000) -> float:
@@ -541,11 +544,16 @@ def main(argv: list[str] | None = None) -> None:
     llvm_case = ("RNG ceiling, LLVM's loop", float(n_rows * calls_per_row), 0,
                  lambda: philox_ceiling(n_rows, calls_per_row, k0, k1))
     x8 = _x8_ceiling()
+    x8_case = None
     if x8 is not None:  # the ceiling is the fastest Philox this fmsim has; the fractions are of it
-        x8_ceiling, x8_blocks = x8
+        x8_ceiling, x8_blocks, x8_only = x8
         x8_ceiling(64, calls_per_row, k0, k1)
-        ceiling_case = ("RNG ceiling, 8 lanes", float(n_rows * x8_blocks(calls_per_row)), 0,
+        ceiling_case = ("RNG ceiling, block functions", float(n_rows * x8_blocks(calls_per_row)), 0,
                         lambda: x8_ceiling(n_rows, calls_per_row, k0, k1))
+        if x8_only is not None:
+            x8_only(64, calls_per_row, k0, k1)
+            x8_case = ("RNG, 8 lanes a step only", float(n_rows * x8_blocks(calls_per_row)), 0,
+                       lambda: x8_only(n_rows, calls_per_row, k0, k1))
     else:
         ceiling_case = llvm_case
 
@@ -574,7 +582,8 @@ def main(argv: list[str] | None = None) -> None:
     # The machines we share drift by tens of percent over minutes, so the ratio to PyTorch f32 is taken
     # per pass against a PyTorch f32 run timed just before the row, and the median over passes is shown.
     torch_case = next((c for c in cases if c[0].startswith("PyTorch") and c[0].endswith("float32")), None)
-    ceilings = [ceiling_case] if ceiling_case is llvm_case else [llvm_case, ceiling_case]
+    ceilings = [ceiling_case] if ceiling_case is llvm_case else [llvm_case, x8_case, ceiling_case] if x8_case \
+        else [llvm_case, ceiling_case]
     best = [np.inf] * (len(cases) + len(ceilings))
     paired: list[list[float]] = [[] for _ in cases]
     for _ in range(a.repeat):
@@ -592,11 +601,15 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nRNG ceiling: Philox4x32-10 alone, {calls:.3e} calls/s "
           "(x weights per call = the ceiling of each row in weight draws/s)"
-          + (", in the 8-lane block function the kernels' row groups use (each row's blocks padded to whole steps "
+          + (", in the block functions the kernels' row groups use (each row's blocks padded to whole steps "
              "of 8, counted as calls)" if ceiling_case is not llvm_case else ""))
     if ceiling_case is not llvm_case:
         print(f"  LLVM's vector loop of the scalar block function: {llvm_calls:.3e} calls/s "
               f"(the ceiling runs at {calls / llvm_calls:.2f}x it)")
+    if x8_case:
+        x8_calls = x8_case[1] / best[len(cases) + 1]
+        print(f"  8 blocks a step only (philox4x32_x8, as before the 32-lane function): {x8_calls:.3e} calls/s "
+              f"(the ceiling runs at {calls / x8_calls:.2f}x it)")
     scalar = scalar_philox_rate(calls_per_row)
     print(f"  LLVM's loop compiled without its vectorizers (scalar Philox): {scalar:.3e} calls/s; the ceiling "
           f"runs at {calls / scalar:.2f}x it")

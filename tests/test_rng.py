@@ -5,7 +5,7 @@ from numba import njit
 
 from fmsim import laws
 from fmsim.sampling.llvm_vectors import data_pointer
-from fmsim.sampling.rng import philox4x32_x8
+from fmsim.sampling.rng import philox4x32_x8, philox4x32_x32
 
 # Random123 kat_vectors, "philox4x32 10": counter (4 words), key (2 words) -> output (4 words).
 KAT = [
@@ -93,24 +93,31 @@ def _philox_x8(table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at):
     philox4x32_x8(data_pointer(table), c0_at, c1_at, c1_base, c2, c3, k0, k1, data_pointer(out), out_at)
 
 
-def test_philox_x8_lanes_match_numpy_reference_over_random_counters_and_keys():
-    """The 8-lane block function (the kernels' group words) against the NumPy reference: counter words from
-    a table at any offset (over the whole 32-bit range), the other words and the key over 64 bits (only their
-    low 32 bits count, as in ``philox4x32``), and nothing written outside its 32 words."""
-    rng = np.random.default_rng(20261207)
+@njit
+def _philox_x32(table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at):
+    philox4x32_x32(data_pointer(table), c0_at, c1_at, c1_base, c2, c3, k0, k1, data_pointer(out), out_at)
+
+
+@pytest.mark.parametrize("lanes, call", [(8, _philox_x8), (32, _philox_x32)], ids=["x8", "x32"])
+def test_philox_lanes_match_numpy_reference_over_random_counters_and_keys(lanes, call):
+    """The 8- and 32-lane block functions (the kernels' group words) against the NumPy reference: counter words
+    from a table at any offset (over the whole 32-bit range), the other words and the key over 64 bits (only
+    their low 32 bits count, as in ``philox4x32``), and nothing written outside its ``4 lanes`` words."""
+    rng = np.random.default_rng(20261207 + lanes)
+    n_words = 4 * lanes
     for trial in range(300):
-        table = rng.integers(0, 2**32, size=40, dtype=np.uint64).astype(np.uint32)
+        table = rng.integers(0, 2**32, size=lanes + 32, dtype=np.uint64).astype(np.uint32)
         if trial < 20:
-            table[:] = np.arange(40, dtype=np.uint32)  # small counters, as a group's blocks and rows are
+            table[:] = np.arange(lanes + 32, dtype=np.uint32)  # small counters, as a group's blocks and rows are
         c0_at, c1_at, out_at = (int(v) for v in rng.integers(0, 16, size=3))
         c1_base, c2, c3, k0, k1 = (np.uint64(v) for v in rng.integers(0, 2**64, size=5, dtype=np.uint64))
-        out = np.full(64, 0xA5A5A5A5, dtype=np.uint32)
-        _philox_x8(table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at)
+        out = np.full(n_words + 32, 0xA5A5A5A5, dtype=np.uint32)
+        call(table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at)
         mask = np.uint64(0xFFFFFFFF)
-        ctr = np.stack([table[c0_at:c0_at + 8].astype(np.uint64),
-                        (table[c1_at:c1_at + 8].astype(np.uint64) + c1_base) & mask,
-                        np.full(8, c2 & mask), np.full(8, c3 & mask)], axis=1)
-        key = np.tile(np.array([k0 & mask, k1 & mask], dtype=np.uint64), (8, 1))
+        ctr = np.stack([table[c0_at:c0_at + lanes].astype(np.uint64),
+                        (table[c1_at:c1_at + lanes].astype(np.uint64) + c1_base) & mask,
+                        np.full(lanes, c2 & mask), np.full(lanes, c3 & mask)], axis=1)
+        key = np.tile(np.array([k0 & mask, k1 & mask], dtype=np.uint64), (lanes, 1))
         expected = _philox_numpy(ctr, key).astype(np.uint32).ravel()
-        np.testing.assert_array_equal(out[out_at:out_at + 32], expected, err_msg=f"trial {trial}")
-        assert (out[:out_at] == 0xA5A5A5A5).all() and (out[out_at + 32:] == 0xA5A5A5A5).all()
+        np.testing.assert_array_equal(out[out_at:out_at + n_words], expected, err_msg=f"trial {trial}")
+        assert (out[:out_at] == 0xA5A5A5A5).all() and (out[out_at + n_words:] == 0xA5A5A5A5).all()

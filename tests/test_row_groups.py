@@ -30,7 +30,7 @@ def _row_alone(nb, row, c2, c3):
 
 def test_group_words_are_each_rows_own():
     # Every row of the group (of 8 rows, and of fewer: a layer's last), for block counts below, at and
-    # around the vector steps (4, 8) and the row counter near 2^32 (Philox keeps its low 32 bits); the lanes
+    # around the vector steps (4, 8, 32) and the row counter near 2^32 (Philox keeps its low 32 bits); the lanes
     # laid out again when nb changes, and kept when it does not (the sequence revisits 25).
     n_max = 2 * 64
     words, lanes = row_groups.row_group_scratch.py_func(n_max)

@@ -11,9 +11,9 @@ and, recompiled by numba-cuda, from the CUDA kernels. The Philox rounds are
 written as LLVM IR (a numba ``@intrinsic``) and emitted straight into each
 caller: LLVM still vectorizes a row's loop of Philox calls, and numba's own
 passes never see the ten rounds (inlined by numba, they made each kernel's
-first compile about 7 s longer). One more intrinsic, :func:`philox4x32_x8`,
-computes 8 blocks in vector lanes from the same rounds (:func:`_philox_rounds`),
-for the CPU kernels' groups of rows.
+first compile about 7 s longer). Two more intrinsics, :func:`philox4x32_x8`
+and :func:`philox4x32_x32`, compute 8 and 32 blocks in vector lanes from the same rounds
+(:func:`_philox_rounds`), for the CPU kernels' groups of rows.
 
 Counter layout ``(c0, c1, c2, c3)`` used by the simulator:
 
@@ -41,6 +41,7 @@ from .llvm_vectors import splat
 __all__ = [
     "philox4x32",
     "philox4x32_x8",
+    "philox4x32_x32",
     "seed_to_key",
     "u01_from_words",
     "u01_open_from_words",
@@ -111,19 +112,76 @@ def _philox4x32_ir(typingctx, c0, c1, c2, c3, k0, k1):
 
 #: Blocks per call of :func:`philox4x32_x8`.
 X8_LANES = 8
+#: Blocks per call of :func:`philox4x32_x32`.
+X32_LANES = 32
 
 
-@intrinsic
-def philox4x32_x8(typingctx, table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at):
-    """Philox4x32-10 on 8 counters at once, in LLVM vector lanes: block ``l`` (``0 <= l < 8``) has the counter
-    ``(table[c0_at + l], c1_base + table[c1_at + l], c2, c3)`` and its 4 words go to ``out[out_at + 4 l:]``.
-    The same words as :func:`philox4x32`, bit for bit (``tests/test_rng.py``).
+def _philox_lanes_intrinsic(n_lanes: int):
+    """The ``@intrinsic`` of Philox4x32-10 on ``n_lanes`` counters at once (:func:`philox4x32_x8`,
+    :func:`philox4x32_x32`): the same rounds (:func:`_philox_rounds`) on LLVM vectors of ``n_lanes`` 64-bit lanes,
+    which LLVM splits into as many registers as the target needs."""
 
-    The kernels draw a group of rows' words with it (:func:`fmsim.sampling.row_groups.group_words`), where
-    LLVM's own loop of :func:`philox4x32` ran 15% to 25% slower (docs, *Performance*). Each counter word sits
-    in a 64-bit lane, whose high half is never read (the multiplies read the low 32 bits of each lane:
-    ``vpmuludq``), and a product's high half comes down by a swap of the lane's two 32-bit halves (a shuffle,
-    on a port that the multiplies share less than the shifts LLVM chooses).
+    def philox_lanes(typingctx, table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, out_at):
+        if not (isinstance(table, types.CPointer) and table.dtype == types.uint32
+                and isinstance(out, types.CPointer) and out.dtype == types.uint32):
+            return None
+        u64, intp = types.uint64, types.intp
+        sig = types.void(table, intp, intp, u64, u64, u64, u64, u64, out, intp)
+
+        def codegen(context, builder, signature, llargs):
+            table_p, c0_at_v, c1_at_v, c1_base_v, c2_v, c3_v, k0_v, k1_v, out_p, out_at_v = llargs
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            words_type = ir.VectorType(i32, n_lanes)
+            lanes = ir.VectorType(i64, n_lanes)
+            halves = ir.VectorType(i32, 2 * n_lanes)
+
+            def table_lanes(at):
+                address = builder.bitcast(builder.gep(table_p, [at]), words_type.as_pointer())
+                return builder.zext(builder.load(address, align=4), lanes)
+
+            low32 = ir.Constant(lanes, [0xFFFFFFFF] * n_lanes)
+            swap = ir.Constant(halves, [i ^ 1 for i in range(2 * n_lanes)])
+
+            def mulhilo(x, m):
+                # the mask tells LLVM the operand fits in 32 bits: vpmuludq, with the mask dropped
+                p = builder.mul(builder.and_(x, low32), ir.Constant(lanes, [m] * n_lanes))
+                h = builder.bitcast(p, halves)
+                return builder.bitcast(builder.shuffle_vector(h, h, swap), lanes), p
+
+            c = (table_lanes(c0_at_v), builder.add(table_lanes(c1_at_v), splat(builder, c1_base_v, lanes)),
+                 splat(builder, c2_v, lanes), splat(builder, c3_v, lanes))
+            k = (builder.trunc(k0_v, i32), builder.trunc(k1_v, i32))
+            out = [builder.trunc(x, words_type) for x in
+                   _philox_rounds(builder, c, k, mulhilo, lambda kw: splat(builder, builder.zext(kw, i64), lanes))]
+            # blocks in order, 4 words each: interleave (w0, w1) and (w2, w3), then the pairs
+            pairs = ir.Constant(halves, [i for j in range(n_lanes) for i in (j, j + n_lanes)])
+            quads = ir.Constant(ir.VectorType(i32, 4 * n_lanes),
+                                [i for j in range(n_lanes) for i in (2 * j, 2 * j + 1, 2 * (n_lanes + j),
+                                                                     2 * (n_lanes + j) + 1)])
+            words = builder.shuffle_vector(builder.shuffle_vector(out[0], out[1], pairs),
+                                           builder.shuffle_vector(out[2], out[3], pairs), quads)
+            address = builder.bitcast(builder.gep(out_p, [out_at_v]),
+                                      ir.VectorType(i32, 4 * n_lanes).as_pointer())
+            builder.store(words, address, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    philox_lanes.__name__ = philox_lanes.__qualname__ = f"philox4x32_x{n_lanes}"
+    return intrinsic(philox_lanes)
+
+
+philox4x32_x8 = _philox_lanes_intrinsic(X8_LANES)
+philox4x32_x8.__doc__ = """Philox4x32-10 on 8 counters at once, in LLVM vector lanes: block ``l`` (``0 <= l < 8``)
+    has the counter ``(table[c0_at + l], c1_base + table[c1_at + l], c2, c3)`` and its 4 words go to
+    ``out[out_at + 4 l:]``. The same words as :func:`philox4x32`, bit for bit (``tests/test_rng.py``).
+
+    The kernels draw a group of rows' words with it and :func:`philox4x32_x32`
+    (:func:`fmsim.sampling.row_groups.group_words`), where LLVM's own loop of :func:`philox4x32` ran 15% to 25%
+    slower (docs, *Performance*). Each counter word sits in a 64-bit lane, whose high half is never read (the
+    multiplies read the low 32 bits of each lane: ``vpmuludq``), and a product's high half comes down by a swap
+    of the lane's two 32-bit halves (a shuffle, on a port that the multiplies share less than the shifts LLVM
+    chooses).
 
     Parameters
     ----------
@@ -141,49 +199,14 @@ def philox4x32_x8(typingctx, table, c0_at, c1_at, c1_base, c2, c3, k0, k1, out, 
     out_at : int
         Where the 32 words start in ``out``.
     """
-    if not (isinstance(table, types.CPointer) and table.dtype == types.uint32 and isinstance(out, types.CPointer)
-            and out.dtype == types.uint32):
-        return None
-    u64, intp = types.uint64, types.intp
-    sig = types.void(table, intp, intp, u64, u64, u64, u64, u64, out, intp)
+philox4x32_x32 = _philox_lanes_intrinsic(X32_LANES)
+philox4x32_x32.__doc__ = """:func:`philox4x32_x8` on 32 counters at once (from ``table[c0_at:c0_at + 32]`` and
+    ``table[c1_at:c1_at + 32]``; writes ``out[out_at : out_at + 128]``): the same words as :func:`philox4x32`.
 
-    def codegen(context, builder, signature, llargs):
-        table_p, c0_at_v, c1_at_v, c1_base_v, c2_v, c3_v, k0_v, k1_v, out_p, out_at_v = llargs
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        v8 = ir.VectorType(i32, X8_LANES)
-        lanes = ir.VectorType(i64, X8_LANES)
-        halves = ir.VectorType(i32, 2 * X8_LANES)
-
-        def table_lanes(at):
-            address = builder.bitcast(builder.gep(table_p, [at]), v8.as_pointer())
-            return builder.zext(builder.load(address, align=4), lanes)
-
-        low32 = ir.Constant(lanes, [0xFFFFFFFF] * X8_LANES)
-        swap = ir.Constant(halves, [i ^ 1 for i in range(2 * X8_LANES)])
-
-        def mulhilo(x, m):
-            # the mask tells LLVM the operand fits in 32 bits: vpmuludq, with the mask dropped
-            p = builder.mul(builder.and_(x, low32), ir.Constant(lanes, [m] * X8_LANES))
-            h = builder.bitcast(p, halves)
-            return builder.bitcast(builder.shuffle_vector(h, h, swap), lanes), p
-
-        c = (table_lanes(c0_at_v), builder.add(table_lanes(c1_at_v), splat(builder, c1_base_v, lanes)),
-             splat(builder, c2_v, lanes), splat(builder, c3_v, lanes))
-        k = (builder.trunc(k0_v, i32), builder.trunc(k1_v, i32))
-        out = [builder.trunc(x, v8) for x in
-               _philox_rounds(builder, c, k, mulhilo, lambda kw: splat(builder, builder.zext(kw, i64), lanes))]
-        # blocks in order, 4 words each: interleave (w0, w1) and (w2, w3), then the pairs
-        pairs = ir.Constant(halves, [i for j in range(X8_LANES) for i in (j, j + X8_LANES)])
-        quads = ir.Constant(ir.VectorType(i32, 4 * X8_LANES),
-                            [i for j in range(X8_LANES) for i in (2 * j, 2 * j + 1, 2 * (X8_LANES + j),
-                                                                2 * (X8_LANES + j) + 1)])
-        words = builder.shuffle_vector(builder.shuffle_vector(out[0], out[1], pairs),
-                                       builder.shuffle_vector(out[2], out[3], pairs), quads)
-        address = builder.bitcast(builder.gep(out_p, [out_at_v]), ir.VectorType(i32, 4 * X8_LANES).as_pointer())
-        builder.store(words, address, align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    Four independent chains of rounds in flight instead of one: on an AMD Zen 5 a step of 8 blocks waits on the
+    latency of its ten rounds (multiply, swap, xor), and 32 blocks a step ran 1.3x as many blocks a second,
+    with AVX-512 and without (docs, *Performance*).
+    """
 
 
 @njit(inline="always", cache=True)
