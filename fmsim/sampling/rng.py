@@ -204,8 +204,8 @@ philox4x32_x32.__doc__ = """:func:`philox4x32_x8` on 32 counters at once (from `
     ``table[c1_at:c1_at + 32]``; writes ``out[out_at : out_at + 128]``): the same words as :func:`philox4x32`.
 
     Four independent chains of rounds in flight instead of one: on an AMD Zen 5 a step of 8 blocks waits on the
-    latency of its ten rounds (multiply, swap, xor), and 32 blocks a step ran 1.3x as many blocks a second,
-    with AVX-512 and without (docs, *Performance*).
+    latency of its ten rounds (multiply, swap, xor), and 32 blocks a step ran 1.3x as many blocks a second
+    with AVX-512, 1.1x without (docs, *Performance*).
     """
 
 
