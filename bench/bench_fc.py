@@ -268,21 +268,21 @@ def _all_blocks(calls: int) -> int:
 philox_ceiling = _ceiling_of(_llvm_row_words, _all_blocks)
 
 
-def _x8_ceiling():
-    """``(ceiling, blocks_of, ceiling_x8)``: :func:`philox_ceiling` with each row's blocks in this fmsim's block
+def _block_function_ceilings():
+    """``(ceiling, blocks_of, x8_only)``: :func:`philox_ceiling` with each row's blocks in this fmsim's block
     functions, as its kernels draw a group of rows' words (``bench/_philox_lanes.py``: 32 blocks a step, then 8,
-    a row's last step padded to 8), the blocks it draws for a row of ``calls`` calls, and the same 8 blocks a step
-    only (``fmsim.sampling.rng.philox4x32_x8``, as the commits before it drew them; None where this fmsim has no 32-lane
-    function); or None where this fmsim has no block function (before 0.13)."""
+    a row's last step padded to 8), the blocks it draws for a row of ``calls`` calls, and the same with 8 blocks a
+    step only (``fmsim.sampling.rng.philox4x32_x8``, as the commits before the 32-lane function drew them; None
+    where this fmsim has no 32-lane function); or None where this fmsim has no block function (before 0.13)."""
     try:
-        from _philox_lanes import LANES, WIDEST, row_words_lanes, row_words_x8
+        from _philox_lanes import LANES, row_words_lanes, row_words_x8
     except ImportError:
         return None
 
     def whole_steps(calls: int) -> int:
         return (calls + LANES - 1) // LANES * LANES
 
-    x8_only = _ceiling_of(row_words_x8, whole_steps) if WIDEST > LANES else None
+    x8_only = _ceiling_of(row_words_x8, whole_steps) if row_words_lanes is not row_words_x8 else None
     return _ceiling_of(row_words_lanes, whole_steps), whole_steps, x8_only
 
 
@@ -544,16 +544,16 @@ def main(argv: list[str] | None = None) -> None:
     n_rows = a.nets * n * n // 4
     llvm_case = ("RNG ceiling, LLVM's loop", float(n_rows * calls_per_row), 0,
                  lambda: philox_ceiling(n_rows, calls_per_row, k0, k1))
-    x8 = _x8_ceiling()
+    block_functions = _block_function_ceilings()
     x8_case = None
-    if x8 is not None:  # the ceiling is the fastest Philox this fmsim has; the fractions are of it
-        x8_ceiling, x8_blocks, x8_only = x8
-        x8_ceiling(64, calls_per_row, k0, k1)
-        ceiling_case = ("RNG ceiling, block functions", float(n_rows * x8_blocks(calls_per_row)), 0,
-                        lambda: x8_ceiling(n_rows, calls_per_row, k0, k1))
+    if block_functions is not None:  # the ceiling is the fastest Philox this fmsim has; the fractions are of it
+        blocks_ceiling, blocks_of, x8_only = block_functions
+        blocks_ceiling(64, calls_per_row, k0, k1)
+        ceiling_case = ("RNG ceiling, block functions", float(n_rows * blocks_of(calls_per_row)), 0,
+                        lambda: blocks_ceiling(n_rows, calls_per_row, k0, k1))
         if x8_only is not None:
             x8_only(64, calls_per_row, k0, k1)
-            x8_case = ("RNG, 8 lanes a step only", float(n_rows * x8_blocks(calls_per_row)), 0,
+            x8_case = ("RNG, 8 lanes a step only", float(n_rows * blocks_of(calls_per_row)), 0,
                        lambda: x8_only(n_rows, calls_per_row, k0, k1))
     else:
         ceiling_case = llvm_case
@@ -583,8 +583,8 @@ def main(argv: list[str] | None = None) -> None:
     # The machines we share drift by tens of percent over minutes, so the ratio to PyTorch f32 is taken
     # per pass against a PyTorch f32 run timed just before the row, and the median over passes is shown.
     torch_case = next((c for c in cases if c[0].startswith("PyTorch") and c[0].endswith("float32")), None)
-    ceilings = [ceiling_case] if ceiling_case is llvm_case else [llvm_case, x8_case, ceiling_case] if x8_case \
-        else [llvm_case, ceiling_case]
+    # LLVM's loop first, the ceiling last (where they differ), 8 lanes a step alone between them
+    ceilings = [llvm_case] + ([x8_case] if x8_case else []) + ([ceiling_case] if ceiling_case is not llvm_case else [])
     best = [np.inf] * (len(cases) + len(ceilings))
     paired: list[list[float]] = [[] for _ in cases]
     for _ in range(a.repeat):
